@@ -1,0 +1,372 @@
+//! One corpus through the whole pipeline: locate → replay → compare → report.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::Connection;
+
+use crate::compare::{self, CompareOptions, RowDivergence};
+use crate::corpus::{self, Corpus};
+use crate::definitions::Ddl;
+use crate::error::{Error, Result};
+use crate::eventlog::EventLog;
+use crate::materialize::Materializer;
+use crate::replay::{self, ReplayOptions, WriterIndex};
+use crate::report::{
+    ComparisonState, ComparisonStatus, CorpusReport, Divergence, Finding, FindingClass, Snapshot,
+    Verdict,
+};
+use crate::sqlite;
+
+/// Settings for checking a corpus.
+#[derive(Debug, Clone, Default)]
+pub struct CheckOptions {
+    /// Replay settings.
+    pub replay: ReplayOptions,
+    /// Comparison settings.
+    pub compare: CompareOptions,
+    /// Write the replayed state here.
+    pub keep: Option<PathBuf>,
+    /// Compare with this state database instead of the one found beside the log.
+    pub state: Option<PathBuf>,
+    /// Do not compare at all.
+    pub no_compare: bool,
+}
+
+/// Replays a corpus and compares it with its recorded snapshot.
+///
+/// Unreadable input is an `Err`; every problem with the events or the state is a finding in
+/// the returned report.
+pub fn check_corpus(
+    path: &Path,
+    materializer: &mut dyn Materializer,
+    options: &CheckOptions,
+) -> Result<CorpusReport> {
+    let corpus = Corpus::locate(path)?;
+    let log = EventLog::open(&corpus.eventlog)?;
+    let mut notes = corpus.notes.clone();
+    notes.extend(log.notes().iter().cloned());
+
+    let snapshot = match &options.state {
+        Some(p) => Some((p.clone(), "named with --state".to_string())),
+        None => corpus::choose_snapshot(&corpus.snapshots, &materializer.referenced_columns())?,
+    };
+    let snapshot_db = match &snapshot {
+        Some((p, _)) => Some(sqlite::open_input(p)?),
+        None => None,
+    };
+    if let Some(db) = &snapshot_db {
+        notes.extend(db.notes.iter().cloned());
+    }
+
+    let scratch = sqlite::open_scratch()?;
+    match materializer.ddl() {
+        Ddl::Sql { text, source } => {
+            scratch
+                .execute_batch(text)
+                .map_err(|e| Error::Definitions {
+                    path: source.clone(),
+                    line: None,
+                    event: None,
+                    message: format!("the state DDL does not run: {}", replay::sqlite_message(e)),
+                })?;
+        }
+        Ddl::Recorded => {
+            let Some(db) = &snapshot_db else {
+                return Err(Error::input(
+                    path,
+                    format!(
+                        "the materializers ({}) take their DDL from the recorded state database, but this corpus has none; give `ddl_file` in their [state] table",
+                        materializer.describe()
+                    ),
+                ));
+            };
+            copy_ddl(&db.conn, &db.path, &scratch)?;
+        }
+    }
+    materializer.prepare(&scratch)?;
+
+    let replayed = replay::replay(&log, materializer, &scratch, &options.replay, |_| {})?;
+    if let Some(seq) = replayed.stopped_at {
+        notes.push(format!("replay stopped at {seq} (--on-error stop)"));
+    }
+    if let Some(keep) = &options.keep {
+        write_database(&scratch, keep)?;
+    }
+
+    let mut findings = replayed.findings;
+    let mut tables = Vec::new();
+    let comparison = match (&snapshot_db, options.no_compare) {
+        (Some(db), false) => {
+            scratch
+                .execute("ATTACH ?1 AS expected", [&db.attach_uri])
+                .map_err(|e| Error::sqlite(&db.path, "cannot attach the recorded state", e))?;
+            let mut positions = ColumnPositions::default();
+            tables = compare::compare(&scratch, "expected", "main", &options.compare, |d| {
+                let cols = positions.of(&scratch, &d);
+                findings.push(divergence_finding(d, &replayed.writers, &cols))
+            })
+            .map_err(|e| Error::sqlite(&db.path, "comparison failed", e))?;
+            ComparisonStatus {
+                status: ComparisonState::Compared,
+                reason: None,
+            }
+        }
+        (_, true) => ComparisonStatus {
+            status: ComparisonState::Skipped,
+            reason: Some("comparison turned off".into()),
+        },
+        (None, false) => ComparisonStatus {
+            status: ComparisonState::Skipped,
+            reason: Some("no recorded state database".into()),
+        },
+    };
+
+    let mut report = CorpusReport {
+        corpus: corpus.name.clone(),
+        kind: Some(corpus.kind),
+        eventlog: Some(corpus.eventlog.display().to_string()),
+        snapshot: snapshot.map(|(p, reason)| Snapshot {
+            path: p.display().to_string(),
+            reason,
+        }),
+        sync_head: log.sync_status().map(|s| s.head),
+        events: replayed.events,
+        applied: replayed.applied,
+        verdict: Verdict::Pass,
+        comparison,
+        findings,
+        tables,
+        notes,
+        error: None,
+    };
+    report.finish();
+    Ok(report)
+}
+
+/// Compares two databases (`a` expected, `b` actual) as `rehearse diff` does.
+pub fn diff_databases(a: &Path, b: &Path, options: &CompareOptions) -> Result<CorpusReport> {
+    let da = sqlite::open_input(a)?;
+    let db = sqlite::open_input(b)?;
+    let conn = sqlite::open_scratch()?;
+    conn.execute("ATTACH ?1 AS a", [&da.attach_uri])
+        .map_err(|e| Error::sqlite(a, "cannot attach", e))?;
+    conn.execute("ATTACH ?1 AS b", [&db.attach_uri])
+        .map_err(|e| Error::sqlite(b, "cannot attach", e))?;
+    let writers = WriterIndex::default();
+    let mut findings = Vec::new();
+    let tables = compare::compare(&conn, "a", "b", options, |d| {
+        findings.push(divergence_finding(d, &writers, &[]))
+    })
+    .map_err(|e| Error::sqlite(b, "comparison failed", e))?;
+    let mut report = CorpusReport {
+        corpus: format!("{} vs {}", a.display(), b.display()),
+        kind: None,
+        eventlog: None,
+        snapshot: Some(Snapshot {
+            path: a.display().to_string(),
+            reason: "the expected side".into(),
+        }),
+        sync_head: None,
+        events: 0,
+        applied: 0,
+        verdict: Verdict::Pass,
+        comparison: ComparisonStatus {
+            status: ComparisonState::Compared,
+            reason: None,
+        },
+        findings,
+        tables,
+        notes: da.notes.iter().chain(&db.notes).cloned().collect(),
+        error: None,
+    };
+    report.finish();
+    Ok(report)
+}
+
+/// Copies the schema of a recorded state database (FORMAT.md §14 step 5): every `CREATE`
+/// statement in `sqlite_master` order, tables before the indexes on them.
+pub fn copy_ddl(source: &Connection, source_path: &Path, target: &Connection) -> Result<()> {
+    let mut stmt = source
+        .prepare(
+            "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid",
+        )
+        .map_err(|e| Error::sqlite(source_path, "cannot read the schema", e))?;
+    let sqls: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .and_then(|rows| rows.collect())
+        .map_err(|e| Error::sqlite(source_path, "cannot read the schema", e))?;
+    for sql in sqls {
+        target.execute_batch(&sql).map_err(|e| {
+            Error::input(
+                source_path,
+                format!(
+                    "its schema does not recreate: {} (in `{}`)",
+                    replay::sqlite_message(e),
+                    crate::materialize::sql::truncate(&sql)
+                ),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// Writes a database atomically: `VACUUM INTO` a temporary file beside `path`, then rename.
+pub fn write_database(conn: &Connection, path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".rehearse-tmp")
+        .suffix(".db")
+        .tempfile_in(&dir)
+        .map_err(|e| Error::io(&dir, e))?;
+    let tmp_path = tmp.path().to_path_buf();
+    // VACUUM INTO wants a file that does not exist yet; keep the name, drop the file.
+    drop(tmp);
+    let _ = std::fs::remove_file(&tmp_path);
+    let result = conn
+        .execute("VACUUM INTO ?1", [tmp_path.to_string_lossy()])
+        .map_err(|e| Error::sqlite(path, "cannot write the database", e))
+        .and_then(|_| std::fs::rename(&tmp_path, path).map_err(|e| Error::io(path, e)));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp_path);
+    }
+    result
+}
+
+fn show_key(d: &RowDivergence) -> String {
+    let vals: Vec<String> = d.key.iter().map(ToString::to_string).collect();
+    if d.key_columns.len() == 1 {
+        format!("{}[{}]", d.table, vals.join(", "))
+    } else {
+        let pairs: Vec<String> = d
+            .key_columns
+            .iter()
+            .zip(&vals)
+            .map(|(c, v)| format!("{c}={v}"))
+            .collect();
+        format!("{}[{}]", d.table, pairs.join(", "))
+    }
+}
+
+/// Positions of columns in the replayed tables, for per-column blame.
+#[derive(Default)]
+struct ColumnPositions(std::collections::HashMap<String, Vec<String>>);
+
+impl ColumnPositions {
+    fn of(&mut self, conn: &Connection, d: &RowDivergence) -> Vec<usize> {
+        if d.columns.is_empty() {
+            return Vec::new();
+        }
+        let names = self.0.entry(d.table.clone()).or_insert_with(|| {
+            sqlite::table_columns(conn, "main", &d.table)
+                .map(|cols| cols.into_iter().map(|c| c.name).collect())
+                .unwrap_or_default()
+        });
+        d.columns
+            .iter()
+            .filter_map(|c| names.iter().position(|n| *n == c.column))
+            .collect()
+    }
+}
+
+/// Turns a comparison result into a finding, blamed on the event that last wrote the row (for
+/// a differing row: the last event that wrote one of the differing columns, whose positions in
+/// the replayed table are `columns`).
+pub fn divergence_finding(d: RowDivergence, writers: &WriterIndex, columns: &[usize]) -> Finding {
+    let writer = if d.pk_in_column_order.is_empty() {
+        None
+    } else if columns.is_empty() {
+        writers.last_writer(&d.table, &d.pk_in_column_order)
+    } else {
+        writers.last_writer_of_columns(&d.table, &d.pk_in_column_order, columns)
+    };
+    let blame = match writer {
+        Some(w) if d.kind == Divergence::RowDiffers => {
+            format!("; last written in the replay by {} ({})", w.seq, w.name)
+        }
+        Some(w) => format!("; last written in the replay by {} ({})", w.seq, w.name),
+        None => String::new(),
+    };
+    let message = match d.kind {
+        Divergence::RowDiffers => {
+            let cols: Vec<String> = d
+                .columns
+                .iter()
+                .take(3)
+                .map(|c| {
+                    format!(
+                        "{}: expected {}, replayed {}",
+                        c.column,
+                        short(&c.expected),
+                        short(&c.actual)
+                    )
+                })
+                .collect();
+            let more = if d.columns.len() > 3 {
+                format!(" (and {} more columns)", d.columns.len() - 3)
+            } else {
+                String::new()
+            };
+            format!("{} differs: {}{more}{blame}", show_key(&d), cols.join("; "))
+        }
+        Divergence::RowMissing => format!(
+            "{} is in the recorded state but not in the replay{}",
+            show_key(&d),
+            match writer {
+                Some(w) => format!("; deleted in the replay by {} ({})", w.seq, w.name),
+                None => "; no replayed event wrote it".to_string(),
+            }
+        ),
+        Divergence::RowExtra => format!(
+            "{} is in the replay but not in the recorded state{blame}",
+            show_key(&d)
+        ),
+        Divergence::TableMissing => {
+            format!(
+                "table {} is in the recorded state but not in the replay",
+                d.table
+            )
+        }
+        Divergence::TableExtra => {
+            format!(
+                "table {} is in the replay but not in the recorded state",
+                d.table
+            )
+        }
+        Divergence::ColumnMissing => format!(
+            "column {}.{} is in the recorded state but not in the replay",
+            d.table,
+            d.column.as_deref().unwrap_or("")
+        ),
+        Divergence::ColumnExtra => format!(
+            "column {}.{} is in the replay but not in the recorded state",
+            d.table,
+            d.column.as_deref().unwrap_or("")
+        ),
+    };
+    let row_level = matches!(
+        d.kind,
+        Divergence::RowDiffers | Divergence::RowMissing | Divergence::RowExtra
+    );
+    let mut f = Finding::event(
+        FindingClass::StateDivergence,
+        writer.map(|w| w.seq),
+        writer.map(|w| &*w.name),
+        message,
+    );
+    f.table = Some(d.table);
+    f.divergence = Some(d.kind);
+    if row_level {
+        f.key_columns = Some(d.key_columns);
+        f.key = Some(d.key);
+    }
+    f.columns = d.columns;
+    f.column = d.column;
+    f
+}
+
+fn short(v: &crate::value::SqlValue) -> String {
+    crate::materialize::sql::truncate(&v.to_string())
+}

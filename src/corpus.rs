@@ -1,0 +1,365 @@
+//! Finding the event log and the recorded snapshots of a corpus.
+//!
+//! A corpus is named by a path and its kind is detected from what is there:
+//! - a LiveStore store directory as the Node adapter writes it: `eventlog@6.db` and one or more
+//!   `state<hash>@6.db` (the expo adapter's `livestore-eventlog@6.db` / `livestore-<hash>@6.db`
+//!   names are accepted too);
+//! - a backup package: `eventlog.db`, optional `state.db` and `manifest.json`;
+//! - an event log file on its own, or a directory holding only an event log.
+//!
+//! A directory that holds exactly one of these one level down (the generator's `out/<storeId>/`
+//! layout) is taken as that corpus. Old state files stay beside the current one after a schema
+//! change (FORMAT.md §9.1); which one to compare with is decided later, against the
+//! materializer definitions ([`choose_snapshot`]).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde_json::Value;
+
+use crate::error::{Error, Result};
+use crate::report::CorpusKind;
+use crate::sqlite;
+
+/// The storage format version rehearse reads (LiveStore 0.4's `liveStoreStorageFormatVersion`).
+pub const STORAGE_FORMAT: u32 = 6;
+
+/// A located corpus.
+#[derive(Debug, Clone)]
+pub struct Corpus {
+    /// The corpus as the user named it.
+    pub name: String,
+    /// Store, package or bare event log.
+    pub kind: CorpusKind,
+    /// The event log.
+    pub eventlog: PathBuf,
+    /// Recorded state databases found beside it, newest first.
+    pub snapshots: Vec<PathBuf>,
+    /// `manifest.json`, when a package has one.
+    pub manifest: Option<Value>,
+    /// Things worth telling the user.
+    pub notes: Vec<String>,
+}
+
+/// A file name split into LiveStore's parts.
+#[derive(Debug, PartialEq, Eq)]
+enum StoreFile {
+    EventLog { format: String },
+    State { format: String },
+}
+
+fn classify(name: &str) -> Option<StoreFile> {
+    let stem = name.strip_suffix(".db")?;
+    let (base, format) = stem.rsplit_once('@')?;
+    if format.is_empty() || !format.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let format = format.to_string();
+    if base == "eventlog" || base == "livestore-eventlog" {
+        return Some(StoreFile::EventLog { format });
+    }
+    let hash = base
+        .strip_prefix("state")
+        .or_else(|| base.strip_prefix("livestore-"))?;
+    let is_hash = hash == "fixed"
+        || (!hash.is_empty()
+            && hash
+                .strip_prefix('-')
+                .unwrap_or(hash)
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+            && hash != "-");
+    is_hash.then_some(StoreFile::State { format })
+}
+
+fn mtime(path: &Path) -> SystemTime {
+    fs::metadata(path)
+        .and_then(|m| m.modified())
+        .unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+/// Newest first; ties broken by name so the order never depends on the directory listing.
+fn sort_newest_first(files: &mut [PathBuf]) {
+    files.sort_by(|a, b| mtime(b).cmp(&mtime(a)).then_with(|| a.cmp(b)));
+}
+
+impl Corpus {
+    /// Locates the corpus at `path`.
+    pub fn locate(path: &Path) -> Result<Corpus> {
+        let name = path.display().to_string();
+        let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if meta.is_file() {
+            let file_name = path.file_name().unwrap_or_default().to_string_lossy();
+            if let Some(StoreFile::EventLog { format }) = classify(&file_name)
+                && format != STORAGE_FORMAT.to_string()
+            {
+                return Err(Error::UnsupportedFormat {
+                    path: path.to_path_buf(),
+                    found: format,
+                });
+            }
+            return Ok(Corpus {
+                name,
+                kind: CorpusKind::Eventlog,
+                eventlog: path.to_path_buf(),
+                snapshots: Vec::new(),
+                manifest: None,
+                notes: Vec::new(),
+            });
+        }
+        match Corpus::in_dir(path, name.clone())? {
+            Some(c) => Ok(c),
+            None => {
+                // The generator's layout: `<out>/<storeId>/eventlog@6.db`.
+                let mut found = Vec::new();
+                let mut entries: Vec<PathBuf> = fs::read_dir(path)
+                    .map_err(|e| Error::io(path, e))?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.is_dir())
+                    .collect();
+                entries.sort();
+                for sub in entries {
+                    if let Some(c) = Corpus::in_dir(&sub, name.clone())? {
+                        found.push((sub, c));
+                    }
+                }
+                match found.len() {
+                    0 => Err(Error::input(
+                        path,
+                        "no LiveStore event log here (looked for eventlog@6.db, eventlog.db, and one directory down)",
+                    )),
+                    1 => Ok(found.remove(0).1),
+                    _ => Err(Error::input(
+                        path,
+                        format!(
+                            "holds several corpora ({}); name one",
+                            found
+                                .iter()
+                                .map(|(p, _)| p.display().to_string())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                    )),
+                }
+            }
+        }
+    }
+
+    fn in_dir(dir: &Path, name: String) -> Result<Option<Corpus>> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .map_err(|e| Error::io(dir, e))?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_file())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        let mut notes = Vec::new();
+
+        // A backup package.
+        if names.iter().any(|n| n == "eventlog.db") {
+            let manifest_path = dir.join("manifest.json");
+            let manifest = if manifest_path.is_file() {
+                let text =
+                    fs::read_to_string(&manifest_path).map_err(|e| Error::io(&manifest_path, e))?;
+                match serde_json::from_str::<Value>(&text) {
+                    Ok(v) => {
+                        check_manifest_format(&manifest_path, &v)?;
+                        Some(v)
+                    }
+                    Err(e) => {
+                        notes.push(format!(
+                            "{} is not valid JSON ({e}); it was ignored",
+                            manifest_path.display()
+                        ));
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            let mut snapshots = Vec::new();
+            if names.iter().any(|n| n == "state.db") {
+                snapshots.push(dir.join("state.db"));
+            } else {
+                // The web adapter's export: `eventlog.db` beside `state<hash>.db`.
+                let mut other: Vec<PathBuf> = names
+                    .iter()
+                    .filter(|n| n.starts_with("state") && n.ends_with(".db"))
+                    .map(|n| dir.join(n))
+                    .collect();
+                sort_newest_first(&mut other);
+                snapshots = other;
+            }
+            return Ok(Some(Corpus {
+                name,
+                kind: CorpusKind::Package,
+                eventlog: dir.join("eventlog.db"),
+                snapshots,
+                manifest,
+                notes,
+            }));
+        }
+
+        // A store directory.
+        let mut logs: Vec<(String, String)> = Vec::new();
+        let mut states: Vec<PathBuf> = Vec::new();
+        let mut other_states: Vec<String> = Vec::new();
+        for n in &names {
+            match classify(n) {
+                Some(StoreFile::EventLog { format }) => logs.push((n.clone(), format)),
+                Some(StoreFile::State { format }) if format == STORAGE_FORMAT.to_string() => {
+                    states.push(dir.join(n))
+                }
+                Some(StoreFile::State { .. }) => other_states.push(n.clone()),
+                None => {}
+            }
+        }
+        if logs.is_empty() {
+            return Ok(None);
+        }
+        let current = logs
+            .iter()
+            .find(|(_, f)| *f == STORAGE_FORMAT.to_string())
+            .cloned();
+        let Some((log_name, _)) = current else {
+            let (n, f) = &logs[0];
+            return Err(Error::UnsupportedFormat {
+                path: dir.join(n),
+                found: f.clone(),
+            });
+        };
+        let older: Vec<&str> = logs
+            .iter()
+            .filter(|(n, _)| *n != log_name)
+            .map(|(n, _)| n.as_str())
+            .chain(other_states.iter().map(String::as_str))
+            .collect();
+        if !older.is_empty() {
+            notes.push(format!(
+                "ignored files of other LiveStore storage formats: {}",
+                older.join(", ")
+            ));
+        }
+        sort_newest_first(&mut states);
+        Ok(Some(Corpus {
+            name,
+            kind: CorpusKind::Store,
+            eventlog: dir.join(log_name),
+            snapshots: states,
+            manifest: None,
+            notes,
+        }))
+    }
+}
+
+fn check_manifest_format(path: &Path, manifest: &Value) -> Result<()> {
+    let format = manifest
+        .get("storageFormatVersion")
+        .or_else(|| manifest.get("livestoreStorageFormat"));
+    match format {
+        Some(Value::Number(n)) if n.as_u64() != Some(u64::from(STORAGE_FORMAT)) => {
+            Err(Error::UnsupportedFormat {
+                path: path.to_path_buf(),
+                found: n.to_string(),
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Chooses the snapshot to compare with: among several state files, the one whose tables and
+/// columns match what the materializers write; when none or several match, the most recently
+/// modified of those. Returns the choice and the reason, for the report.
+pub fn choose_snapshot(
+    snapshots: &[PathBuf],
+    wanted: &indexmap::IndexMap<String, Vec<String>>,
+) -> Result<Option<(PathBuf, String)>> {
+    match snapshots {
+        [] => Ok(None),
+        [only] => Ok(Some((
+            only.clone(),
+            "the only recorded state database".into(),
+        ))),
+        many => {
+            let mut matching = Vec::new();
+            for path in many {
+                let db = sqlite::open_input(path)?;
+                let mut ok = true;
+                for (table, cols) in wanted {
+                    let have = sqlite::table_columns(&db.conn, "main", table)
+                        .map_err(|e| Error::sqlite(path, "cannot read the schema", e))?;
+                    if have.is_empty() || !cols.iter().all(|c| have.iter().any(|h| h.name == *c)) {
+                        ok = false;
+                        break;
+                    }
+                }
+                if ok {
+                    matching.push(path.clone());
+                }
+            }
+            let names = |v: &[PathBuf]| {
+                v.iter()
+                    .map(|p| {
+                        p.file_name()
+                            .unwrap_or_default()
+                            .to_string_lossy()
+                            .into_owned()
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            Ok(Some(match matching.len() {
+                1 => (
+                    matching[0].clone(),
+                    format!(
+                        "the only one of {} whose tables match the materializers",
+                        names(many)
+                    ),
+                ),
+                0 => (
+                    many[0].clone(),
+                    format!(
+                        "none of {} has every table and column the materializers write; chose the most recently modified",
+                        names(many)
+                    ),
+                ),
+                _ => (
+                    matching[0].clone(),
+                    format!(
+                        "{} match the materializers; chose the most recently modified",
+                        names(&matching)
+                    ),
+                ),
+            }))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names() {
+        assert_eq!(
+            classify("eventlog@6.db"),
+            Some(StoreFile::EventLog { format: "6".into() })
+        );
+        assert_eq!(
+            classify("state-186191357563@6.db"),
+            Some(StoreFile::State { format: "6".into() })
+        );
+        assert_eq!(
+            classify("statefixed@6.db"),
+            Some(StoreFile::State { format: "6".into() })
+        );
+        assert_eq!(
+            classify("livestore-eventlog@5.db"),
+            Some(StoreFile::EventLog { format: "5".into() })
+        );
+        assert_eq!(classify("state@6.db"), None);
+        assert_eq!(classify("eventlog.db"), None);
+        assert_eq!(classify("notes@6.db"), None);
+    }
+}

@@ -1,0 +1,637 @@
+//! The small value language of materializer definitions.
+//!
+//! A definition says which value each column or parameter gets: `args.patch.name`,
+//! `event.seqNumGlobal`, `args.avatarUrl ?? null`, `args.createdAt | iso`. The language
+//! keeps JavaScript's notion of *absent* (`undefined`): an absent value drops the column from
+//! a query-builder insert or update, exactly as LiveStore's query builder drops `undefined`
+//! keys, and `??` falls back on absent or null as JS's nullish coalescing does.
+//!
+//! Grammar:
+//! ```text
+//! expr    := term ('??' term)*
+//! term    := primary ('|' pipe)*
+//! primary := 'args' access* | 'event' '.' field | 'null' | 'true' | 'false' | 'excluded'
+//!          | number | 'single-quoted string' | '(' expr ')'
+//! access  := '.' name | '[' 'quoted key' ']' | '[' index ']'
+//! pipe    := 'iso' | 'ms' | 'json'
+//! ```
+
+use std::fmt;
+
+use serde_json::Value;
+
+use crate::eventlog::Event;
+use crate::js;
+
+/// A parsed value expression.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    /// A constant.
+    Literal(Value),
+    /// A path into the event's decoded args; empty for the whole args object.
+    Arg(Vec<PathStep>),
+    /// A field of the event's metadata.
+    Meta(MetaField),
+    /// `excluded`: always absent; in an `ON CONFLICT DO UPDATE` set it means `excluded."col"`.
+    Excluded,
+    /// A list of values (for `IN`).
+    List(Vec<Expr>),
+    /// `a ?? b`.
+    Coalesce(Box<Expr>, Box<Expr>),
+    /// `a | pipe`.
+    Pipe(Box<Expr>, Pipe),
+}
+
+/// One step of an args path.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PathStep {
+    /// An object key.
+    Key(String),
+    /// An array index.
+    Index(usize),
+}
+
+/// Event metadata a definition can bind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaField {
+    /// `event.seqNumGlobal`
+    SeqNumGlobal,
+    /// `event.seqNumClient`
+    SeqNumClient,
+    /// `event.seqNumRebaseGeneration`
+    SeqNumRebaseGeneration,
+    /// `event.clientId`
+    ClientId,
+    /// `event.sessionId`
+    SessionId,
+    /// `event.name`
+    Name,
+}
+
+/// A value transformation, mirroring an Effect schema encoding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pipe {
+    /// `Schema.Date` → `toISOString()`: a date string or epoch milliseconds to ISO text.
+    Iso,
+    /// `DateFromNumber` / `datetimeInteger`: a date string or number to epoch milliseconds.
+    Ms,
+    /// `Schema.parseJson`: `JSON.stringify` of the value.
+    Json,
+}
+
+impl Pipe {
+    fn from_name(name: &str) -> Option<Pipe> {
+        match name {
+            "iso" => Some(Pipe::Iso),
+            "ms" => Some(Pipe::Ms),
+            "json" => Some(Pipe::Json),
+            _ => None,
+        }
+    }
+
+    /// Applies the pipe; absent and null pass through, as a nullable column's encoding does.
+    pub fn apply(self, v: Val) -> Result<Val, String> {
+        let value = match v {
+            Val::Absent => return Ok(Val::Absent),
+            Val::Present(Value::Null) => return Ok(Val::Present(Value::Null)),
+            Val::Present(value) => value,
+        };
+        Ok(Val::Present(match self {
+            Pipe::Iso => Value::String(js::format_iso(to_ms(&value)?)?),
+            Pipe::Ms => Value::from(to_ms(&value)?),
+            Pipe::Json => Value::String(js::stringify(&value)),
+        }))
+    }
+}
+
+fn to_ms(value: &Value) -> Result<i64, String> {
+    match value {
+        Value::String(s) => js::parse_date(s),
+        Value::Number(n) => js::time_clip(js::js_number(n)),
+        other => Err(format!(
+            "expected a date string or epoch milliseconds, found {}",
+            js::stringify(other)
+        )),
+    }
+}
+
+/// The result of evaluating an expression: JS `undefined` or a JSON value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Val {
+    /// JS `undefined`.
+    Absent,
+    /// A value.
+    Present(Value),
+}
+
+impl Val {
+    /// Whether the value is absent or null (what `??` falls back on).
+    pub fn is_nullish(&self) -> bool {
+        matches!(self, Val::Absent | Val::Present(Value::Null))
+    }
+
+    /// JS truthiness, used by `when`.
+    pub fn is_truthy(&self) -> bool {
+        match self {
+            Val::Absent => false,
+            Val::Present(v) => match v {
+                Value::Null => false,
+                Value::Bool(b) => *b,
+                Value::Number(n) => {
+                    let f = js::js_number(n);
+                    f != 0.0 && !f.is_nan()
+                }
+                Value::String(s) => !s.is_empty(),
+                Value::Array(_) | Value::Object(_) => true,
+            },
+        }
+    }
+}
+
+impl Expr {
+    /// Evaluates the expression against an event and its parsed args.
+    pub fn eval(&self, args: &Value, event: &Event) -> Result<Val, String> {
+        match self {
+            Expr::Literal(v) => Ok(Val::Present(v.clone())),
+            Expr::Excluded => Ok(Val::Absent),
+            Expr::Arg(path) => {
+                let mut cur = args;
+                for step in path {
+                    let next = match (step, cur) {
+                        (PathStep::Key(k), Value::Object(m)) => m.get(k),
+                        (PathStep::Index(i), Value::Array(a)) => a.get(*i),
+                        _ => None,
+                    };
+                    match next {
+                        Some(v) => cur = v,
+                        None => return Ok(Val::Absent),
+                    }
+                }
+                Ok(Val::Present(cur.clone()))
+            }
+            Expr::Meta(field) => Ok(Val::Present(match field {
+                MetaField::SeqNumGlobal => Value::from(event.seq.global),
+                MetaField::SeqNumClient => Value::from(event.seq.client),
+                MetaField::SeqNumRebaseGeneration => Value::from(event.seq.rebase_generation),
+                MetaField::ClientId => Value::from(event.client_id.clone()),
+                MetaField::SessionId => Value::from(event.session_id.clone()),
+                MetaField::Name => Value::from(event.name.clone()),
+            })),
+            Expr::List(items) => {
+                let mut out = Vec::with_capacity(items.len());
+                for item in items {
+                    match item.eval(args, event)? {
+                        Val::Present(v) => out.push(v),
+                        Val::Absent => out.push(Value::Null),
+                    }
+                }
+                Ok(Val::Present(Value::Array(out)))
+            }
+            Expr::Coalesce(a, b) => {
+                let left = a.eval(args, event)?;
+                if left.is_nullish() {
+                    b.eval(args, event)
+                } else {
+                    Ok(left)
+                }
+            }
+            Expr::Pipe(inner, pipe) => {
+                let v = inner.eval(args, event)?;
+                pipe.apply(v)
+                    .map_err(|e| format!("`{pipe}` of {}: {e}", inner))
+            }
+        }
+    }
+
+    /// Whether the expression is `excluded`.
+    pub fn is_excluded(&self) -> bool {
+        matches!(self, Expr::Excluded)
+    }
+}
+
+impl fmt::Display for Pipe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Pipe::Iso => "iso",
+            Pipe::Ms => "ms",
+            Pipe::Json => "json",
+        })
+    }
+}
+
+impl fmt::Display for Expr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Expr::Literal(Value::String(s)) => write!(f, "'{}'", s.replace('\'', "''")),
+            Expr::Literal(v) => write!(f, "{}", js::stringify(v)),
+            Expr::Excluded => f.write_str("excluded"),
+            Expr::Arg(path) => {
+                f.write_str("args")?;
+                for step in path {
+                    match step {
+                        PathStep::Key(k) if is_ident(k) => write!(f, ".{k}")?,
+                        PathStep::Key(k) => write!(f, "['{}']", k.replace('\'', "''"))?,
+                        PathStep::Index(i) => write!(f, "[{i}]")?,
+                    }
+                }
+                Ok(())
+            }
+            Expr::Meta(m) => write!(
+                f,
+                "event.{}",
+                match m {
+                    MetaField::SeqNumGlobal => "seqNumGlobal",
+                    MetaField::SeqNumClient => "seqNumClient",
+                    MetaField::SeqNumRebaseGeneration => "seqNumRebaseGeneration",
+                    MetaField::ClientId => "clientId",
+                    MetaField::SessionId => "sessionId",
+                    MetaField::Name => "name",
+                }
+            ),
+            Expr::List(items) => {
+                f.write_str("[")?;
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{item}")?;
+                }
+                f.write_str("]")
+            }
+            Expr::Coalesce(a, b) => write!(f, "{a} ?? {b}"),
+            Expr::Pipe(a, p) => write!(f, "{a} | {p}"),
+        }
+    }
+}
+
+fn is_ident(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == '$')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+}
+
+/// Parses an expression; the error says where in the text it went wrong.
+pub fn parse(src: &str) -> Result<Expr, String> {
+    let mut p = Parser { src, pos: 0 };
+    let e = p.expr()?;
+    p.skip_ws();
+    if p.pos != src.len() {
+        return Err(p.error("unexpected text"));
+    }
+    Ok(e)
+}
+
+struct Parser<'a> {
+    src: &'a str,
+    pos: usize,
+}
+
+impl Parser<'_> {
+    fn error(&self, what: &str) -> String {
+        let rest = &self.src[self.pos..];
+        if rest.is_empty() {
+            format!("in `{}`: {what} at the end", self.src)
+        } else {
+            format!("in `{}`: {what} at `{rest}`", self.src)
+        }
+    }
+
+    fn skip_ws(&mut self) {
+        while let Some(c) = self.peek() {
+            if c.is_whitespace() {
+                self.pos += c.len_utf8();
+            } else {
+                break;
+            }
+        }
+    }
+
+    fn peek(&self) -> Option<char> {
+        self.src[self.pos..].chars().next()
+    }
+
+    fn eat(&mut self, s: &str) -> bool {
+        self.skip_ws();
+        if self.src[self.pos..].starts_with(s) {
+            self.pos += s.len();
+            true
+        } else {
+            false
+        }
+    }
+
+    fn expr(&mut self) -> Result<Expr, String> {
+        let mut left = self.term()?;
+        while self.eat("??") {
+            let right = self.term()?;
+            left = Expr::Coalesce(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn term(&mut self) -> Result<Expr, String> {
+        let mut e = self.primary()?;
+        loop {
+            self.skip_ws();
+            // `|` but not `||` (SQL concatenation has no place in a value expression).
+            if self.src[self.pos..].starts_with('|') && !self.src[self.pos..].starts_with("||") {
+                self.pos += 1;
+                self.skip_ws();
+                let name = self.ident();
+                match Pipe::from_name(&name) {
+                    Some(p) => e = Expr::Pipe(Box::new(e), p),
+                    None if name.is_empty() => return Err(self.error("expected a pipe name")),
+                    None => {
+                        return Err(format!(
+                            "in `{}`: unknown pipe `{name}` (known: iso, ms, json)",
+                            self.src
+                        ));
+                    }
+                }
+            } else {
+                return Ok(e);
+            }
+        }
+    }
+
+    fn ident(&mut self) -> String {
+        let start = self.pos;
+        while let Some(c) = self.peek() {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '$' {
+                self.pos += 1;
+            } else {
+                break;
+            }
+        }
+        self.src[start..self.pos].to_string()
+    }
+
+    fn primary(&mut self) -> Result<Expr, String> {
+        self.skip_ws();
+        match self.peek() {
+            None => Err(self.error("expected a value")),
+            Some('(') => {
+                self.pos += 1;
+                let e = self.expr()?;
+                if !self.eat(")") {
+                    return Err(self.error("expected `)`"));
+                }
+                Ok(e)
+            }
+            Some('\'') => Ok(Expr::Literal(Value::String(self.quoted()?))),
+            Some('[') => {
+                self.pos += 1;
+                let mut items = Vec::new();
+                if !self.eat("]") {
+                    loop {
+                        items.push(self.expr()?);
+                        if self.eat("]") {
+                            break;
+                        }
+                        if !self.eat(",") {
+                            return Err(self.error("expected `,` or `]`"));
+                        }
+                    }
+                }
+                Ok(Expr::List(items))
+            }
+            Some(c) if c == '-' || c.is_ascii_digit() => self.number(),
+            Some(_) => {
+                let word = self.ident();
+                match word.as_str() {
+                    "null" => Ok(Expr::Literal(Value::Null)),
+                    "true" => Ok(Expr::Literal(Value::Bool(true))),
+                    "false" => Ok(Expr::Literal(Value::Bool(false))),
+                    "excluded" => Ok(Expr::Excluded),
+                    "args" => Ok(Expr::Arg(self.path()?)),
+                    "event" => {
+                        if !self.src[self.pos..].starts_with('.') {
+                            return Err(self.error("expected `.` after `event`"));
+                        }
+                        self.pos += 1;
+                        let field = self.ident();
+                        let m = match field.as_str() {
+                            "seqNumGlobal" => MetaField::SeqNumGlobal,
+                            "seqNumClient" => MetaField::SeqNumClient,
+                            "seqNumRebaseGeneration" => MetaField::SeqNumRebaseGeneration,
+                            "clientId" => MetaField::ClientId,
+                            "sessionId" => MetaField::SessionId,
+                            "name" => MetaField::Name,
+                            _ => {
+                                return Err(format!(
+                                    "in `{}`: unknown event field `{field}` (known: seqNumGlobal, seqNumClient, seqNumRebaseGeneration, clientId, sessionId, name)",
+                                    self.src
+                                ));
+                            }
+                        };
+                        Ok(Expr::Meta(m))
+                    }
+                    "" => Err(self.error("expected a value")),
+                    other => Err(format!(
+                        "in `{}`: unknown name `{other}`; values start with `args`, `event.`, a number, `null`, `true`, `false` or a 'quoted string'",
+                        self.src
+                    )),
+                }
+            }
+        }
+    }
+
+    fn path(&mut self) -> Result<Vec<PathStep>, String> {
+        let mut steps = Vec::new();
+        loop {
+            let rest = &self.src[self.pos..];
+            if rest.starts_with('.') {
+                self.pos += 1;
+                let name = self.ident();
+                if name.is_empty() {
+                    return Err(self.error("expected a key after `.`"));
+                }
+                steps.push(PathStep::Key(name));
+            } else if rest.starts_with('[') {
+                self.pos += 1;
+                self.skip_ws();
+                if self.peek() == Some('\'') || self.peek() == Some('"') {
+                    let key = self.quoted()?;
+                    steps.push(PathStep::Key(key));
+                } else {
+                    let start = self.pos;
+                    while self.peek().is_some_and(|c| c.is_ascii_digit()) {
+                        self.pos += 1;
+                    }
+                    let idx: usize = self.src[start..self.pos]
+                        .parse()
+                        .map_err(|_| self.error("expected a quoted key or an index"))?;
+                    steps.push(PathStep::Index(idx));
+                }
+                if !self.eat("]") {
+                    return Err(self.error("expected `]`"));
+                }
+            } else {
+                return Ok(steps);
+            }
+        }
+    }
+
+    fn quoted(&mut self) -> Result<String, String> {
+        let quote = self.peek().unwrap_or('\'');
+        self.pos += 1;
+        let mut out = String::new();
+        loop {
+            match self.peek() {
+                None => return Err(self.error("unterminated string")),
+                Some(c) if c == quote => {
+                    self.pos += 1;
+                    // SQL style: a doubled quote stands for one.
+                    if self.peek() == Some(quote) {
+                        self.pos += 1;
+                        out.push(quote);
+                    } else {
+                        return Ok(out);
+                    }
+                }
+                Some(c) => {
+                    self.pos += c.len_utf8();
+                    out.push(c);
+                }
+            }
+        }
+    }
+
+    fn number(&mut self) -> Result<Expr, String> {
+        let start = self.pos;
+        if self.peek() == Some('-') {
+            self.pos += 1;
+        }
+        while self
+            .peek()
+            .is_some_and(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'))
+        {
+            self.pos += 1;
+        }
+        let text = &self.src[start..self.pos];
+        let n: f64 = text
+            .parse()
+            .map_err(|_| format!("in `{}`: `{text}` is not a number", self.src))?;
+        Ok(Expr::Literal(number_value(n)))
+    }
+}
+
+/// A JSON number for a JS number, integral values as integers so they print as JS prints them.
+pub fn number_value(n: f64) -> Value {
+    if n.fract() == 0.0 && n.abs() < 9.007_199_254_740_992e15 {
+        Value::from(n as i64)
+    } else {
+        serde_json::Number::from_f64(n)
+            .map(Value::Number)
+            .unwrap_or(Value::Null)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eventlog::SeqNum;
+    use serde_json::json;
+
+    fn event() -> Event {
+        Event {
+            seq: SeqNum {
+                global: 7,
+                client: 2,
+                rebase_generation: 0,
+            },
+            parent: SeqNum::ROOT,
+            name: "x".into(),
+            args_json: String::new(),
+            client_id: "c".into(),
+            session_id: "s".into(),
+            schema_hash: 0,
+            sync_metadata_json: String::new(),
+        }
+    }
+
+    fn eval(src: &str, args: Value) -> Val {
+        parse(src).unwrap().eval(&args, &event()).unwrap()
+    }
+
+    #[test]
+    fn paths_and_absence() {
+        let args = json!({"id": "a", "patch": {"name": null, "list": [1, 2]}, "weird key": 3});
+        assert_eq!(eval("args.id", args.clone()), Val::Present(json!("a")));
+        assert_eq!(
+            eval("args.patch.name", args.clone()),
+            Val::Present(Value::Null)
+        );
+        assert_eq!(eval("args.patch.avatar", args.clone()), Val::Absent);
+        assert_eq!(
+            eval("args.patch.list[1]", args.clone()),
+            Val::Present(json!(2))
+        );
+        assert_eq!(
+            eval("args['weird key']", args.clone()),
+            Val::Present(json!(3))
+        );
+        assert_eq!(
+            eval("args.patch.avatar ?? null", args.clone()),
+            Val::Present(Value::Null)
+        );
+        assert_eq!(
+            eval("args.patch.name ?? 'x'", args.clone()),
+            Val::Present(json!("x"))
+        );
+        assert_eq!(eval("event.seqNumClient", args), Val::Present(json!(2)));
+    }
+
+    #[test]
+    fn pipes() {
+        let args =
+            json!({"d": "2024-01-02T09:04:56.801Z", "n": 1704186296801i64, "o": {"a": [true]}});
+        assert_eq!(
+            eval("args.d | ms", args.clone()),
+            Val::Present(json!(1704186296801i64))
+        );
+        assert_eq!(
+            eval("args.n | iso", args.clone()),
+            Val::Present(json!("2024-01-02T09:04:56.801Z"))
+        );
+        assert_eq!(
+            eval("args.o | json", args.clone()),
+            Val::Present(json!("{\"a\":[true]}"))
+        );
+        assert_eq!(eval("args.missing | iso", args), Val::Absent);
+    }
+
+    #[test]
+    fn errors_point_at_the_problem() {
+        assert!(parse("args.").unwrap_err().contains("expected a key"));
+        assert!(
+            parse("args.x | upper")
+                .unwrap_err()
+                .contains("unknown pipe `upper`")
+        );
+        assert!(parse("argz.x").unwrap_err().contains("unknown name `argz`"));
+        assert!(
+            parse("args.x extra")
+                .unwrap_err()
+                .contains("unexpected text")
+        );
+        assert!(
+            parse("event.when")
+                .unwrap_err()
+                .contains("unknown event field")
+        );
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for src in [
+            "args.a.b ?? null",
+            "args['x y'] | iso",
+            "event.seqNumGlobal",
+            "[1, 'a']",
+        ] {
+            let e = parse(src).unwrap();
+            assert_eq!(parse(&e.to_string()).unwrap(), e);
+        }
+    }
+}

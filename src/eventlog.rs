@@ -1,0 +1,373 @@
+//! Reading LiveStore's event log (`eventlog@6.db`, table `eventlog`) exactly as LiveStore 0.4
+//! writes it, one row at a time.
+//!
+//! Replay order is `seqNumGlobal, seqNumClient` (LiveStore's own `rematerializeFromEventlog`),
+//! walked through the primary-key index so that memory stays flat however long the log is.
+//! A row that cannot be turned into an event (a wrong storage class in a hand-made or damaged
+//! log) is handed on as [`LogRow::Malformed`] so that it becomes a finding, never a silent skip.
+
+use std::fmt;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use rusqlite::types::ValueRef;
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::sqlite::{self, InputDb};
+
+/// The columns of LiveStore 0.4's `eventlog` table, in the order rehearse selects them.
+pub const EVENTLOG_COLUMNS: [&str; 12] = [
+    "seqNumGlobal",
+    "seqNumClient",
+    "seqNumRebaseGeneration",
+    "parentSeqNumGlobal",
+    "parentSeqNumClient",
+    "parentSeqNumRebaseGeneration",
+    "name",
+    "argsJson",
+    "clientId",
+    "sessionId",
+    "schemaHash",
+    "syncMetadataJson",
+];
+
+/// An event's position in the log (LiveStore's `EventSequenceNumber.Client`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SeqNum {
+    /// Global sequence number; shared by client-only events with the synced event before them.
+    pub global: i64,
+    /// 0 for synced events, 1, 2, … for client-only events after a global one.
+    pub client: i64,
+    /// Rebase bookkeeping; not used for ordering.
+    pub rebase_generation: i64,
+}
+
+impl SeqNum {
+    /// LiveStore's ROOT `(0, 0, 0)`: the parent of the first event, never a row itself.
+    pub const ROOT: SeqNum = SeqNum {
+        global: 0,
+        client: 0,
+        rebase_generation: 0,
+    };
+
+    /// The `(global, client)` pair that orders the log.
+    pub fn pair(&self) -> (i64, i64) {
+        (self.global, self.client)
+    }
+}
+
+impl fmt::Display for SeqNum {
+    /// LiveStore's notation: `e<global>[.<client>][r<generation>]`, e.g. `e5.1r1`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "e{}", self.global)?;
+        if self.client != 0 {
+            write!(f, ".{}", self.client)?;
+        }
+        if self.rebase_generation != 0 {
+            write!(f, "r{}", self.rebase_generation)?;
+        }
+        Ok(())
+    }
+}
+
+/// One row of the `eventlog` table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// Position in the log.
+    pub seq: SeqNum,
+    /// The parent event (ROOT for the first).
+    pub parent: SeqNum,
+    /// Event definition name, e.g. `v1.TodoCreated` or `uiStateSet`.
+    pub name: String,
+    /// `JSON.stringify` of the Effect-encoded args.
+    pub args_json: String,
+    /// Originating client.
+    pub client_id: String,
+    /// Originating session.
+    pub session_id: String,
+    /// Hash of the writer's event schema; -1 when the writer did not know the event.
+    pub schema_hash: i64,
+    /// Effect `Option` of backend-specific sync metadata, as JSON.
+    pub sync_metadata_json: String,
+}
+
+impl Event {
+    /// Whether this is a client-only event (never synced).
+    pub fn is_client_only(&self) -> bool {
+        self.seq.client > 0
+    }
+}
+
+/// A row as read from the log.
+#[derive(Debug, Clone)]
+pub enum LogRow {
+    /// A well-formed event.
+    Event(Event),
+    /// A row whose columns do not have the types LiveStore writes.
+    Malformed {
+        /// The sequence number, where it could be read.
+        seq: Option<SeqNum>,
+        /// The event name, where it could be read.
+        name: Option<String>,
+        /// What is wrong with the row.
+        problem: String,
+    },
+}
+
+/// `__livestore_sync_status`: how far the sync backend has confirmed the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncStatus {
+    /// Global sequence number of the last event the backend confirmed (0 without a backend).
+    pub head: i64,
+    /// The backend's identity, where one set it.
+    pub backend_id: Option<String>,
+}
+
+/// An opened event log.
+#[derive(Debug)]
+pub struct EventLog {
+    db: InputDb,
+    sync: Option<SyncStatus>,
+}
+
+impl EventLog {
+    /// Opens an event log read-only and checks that it has LiveStore 0.4's `eventlog` table.
+    pub fn open(path: &Path) -> Result<EventLog> {
+        let db = sqlite::open_input(path)?;
+        let columns = sqlite::table_columns(&db.conn, "main", "eventlog")
+            .map_err(|e| Error::sqlite(path, "cannot read the eventlog table", e))?;
+        if columns.is_empty() {
+            return Err(Error::input(
+                path,
+                "no `eventlog` table: this is not a LiveStore event log",
+            ));
+        }
+        let missing: Vec<&str> = EVENTLOG_COLUMNS
+            .iter()
+            .copied()
+            .filter(|want| !columns.iter().any(|c| c.name == *want))
+            .collect();
+        if !missing.is_empty() {
+            return Err(Error::input(
+                path,
+                format!(
+                    "the eventlog table lacks column{} {} (LiveStore 0.4 writes all of {})",
+                    if missing.len() == 1 { "" } else { "s" },
+                    missing.join(", "),
+                    EVENTLOG_COLUMNS.join(", ")
+                ),
+            ));
+        }
+        let sync = read_sync_status(&db)?;
+        Ok(EventLog { db, sync })
+    }
+
+    /// The file this log was read from.
+    pub fn path(&self) -> &Path {
+        &self.db.path
+    }
+
+    /// A URI another connection can attach to read this log.
+    pub fn attach_uri(&self) -> &str {
+        &self.db.attach_uri
+    }
+
+    /// Notes on how the file was read (e.g. a private copy because of a hot journal).
+    pub fn notes(&self) -> &[String] {
+        &self.db.notes
+    }
+
+    /// The sync status row, if the table exists and has one.
+    pub fn sync_status(&self) -> Option<&SyncStatus> {
+        self.sync.as_ref()
+    }
+
+    /// The number of rows in the log.
+    pub fn count(&self) -> Result<u64> {
+        self.db
+            .conn
+            .query_row("SELECT count(*) FROM eventlog", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| Error::sqlite(self.path(), "cannot count events", e))
+    }
+
+    /// Streams every row in replay order to `f`, which may stop early.
+    pub fn for_each(&self, mut f: impl FnMut(LogRow) -> Result<ControlFlow<()>>) -> Result<()> {
+        let sql = format!(
+            "SELECT {} FROM eventlog ORDER BY seqNumGlobal, seqNumClient, seqNumRebaseGeneration",
+            EVENTLOG_COLUMNS
+                .iter()
+                .map(|c| sqlite::quote_ident(c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let path: PathBuf = self.path().to_path_buf();
+        let mut stmt = self
+            .db
+            .conn
+            .prepare(&sql)
+            .map_err(|e| Error::sqlite(&path, "cannot read events", e))?;
+        let mut rows = stmt
+            .query([])
+            .map_err(|e| Error::sqlite(&path, "cannot read events", e))?;
+        let mut last: Option<SeqNum> = None;
+        loop {
+            let row = match rows.next() {
+                Ok(Some(row)) => row,
+                Ok(None) => break,
+                Err(e) => {
+                    let context = match last {
+                        Some(seq) => format!("reading the event after {seq} failed"),
+                        None => "reading the first event failed".to_string(),
+                    };
+                    return Err(Error::sqlite(&path, context, e));
+                }
+            };
+            let log_row = decode_row(row);
+            if let LogRow::Event(ev) = &log_row {
+                last = Some(ev.seq);
+            }
+            if f(log_row)?.is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn read_sync_status(db: &InputDb) -> Result<Option<SyncStatus>> {
+    let exists: bool = db
+        .conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = '__livestore_sync_status'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .map_err(|e| Error::sqlite(&db.path, "cannot read the schema", e))?
+        > 0;
+    if !exists {
+        return Ok(None);
+    }
+    let mut stmt = db
+        .conn
+        .prepare("SELECT head, backendId FROM __livestore_sync_status ORDER BY head DESC LIMIT 1")
+        .map_err(|e| Error::sqlite(&db.path, "cannot read __livestore_sync_status", e))?;
+    let mut rows = stmt
+        .query([])
+        .map_err(|e| Error::sqlite(&db.path, "cannot read __livestore_sync_status", e))?;
+    match rows
+        .next()
+        .map_err(|e| Error::sqlite(&db.path, "cannot read __livestore_sync_status", e))?
+    {
+        Some(row) => {
+            let head = match row.get_ref(0) {
+                Ok(ValueRef::Integer(i)) => i,
+                _ => {
+                    return Err(Error::input(
+                        &db.path,
+                        "__livestore_sync_status.head is not an integer",
+                    ));
+                }
+            };
+            let backend_id = match row.get_ref(1) {
+                Ok(ValueRef::Text(t)) => Some(String::from_utf8_lossy(t).into_owned()),
+                _ => None,
+            };
+            Ok(Some(SyncStatus { head, backend_id }))
+        }
+        None => Ok(None),
+    }
+}
+
+fn decode_row(row: &rusqlite::Row<'_>) -> LogRow {
+    let mut problems: Vec<String> = Vec::new();
+    let mut int = |i: usize| -> i64 {
+        match row.get_ref(i) {
+            Ok(ValueRef::Integer(v)) => v,
+            Ok(other) => {
+                problems.push(format!(
+                    "{} is {} instead of an integer",
+                    EVENTLOG_COLUMNS[i],
+                    storage_class(other)
+                ));
+                0
+            }
+            Err(e) => {
+                problems.push(format!("{}: {e}", EVENTLOG_COLUMNS[i]));
+                0
+            }
+        }
+    };
+    let seq = SeqNum {
+        global: int(0),
+        client: int(1),
+        rebase_generation: int(2),
+    };
+    let parent = SeqNum {
+        global: int(3),
+        client: int(4),
+        rebase_generation: int(5),
+    };
+    let schema_hash = int(10);
+    let seq_ok = problems.is_empty();
+    let mut text = |i: usize| -> String {
+        match row.get_ref(i) {
+            Ok(ValueRef::Text(t)) => match std::str::from_utf8(t) {
+                Ok(s) => s.to_string(),
+                Err(_) => {
+                    problems.push(format!("{} is not valid UTF-8", EVENTLOG_COLUMNS[i]));
+                    String::from_utf8_lossy(t).into_owned()
+                }
+            },
+            Ok(other) => {
+                problems.push(format!(
+                    "{} is {} instead of text",
+                    EVENTLOG_COLUMNS[i],
+                    storage_class(other)
+                ));
+                String::new()
+            }
+            Err(e) => {
+                problems.push(format!("{}: {e}", EVENTLOG_COLUMNS[i]));
+                String::new()
+            }
+        }
+    };
+    let name = text(6);
+    let args_json = text(7);
+    let client_id = text(8);
+    let session_id = text(9);
+    let sync_metadata_json = text(11);
+    if problems.is_empty() {
+        LogRow::Event(Event {
+            seq,
+            parent,
+            name,
+            args_json,
+            client_id,
+            session_id,
+            schema_hash,
+            sync_metadata_json,
+        })
+    } else {
+        LogRow::Malformed {
+            seq: seq_ok.then_some(seq),
+            name: (!name.is_empty()).then_some(name),
+            problem: problems.join("; "),
+        }
+    }
+}
+
+/// SQLite's name for a value's storage class, as `typeof()` returns it.
+pub fn storage_class(v: ValueRef<'_>) -> &'static str {
+    match v {
+        ValueRef::Null => "null",
+        ValueRef::Integer(_) => "integer",
+        ValueRef::Real(_) => "real",
+        ValueRef::Text(_) => "text",
+        ValueRef::Blob(_) => "blob",
+    }
+}

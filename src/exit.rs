@@ -1,0 +1,11 @@
+//! Exit codes: part of rehearse's contract with CI and `git bisect run`.
+
+/// Every corpus passed (or `diff` found no difference).
+pub const PASS: u8 = 0;
+
+/// The gate failed: at least one finding (or `diff` found a difference).
+pub const FAILED: u8 = 1;
+
+/// A usage error or an input rehearse cannot read (a missing file, a database that is not
+/// SQLite, definitions that do not parse).
+pub const USAGE_OR_INPUT: u8 = 2;

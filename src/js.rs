@@ -1,0 +1,432 @@
+//! JavaScript semantics that LiveStore's materializers bake into the state database.
+//!
+//! LiveStore runs in JavaScript: argument values are JS numbers, JSON columns hold the output
+//! of `JSON.stringify`, dates go through `Date#toISOString`, and wa-sqlite decides how a JS value
+//! is bound to a statement. A replay that wants byte-identical rows has to reproduce each of
+//! these exactly, so they live here, in one place, with the JS rule they follow next to them.
+
+use serde_json::Value;
+
+/// A value ready to be bound to a SQLite parameter, after wa-sqlite's binding rules.
+#[derive(Debug, Clone, PartialEq)]
+pub enum BindValue {
+    /// SQL NULL.
+    Null,
+    /// A 64-bit integer.
+    Integer(i64),
+    /// A double.
+    Real(f64),
+    /// UTF-8 text.
+    Text(String),
+    /// Bytes.
+    Blob(Vec<u8>),
+    /// JS `undefined`: wa-sqlite leaves the parameter unbound, so it reads as NULL.
+    Unbound,
+}
+
+impl BindValue {
+    /// Binds a JSON value the way wa-sqlite's `bind` does (`sqlite-api.js`): a number is bound as
+    /// an integer only when `v === (v | 0)` (an int32), otherwise as a double, so
+    /// `1735787045678` arrives as a REAL; booleans become 1/0; strings text; null NULL.
+    /// Objects and arrays have no binding of their own; the caller decides (see [`stringify`]).
+    pub fn from_json_scalar(value: &Value) -> Option<BindValue> {
+        Some(match value {
+            Value::Null => BindValue::Null,
+            Value::Bool(b) => BindValue::Integer(i64::from(*b)),
+            Value::Number(n) => bind_number(js_number(n)),
+            Value::String(s) => BindValue::Text(s.clone()),
+            Value::Array(_) | Value::Object(_) => return None,
+        })
+    }
+}
+
+/// wa-sqlite's number rule: int32 values bind as integers, everything else as a double.
+pub fn bind_number(v: f64) -> BindValue {
+    if v.fract() == 0.0 && v >= f64::from(i32::MIN) && v <= f64::from(i32::MAX) {
+        // -0 passes `-0 === (-0 | 0)` and is bound as the integer 0.
+        BindValue::Integer(v as i64)
+    } else {
+        BindValue::Real(v)
+    }
+}
+
+/// The JS number a JSON number becomes after `JSON.parse`: every number is a double.
+pub fn js_number(n: &serde_json::Number) -> f64 {
+    if let Some(i) = n.as_i64() {
+        i as f64
+    } else if let Some(u) = n.as_u64() {
+        u as f64
+    } else {
+        n.as_f64().unwrap_or(f64::NAN)
+    }
+}
+
+/// Formats a number exactly as JS `String(n)` / `JSON.stringify(n)` does (`1`, `1.5`, `1e+21`,
+/// `-0` → `0`). Non-finite numbers stringify to `null` in JSON.
+pub fn format_number(v: f64, out: &mut String) {
+    if !v.is_finite() {
+        out.push_str("null");
+        return;
+    }
+    if v == 0.0 {
+        out.push('0');
+        return;
+    }
+    let mut buf = ryu_js::Buffer::new();
+    out.push_str(buf.format_finite(v));
+}
+
+/// `JSON.stringify` of a parsed JSON value, byte for byte: no whitespace, JS string escaping,
+/// JS number formatting, and JS property order (integer-like keys first, ascending).
+pub fn stringify(value: &Value) -> String {
+    let mut out = String::new();
+    write_value(value, &mut out);
+    out
+}
+
+fn write_value(value: &Value, out: &mut String) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(true) => out.push_str("true"),
+        Value::Bool(false) => out.push_str("false"),
+        Value::Number(n) => format_number(js_number(n), out),
+        Value::String(s) => write_string(s, out),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_value(item, out);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            out.push('{');
+            for (i, (k, v)) in js_property_order(map).into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_string(k, out);
+                out.push(':');
+                write_value(v, out);
+            }
+            out.push('}');
+        }
+    }
+}
+
+/// JS `JSON.stringify` string quoting (ECMA-262 `QuoteJSONString`).
+fn write_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                out.push_str(&format!("\\u{:04x}", c as u32));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// The order in which JS enumerates an object's own string keys: array-index keys (canonical
+/// integers below 2^32 - 1) in ascending numeric order first, then the rest in insertion order.
+pub fn js_property_order(map: &serde_json::Map<String, Value>) -> Vec<(&String, &Value)> {
+    let mut index_keys: Vec<(u32, (&String, &Value))> = Vec::new();
+    let mut other: Vec<(&String, &Value)> = Vec::new();
+    for (k, v) in map {
+        match array_index(k) {
+            Some(i) => index_keys.push((i, (k, v))),
+            None => other.push((k, v)),
+        }
+    }
+    index_keys.sort_by_key(|(i, _)| *i);
+    index_keys
+        .into_iter()
+        .map(|(_, kv)| kv)
+        .chain(other)
+        .collect()
+}
+
+fn array_index(key: &str) -> Option<u32> {
+    if key.is_empty() || (key.len() > 1 && key.starts_with('0')) {
+        return None;
+    }
+    if !key.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = key.parse().ok()?;
+    if n < u64::from(u32::MAX) {
+        Some(n as u32)
+    } else {
+        None
+    }
+}
+
+/// Milliseconds since the epoch that JS `Date` accepts (ECMA-262 TimeClip).
+const MAX_TIME_MS: i64 = 8_640_000_000_000_000;
+
+/// Parses a date string as Effect's `Schema.Date` does (`new Date(s)`, rejecting invalid dates),
+/// for the ECMAScript date-time string format (`YYYY`, `YYYY-MM`, `YYYY-MM-DD`, optionally
+/// `THH:mm`, `:ss`, `.sss`, `Z` or `±HH:mm`, and `±YYYYYY` years). Date-only forms are UTC;
+/// a date-time without an offset is local time in JS, which a replay cannot know, so it is
+/// read as UTC and reported by the caller only if it matters. Other formats that V8 parses
+/// heuristically are rejected rather than guessed.
+pub fn parse_date(s: &str) -> Result<i64, String> {
+    let bad = || format!("{s:?} is not a date in the ECMAScript date-time format");
+    let b = s.as_bytes();
+    let mut i = 0;
+    let digits = |i: &mut usize, n: usize| -> Option<i64> {
+        let end = *i + n;
+        if end > b.len() || !b[*i..end].iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        let v = s[*i..end].parse().ok()?;
+        *i = end;
+        Some(v)
+    };
+    let year = match b.first() {
+        Some(b'+') | Some(b'-') => {
+            let neg = b[0] == b'-';
+            i = 1;
+            let y = digits(&mut i, 6).ok_or_else(bad)?;
+            if neg && y == 0 {
+                return Err(bad());
+            }
+            if neg { -y } else { y }
+        }
+        _ => digits(&mut i, 4).ok_or_else(bad)?,
+    };
+    let (mut month, mut day) = (1, 1);
+    if i < b.len() && b[i] == b'-' {
+        i += 1;
+        month = digits(&mut i, 2).ok_or_else(bad)?;
+        if i < b.len() && b[i] == b'-' {
+            i += 1;
+            day = digits(&mut i, 2).ok_or_else(bad)?;
+        }
+    }
+    let (mut hour, mut minute, mut second, mut millis) = (0, 0, 0, 0);
+    let mut offset_minutes = 0i64;
+    if i < b.len() && b[i] == b'T' {
+        i += 1;
+        hour = digits(&mut i, 2).ok_or_else(bad)?;
+        if i >= b.len() || b[i] != b':' {
+            return Err(bad());
+        }
+        i += 1;
+        minute = digits(&mut i, 2).ok_or_else(bad)?;
+        if i < b.len() && b[i] == b':' {
+            i += 1;
+            second = digits(&mut i, 2).ok_or_else(bad)?;
+            if i < b.len() && (b[i] == b'.' || b[i] == b',') {
+                i += 1;
+                let start = i;
+                while i < b.len() && b[i].is_ascii_digit() {
+                    i += 1;
+                }
+                if i == start {
+                    return Err(bad());
+                }
+                // V8 keeps milliseconds and truncates further digits.
+                let frac = &s[start..i];
+                let ms3: String = frac.chars().chain("00".chars()).take(3).collect();
+                millis = ms3.parse().map_err(|_| bad())?;
+            }
+        }
+        if i < b.len() {
+            match b[i] {
+                b'Z' => i += 1,
+                b'+' | b'-' => {
+                    let sign = if b[i] == b'-' { -1 } else { 1 };
+                    i += 1;
+                    let oh = digits(&mut i, 2).ok_or_else(bad)?;
+                    if i >= b.len() || b[i] != b':' {
+                        return Err(bad());
+                    }
+                    i += 1;
+                    let om = digits(&mut i, 2).ok_or_else(bad)?;
+                    if oh > 23 || om > 59 {
+                        return Err(bad());
+                    }
+                    offset_minutes = sign * (oh * 60 + om);
+                }
+                _ => return Err(bad()),
+            }
+        }
+    } else if i < b.len() && b[i] == b'Z' {
+        i += 1;
+    }
+    if i != b.len() {
+        return Err(bad());
+    }
+    let valid_time = hour < 24 && minute < 60 && second < 60
+        || (hour == 24 && minute == 0 && second == 0 && millis == 0);
+    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) || !valid_time {
+        return Err(bad());
+    }
+    let days = days_from_civil(year, month, day);
+    let ms = ((days * 24 + hour) * 60 + minute - offset_minutes) * 60_000 + second * 1000 + millis;
+    if ms.abs() > MAX_TIME_MS {
+        return Err(format!("{s:?} is outside the range of a JS Date"));
+    }
+    Ok(ms)
+}
+
+/// `new Date(ms).toISOString()`: `YYYY-MM-DDTHH:mm:ss.sssZ`, with `±YYYYYY` outside 0..=9999.
+pub fn format_iso(ms: i64) -> Result<String, String> {
+    if ms.abs() > MAX_TIME_MS {
+        return Err(format!("{ms} ms is outside the range of a JS Date"));
+    }
+    let days = ms.div_euclid(86_400_000);
+    let rem = ms.rem_euclid(86_400_000);
+    let (y, m, d) = civil_from_days(days);
+    let (hh, mm, ss, sss) = (
+        rem / 3_600_000,
+        rem / 60_000 % 60,
+        rem / 1000 % 60,
+        rem % 1000,
+    );
+    let year = if (0..=9999).contains(&y) {
+        format!("{y:04}")
+    } else if y < 0 {
+        format!("-{:06}", -y)
+    } else {
+        format!("+{y:06}")
+    };
+    Ok(format!(
+        "{year}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}.{sss:03}Z"
+    ))
+}
+
+/// JS TimeClip of a number of milliseconds (`new Date(n).getTime()`).
+pub fn time_clip(v: f64) -> Result<i64, String> {
+    if !v.is_finite() || v.abs() > MAX_TIME_MS as f64 {
+        return Err(format!("{v} is not a valid JS Date time value"));
+    }
+    Ok(v.trunc() as i64)
+}
+
+fn is_leap(y: i64) -> bool {
+    y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
+}
+
+fn days_in_month(y: i64, m: i64) -> i64 {
+    match m {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        _ if is_leap(y) => 29,
+        _ => 28,
+    }
+}
+
+// Howard Hinnant's civil-date algorithms, proleptic Gregorian calendar as in JS.
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn numbers_format_like_js() {
+        let cases = [
+            (1.0, "1"),
+            (1.5, "1.5"),
+            (-0.0, "0"),
+            (1e21, "1e+21"),
+            (1e-7, "1e-7"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (123456789012345680000.0, "123456789012345680000"),
+        ];
+        for (v, want) in cases {
+            let mut s = String::new();
+            format_number(v, &mut s);
+            assert_eq!(s, want, "{v}");
+        }
+    }
+
+    #[test]
+    fn stringify_matches_js_for_real_args() {
+        let raw = r#"{"theme":"system","locale":"de-CH","notifications":{"email":true,"push":true,"digest":"daily"}}"#;
+        let v: Value = serde_json::from_str(raw).unwrap();
+        assert_eq!(stringify(&v), raw);
+        assert_eq!(
+            stringify(&json!({"b": 1, "10": 2, "2": 3})),
+            r#"{"2":3,"10":2,"b":1}"#
+        );
+        assert_eq!(stringify(&json!("a\u{1}\"\n")), r#""a\u0001\"\n""#);
+        assert_eq!(stringify(&json!([1.0, 2.5, null])), "[1,2.5,null]");
+    }
+
+    #[test]
+    fn binds_follow_wa_sqlite() {
+        assert_eq!(bind_number(3.0), BindValue::Integer(3));
+        assert_eq!(bind_number(-0.0), BindValue::Integer(0));
+        assert_eq!(bind_number(2147483648.0), BindValue::Real(2147483648.0));
+        assert_eq!(
+            bind_number(1735787045678.0),
+            BindValue::Real(1735787045678.0)
+        );
+        assert_eq!(
+            BindValue::from_json_scalar(&json!(true)),
+            Some(BindValue::Integer(1))
+        );
+    }
+
+    #[test]
+    fn dates_round_trip_like_to_iso_string() {
+        let ms = parse_date("2024-01-02T09:04:56.801Z").unwrap();
+        assert_eq!(ms, 1704186296801);
+        assert_eq!(format_iso(ms).unwrap(), "2024-01-02T09:04:56.801Z");
+        assert_eq!(
+            format_iso(parse_date("2024-01-02").unwrap()).unwrap(),
+            "2024-01-02T00:00:00.000Z"
+        );
+        assert_eq!(
+            format_iso(parse_date("2024-01-02T10:00+01:00").unwrap()).unwrap(),
+            "2024-01-02T09:00:00.000Z"
+        );
+        assert_eq!(
+            format_iso(parse_date("2024-02-29T00:00:00.1234Z").unwrap()).unwrap(),
+            "2024-02-29T00:00:00.123Z"
+        );
+        assert_eq!(format_iso(-1).unwrap(), "1969-12-31T23:59:59.999Z");
+        assert_eq!(
+            format_iso(parse_date("+012345-01-01T00:00:00Z").unwrap()).unwrap(),
+            "+012345-01-01T00:00:00.000Z"
+        );
+        assert!(parse_date("2023-02-29").is_err());
+        assert!(parse_date("Jan 2 2024").is_err());
+        assert!(parse_date("2024-01-02T25:00Z").is_err());
+    }
+}

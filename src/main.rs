@@ -1,0 +1,22 @@
+//! The `rehearse` binary: parse flags, run, map the outcome to an exit code. All the work
+//! happens in the library.
+
+mod cli;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    match cli::run() {
+        Ok(code) => ExitCode::from(code),
+        // A closed pipe (`rehearse … | head`) is not an error worth a message.
+        Err(rehearse::Error::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::BrokenPipe =>
+        {
+            ExitCode::from(rehearse::exit::PASS)
+        }
+        Err(e) => {
+            eprintln!("rehearse: error: {e}");
+            ExitCode::from(rehearse::exit::USAGE_OR_INPUT)
+        }
+    }
+}

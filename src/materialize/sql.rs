@@ -1,0 +1,501 @@
+//! The SQL path: materializer definitions (TOML) turned into the exact statements LiveStore
+//! 0.4's query builder and client documents produce.
+//!
+//! The SQL text is reproduced character for character from LiveStore's `astToSql` and the
+//! client-document `…Set` materializer (FORMAT.md §8.3, §8.4), including its quirks: a
+//! single-quoted table name, an `UPDATE` with nothing to set becoming `SELECT 1`, a trailing
+//! space when every `WHERE` condition was dropped. That lets a test hold rehearse's statements
+//! against the SQL LiveStore recorded under `LS_DEV` for every event of a real log.
+
+use rusqlite::Connection;
+use serde_json::{Map, Value};
+
+use crate::definitions::{
+    ClientDocument, ColumnKind, Condition, ConflictAction, Ddl, Definitions, Expr, Op, SqlBinds,
+    StatementDef, StatementKind, Val,
+};
+use crate::error::Result;
+use crate::eventlog::Event;
+use crate::js::{self, BindValue};
+use crate::materialize::{Binds, Materializer, Outcome, Rejection, Statement};
+use crate::report::FindingClass;
+use crate::sqlite::quote_ident;
+
+/// Materializes events from TOML definitions.
+#[derive(Debug, Clone)]
+pub struct SqlMaterializer {
+    defs: Definitions,
+}
+
+impl SqlMaterializer {
+    /// Wraps parsed definitions.
+    pub fn new(defs: Definitions) -> SqlMaterializer {
+        SqlMaterializer { defs }
+    }
+
+    /// The definitions.
+    pub fn definitions(&self) -> &Definitions {
+        &self.defs
+    }
+
+    /// The statements for one event; `Err` carries the rejection.
+    pub fn statements(
+        &self,
+        event: &Event,
+        args: &Value,
+    ) -> Option<Result<Vec<Statement>, Rejection>> {
+        let def = self.defs.events.get(&event.name)?;
+        let mut out = Vec::with_capacity(def.statements.len());
+        for (i, st) in def.statements.iter().enumerate() {
+            let where_ = || {
+                if def.statements.len() > 1 {
+                    format!("statement {} (line {})", i + 1, st.line)
+                } else {
+                    format!("line {}", st.line)
+                }
+            };
+            match self.statement(st, event, args) {
+                Ok(Some(s)) => out.push(s),
+                Ok(None) => {}
+                Err(e) => {
+                    return Some(Err(Rejection {
+                        class: e.class,
+                        message: format!("{}: {}", where_(), e.message),
+                    }));
+                }
+            }
+        }
+        Some(Ok(out))
+    }
+
+    fn statement(
+        &self,
+        st: &StatementDef,
+        event: &Event,
+        args: &Value,
+    ) -> Result<Option<Statement>, Rejection> {
+        let eval = |e: &Expr| e.eval(args, event).map_err(invalid_args);
+        if let Some(when) = &st.when
+            && !eval(when)?.is_truthy()
+        {
+            return Ok(None);
+        }
+        let (sql, binds) = match &st.kind {
+            StatementKind::Insert {
+                table,
+                values,
+                on_conflict,
+                returning,
+            } => {
+                let mut cols = Vec::new();
+                let mut binds = Vec::new();
+                for (col, e) in values {
+                    if let Val::Present(v) = eval(e)? {
+                        binds.push(self.encode(table, col, v)?);
+                        cols.push(quote_ident(col));
+                    }
+                }
+                let placeholders = vec!["?"; cols.len()].join(", ");
+                let mut verb = "INSERT";
+                let mut conflict = String::new();
+                if let Some(oc) = on_conflict {
+                    let targets: Vec<String> = oc.targets.iter().map(|t| quote_ident(t)).collect();
+                    match &oc.action {
+                        ConflictAction::Replace => verb = "INSERT OR REPLACE",
+                        ConflictAction::Ignore => {
+                            conflict = format!(" ON CONFLICT ({}) DO NOTHING", targets.join(", "))
+                        }
+                        ConflictAction::Update(set) => {
+                            let mut parts = Vec::new();
+                            let mut update_binds = Vec::new();
+                            for (col, e) in set {
+                                match eval(e)? {
+                                    Val::Absent => parts.push(format!(
+                                        "{} = excluded.{}",
+                                        quote_ident(col),
+                                        quote_ident(col)
+                                    )),
+                                    Val::Present(v) => {
+                                        parts.push(format!("{} = ?", quote_ident(col)));
+                                        update_binds.push(self.encode(table, col, v)?);
+                                    }
+                                }
+                            }
+                            binds.extend(update_binds);
+                            conflict = format!(
+                                " ON CONFLICT ({}) DO UPDATE SET {}",
+                                targets.join(", "),
+                                parts.join(", ")
+                            );
+                        }
+                    }
+                }
+                let sql = format!(
+                    "{verb} INTO '{table}' ({}) VALUES ({placeholders}){conflict}{}",
+                    cols.join(", "),
+                    returning_clause(returning)
+                );
+                (sql, Binds::Positional(binds))
+            }
+            StatementKind::Update {
+                table,
+                set,
+                conditions,
+                returning,
+            } => {
+                let mut parts = Vec::new();
+                let mut binds = Vec::new();
+                for (col, e) in set {
+                    if let Val::Present(v) = eval(e)? {
+                        parts.push(format!("{} = ?", quote_ident(col)));
+                        binds.push(self.encode(table, col, v)?);
+                    }
+                }
+                if parts.is_empty() {
+                    // LiveStore's astToSql: nothing to set runs a no-op query instead.
+                    ("SELECT 1".to_string(), Binds::Positional(Vec::new()))
+                } else {
+                    let where_ = self.where_clause(table, conditions, args, event, &mut binds)?;
+                    let sql = format!(
+                        "UPDATE '{table}' SET {} {where_}{}",
+                        parts.join(", "),
+                        returning_clause(returning)
+                    );
+                    (sql, Binds::Positional(binds))
+                }
+            }
+            StatementKind::Delete {
+                table,
+                conditions,
+                returning,
+            } => {
+                let mut binds = Vec::new();
+                let where_ = self.where_clause(table, conditions, args, event, &mut binds)?;
+                let sql = format!(
+                    "DELETE FROM '{table}' {where_}{}",
+                    returning_clause(returning)
+                );
+                (sql, Binds::Positional(binds))
+            }
+            StatementKind::Sql { sql, binds } => {
+                let binds = match binds {
+                    SqlBinds::None => Binds::None,
+                    SqlBinds::Positional(values) => Binds::Positional(
+                        values
+                            .iter()
+                            .enumerate()
+                            .map(|(i, e)| raw_bind(&format!("binds[{i}]"), eval(e)?))
+                            .collect::<Result<_, _>>()?,
+                    ),
+                    SqlBinds::Named(values) => {
+                        let mut out = Vec::new();
+                        for (key, e) in values {
+                            // LiveStore's prepareBindValues keeps a key only when the SQL text
+                            // contains it, and binds it as `$key`.
+                            if sql.contains(key.as_str()) {
+                                out.push((
+                                    format!("${key}"),
+                                    raw_bind(&format!("binds.{key}"), eval(e)?)?,
+                                ));
+                            }
+                        }
+                        Binds::Named(out)
+                    }
+                };
+                (sql.clone(), binds)
+            }
+            StatementKind::ClientDocumentSet { table } => {
+                let doc = &self.defs.client_documents[table];
+                client_document_set(doc, args)?
+            }
+        };
+        Ok(Some(Statement {
+            sql,
+            binds,
+            line: Some(st.line),
+        }))
+    }
+
+    /// LiveStore's `formatWhereClause`, with its leading `WHERE ` (or nothing at all).
+    fn where_clause(
+        &self,
+        table: &str,
+        conditions: &[Condition],
+        args: &Value,
+        event: &Event,
+        binds: &mut Vec<BindValue>,
+    ) -> Result<String, Rejection> {
+        let mut parts = Vec::new();
+        for cond in conditions {
+            let col = quote_ident(&cond.column);
+            let value = match cond.value.eval(args, event).map_err(invalid_args)? {
+                // `where({ col: undefined })` drops the condition.
+                Val::Absent => continue,
+                Val::Present(v) => v,
+            };
+            if value.is_null() {
+                let op = match cond.op {
+                    Op::Eq => "IS",
+                    Op::Ne => "IS NOT",
+                    other => {
+                        return Err(materializer_error(format!(
+                            "where.{}: operator {} cannot take NULL (LiveStore throws: Unsupported operator for NULL value)",
+                            cond.column,
+                            other.sql()
+                        )));
+                    }
+                };
+                parts.push(format!("{col} {op} NULL"));
+                continue;
+            }
+            match cond.op {
+                Op::JsonContains | Op::JsonNotContains => {
+                    let element = match value {
+                        Value::Object(_) | Value::Array(_) => Value::String(js::stringify(&value)),
+                        other => other,
+                    };
+                    binds.push(to_bind(&element));
+                    let exists = if cond.op == Op::JsonContains {
+                        "EXISTS"
+                    } else {
+                        "NOT EXISTS"
+                    };
+                    parts.push(format!(
+                        "{exists} (SELECT 1 FROM json_each({col}) WHERE value = ?)"
+                    ));
+                }
+                Op::In | Op::NotIn => {
+                    let Value::Array(items) = value else {
+                        return Err(invalid_args(format!(
+                            "where.{}: {} needs a list, found {}",
+                            cond.column,
+                            cond.op.sql(),
+                            js::stringify(&value)
+                        )));
+                    };
+                    if items.is_empty() {
+                        parts.push(if cond.op == Op::In { "0=1" } else { "1=1" }.to_string());
+                        continue;
+                    }
+                    for item in items.iter() {
+                        binds.push(self.encode(table, &cond.column, item.clone())?);
+                    }
+                    let placeholders = vec!["?"; items.len()].join(", ");
+                    parts.push(format!("{col} {} ({placeholders})", cond.op.sql()));
+                }
+                op => {
+                    binds.push(self.encode(table, &cond.column, value)?);
+                    parts.push(format!("{col} {} ?", op.sql()));
+                }
+            }
+        }
+        Ok(if parts.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", parts.join(" AND "))
+        })
+    }
+
+    /// Encodes a value with its column's schema, as the query builder does, then binds it.
+    fn encode(&self, table: &str, column: &str, v: Value) -> Result<BindValue, Rejection> {
+        let kind = self.defs.column_kind(table, column);
+        let bad = |what: &str, v: &Value| {
+            invalid_args(format!(
+                "column {table}.{column} is {what} but the value is {}",
+                truncate(&js::stringify(v))
+            ))
+        };
+        let encoded = match (kind, v) {
+            (_, Value::Null) => Value::Null,
+            (ColumnKind::Boolean, Value::Bool(b)) => Value::from(i64::from(b)),
+            (ColumnKind::Boolean, v @ Value::Number(_)) => v,
+            (ColumnKind::Boolean, v) => return Err(bad("boolean", &v)),
+            (ColumnKind::Json, v) => Value::String(js::stringify(&v)),
+            (ColumnKind::Datetime, v) => {
+                match crate::definitions::expr::Pipe::Iso.apply(Val::Present(v.clone())) {
+                    Ok(Val::Present(x)) => x,
+                    _ => return Err(bad("a datetime", &v)),
+                }
+            }
+            (ColumnKind::DatetimeInteger, v) => {
+                match crate::definitions::expr::Pipe::Ms.apply(Val::Present(v.clone())) {
+                    Ok(Val::Present(x)) => x,
+                    _ => return Err(bad("a datetimeInteger", &v)),
+                }
+            }
+            // A plain column given an object or array can only be a JSON column whose kind
+            // was not declared; LiveStore would store its JSON text.
+            (ColumnKind::Plain, v @ (Value::Object(_) | Value::Array(_))) => {
+                Value::String(js::stringify(&v))
+            }
+            (ColumnKind::Plain, v) => v,
+        };
+        Ok(to_bind(&encoded))
+    }
+}
+
+fn to_bind(v: &Value) -> BindValue {
+    BindValue::from_json_scalar(v).unwrap_or_else(|| BindValue::Text(js::stringify(v)))
+}
+
+/// A raw-SQL bind: absent stays unbound (NULL), as wa-sqlite leaves `undefined` unbound.
+fn raw_bind(what: &str, v: Val) -> Result<BindValue, Rejection> {
+    match v {
+        Val::Absent => Ok(BindValue::Unbound),
+        Val::Present(v) => BindValue::from_json_scalar(&v).ok_or_else(|| {
+            materializer_error(format!(
+                "{what} is {} ({}); wa-sqlite cannot bind it; add `| json` to bind its JSON text",
+                if v.is_array() {
+                    "an array"
+                } else {
+                    "an object"
+                },
+                truncate(&js::stringify(&v))
+            ))
+        }),
+    }
+}
+
+fn returning_clause(cols: &[String]) -> String {
+    if cols.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " RETURNING {}",
+            cols.iter()
+                .map(|c| quote_ident(c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}
+
+/// LiveStore's derived `…Set` materializer (`deriveEventAndMaterializer`, FORMAT.md §8.4).
+fn client_document_set(doc: &ClientDocument, args: &Value) -> Result<(String, Binds), Rejection> {
+    let name = &doc.table;
+    let id = match args.get("id") {
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => {
+            return Err(invalid_args(format!(
+                "{name}Set: args.id must be a string, found {}",
+                truncate(&js::stringify(other))
+            )));
+        }
+        None => return Err(invalid_args(format!("{name}Set: args.id is missing"))),
+    };
+    let value = args.get("value");
+    // Keys unknown to the document's schema are dropped when the args are decoded; a value
+    // that is not an object decodes (optimistically) to an empty partial.
+    let mut known: Map<String, Value> = Map::new();
+    if let Some(Value::Object(v)) = value {
+        for k in &doc.keys {
+            if let Some(x) = v.get(k) {
+                known.insert(k.clone(), x.clone());
+            }
+        }
+    }
+    if !doc.partial_set {
+        // A full set decodes to a whole document: the event's keys, the defaults for the rest.
+        let mut full = Map::new();
+        for k in &doc.keys {
+            if let Some(v) = known.get(k).or_else(|| doc.default.get(k)) {
+                full.insert(k.clone(), v.clone());
+            }
+        }
+        let text = js::stringify(&Value::Object(full));
+        let sql = format!(
+            "INSERT INTO '{name}' (id, value) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET value = ?"
+        );
+        return Ok((
+            sql,
+            Binds::Positional(vec![
+                BindValue::Text(id),
+                BindValue::Text(text.clone()),
+                BindValue::Text(text),
+            ]),
+        ));
+    }
+    // mergeDefaultValues: per key, the explicit value unless it is null/undefined.
+    let mut merged = Map::new();
+    for k in &doc.keys {
+        let v = match known.get(k) {
+            Some(v) if !v.is_null() => Some(v),
+            _ => doc.default.get(k),
+        };
+        if let Some(v) = v {
+            merged.insert(k.clone(), v.clone());
+        }
+    }
+    let mut json_set = "value".to_string();
+    let mut binds = vec![
+        BindValue::Text(id),
+        BindValue::Text(js::stringify(&Value::Object(merged))),
+    ];
+    for k in &doc.keys {
+        if let Some(v) = known.get(k) {
+            json_set = format!("json_set({json_set}, ?, json(?))");
+            binds.push(BindValue::Text(format!("$.{k}")));
+            binds.push(BindValue::Text(js::stringify(v)));
+        }
+    }
+    let on_conflict = if binds.len() > 2 {
+        format!("ON CONFLICT (id) DO UPDATE SET value = {json_set}")
+    } else {
+        "ON CONFLICT (id) DO NOTHING".to_string()
+    };
+    let sql = format!(
+        "\n      INSERT INTO '{name}' (id, value)\n      VALUES (?, ?)\n      {on_conflict}\n    "
+    );
+    Ok((sql, Binds::Positional(binds)))
+}
+
+fn invalid_args(message: String) -> Rejection {
+    Rejection {
+        class: FindingClass::InvalidArgs,
+        message,
+    }
+}
+
+fn materializer_error(message: String) -> Rejection {
+    Rejection {
+        class: FindingClass::MaterializerError,
+        message,
+    }
+}
+
+/// Shortens a value for a message, on a character boundary.
+pub fn truncate(s: &str) -> String {
+    const MAX: usize = 120;
+    if s.chars().count() <= MAX {
+        s.to_string()
+    } else {
+        let cut: String = s.chars().take(MAX).collect();
+        format!("{cut}… ({} chars)", s.chars().count())
+    }
+}
+
+impl Materializer for SqlMaterializer {
+    fn describe(&self) -> String {
+        self.defs.path.display().to_string()
+    }
+
+    fn ddl(&self) -> &Ddl {
+        &self.defs.ddl
+    }
+
+    fn referenced_columns(&self) -> indexmap::IndexMap<String, Vec<String>> {
+        self.defs.referenced_columns()
+    }
+
+    fn prepare(&mut self, scratch: &Connection) -> Result<()> {
+        self.defs.validate(scratch)
+    }
+
+    fn materialize(&mut self, event: &Event, args: &Value, _scratch: &Connection) -> Outcome {
+        match self.statements(event, args) {
+            None => Outcome::Unknown,
+            Some(Ok(statements)) => Outcome::Statements(statements),
+            Some(Err(rejection)) => Outcome::Rejected(rejection),
+        }
+    }
+}

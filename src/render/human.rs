@@ -1,0 +1,270 @@
+//! The human report: what failed, at which event, and why, readable in a terminal or a CI log.
+//!
+//! Output is plain text with ANSI styles; the caller writes it through `anstream`, which drops
+//! the styles when the stream is not a terminal or `NO_COLOR` is set.
+
+use std::fmt::Write;
+
+use anstyle::{AnsiColor, Style};
+
+use crate::report::{
+    ColumnDiff, ComparisonState, CorpusReport, Divergence, Finding, FindingClass, Presence, Report,
+    TableReport, Verdict,
+};
+use crate::value::SqlValue;
+
+/// Settings for the human report.
+#[derive(Debug, Clone)]
+pub struct HumanOptions {
+    /// Findings shown per corpus; `None` shows all.
+    pub max_findings: Option<usize>,
+    /// Show per-table counts for passing corpora too.
+    pub verbose: bool,
+}
+
+impl Default for HumanOptions {
+    fn default() -> Self {
+        HumanOptions {
+            max_findings: Some(100),
+            verbose: false,
+        }
+    }
+}
+
+const BOLD: Style = Style::new().bold();
+const DIM: Style = Style::new().dimmed();
+const PASS: Style = AnsiColor::Green.on_default().bold();
+const FAIL: Style = AnsiColor::Red.on_default().bold();
+const CLASS: Style = AnsiColor::Yellow.on_default();
+const MINUS: Style = AnsiColor::Red.on_default();
+const PLUS: Style = AnsiColor::Green.on_default();
+
+fn paint(style: Style, text: &str) -> String {
+    format!("{style}{text}{style:#}")
+}
+
+/// Renders a check report.
+pub fn report(report: &Report, options: &HumanOptions) -> String {
+    let mut out = String::new();
+    for corpus in &report.corpora {
+        corpus_report(&mut out, corpus, options);
+    }
+    if report.corpora.len() > 1 || report.corpora.iter().any(|c| c.verdict != Verdict::Pass) {
+        summary(&mut out, report);
+    }
+    out
+}
+
+fn corpus_report(out: &mut String, c: &CorpusReport, options: &HumanOptions) {
+    let label = match c.verdict {
+        Verdict::Pass => paint(PASS, "PASS"),
+        Verdict::Fail => paint(FAIL, "FAIL"),
+        Verdict::Error => paint(FAIL, "ERROR"),
+    };
+    let _ = writeln!(out, "{label} {}", paint(BOLD, &c.corpus));
+    if let Some(err) = &c.error {
+        let _ = writeln!(out, "  {err}");
+        return;
+    }
+    let mut line = format!("  replayed {} events: {} applied", c.events, c.applied);
+    let not_applied = c.events - c.applied;
+    if not_applied > 0 {
+        let _ = write!(line, ", {not_applied} not applied");
+    }
+    let _ = writeln!(out, "{line}");
+    match (&c.comparison.status, &c.snapshot) {
+        (ComparisonState::Compared, Some(s)) => {
+            let _ = writeln!(
+                out,
+                "  compared {} tables with {} {}",
+                c.tables.len(),
+                s.path,
+                paint(DIM, &format!("({})", s.reason))
+            );
+        }
+        _ => {
+            let _ = writeln!(
+                out,
+                "  comparison skipped: {}",
+                c.comparison.reason.as_deref().unwrap_or("")
+            );
+        }
+    }
+    for note in &c.notes {
+        let _ = writeln!(out, "  {}", paint(DIM, &format!("note: {note}")));
+    }
+    if !c.findings.is_empty() {
+        let shown = options
+            .max_findings
+            .unwrap_or(usize::MAX)
+            .min(c.findings.len());
+        let _ = writeln!(
+            out,
+            "  {} finding{}:",
+            c.findings.len(),
+            if c.findings.len() == 1 { "" } else { "s" }
+        );
+        for f in &c.findings[..shown] {
+            finding(out, f);
+        }
+        if shown < c.findings.len() {
+            let _ = writeln!(
+                out,
+                "    … and {} more findings (--max-findings 0 shows all; --format json lists all)",
+                c.findings.len() - shown
+            );
+        }
+    }
+    if c.verdict == Verdict::Fail || options.verbose {
+        tables(out, &c.tables, options.verbose);
+    }
+    out.push('\n');
+}
+
+fn finding(out: &mut String, f: &Finding) {
+    let at = match f.seq() {
+        Some(seq) => seq.to_string(),
+        None => "-".to_string(),
+    };
+    let name = f.name.as_deref().unwrap_or("");
+    let _ = writeln!(
+        out,
+        "    {} {} {}",
+        paint(CLASS, &format!("{:<18}", f.class.as_str())),
+        paint(BOLD, &format!("{at:<8}")),
+        name
+    );
+    let _ = writeln!(out, "        {}", f.message);
+    if f.class == FindingClass::StateDivergence && f.divergence == Some(Divergence::RowDiffers) {
+        for c in &f.columns {
+            column_diff(out, c);
+        }
+    }
+}
+
+fn column_diff(out: &mut String, c: &ColumnDiff) {
+    let _ = writeln!(out, "        {}:", paint(BOLD, &c.column));
+    match (c.expected.as_str(), c.actual.as_str()) {
+        (Some(e), Some(a)) if e.len() > 60 || a.len() > 60 => {
+            for line in text_diff(e, a) {
+                let _ = writeln!(out, "          {line}");
+            }
+        }
+        _ => {
+            let _ = writeln!(
+                out,
+                "          {} {}",
+                paint(MINUS, "- expected"),
+                shown(&c.expected)
+            );
+            let _ = writeln!(
+                out,
+                "          {} {}",
+                paint(PLUS, "+ replayed"),
+                shown(&c.actual)
+            );
+        }
+    }
+}
+
+fn shown(v: &SqlValue) -> String {
+    let type_note = match v {
+        SqlValue::Null => String::new(),
+        other => format!(" ({})", other.type_name()),
+    };
+    format!("{v}{type_note}")
+}
+
+/// A readable diff of two long texts: line by line for JSON documents (pretty-printed first),
+/// word by word otherwise.
+fn text_diff(expected: &str, actual: &str) -> Vec<String> {
+    use similar::{ChangeTag, TextDiff};
+    let pretty = |s: &str| {
+        serde_json::from_str::<serde_json::Value>(s)
+            .ok()
+            .filter(|v| v.is_object() || v.is_array())
+            .and_then(|v| serde_json::to_string_pretty(&v).ok())
+    };
+    if let (Some(e), Some(a)) = (pretty(expected), pretty(actual)) {
+        let diff = TextDiff::from_lines(&e, &a);
+        return diff
+            .iter_all_changes()
+            .map(|ch| {
+                let text = ch.value().trim_end_matches('\n');
+                match ch.tag() {
+                    ChangeTag::Delete => paint(MINUS, &format!("- {text}")),
+                    ChangeTag::Insert => paint(PLUS, &format!("+ {text}")),
+                    ChangeTag::Equal => format!("  {text}"),
+                }
+            })
+            .collect();
+    }
+    let diff = TextDiff::from_words(expected, actual);
+    let mut line = String::new();
+    for ch in diff.iter_all_changes() {
+        match ch.tag() {
+            ChangeTag::Delete => line.push_str(&paint(MINUS, &format!("[-{}-]", ch.value()))),
+            ChangeTag::Insert => line.push_str(&paint(PLUS, &format!("{{+{}+}}", ch.value()))),
+            ChangeTag::Equal => line.push_str(ch.value()),
+        }
+    }
+    vec![line]
+}
+
+fn tables(out: &mut String, tables: &[TableReport], all: bool) {
+    let interesting: Vec<&TableReport> = tables
+        .iter()
+        .filter(|t| {
+            all || t.presence != Presence::Both
+                || t.differing + t.missing + t.extra > 0
+                || !t.columns_missing.is_empty()
+                || !t.columns_extra.is_empty()
+        })
+        .collect();
+    if interesting.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "  tables:");
+    for t in interesting {
+        let presence = match t.presence {
+            Presence::Both => String::new(),
+            Presence::ExpectedOnly => " (only in the recorded state)".to_string(),
+            Presence::ActualOnly => " (only in the replay)".to_string(),
+        };
+        let _ = writeln!(
+            out,
+            "    {:<24} {} matching, {} differing, {} missing, {} extra{presence}",
+            t.table, t.matching, t.differing, t.missing, t.extra
+        );
+    }
+}
+
+fn summary(out: &mut String, r: &Report) {
+    let s = &r.summary;
+    let mut by_class: Vec<String> = s
+        .findings
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(c, n)| format!("{n} {c}"))
+        .collect();
+    if by_class.is_empty() {
+        by_class.push("no findings".into());
+    }
+    let verdict = if r.has_errors() {
+        paint(FAIL, "error")
+    } else if r.passed() {
+        paint(PASS, "passed")
+    } else {
+        paint(FAIL, "failed")
+    };
+    let _ = writeln!(
+        out,
+        "{verdict}: {} {}, {} passed, {} failed, {} unreadable; {}",
+        s.corpora,
+        if s.corpora == 1 { "corpus" } else { "corpora" },
+        s.passed,
+        s.failed,
+        s.errors,
+        by_class.join(", ")
+    );
+}

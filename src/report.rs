@@ -1,0 +1,424 @@
+//! The report: what rehearse found, in a fixed vocabulary that people and CI both read.
+//!
+//! This is the output contract every later stage builds on. The JSON form (`--format json`) is
+//! versioned ([`REPORT_VERSION`]) and described by `schemas/report.schema.json`; field names are
+//! camelCase like LiveStore's own (`seqNumGlobal`). Everything in it is derived from the inputs
+//! alone (no clock, no absolute paths, stable order), so the same inputs give the same bytes.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::eventlog::SeqNum;
+use crate::value::SqlValue;
+
+/// Version of the JSON report format.
+pub const REPORT_VERSION: u32 = 1;
+
+/// The kinds of problem rehearse reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FindingClass {
+    /// A structural problem in the log: duplicate or out-of-order sequence numbers, broken
+    /// parent links, `argsJson` that is not JSON, a row with wrong column types.
+    LogIntegrity,
+    /// No materializer definition for the event's name.
+    UnknownEvent,
+    /// The event's args cannot be decoded or encoded as the definition needs.
+    InvalidArgs,
+    /// The materializer's statements failed; the event was rolled back.
+    MaterializerError,
+    /// The replayed state differs from the recorded snapshot.
+    StateDivergence,
+}
+
+impl FindingClass {
+    /// The class's name in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingClass::LogIntegrity => "log-integrity",
+            FindingClass::UnknownEvent => "unknown-event",
+            FindingClass::InvalidArgs => "invalid-args",
+            FindingClass::MaterializerError => "materializer-error",
+            FindingClass::StateDivergence => "state-divergence",
+        }
+    }
+
+    /// Every class, in report order.
+    pub const ALL: [FindingClass; 5] = [
+        FindingClass::LogIntegrity,
+        FindingClass::UnknownEvent,
+        FindingClass::InvalidArgs,
+        FindingClass::MaterializerError,
+        FindingClass::StateDivergence,
+    ];
+}
+
+/// How a state divergence shows itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Divergence {
+    /// A row exists on both sides with different values.
+    RowDiffers,
+    /// A recorded row is absent from the replay.
+    RowMissing,
+    /// The replay has a row the recording lacks.
+    RowExtra,
+    /// A recorded table is absent from the replay.
+    TableMissing,
+    /// The replay has a table the recording lacks.
+    TableExtra,
+    /// A recorded column is absent from the replay's table.
+    ColumnMissing,
+    /// The replay's table has a column the recording lacks.
+    ColumnExtra,
+}
+
+/// One column of a differing row.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ColumnDiff {
+    /// Column name.
+    pub column: String,
+    /// The recorded value.
+    pub expected: SqlValue,
+    /// The replayed value.
+    pub actual: SqlValue,
+}
+
+/// One problem, tied to an event where there is one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Finding {
+    /// The kind of problem.
+    pub class: FindingClass,
+    /// The event's global sequence number (for a divergent row: the event that last wrote it
+    /// in the replay), or null.
+    pub seq_num_global: Option<i64>,
+    /// The event's client sequence number, or null.
+    pub seq_num_client: Option<i64>,
+    /// The event's rebase generation, or null.
+    pub seq_num_rebase_generation: Option<i64>,
+    /// The event's name, where there is one.
+    pub name: Option<String>,
+    /// What is wrong, in a sentence.
+    pub message: String,
+    /// For `materializer-error`: the 1-based statement of the event that failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub statement: Option<usize>,
+    /// For `state-divergence`: the table.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// For `state-divergence`: how it diverges.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub divergence: Option<Divergence>,
+    /// For a divergent row: the columns that pair it (its primary key, or all columns).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_columns: Option<Vec<String>>,
+    /// For a divergent row: its key values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<Vec<SqlValue>>,
+    /// For a differing row: the columns that differ.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<ColumnDiff>,
+    /// For a missing or extra column: its name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+}
+
+impl Finding {
+    /// A finding about an event.
+    pub fn event(
+        class: FindingClass,
+        seq: Option<SeqNum>,
+        name: Option<&str>,
+        message: impl Into<String>,
+    ) -> Finding {
+        Finding {
+            class,
+            seq_num_global: seq.map(|s| s.global),
+            seq_num_client: seq.map(|s| s.client),
+            seq_num_rebase_generation: seq.map(|s| s.rebase_generation),
+            name: name.map(str::to_string),
+            message: message.into(),
+            statement: None,
+            table: None,
+            divergence: None,
+            key_columns: None,
+            key: None,
+            columns: Vec::new(),
+            column: None,
+        }
+    }
+
+    /// The event's sequence number, when the finding has one.
+    pub fn seq(&self) -> Option<SeqNum> {
+        Some(SeqNum {
+            global: self.seq_num_global?,
+            client: self.seq_num_client?,
+            rebase_generation: self.seq_num_rebase_generation.unwrap_or(0),
+        })
+    }
+}
+
+/// The outcome for one corpus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// No finding.
+    Pass,
+    /// At least one finding.
+    Fail,
+    /// The corpus could not be read.
+    Error,
+}
+
+/// What kind of corpus was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CorpusKind {
+    /// A LiveStore store directory (`eventlog@6.db`, `state<hash>@6.db`).
+    Store,
+    /// A backup package (`eventlog.db`, `state.db`, `manifest.json`).
+    Package,
+    /// An event log on its own.
+    Eventlog,
+}
+
+/// The recorded snapshot a corpus was compared with.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Snapshot {
+    /// The state database.
+    pub path: String,
+    /// Why this one, when there was a choice.
+    pub reason: String,
+}
+
+/// Per-table comparison counts.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TableReport {
+    /// Table name.
+    pub table: String,
+    /// `both`, `expected-only` (missing from the replay) or `actual-only` (extra in the replay).
+    pub presence: Presence,
+    /// The columns that pair rows: the primary key, or every compared column.
+    pub key_columns: Vec<String>,
+    /// Rows in the recorded snapshot.
+    pub rows_expected: u64,
+    /// Rows in the replay.
+    pub rows_actual: u64,
+    /// Rows equal on both sides.
+    pub matching: u64,
+    /// Rows paired by key whose values differ.
+    pub differing: u64,
+    /// Recorded rows absent from the replay.
+    pub missing: u64,
+    /// Replayed rows absent from the recording.
+    pub extra: u64,
+    /// Columns only the recorded table has.
+    pub columns_missing: Vec<String>,
+    /// Columns only the replayed table has.
+    pub columns_extra: Vec<String>,
+}
+
+/// Which side a table exists on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Presence {
+    /// Both.
+    Both,
+    /// Only the recorded snapshot.
+    ExpectedOnly,
+    /// Only the replay.
+    ActualOnly,
+}
+
+/// Whether the comparison ran.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComparisonStatus {
+    /// `compared` or `skipped`.
+    pub status: ComparisonState,
+    /// Why it was skipped.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// See [`ComparisonStatus`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ComparisonState {
+    /// Every table was compared.
+    Compared,
+    /// There was nothing to compare with.
+    Skipped,
+}
+
+/// Everything about one corpus.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CorpusReport {
+    /// The corpus as named on the command line.
+    pub corpus: String,
+    /// What kind of corpus it is.
+    pub kind: Option<CorpusKind>,
+    /// The event log that was replayed.
+    pub eventlog: Option<String>,
+    /// The snapshot the replay was compared with.
+    pub snapshot: Option<Snapshot>,
+    /// `__livestore_sync_status.head`.
+    pub sync_head: Option<i64>,
+    /// Rows in the log.
+    pub events: u64,
+    /// Events whose materialization ran to the end (no-op events included).
+    pub applied: u64,
+    /// `pass`, `fail` or `error`.
+    pub verdict: Verdict,
+    /// Whether the state was compared.
+    pub comparison: ComparisonStatus,
+    /// Findings in log order (sequence number, then class); findings without an event last.
+    pub findings: Vec<Finding>,
+    /// Per-table counts, by table name.
+    pub tables: Vec<TableReport>,
+    /// Things worth knowing that are not findings (e.g. which snapshot was chosen and why).
+    pub notes: Vec<String>,
+    /// Why the corpus could not be checked (verdict `error`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl CorpusReport {
+    /// An unreadable corpus.
+    pub fn error(corpus: &str, message: String) -> CorpusReport {
+        CorpusReport {
+            corpus: corpus.to_string(),
+            kind: None,
+            eventlog: None,
+            snapshot: None,
+            sync_head: None,
+            events: 0,
+            applied: 0,
+            verdict: Verdict::Error,
+            comparison: ComparisonStatus {
+                status: ComparisonState::Skipped,
+                reason: Some("the corpus could not be read".into()),
+            },
+            findings: Vec::new(),
+            tables: Vec::new(),
+            notes: Vec::new(),
+            error: Some(message),
+        }
+    }
+
+    /// Puts findings in the report's order and sets the verdict from them.
+    pub fn finish(&mut self) {
+        sort_findings(&mut self.findings);
+        if self.verdict != Verdict::Error {
+            self.verdict = if self.findings.is_empty() {
+                Verdict::Pass
+            } else {
+                Verdict::Fail
+            };
+        }
+    }
+}
+
+/// Orders findings: by event (global, client, generation), events before event-less findings,
+/// then class, table and key. Stable, so equal keys keep the order they were found in.
+pub fn sort_findings(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| {
+        let key = |f: &Finding| {
+            (
+                f.seq_num_global.is_none(),
+                f.seq_num_global,
+                f.seq_num_client,
+                f.seq_num_rebase_generation,
+            )
+        };
+        key(a)
+            .cmp(&key(b))
+            .then(a.class.cmp(&b.class))
+            .then(a.table.cmp(&b.table))
+            .then_with(|| match (&a.key, &b.key) {
+                (Some(x), Some(y)) => x
+                    .iter()
+                    .zip(y)
+                    .map(|(p, q)| p.sqlite_cmp(q))
+                    .find(|o| o.is_ne())
+                    .unwrap_or(x.len().cmp(&y.len())),
+                _ => std::cmp::Ordering::Equal,
+            })
+    });
+}
+
+/// Totals across corpora.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Summary {
+    /// Corpora checked.
+    pub corpora: usize,
+    /// Corpora that passed.
+    pub passed: usize,
+    /// Corpora with findings.
+    pub failed: usize,
+    /// Corpora that could not be read.
+    pub errors: usize,
+    /// Findings per class (every class listed, zero included).
+    pub findings: BTreeMap<&'static str, usize>,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Report {
+    /// Report format version.
+    pub version: u32,
+    /// The tool that wrote it.
+    pub tool: String,
+    /// The materializer definitions used.
+    pub materializers: String,
+    /// One entry per corpus, in command-line order.
+    pub corpora: Vec<CorpusReport>,
+    /// Totals.
+    pub summary: Summary,
+}
+
+impl Report {
+    /// Assembles a report and its summary.
+    pub fn new(materializers: String, corpora: Vec<CorpusReport>) -> Report {
+        let mut findings: BTreeMap<&'static str, usize> =
+            FindingClass::ALL.iter().map(|c| (c.as_str(), 0)).collect();
+        for c in &corpora {
+            for f in &c.findings {
+                *findings.entry(f.class.as_str()).or_default() += 1;
+            }
+        }
+        let count = |v: Verdict| corpora.iter().filter(|c| c.verdict == v).count();
+        let summary = Summary {
+            corpora: corpora.len(),
+            passed: count(Verdict::Pass),
+            failed: count(Verdict::Fail),
+            errors: count(Verdict::Error),
+            findings,
+        };
+        Report {
+            version: REPORT_VERSION,
+            tool: format!("rehearse {}", env!("CARGO_PKG_VERSION")),
+            materializers,
+            corpora,
+            summary,
+        }
+    }
+
+    /// Whether every corpus passed.
+    pub fn passed(&self) -> bool {
+        self.corpora.iter().all(|c| c.verdict == Verdict::Pass)
+    }
+
+    /// Whether any corpus could not be read.
+    pub fn has_errors(&self) -> bool {
+        self.corpora.iter().any(|c| c.verdict == Verdict::Error)
+    }
+}

@@ -1,0 +1,344 @@
+//! SQLite's session extension: one changeset per replayed event.
+//!
+//! LiveStore records, for every event it materializes, the changeset the event produced
+//! (FORMAT.md §4.4). rehearse captures the same per event during replay, which tells it which
+//! event last wrote each row (so a divergent row can be blamed on an event) and lets later
+//! stages compare event by event with LiveStore's record.
+//!
+//! rusqlite's `session` feature would wrap this API but forces bindgen and with it libclang, so
+//! the bundled SQLite is compiled with `SQLITE_ENABLE_SESSION` (`.cargo/config.toml`) and the
+//! handful of functions used here are declared by hand. A library user who builds rehearse
+//! without that flag gets a link error naming `sqlite3session_create`; the README says which
+//! flag to set.
+//!
+//! Tables without a PRIMARY KEY are not recorded by sessions (the same limit LiveStore has);
+//! rows of such tables therefore have no recorded writer.
+
+use std::ffi::{CStr, c_char, c_int, c_uchar, c_void};
+use std::ptr;
+
+use crate::value::SqlValue as Value;
+use rusqlite::Connection;
+use rusqlite::ffi;
+
+#[repr(C)]
+struct Sqlite3Session {
+    _private: [u8; 0],
+}
+
+#[repr(C)]
+struct Sqlite3ChangesetIter {
+    _private: [u8; 0],
+}
+
+unsafe extern "C" {
+    fn sqlite3session_create(
+        db: *mut ffi::sqlite3,
+        z_db: *const c_char,
+        pp_session: *mut *mut Sqlite3Session,
+    ) -> c_int;
+    fn sqlite3session_attach(session: *mut Sqlite3Session, z_tab: *const c_char) -> c_int;
+    fn sqlite3session_changeset(
+        session: *mut Sqlite3Session,
+        pn_changeset: *mut c_int,
+        pp_changeset: *mut *mut c_void,
+    ) -> c_int;
+    fn sqlite3session_delete(session: *mut Sqlite3Session);
+    fn sqlite3changeset_start(
+        pp: *mut *mut Sqlite3ChangesetIter,
+        n_changeset: c_int,
+        p_changeset: *mut c_void,
+    ) -> c_int;
+    fn sqlite3changeset_next(iter: *mut Sqlite3ChangesetIter) -> c_int;
+    fn sqlite3changeset_op(
+        iter: *mut Sqlite3ChangesetIter,
+        pz_tab: *mut *const c_char,
+        pn_col: *mut c_int,
+        p_op: *mut c_int,
+        pb_indirect: *mut c_int,
+    ) -> c_int;
+    fn sqlite3changeset_pk(
+        iter: *mut Sqlite3ChangesetIter,
+        pab_pk: *mut *mut c_uchar,
+        pn_col: *mut c_int,
+    ) -> c_int;
+    fn sqlite3changeset_old(
+        iter: *mut Sqlite3ChangesetIter,
+        i_val: c_int,
+        pp_value: *mut *mut ffi::sqlite3_value,
+    ) -> c_int;
+    fn sqlite3changeset_new(
+        iter: *mut Sqlite3ChangesetIter,
+        i_val: c_int,
+        pp_value: *mut *mut ffi::sqlite3_value,
+    ) -> c_int;
+    fn sqlite3changeset_finalize(iter: *mut Sqlite3ChangesetIter) -> c_int;
+}
+
+/// A session recording changes to every table of the `main` database of a connection.
+pub struct Session<'conn> {
+    raw: *mut Sqlite3Session,
+    _conn: std::marker::PhantomData<&'conn Connection>,
+}
+
+impl<'conn> Session<'conn> {
+    /// Starts recording changes to all tables of `main`.
+    pub fn new(conn: &'conn Connection) -> Result<Session<'conn>, String> {
+        let mut raw = ptr::null_mut();
+        // SAFETY: the handle is valid for the connection's lifetime, which bounds 'conn.
+        let rc = unsafe { sqlite3session_create(conn.handle(), c"main".as_ptr(), &mut raw) };
+        if rc != ffi::SQLITE_OK {
+            return Err(format!("sqlite3session_create failed ({rc})"));
+        }
+        let session = Session {
+            raw,
+            _conn: std::marker::PhantomData,
+        };
+        // SAFETY: raw is a live session; NULL attaches every table.
+        let rc = unsafe { sqlite3session_attach(session.raw, ptr::null()) };
+        if rc != ffi::SQLITE_OK {
+            return Err(format!("sqlite3session_attach failed ({rc})"));
+        }
+        Ok(session)
+    }
+
+    /// The changeset recorded so far (empty when nothing changed).
+    pub fn changeset(&self) -> Result<Changeset, String> {
+        let mut n: c_int = 0;
+        let mut p: *mut c_void = ptr::null_mut();
+        // SAFETY: raw is live; SQLite allocates the buffer, which we copy and free.
+        let rc = unsafe { sqlite3session_changeset(self.raw, &mut n, &mut p) };
+        if rc != ffi::SQLITE_OK {
+            return Err(format!("sqlite3session_changeset failed ({rc})"));
+        }
+        let bytes = if p.is_null() || n <= 0 {
+            Vec::new()
+        } else {
+            // SAFETY: SQLite returned n valid bytes at p.
+            unsafe { std::slice::from_raw_parts(p as *const u8, n as usize).to_vec() }
+        };
+        // SAFETY: p came from sqlite3_malloc (or is NULL, which sqlite3_free accepts).
+        unsafe { ffi::sqlite3_free(p) };
+        Ok(Changeset(bytes))
+    }
+}
+
+impl Drop for Session<'_> {
+    fn drop(&mut self) {
+        // SAFETY: raw is a live session, deleted exactly once.
+        unsafe { sqlite3session_delete(self.raw) };
+    }
+}
+
+/// A changeset blob in SQLite's format.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Changeset(pub Vec<u8>);
+
+/// The kind of row change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Op {
+    /// A new row.
+    Insert,
+    /// A changed row.
+    Update,
+    /// A removed row.
+    Delete,
+}
+
+/// One row change, decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// Table name.
+    pub table: String,
+    /// What happened.
+    pub op: Op,
+    /// Which columns form the primary key.
+    pub pk: Vec<bool>,
+    /// Old values (delete, update: `None` where unchanged).
+    pub old: Vec<Option<Value>>,
+    /// New values (insert, update: `None` where unchanged).
+    pub new: Vec<Option<Value>>,
+}
+
+impl Change {
+    /// The primary-key values of the changed row.
+    pub fn key(&self) -> Vec<Value> {
+        let side = match self.op {
+            Op::Insert => &self.new,
+            Op::Update | Op::Delete => &self.old,
+        };
+        self.pk
+            .iter()
+            .zip(side)
+            .filter(|(is_pk, _)| **is_pk)
+            .map(|(_, v)| v.clone().unwrap_or(Value::Null))
+            .collect()
+    }
+}
+
+impl Changeset {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Decodes every change, in the changeset's own order.
+    pub fn changes(&self) -> Result<Vec<Change>, String> {
+        let mut out = Vec::new();
+        if self.0.is_empty() {
+            return Ok(out);
+        }
+        let mut iter = ptr::null_mut();
+        // SAFETY: the iterator reads self.0, which outlives it (finalized below).
+        let rc = unsafe {
+            sqlite3changeset_start(
+                &mut iter,
+                self.0.len() as c_int,
+                self.0.as_ptr() as *mut c_void,
+            )
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(format!(
+                "not a valid changeset (sqlite3changeset_start: {rc})"
+            ));
+        }
+        let result = (|| {
+            loop {
+                // SAFETY: iter is a live iterator.
+                let rc = unsafe { sqlite3changeset_next(iter) };
+                if rc == ffi::SQLITE_DONE {
+                    return Ok(());
+                }
+                if rc != ffi::SQLITE_ROW {
+                    return Err(format!("corrupt changeset (sqlite3changeset_next: {rc})"));
+                }
+                let mut tab: *const c_char = ptr::null();
+                let (mut n_col, mut op, mut indirect) = (0, 0, 0);
+                // SAFETY: iter points at a change; outputs are plain locals.
+                let rc = unsafe {
+                    sqlite3changeset_op(iter, &mut tab, &mut n_col, &mut op, &mut indirect)
+                };
+                if rc != ffi::SQLITE_OK {
+                    return Err(format!("corrupt changeset (sqlite3changeset_op: {rc})"));
+                }
+                // SAFETY: SQLite returns a NUL-terminated table name valid until next().
+                let table = unsafe { CStr::from_ptr(tab) }
+                    .to_string_lossy()
+                    .into_owned();
+                let mut pk_ptr: *mut c_uchar = ptr::null_mut();
+                let mut pk_n = 0;
+                // SAFETY: as above.
+                unsafe { sqlite3changeset_pk(iter, &mut pk_ptr, &mut pk_n) };
+                let pk: Vec<bool> = (0..pk_n as usize)
+                    // SAFETY: pk_ptr has pk_n entries.
+                    .map(|i| unsafe { *pk_ptr.add(i) } != 0)
+                    .collect();
+                let op = match op {
+                    ffi::SQLITE_INSERT => Op::Insert,
+                    ffi::SQLITE_UPDATE => Op::Update,
+                    ffi::SQLITE_DELETE => Op::Delete,
+                    other => return Err(format!("unknown changeset operation {other}")),
+                };
+                let read = |f: unsafe extern "C" fn(
+                    *mut Sqlite3ChangesetIter,
+                    c_int,
+                    *mut *mut ffi::sqlite3_value,
+                ) -> c_int|
+                 -> Vec<Option<Value>> {
+                    (0..n_col)
+                        .map(|i| {
+                            let mut v = ptr::null_mut();
+                            // SAFETY: i < n_col; v is NULL when the column is not present.
+                            let rc = unsafe { f(iter, i, &mut v) };
+                            if rc != ffi::SQLITE_OK || v.is_null() {
+                                None
+                            } else {
+                                // SAFETY: v is a valid protected value until next().
+                                Some(unsafe { value_of(v) })
+                            }
+                        })
+                        .collect()
+                };
+                let old = if op == Op::Insert {
+                    vec![None; n_col as usize]
+                } else {
+                    read(sqlite3changeset_old)
+                };
+                let new = if op == Op::Delete {
+                    vec![None; n_col as usize]
+                } else {
+                    read(sqlite3changeset_new)
+                };
+                out.push(Change {
+                    table,
+                    op,
+                    pk,
+                    old,
+                    new,
+                });
+            }
+        })();
+        // SAFETY: iter is live and finalized once.
+        unsafe { sqlite3changeset_finalize(iter) };
+        result.map(|()| out)
+    }
+}
+
+/// Copies an `sqlite3_value` into an owned value, keeping its storage class.
+///
+/// # Safety
+/// `v` must be a valid `sqlite3_value` pointer.
+unsafe fn value_of(v: *mut ffi::sqlite3_value) -> Value {
+    // SAFETY: the caller guarantees v is valid.
+    unsafe {
+        match ffi::sqlite3_value_type(v) {
+            ffi::SQLITE_INTEGER => Value::Integer(ffi::sqlite3_value_int64(v)),
+            ffi::SQLITE_FLOAT => Value::Real(ffi::sqlite3_value_double(v)),
+            ffi::SQLITE_TEXT => {
+                let p = ffi::sqlite3_value_text(v);
+                let n = ffi::sqlite3_value_bytes(v);
+                if p.is_null() {
+                    Value::Text(Vec::new())
+                } else {
+                    Value::Text(std::slice::from_raw_parts(p, n as usize).to_vec())
+                }
+            }
+            ffi::SQLITE_BLOB => {
+                let p = ffi::sqlite3_value_blob(v) as *const u8;
+                let n = ffi::sqlite3_value_bytes(v);
+                if p.is_null() {
+                    Value::Blob(Vec::new())
+                } else {
+                    Value::Blob(std::slice::from_raw_parts(p, n as usize).to_vec())
+                }
+            }
+            _ => Value::Null,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_one_change_per_row() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t (id TEXT PRIMARY KEY, n INTEGER) STRICT; CREATE TABLE nopk (x)",
+        )
+        .unwrap();
+        let session = Session::new(&conn).unwrap();
+        conn.execute_batch(
+            "INSERT INTO t VALUES ('a', 1); INSERT INTO t VALUES ('b', 2); UPDATE t SET n = 5 WHERE id = 'a'; DELETE FROM t WHERE id = 'b'; INSERT INTO nopk VALUES (1)",
+        )
+        .unwrap();
+        let changes = session.changeset().unwrap().changes().unwrap();
+        // 'b' was inserted and deleted within the session: no net change. Rows of tables
+        // without a primary key are not recorded.
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].op, Op::Insert);
+        assert_eq!(changes[0].key(), vec![Value::Text(b"a".to_vec())]);
+        assert_eq!(changes[0].new[1], Some(Value::Integer(5)));
+    }
+}

@@ -1,0 +1,331 @@
+//! Every corpus under `corpora/` is a test: `expect.toml` beside it says what `rehearse check`
+//! must report (verdict, counts, and every finding at its exact sequence number), and this
+//! harness (libtest-mimic, `harness = false`) checks it. Corpora whose state database was
+//! written under `LS_DEV` (`oracle = "lsdev"`) get a second test holding rehearse's statements
+//! against the SQL LiveStore recorded for every event.
+//!
+//! The real stores in `../shared/livestore/samples/` are tests too when that directory is
+//! present; where it is not, they show as ignored.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use libtest_mimic::{Arguments, Failed, Trial};
+use serde::Deserialize;
+
+use rehearse::check::{self, CheckOptions};
+use rehearse::definitions::Definitions;
+use rehearse::eventlog::{EventLog, LogRow};
+use rehearse::js::BindValue;
+use rehearse::materialize::sql::SqlMaterializer;
+use rehearse::materialize::Binds;
+use rehearse::report::{CorpusReport, Finding};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Expect {
+    #[allow(dead_code)]
+    description: String,
+    materializers: PathBuf,
+    corpus: Option<PathBuf>,
+    state: Option<PathBuf>,
+    verdict: String,
+    events: u64,
+    applied: u64,
+    oracle: Option<String>,
+    #[serde(default)]
+    matching: BTreeMap<String, u64>,
+    #[serde(default, rename = "finding")]
+    findings: Vec<ExpectFinding>,
+}
+
+#[derive(Deserialize, Debug, PartialEq, Clone)]
+#[serde(deny_unknown_fields)]
+struct ExpectFinding {
+    class: String,
+    at: String,
+    name: Option<String>,
+    table: Option<String>,
+    key: Option<Vec<toml::Value>>,
+    divergence: Option<String>,
+    columns: Option<Vec<String>>,
+}
+
+/// A finding reduced to what an expectation pins down (not the message text).
+fn shape(f: &Finding) -> String {
+    let mut s = format!(
+        "{} at {} {}",
+        f.class.as_str(),
+        f.seq().map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+        f.name.as_deref().unwrap_or("-")
+    );
+    if let Some(t) = &f.table {
+        s.push_str(&format!(" table={t}"));
+    }
+    if let Some(k) = &f.key {
+        let k: Vec<String> = k.iter().map(ToString::to_string).collect();
+        s.push_str(&format!(" key=[{}]", k.join(", ")));
+    }
+    if let Some(d) = f.divergence {
+        s.push_str(&format!(" {}", serde_json::to_value(d).unwrap().as_str().unwrap()));
+    }
+    if !f.columns.is_empty() {
+        let c: Vec<&str> = f.columns.iter().map(|c| c.column.as_str()).collect();
+        s.push_str(&format!(" columns=[{}]", c.join(", ")));
+    }
+    s
+}
+
+fn expected_shape(f: &ExpectFinding) -> String {
+    let mut s = format!("{} at {} {}", f.class, f.at, f.name.as_deref().unwrap_or("-"));
+    if let Some(t) = &f.table {
+        s.push_str(&format!(" table={t}"));
+    }
+    if let Some(k) = &f.key {
+        let k: Vec<String> = k
+            .iter()
+            .map(|v| match v {
+                toml::Value::String(s) => format!("'{}'", s.replace('\'', "''")),
+                other => other.to_string(),
+            })
+            .collect();
+        s.push_str(&format!(" key=[{}]", k.join(", ")));
+    }
+    if let Some(d) = &f.divergence {
+        s.push_str(&format!(" {d}"));
+    }
+    if let Some(c) = &f.columns {
+        s.push_str(&format!(" columns=[{}]", c.join(", ")));
+    }
+    s
+}
+
+fn load_expect(dir: &Path) -> Result<Expect, Failed> {
+    let text = std::fs::read_to_string(dir.join("expect.toml"))?;
+    toml::from_str(&text).map_err(|e| format!("{}: {e}", dir.join("expect.toml").display()).into())
+}
+
+fn run_check(dir: &Path, expect: &Expect) -> Result<CorpusReport, Failed> {
+    let defs = Definitions::load(&dir.join(&expect.materializers)).map_err(|e| e.to_string())?;
+    let mut materializer = SqlMaterializer::new(defs);
+    let corpus = expect
+        .corpus
+        .as_ref()
+        .map(|c| dir.join(c))
+        .unwrap_or_else(|| dir.to_path_buf());
+    let options = CheckOptions {
+        state: expect.state.as_ref().map(|s| dir.join(s)),
+        ..CheckOptions::default()
+    };
+    check::check_corpus(&corpus, &mut materializer, &options).map_err(|e| e.to_string().into())
+}
+
+fn check_expectations(dir: &Path) -> Result<(), Failed> {
+    let expect = load_expect(dir)?;
+    let report = run_check(dir, &expect)?;
+    let mut problems = Vec::new();
+    let verdict = serde_json::to_value(report.verdict).unwrap();
+    if verdict.as_str() != Some(expect.verdict.as_str()) {
+        problems.push(format!("verdict: expected {}, got {verdict}", expect.verdict));
+    }
+    if report.events != expect.events {
+        problems.push(format!("events: expected {}, got {}", expect.events, report.events));
+    }
+    if report.applied != expect.applied {
+        problems.push(format!("applied: expected {}, got {}", expect.applied, report.applied));
+    }
+    if !expect.matching.is_empty() {
+        let tables: Vec<&str> = report.tables.iter().map(|t| t.table.as_str()).collect();
+        let wanted: Vec<&str> = expect.matching.keys().map(String::as_str).collect();
+        let mut sorted = tables.clone();
+        sorted.sort();
+        if sorted != wanted {
+            problems.push(format!("compared tables: expected {wanted:?}, got {tables:?}"));
+        }
+        for (table, n) in &expect.matching {
+            match report.tables.iter().find(|t| &t.table == table) {
+                Some(t) if t.matching == *n => {}
+                Some(t) => problems.push(format!(
+                    "{table}: expected {n} matching rows, got {} ({} differing, {} missing, {} extra)",
+                    t.matching, t.differing, t.missing, t.extra
+                )),
+                None => problems.push(format!("{table}: not compared")),
+            }
+        }
+    }
+    let got: Vec<String> = report.findings.iter().map(shape).collect();
+    let want: Vec<String> = expect.findings.iter().map(expected_shape).collect();
+    if got != want {
+        let diff = similar::TextDiff::from_lines(&want.join("\n"), &got.join("\n"))
+            .unified_diff()
+            .header("expected findings", "reported findings")
+            .to_string();
+        problems.push(format!("findings differ:\n{diff}"));
+        for f in &report.findings {
+            problems.push(format!("  reported: {}", f.message));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n").into())
+    }
+}
+
+/// Holds the SQL path's statements against what LiveStore recorded under `LS_DEV` (the `debug`
+/// column of `__livestore_session_changeset`), event by event.
+fn lsdev_oracle(dir: &Path) -> Result<(), Failed> {
+    let expect = load_expect(dir)?;
+    let defs = Definitions::load(&dir.join(&expect.materializers)).map_err(|e| e.to_string())?;
+    let materializer = SqlMaterializer::new(defs);
+    let corpus = rehearse::corpus::Corpus::locate(dir).map_err(|e| e.to_string())?;
+    let state = rehearse::sqlite::open_input(&corpus.snapshots[0]).map_err(|e| e.to_string())?;
+    let mut recorded: BTreeMap<(i64, i64), serde_json::Value> = BTreeMap::new();
+    let mut stmt = state
+        .conn
+        .prepare("SELECT seqNumGlobal, seqNumClient, debug FROM __livestore_session_changeset")?;
+    let mut rows = stmt.query([])?;
+    while let Some(row) = rows.next()? {
+        let debug: Option<String> = row.get(2)?;
+        let debug = debug.ok_or("a changeset row has no debug column: not an LS_DEV state")?;
+        recorded.insert((row.get(0)?, row.get(1)?), serde_json::from_str(&debug)?);
+    }
+    let log = EventLog::open(&corpus.eventlog).map_err(|e| e.to_string())?;
+    let mut compared = 0;
+    let mut problems = Vec::new();
+    log.for_each(|row| {
+        let LogRow::Event(ev) = row else {
+            problems.push("malformed row".to_string());
+            return Ok(ControlFlow::Continue(()));
+        };
+        let args: serde_json::Value = serde_json::from_str(&ev.args_json).unwrap();
+        let ours = match materializer.statements(&ev, &args) {
+            Some(Ok(s)) => s,
+            other => {
+                problems.push(format!("{} {}: no statements: {other:?}", ev.seq, ev.name));
+                return Ok(ControlFlow::Continue(()));
+            }
+        };
+        let Some(theirs) = recorded.get(&ev.seq.pair()) else {
+            problems.push(format!("{} {}: LiveStore recorded nothing", ev.seq, ev.name));
+            return Ok(ControlFlow::Continue(()));
+        };
+        let theirs = theirs.as_array().cloned().unwrap_or_default();
+        if theirs.len() != ours.len() {
+            problems.push(format!(
+                "{} {}: {} statements, LiveStore ran {}",
+                ev.seq,
+                ev.name,
+                ours.len(),
+                theirs.len()
+            ));
+            return Ok(ControlFlow::Continue(()));
+        }
+        for (o, t) in ours.iter().zip(&theirs) {
+            let sql = t["statementSql"].as_str().unwrap_or_default();
+            if o.sql != sql {
+                problems.push(format!("{} {}: SQL differs:\n  ours:   {:?}\n  theirs: {sql:?}", ev.seq, ev.name, o.sql));
+            }
+            let binds = match &t["bindValues"] {
+                serde_json::Value::Array(a) => Binds::Positional(
+                    a.iter().map(|v| BindValue::from_json_scalar(v).unwrap()).collect(),
+                ),
+                serde_json::Value::Object(m) if m.is_empty() => Binds::None,
+                serde_json::Value::Object(m) => Binds::Named(
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), BindValue::from_json_scalar(v).unwrap()))
+                        .collect(),
+                ),
+                other => panic!("unexpected bindValues {other}"),
+            };
+            let same = match (&o.binds, &binds) {
+                (Binds::None, Binds::Named(m)) | (Binds::Named(m), Binds::None) => m.is_empty(),
+                (a, b) => a == b,
+            };
+            if !same {
+                problems.push(format!(
+                    "{} {}: binds differ:\n  ours:   {:?}\n  theirs: {binds:?}",
+                    ev.seq, ev.name, o.binds
+                ));
+            }
+        }
+        compared += 1;
+        Ok(ControlFlow::Continue(()))
+    })
+    .map_err(|e| e.to_string())?;
+    if compared != expect.events as usize {
+        problems.push(format!("compared {compared} events of {}", expect.events));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n").into())
+    }
+}
+
+/// A real sample store from ../shared: zero findings, every table equal to LiveStore's counts.
+fn shared_sample(dir: &Path) -> Result<(), Failed> {
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("corpus.json"))?)?;
+    let defs = Definitions::load(&manifest_dir().join("corpora/workspace/materializers.toml"))
+        .map_err(|e| e.to_string())?;
+    let mut materializer = SqlMaterializer::new(defs);
+    let report = check::check_corpus(dir, &mut materializer, &CheckOptions::default())
+        .map_err(|e| e.to_string())?;
+    let mut problems: Vec<String> = report.findings.iter().map(|f| f.message.clone()).collect();
+    if report.events != summary["events"].as_u64().unwrap_or(0) || report.applied != report.events
+    {
+        problems.push(format!("{} events, {} applied", report.events, report.applied));
+    }
+    for (table, n) in summary["stateRowCounts"].as_object().into_iter().flatten() {
+        let t = report.tables.iter().find(|t| &t.table == table);
+        if t.map(|t| t.matching) != n.as_u64() || t.map(|t| t.rows_actual) != n.as_u64() {
+            problems.push(format!("{table}: expected {n} equal rows, got {t:?}"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n").into())
+    }
+}
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn main() {
+    let args = Arguments::from_args();
+    let mut trials = Vec::new();
+    let root = manifest_dir().join("corpora");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root)
+        .expect("corpora/ exists")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("expect.toml").is_file())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        let name = dir.file_name().unwrap().to_string_lossy().into_owned();
+        let oracle = load_expect(&dir).ok().and_then(|e| e.oracle);
+        let d = dir.clone();
+        trials.push(Trial::test(format!("corpus::{name}"), move || check_expectations(&d)));
+        if oracle.as_deref() == Some("lsdev") {
+            trials.push(Trial::test(format!("corpus::{name}::lsdev_statements"), move || {
+                lsdev_oracle(&dir)
+            }));
+        }
+    }
+    let shared = std::env::var_os("REHEARSE_SHARED_LIVESTORE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest_dir().join("../shared/livestore"));
+    for sample in ["n200", "n300-lsdev", "n5000"] {
+        let dir = shared.join("samples").join(sample);
+        let present = dir.join("corpus.json").is_file();
+        trials.push(
+            Trial::test(format!("shared_sample::{sample}"), move || shared_sample(&dir))
+                .with_ignored_flag(!present),
+        );
+    }
+    libtest_mimic::run(&args, trials).exit();
+}
