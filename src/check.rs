@@ -291,25 +291,8 @@ pub fn divergence_finding(d: RowDivergence, writers: &WriterIndex, columns: &[us
     };
     let message = match d.kind {
         Divergence::RowDiffers => {
-            let cols: Vec<String> = d
-                .columns
-                .iter()
-                .take(3)
-                .map(|c| {
-                    format!(
-                        "{}: expected {}, replayed {}",
-                        c.column,
-                        short(&c.expected),
-                        short(&c.actual)
-                    )
-                })
-                .collect();
-            let more = if d.columns.len() > 3 {
-                format!(" (and {} more columns)", d.columns.len() - 3)
-            } else {
-                String::new()
-            };
-            format!("{} differs: {}{more}{blame}", show_key(&d), cols.join("; "))
+            let cols: Vec<&str> = d.columns.iter().map(|c| c.column.as_str()).collect();
+            format!("{} differs in {}{blame}", show_key(&d), cols.join(", "))
         }
         Divergence::RowMissing => format!(
             "{} is in the recorded state but not in the replay{}",
@@ -365,8 +348,4 @@ pub fn divergence_finding(d: RowDivergence, writers: &WriterIndex, columns: &[us
     f.columns = d.columns;
     f.column = d.column;
     f
-}
-
-fn short(v: &crate::value::SqlValue) -> String {
-    crate::materialize::sql::truncate(&v.to_string())
 }

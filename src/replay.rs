@@ -436,15 +436,15 @@ pub fn replay(
                 } else {
                     "the statement".to_string()
                 };
-                let line = st
+                let origin = st
                     .line
-                    .map(|l| format!(" (definition line {l})"))
+                    .map(|l| format!(" ({}:{l})", materializer.describe()))
                     .unwrap_or_default();
                 let mut f = Finding::event(
                     FindingClass::MaterializerError,
                     Some(ev.seq),
                     Some(&ev.name),
-                    format!("{which}{line} failed, the event was rolled back: {msg}"),
+                    format!("{which}{origin} failed and the event was rolled back: {msg}"),
                 );
                 f.statement = Some(i + 1);
                 out.findings.push(f);

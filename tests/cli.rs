@@ -1,1 +1,609 @@
+//! The `rehearse` binary end to end, on the real corpora under `corpora/`.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn corpus(name: &str) -> PathBuf {
+    root().join("corpora").join(name)
+}
+
+fn defs() -> PathBuf {
+    corpus("workspace/materializers.toml")
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn rehearse(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Run {
+    let out: Output = Command::new(env!("CARGO_BIN_EXE_rehearse"))
+        .args(args.iter().map(|a| a.as_ref()))
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run rehearse");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn json(run: &Run) -> Value {
+    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", run.stdout))
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// Every file below `dir` with its bytes.
+fn snapshot_tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.insert(p.clone(), std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn the_bundled_corpus_passes() {
+    let run = rehearse(&[
+        &"check",
+        &corpus("workspace-n200"),
+        &"--materializers",
+        &defs(),
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.starts_with("PASS "), "{}", run.stdout);
+    assert!(run.stdout.contains("replayed 200 events: 200 applied"));
+    assert!(run.stdout.contains("compared 6 tables"));
+}
+
+#[test]
+fn findings_exit_1_and_name_the_event() {
+    let run = rehearse(&[
+        &"check",
+        &corpus("workspace-n200-edited-row"),
+        &"-m",
+        &defs(),
+    ]);
+    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("state-divergence   e160     v1.TodoUpdated"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("todos['todo_ug4qhd18po'] differs in priority")
+    );
+    assert!(
+        run.stdout.contains("- expected 9 (integer)"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("+ replayed 1 (integer)"));
+}
+
+#[test]
+fn json_report_matches_its_schema_and_is_deterministic() {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("schemas/report.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the schema is valid");
+    let corpora = [
+        "workspace-n200",
+        "workspace-n300-lsdev",
+        "workspace-n200-edited-row",
+        "workspace-n200-broken-log",
+    ];
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"check", &"--format", &"json", &"-m"];
+    let d = defs();
+    args.push(&d);
+    let paths: Vec<PathBuf> = corpora.iter().map(|c| corpus(c)).collect();
+    for p in &paths {
+        args.push(p);
+    }
+    let first = rehearse(&args);
+    let second = rehearse(&args);
+    assert_eq!(first.code, 1);
+    assert_eq!(first.stdout, second.stdout, "same inputs, same bytes");
+    assert!(
+        first.stderr.is_empty(),
+        "machine output leaves stderr quiet: {}",
+        first.stderr
+    );
+    let report = json(&first);
+    let errors: Vec<String> = validator
+        .iter_errors(&report)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    assert_eq!(report["version"], 1);
+    let verdicts: Vec<&str> = report["corpora"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["verdict"].as_str().unwrap())
+        .collect();
+    assert_eq!(verdicts, ["pass", "pass", "fail", "fail"]);
+    let edited = &report["corpora"][2]["findings"][0];
+    assert_eq!(edited["class"], "state-divergence");
+    assert_eq!(edited["seqNumGlobal"], 160);
+    assert_eq!(
+        edited["key"][0],
+        serde_json::json!({"type": "text", "value": "todo_ug4qhd18po"})
+    );
+    assert_eq!(
+        edited["columns"][0]["expected"],
+        serde_json::json!({"type": "integer", "value": 9})
+    );
+    assert_eq!(report["summary"]["findings"]["log-integrity"], 3);
+
+    // --json FILE writes the same document beside human output.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("report.json");
+    let mut args2: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"check", &"--json", &file, &"-m", &d];
+    for p in &paths {
+        args2.push(p);
+    }
+    let human = rehearse(&args2);
+    assert_eq!(human.code, 1);
+    assert!(human.stdout.contains("FAIL"));
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), first.stdout);
+}
+
+#[test]
+fn inputs_are_byte_identical_after_check_and_no_journal_is_left() {
+    let dirs = [
+        corpus("workspace-n200"),
+        corpus("workspace-n200-broken-log"),
+    ];
+    let before: Vec<_> = dirs.iter().map(|d| snapshot_tree(d)).collect();
+    let run = rehearse(&[
+        &"check",
+        &dirs[0],
+        &dirs[1],
+        &"-m",
+        &defs(),
+        &"--format",
+        &"json",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let after: Vec<_> = dirs.iter().map(|d| snapshot_tree(d)).collect();
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(
+            b.keys().collect::<Vec<_>>(),
+            a.keys().collect::<Vec<_>>(),
+            "no file added or removed"
+        );
+        assert!(b == a, "every input file is byte-identical");
+    }
+}
+
+#[test]
+fn a_hot_journal_beside_an_input_is_read_from_a_private_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&corpus("workspace-n200"), dir.path());
+    let store = dir.path().join("workspace");
+    // A stale rollback journal of the right shape: SQLite would roll it back on a read-write
+    // open, which rehearse must never do to the user's file.
+    let journal = store.join("eventlog@6.db-journal");
+    std::fs::write(&journal, vec![0u8; 512]).unwrap();
+    let before = snapshot_tree(dir.path());
+    let run = rehearse(&[&"check", &dir.path(), &"-m", &defs()]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("read a private copy"), "{}", run.stdout);
+    assert!(snapshot_tree(dir.path()) == before);
+}
+
+#[test]
+fn unreadable_input_exits_2_and_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope");
+    let run = rehearse(&[&"check", &missing, &"-m", &defs()]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains(&*missing.to_string_lossy()),
+        "{}",
+        run.stderr
+    );
+
+    let text = dir.path().join("eventlog.db");
+    std::fs::write(&text, "this is not a database\n").unwrap();
+    let run = rehearse(&[&"check", &text, &"-m", &defs()]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("eventlog.db: not a SQLite database"),
+        "{}",
+        run.stderr
+    );
+
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, "").unwrap();
+    let run = rehearse(&[&"check", &empty, &"-m", &defs()]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("empty file"), "{}", run.stderr);
+
+    let log = std::fs::read(corpus("workspace-n200/workspace/eventlog@6.db")).unwrap();
+    let truncated = dir.path().join("truncated.db");
+    std::fs::write(&truncated, &log[..log.len() / 2]).unwrap();
+    let run = rehearse(&[&"check", &truncated, &"-m", &defs()]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("truncated.db: truncated SQLite database"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_corrupt_page_mid_log_is_an_error_naming_the_file_and_position() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = std::fs::read(corpus("workspace-n200/workspace/eventlog@6.db")).unwrap();
+    // Page 8 holds eventlog rows after e63: the schema and the first rows read, then SQLite
+    // finds the damage.
+    let page = 8192;
+    for b in log[page * 8..page * 9].iter_mut() {
+        *b = 0xA5;
+    }
+    let path = dir.path().join("eventlog@6.db");
+    std::fs::write(&path, &log).unwrap();
+    let run = rehearse(&[&"check", &path, &"-m", &defs()]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains(
+            "eventlog@6.db: reading the event after e63 failed: database disk image is malformed"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+}
+
+fn sqlite_file(path: &Path, sql: &str) {
+    let conn = rusqlite::Connection::open(path).unwrap();
+    conn.execute_batch(sql).unwrap();
+}
+
+#[test]
+fn missing_tables_and_columns_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let no_table = dir.path().join("a.db");
+    sqlite_file(&no_table, "CREATE TABLE other (x)");
+    let run = rehearse(&[&"check", &no_table, &"-m", &defs()]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("a.db: no `eventlog` table"),
+        "{}",
+        run.stderr
+    );
+
+    let no_column = dir.path().join("b.db");
+    sqlite_file(
+        &no_column,
+        "CREATE TABLE eventlog (seqNumGlobal, seqNumClient, seqNumRebaseGeneration, parentSeqNumGlobal, parentSeqNumClient, parentSeqNumRebaseGeneration, name, clientId, sessionId, schemaHash, syncMetadataJson)",
+    );
+    let run = rehearse(&[&"check", &no_column, &"-m", &defs()]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("b.db: the eventlog table lacks column argsJson"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn other_storage_formats_are_refused_by_number() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        corpus("workspace-n200/workspace/eventlog@6.db"),
+        dir.path().join("eventlog@5.db"),
+    )
+    .unwrap();
+    let run = rehearse(&[&"check", &dir.path(), &"-m", &defs()]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("eventlog@5.db: LiveStore storage format 5 is not supported"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn unreadable_permissions_are_an_input_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("eventlog@6.db");
+    std::fs::copy(corpus("workspace-n200/workspace/eventlog@6.db"), &path).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
+    if std::fs::read(&path).is_ok() {
+        eprintln!("skipped: this user (root) reads files without read permission");
+        return;
+    }
+    let run = rehearse(&[&"check", &path, &"-m", &defs()]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("eventlog@6.db: Permission denied"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let run = rehearse(&[&"check", &corpus("workspace-n200")]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("--materializers"), "{}", run.stderr);
+    let run = rehearse(&[
+        &"check",
+        &corpus("workspace-n200"),
+        &corpus("workspace-n300-lsdev"),
+        &"-m",
+        &defs(),
+        &"--keep",
+        &"x.db",
+    ]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("single corpus"), "{}", run.stderr);
+}
+
+fn defs_with(dir: &Path, body: &str) -> PathBuf {
+    let path = dir.join("defs.toml");
+    let ddl = corpus("workspace/state.sql");
+    std::fs::write(
+        &path,
+        format!(
+            "format = 1\n[state]\nddl_file = {:?}\n{body}",
+            ddl.display().to_string()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn definitions_naming_what_the_state_lacks_are_errors_with_file_event_and_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "\n[events.\"v1.X\"]\ninsert = \"nope\"\nvalues = { id = \"args.id\" }\n",
+            "defs.toml:5: event \"v1.X\": the state has no table `nope`",
+        ),
+        (
+            "\n[events.\"v1.X\"]\nupdate = \"todos\"\nset = { colour = \"args.c\" }\nwhere = { id = \"args.id\" }\n",
+            "defs.toml:5: event \"v1.X\": the state table `todos` has no column `colour`",
+        ),
+        (
+            "\n[events.\"v1.X\"]\nsql = \"UPDATE todos SET nope = 1 WHERE id = $id\"\nbinds = { id = \"args.id\" }\n",
+            "defs.toml:5: event \"v1.X\": SQLite cannot prepare this SQL: no such column: nope",
+        ),
+        (
+            "\n[events.\"v1.X\"]\nsql = \"UPDATE todos SET text = :t WHERE id = $id\"\nbinds = { id = \"args.id\", t = \"args.t\" }\n",
+            "parameter :t would stay NULL",
+        ),
+        (
+            "\n[events.\"v1.X\"]\ninsert = \"todos\"\nvalues = { id = \"args.id | upper\" }\n",
+            "defs.toml:7: event \"v1.X\": in `args.id | upper`: unknown pipe `upper`",
+        ),
+        ("\n[events.\"v1.X\"\n", "defs.toml:5:"),
+    ];
+    for (body, want) in cases {
+        let path = defs_with(dir.path(), body);
+        let run = rehearse(&[&"check", &corpus("workspace-n200"), &"-m", &path]);
+        assert_eq!(run.code, 2, "{body}: {}", run.stderr);
+        assert!(
+            run.stderr.contains(want),
+            "{body}\nwanted: {want}\ngot: {}",
+            run.stderr
+        );
+    }
+}
+
+#[test]
+fn keep_and_replay_write_the_replayed_state_and_diff_compares_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let kept = dir.path().join("kept.db");
+    let state = corpus("workspace-n200/workspace/state-186191357563@6.db");
+    let run = rehearse(&[
+        &"check",
+        &corpus("workspace-n200"),
+        &"-m",
+        &defs(),
+        &"--keep",
+        &kept,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = rehearse(&[&"diff", &state, &kept]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("are equal"));
+    let page_size: i64 = rusqlite::Connection::open(&kept)
+        .unwrap()
+        .query_row("PRAGMA page_size", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(page_size, 8192, "LiveStore's page size");
+
+    let out = dir.path().join("replayed.db");
+    let run = rehearse(&[
+        &"replay",
+        &corpus("workspace-n200"),
+        &"-m",
+        &defs(),
+        &"--out",
+        &out,
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let edited = corpus("workspace-n200-edited-row/workspace/state-186191357563@6.db");
+    let run = rehearse(&[&"diff", &edited, &out, &"--format", &"json"]);
+    assert_eq!(run.code, 1);
+    let report = json(&run);
+    let f = &report["corpora"][0]["findings"][0];
+    assert_eq!(f["divergence"], "row-differs");
+    assert_eq!(f["columns"][0]["column"], "priority");
+    let run = rehearse(&[
+        &"diff",
+        &edited,
+        &out,
+        &"--ignore-column",
+        &"todos.priority",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+}
+
+#[test]
+fn a_bare_event_log_replays_and_skips_the_comparison() {
+    let run = rehearse(&[
+        &"check",
+        &corpus("workspace-n200/workspace/eventlog@6.db"),
+        &"-m",
+        &defs(),
+        &"--format",
+        &"json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let c = &json(&run)["corpora"][0];
+    assert_eq!(c["kind"], "eventlog");
+    assert_eq!(c["comparison"]["status"], "skipped");
+    assert_eq!(c["comparison"]["reason"], "no recorded state database");
+    assert_eq!(c["applied"], 200);
+}
+
+#[test]
+fn on_error_stop_stops_at_the_first_failing_event() {
+    let defs = corpus("workspace-n200-materializer-error/materializers.toml");
+    let run = rehearse(&[
+        &"check",
+        &corpus("workspace-n200"),
+        &"-m",
+        &defs,
+        &"--on-error",
+        &"stop",
+        &"--format",
+        &"json",
+    ]);
+    assert_eq!(run.code, 1);
+    let c = &json(&run)["corpora"][0];
+    // e68 is the 75th row of the log (client-only events sit between the synced ones).
+    assert_eq!(c["events"], 75, "replay read no further than e68");
+    assert_eq!(c["applied"], 74);
+    assert!(
+        c["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == "replay stopped at e68 (--on-error stop)")
+    );
+}
+
+#[test]
+fn of_several_state_files_the_one_matching_the_definitions_is_chosen() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&corpus("workspace-n200"), dir.path());
+    let store = dir.path().join("workspace");
+    // An older state file (another schema hash) that lacks a table the definitions write,
+    // modified after the current one: the most recent, but not a match.
+    let old = store.join("state-999@6.db");
+    std::fs::copy(store.join("state-186191357563@6.db"), &old).unwrap();
+    sqlite_file(&old, "DROP TABLE project_stats");
+    let run = rehearse(&[&"check", &dir.path(), &"-m", &defs(), &"--format", &"json"]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let snap = &json(&run)["corpora"][0]["snapshot"];
+    assert!(
+        snap["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("state-186191357563@6.db"),
+        "{snap}"
+    );
+    assert!(
+        snap["reason"].as_str().unwrap().contains("the only one of"),
+        "{snap}"
+    );
+}
+
+#[test]
+fn inspect_summarises_a_corpus() {
+    let run = rehearse(&[&"inspect", &corpus("workspace-n200")]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("events      200 (15 client-only"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("sync head   e0"));
+    assert!(run.stdout.contains("gen-client/static (200)"));
+    assert!(run.stdout.contains("v2.TodoCreated"));
+    let run = rehearse(&[&"inspect", &corpus("workspace-n200"), &"--format", &"json"]);
+    let v = json(&run);
+    assert_eq!(v["names"]["v2.TodoCreated"], 45);
+    assert_eq!(v["snapshots"][0]["tables"]["todos"], 53);
+    assert_eq!(v["snapshots"][0]["changesets"], 200);
+}
+
+#[test]
+fn every_command_explains_itself_with_an_example() {
+    for cmd in ["check", "replay", "diff", "inspect"] {
+        let run = rehearse(&[&cmd, &"--help"]);
+        assert_eq!(run.code, 0);
+        assert!(run.stdout.contains("Example"), "{cmd}: {}", run.stdout);
+    }
+}
+
+#[test]
+fn every_bundled_definitions_file_matches_the_definitions_schema() {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("schemas/materializers.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the schema is valid");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(root().join("corpora")).unwrap() {
+        let path = entry.unwrap().path().join("materializers.toml");
+        if !path.is_file() {
+            continue;
+        }
+        let doc: toml::Value = toml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let doc = serde_json::to_value(doc).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&doc)
+            .map(|e| format!("{}: {e} at {}", path.display(), e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+        checked += 1;
+    }
+    assert!(checked >= 4, "checked {checked} files");
+    // And the schema rejects what rehearse rejects.
+    let bad = serde_json::json!({"format": 1, "events": {"v1.X": {"update": "t"}}});
+    assert!(!validator.is_valid(&bad), "update without set");
+}

@@ -18,8 +18,8 @@ use rehearse::check::{self, CheckOptions};
 use rehearse::definitions::Definitions;
 use rehearse::eventlog::{EventLog, LogRow};
 use rehearse::js::BindValue;
-use rehearse::materialize::sql::SqlMaterializer;
 use rehearse::materialize::Binds;
+use rehearse::materialize::sql::SqlMaterializer;
 use rehearse::report::{CorpusReport, Finding};
 
 #[derive(Deserialize)]
@@ -68,7 +68,10 @@ fn shape(f: &Finding) -> String {
         s.push_str(&format!(" key=[{}]", k.join(", ")));
     }
     if let Some(d) = f.divergence {
-        s.push_str(&format!(" {}", serde_json::to_value(d).unwrap().as_str().unwrap()));
+        s.push_str(&format!(
+            " {}",
+            serde_json::to_value(d).unwrap().as_str().unwrap()
+        ));
     }
     if !f.columns.is_empty() {
         let c: Vec<&str> = f.columns.iter().map(|c| c.column.as_str()).collect();
@@ -78,7 +81,12 @@ fn shape(f: &Finding) -> String {
 }
 
 fn expected_shape(f: &ExpectFinding) -> String {
-    let mut s = format!("{} at {} {}", f.class, f.at, f.name.as_deref().unwrap_or("-"));
+    let mut s = format!(
+        "{} at {} {}",
+        f.class,
+        f.at,
+        f.name.as_deref().unwrap_or("-")
+    );
     if let Some(t) = &f.table {
         s.push_str(&format!(" table={t}"));
     }
@@ -127,13 +135,22 @@ fn check_expectations(dir: &Path) -> Result<(), Failed> {
     let mut problems = Vec::new();
     let verdict = serde_json::to_value(report.verdict).unwrap();
     if verdict.as_str() != Some(expect.verdict.as_str()) {
-        problems.push(format!("verdict: expected {}, got {verdict}", expect.verdict));
+        problems.push(format!(
+            "verdict: expected {}, got {verdict}",
+            expect.verdict
+        ));
     }
     if report.events != expect.events {
-        problems.push(format!("events: expected {}, got {}", expect.events, report.events));
+        problems.push(format!(
+            "events: expected {}, got {}",
+            expect.events, report.events
+        ));
     }
     if report.applied != expect.applied {
-        problems.push(format!("applied: expected {}, got {}", expect.applied, report.applied));
+        problems.push(format!(
+            "applied: expected {}, got {}",
+            expect.applied, report.applied
+        ));
     }
     if !expect.matching.is_empty() {
         let tables: Vec<&str> = report.tables.iter().map(|t| t.table.as_str()).collect();
@@ -141,7 +158,9 @@ fn check_expectations(dir: &Path) -> Result<(), Failed> {
         let mut sorted = tables.clone();
         sorted.sort();
         if sorted != wanted {
-            problems.push(format!("compared tables: expected {wanted:?}, got {tables:?}"));
+            problems.push(format!(
+                "compared tables: expected {wanted:?}, got {tables:?}"
+            ));
         }
         for (table, n) in &expect.matching {
             match report.tables.iter().find(|t| &t.table == table) {
@@ -157,7 +176,8 @@ fn check_expectations(dir: &Path) -> Result<(), Failed> {
     let got: Vec<String> = report.findings.iter().map(shape).collect();
     let want: Vec<String> = expect.findings.iter().map(expected_shape).collect();
     if got != want {
-        let diff = similar::TextDiff::from_lines(&want.join("\n"), &got.join("\n"))
+        let (want, got) = (want.join("\n"), got.join("\n"));
+        let diff = similar::TextDiff::from_lines(&want, &got)
             .unified_diff()
             .header("expected findings", "reported findings")
             .to_string();
@@ -208,7 +228,10 @@ fn lsdev_oracle(dir: &Path) -> Result<(), Failed> {
             }
         };
         let Some(theirs) = recorded.get(&ev.seq.pair()) else {
-            problems.push(format!("{} {}: LiveStore recorded nothing", ev.seq, ev.name));
+            problems.push(format!(
+                "{} {}: LiveStore recorded nothing",
+                ev.seq, ev.name
+            ));
             return Ok(ControlFlow::Continue(()));
         };
         let theirs = theirs.as_array().cloned().unwrap_or_default();
@@ -225,11 +248,16 @@ fn lsdev_oracle(dir: &Path) -> Result<(), Failed> {
         for (o, t) in ours.iter().zip(&theirs) {
             let sql = t["statementSql"].as_str().unwrap_or_default();
             if o.sql != sql {
-                problems.push(format!("{} {}: SQL differs:\n  ours:   {:?}\n  theirs: {sql:?}", ev.seq, ev.name, o.sql));
+                problems.push(format!(
+                    "{} {}: SQL differs:\n  ours:   {:?}\n  theirs: {sql:?}",
+                    ev.seq, ev.name, o.sql
+                ));
             }
             let binds = match &t["bindValues"] {
                 serde_json::Value::Array(a) => Binds::Positional(
-                    a.iter().map(|v| BindValue::from_json_scalar(v).unwrap()).collect(),
+                    a.iter()
+                        .map(|v| BindValue::from_json_scalar(v).unwrap())
+                        .collect(),
                 ),
                 serde_json::Value::Object(m) if m.is_empty() => Binds::None,
                 serde_json::Value::Object(m) => Binds::Named(
@@ -274,9 +302,11 @@ fn shared_sample(dir: &Path) -> Result<(), Failed> {
     let report = check::check_corpus(dir, &mut materializer, &CheckOptions::default())
         .map_err(|e| e.to_string())?;
     let mut problems: Vec<String> = report.findings.iter().map(|f| f.message.clone()).collect();
-    if report.events != summary["events"].as_u64().unwrap_or(0) || report.applied != report.events
-    {
-        problems.push(format!("{} events, {} applied", report.events, report.applied));
+    if report.events != summary["events"].as_u64().unwrap_or(0) || report.applied != report.events {
+        problems.push(format!(
+            "{} events, {} applied",
+            report.events, report.applied
+        ));
     }
     for (table, n) in summary["stateRowCounts"].as_object().into_iter().flatten() {
         let t = report.tables.iter().find(|t| &t.table == table);
@@ -309,11 +339,14 @@ fn main() {
         let name = dir.file_name().unwrap().to_string_lossy().into_owned();
         let oracle = load_expect(&dir).ok().and_then(|e| e.oracle);
         let d = dir.clone();
-        trials.push(Trial::test(format!("corpus::{name}"), move || check_expectations(&d)));
+        trials.push(Trial::test(format!("corpus::{name}"), move || {
+            check_expectations(&d)
+        }));
         if oracle.as_deref() == Some("lsdev") {
-            trials.push(Trial::test(format!("corpus::{name}::lsdev_statements"), move || {
-                lsdev_oracle(&dir)
-            }));
+            trials.push(Trial::test(
+                format!("corpus::{name}::lsdev_statements"),
+                move || lsdev_oracle(&dir),
+            ));
         }
     }
     let shared = std::env::var_os("REHEARSE_SHARED_LIVESTORE")
@@ -323,8 +356,10 @@ fn main() {
         let dir = shared.join("samples").join(sample);
         let present = dir.join("corpus.json").is_file();
         trials.push(
-            Trial::test(format!("shared_sample::{sample}"), move || shared_sample(&dir))
-                .with_ignored_flag(!present),
+            Trial::test(format!("shared_sample::{sample}"), move || {
+                shared_sample(&dir)
+            })
+            .with_ignored_flag(!present),
         );
     }
     libtest_mimic::run(&args, trials).exit();

@@ -144,27 +144,27 @@ fn finding(out: &mut String, f: &Finding) {
 
 fn column_diff(out: &mut String, c: &ColumnDiff) {
     let _ = writeln!(out, "        {}:", paint(BOLD, &c.column));
-    match (c.expected.as_str(), c.actual.as_str()) {
-        (Some(e), Some(a)) if e.len() > 60 || a.len() > 60 => {
-            for line in text_diff(e, a) {
-                let _ = writeln!(out, "          {line}");
-            }
+    if let (Some(e), Some(a)) = (c.expected.as_str(), c.actual.as_str())
+        && (e.len() > 60 || a.len() > 60)
+        && let Some(lines) = text_diff(e, a)
+    {
+        for line in lines {
+            let _ = writeln!(out, "          {line}");
         }
-        _ => {
-            let _ = writeln!(
-                out,
-                "          {} {}",
-                paint(MINUS, "- expected"),
-                shown(&c.expected)
-            );
-            let _ = writeln!(
-                out,
-                "          {} {}",
-                paint(PLUS, "+ replayed"),
-                shown(&c.actual)
-            );
-        }
+        return;
     }
+    let _ = writeln!(
+        out,
+        "          {} {}",
+        paint(MINUS, "- expected"),
+        shown(&c.expected)
+    );
+    let _ = writeln!(
+        out,
+        "          {} {}",
+        paint(PLUS, "+ replayed"),
+        shown(&c.actual)
+    );
 }
 
 fn shown(v: &SqlValue) -> String {
@@ -175,9 +175,9 @@ fn shown(v: &SqlValue) -> String {
     format!("{v}{type_note}")
 }
 
-/// A readable diff of two long texts: line by line for JSON documents (pretty-printed first),
-/// word by word otherwise.
-fn text_diff(expected: &str, actual: &str) -> Vec<String> {
+/// A readable diff of two long texts that share enough to be worth diffing: line by line for
+/// JSON documents (pretty-printed first), word by word otherwise.
+fn text_diff(expected: &str, actual: &str) -> Option<Vec<String>> {
     use similar::{ChangeTag, TextDiff};
     let pretty = |s: &str| {
         serde_json::from_str::<serde_json::Value>(s)
@@ -187,28 +187,58 @@ fn text_diff(expected: &str, actual: &str) -> Vec<String> {
     };
     if let (Some(e), Some(a)) = (pretty(expected), pretty(actual)) {
         let diff = TextDiff::from_lines(&e, &a);
-        return diff
-            .iter_all_changes()
-            .map(|ch| {
-                let text = ch.value().trim_end_matches('\n');
-                match ch.tag() {
-                    ChangeTag::Delete => paint(MINUS, &format!("- {text}")),
-                    ChangeTag::Insert => paint(PLUS, &format!("+ {text}")),
-                    ChangeTag::Equal => format!("  {text}"),
-                }
-            })
-            .collect();
+        return Some(
+            diff.iter_all_changes()
+                .map(|ch| {
+                    let text = ch.value().trim_end_matches('\n');
+                    match ch.tag() {
+                        ChangeTag::Delete => paint(MINUS, &format!("- {text}")),
+                        ChangeTag::Insert => paint(PLUS, &format!("+ {text}")),
+                        ChangeTag::Equal => format!("  {text}"),
+                    }
+                })
+                .collect(),
+        );
     }
     let diff = TextDiff::from_words(expected, actual);
-    let mut line = String::new();
-    for ch in diff.iter_all_changes() {
-        match ch.tag() {
-            ChangeTag::Delete => line.push_str(&paint(MINUS, &format!("[-{}-]", ch.value()))),
-            ChangeTag::Insert => line.push_str(&paint(PLUS, &format!("{{+{}+}}", ch.value()))),
-            ChangeTag::Equal => line.push_str(ch.value()),
+    // Mostly different texts read better as two plain lines than as a diff.
+    let (mut same, mut all) = (0usize, 0usize);
+    for ch in diff
+        .iter_all_changes()
+        .filter(|c| !c.value().trim().is_empty())
+    {
+        all += 1;
+        if ch.tag() == ChangeTag::Equal {
+            same += 2;
+            all += 1;
         }
     }
-    vec![line]
+    if all == 0 || same * 2 < all {
+        return None;
+    }
+    // Runs of removed and added words, each shown once: `[-old words-]{+new words+}`.
+    let mut line = String::new();
+    let mut run: Option<(ChangeTag, String)> = None;
+    let flush = |line: &mut String, run: &mut Option<(ChangeTag, String)>| {
+        if let Some((tag, text)) = run.take() {
+            match tag {
+                ChangeTag::Delete => line.push_str(&paint(MINUS, &format!("[-{text}-]"))),
+                ChangeTag::Insert => line.push_str(&paint(PLUS, &format!("{{+{text}+}}"))),
+                ChangeTag::Equal => line.push_str(&text),
+            }
+        }
+    };
+    for ch in diff.iter_all_changes() {
+        match &mut run {
+            Some((tag, text)) if *tag == ch.tag() => text.push_str(ch.value()),
+            _ => {
+                flush(&mut line, &mut run);
+                run = Some((ch.tag(), ch.value().to_string()));
+            }
+        }
+    }
+    flush(&mut line, &mut run);
+    Some(vec![line])
 }
 
 fn tables(out: &mut String, tables: &[TableReport], all: bool) {
