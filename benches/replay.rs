@@ -1,1 +1,115 @@
-fn main() {}
+//! `cargo bench`: replay speed and peak memory on real LiveStore stores.
+//!
+//! Runs the check (replay, then comparison) on the committed 200- and 300-event corpora, the
+//! 5,000-event sample and the real 100,000-event store from `../shared/livestore/large/`
+//! (unpacked into `target/bench-data/` on first use; set `REHEARSE_BENCH_STORE` to use another
+//! store directory). Each corpus runs in a child process of its own so that its peak memory
+//! (`VmHWM`) is its own; flat peaks across log lengths show that replay streams.
+//!
+//! Figures are printed, never asserted: a timed test would fail on a busy machine.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use rehearse::check::{self, CheckOptions};
+use rehearse::definitions::Definitions;
+use rehearse::materialize::sql::SqlMaterializer;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// One corpus, in this (child) process: prints one line of figures.
+fn run_one(corpus: &Path) {
+    let defs = Definitions::load(&root().join("corpora/workspace/materializers.toml")).unwrap();
+    let mut materializer = SqlMaterializer::new(defs.clone());
+    // Replay alone (no comparison), then the full check.
+    let t = Instant::now();
+    let options = CheckOptions {
+        no_compare: true,
+        ..CheckOptions::default()
+    };
+    let replayed = check::check_corpus(corpus, &mut materializer, &options).unwrap();
+    let replay_s = t.elapsed().as_secs_f64();
+    let mut materializer = SqlMaterializer::new(defs);
+    let t = Instant::now();
+    let report = check::check_corpus(corpus, &mut materializer, &CheckOptions::default()).unwrap();
+    let check_s = t.elapsed().as_secs_f64();
+    let rows: u64 = report.tables.iter().map(|t| t.rows_expected).sum();
+    println!(
+        "{:<28} {:>8} events  replay {:>7.3} s {:>9.0} events/s   check {:>7.3} s {:>9.0} events/s   {:>7} rows compared   findings {:>3}   peak RSS {:>6.1} MiB",
+        corpus.file_name().unwrap_or_default().to_string_lossy(),
+        replayed.events,
+        replay_s,
+        replayed.events as f64 / replay_s,
+        check_s,
+        report.events as f64 / check_s,
+        rows,
+        report.findings.len(),
+        peak_rss_kib().unwrap_or(0) as f64 / 1024.0,
+    );
+}
+
+fn large_store() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("REHEARSE_BENCH_STORE") {
+        return Some(PathBuf::from(p));
+    }
+    let target = root().join("target/bench-data/n100k");
+    if target.join("corpus.json").is_file() {
+        return Some(target);
+    }
+    let archive = root().join("../shared/livestore/large/n100k.tar.gz");
+    if !archive.is_file() {
+        eprintln!(
+            "skipping the 100,000-event store: {} not found",
+            archive.display()
+        );
+        return None;
+    }
+    std::fs::create_dir_all(&target).ok()?;
+    eprintln!("unpacking {} into {}", archive.display(), target.display());
+    let ok = Command::new("tar")
+        .arg("-xzf")
+        .arg(&archive)
+        .arg("-C")
+        .arg(&target)
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    ok.then_some(target)
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--one") {
+        run_one(Path::new(&args[i + 1]));
+        return;
+    }
+    // `cargo bench` passes `--bench`; a filter argument is not supported.
+    let mut corpora = vec![
+        root().join("corpora/workspace-n200"),
+        root().join("corpora/workspace-n300-lsdev"),
+    ];
+    let sample = root().join("../shared/livestore/samples/n5000");
+    if sample.is_dir() {
+        corpora.push(sample);
+    }
+    corpora.extend(large_store());
+    let exe = std::env::current_exe().unwrap();
+    println!(
+        "rehearse replay benchmark (SQL path, workspace materializers; LiveStore 0.4.0 itself rematerializes 100,000 events in about 272 s on this kind of machine)"
+    );
+    for c in corpora {
+        let status = Command::new(&exe).arg("--one").arg(&c).status().unwrap();
+        if !status.success() {
+            eprintln!("{}: failed", c.display());
+        }
+    }
+}

@@ -28,6 +28,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod capture;
 pub mod check;
 pub mod compare;
 pub mod corpus;

@@ -4,7 +4,7 @@
 //! The whole replay is one transaction and each event runs inside its own savepoint, so an
 //! event whose statements fail is rolled back alone, reported as `materializer-error`, and
 //! replay goes on, like a LiveStore rematerialization that survived the bad event. Each event's
-//! changes are captured with SQLite's session extension to remember which event last wrote each
+//! changes are captured through SQLite's pre-update hook to remember which event last wrote each
 //! row, which is how a divergent row is later blamed on an event. The log is streamed; what
 //! grows is bounded by the state (one entry per row written), not by the number of events.
 
@@ -15,12 +15,12 @@ use std::sync::Arc;
 use rusqlite::{Connection, ToSql};
 use serde_json::Value;
 
+use crate::capture::{Capture, ChangeOp, RowChange};
 use crate::error::{Error, Result};
 use crate::eventlog::{Event, EventLog, LogRow, SeqNum};
 use crate::js::BindValue;
 use crate::materialize::{Binds, Materializer, Outcome, Statement};
 use crate::report::{Finding, FindingClass};
-use crate::session::Session;
 use crate::sqlite;
 use crate::value::SqlValue;
 
@@ -66,13 +66,24 @@ struct RowWriters {
 }
 
 impl WriterIndex {
-    fn record(&mut self, change: &crate::session::Change, writer: &Writer) {
-        use crate::session::Op;
+    fn record(&mut self, change: &RowChange, writer: &Writer) {
         let next = self.tables.len() as u32;
-        let id = *self.tables.entry(change.table.clone()).or_insert(next);
-        let key = (id, SqlValue::encode_key(&change.key()));
+        let id = *self.tables.entry(change.table.to_string()).or_insert(next);
+        if let Some(old) = &change.old_key {
+            // The row moved to a new key: the old one was, in effect, deleted by this event.
+            let row = self
+                .rows
+                .entry((id, SqlValue::encode_key(old)))
+                .or_insert_with(|| RowWriters {
+                    last: writer.clone(),
+                    inserted: None,
+                    columns: Vec::new(),
+                });
+            row.last = writer.clone();
+        }
+        let key = (id, SqlValue::encode_key(&change.key));
         match change.op {
-            Op::Insert => {
+            ChangeOp::Insert => {
                 self.rows.insert(
                     key,
                     RowWriters {
@@ -82,20 +93,18 @@ impl WriterIndex {
                     },
                 );
             }
-            Op::Update | Op::Delete => {
+            ChangeOp::Update | ChangeOp::Delete => {
                 let row = self.rows.entry(key).or_insert_with(|| RowWriters {
                     last: writer.clone(),
                     inserted: None,
                     columns: Vec::new(),
                 });
                 row.last = writer.clone();
-                if change.op == Op::Update {
-                    for (i, v) in change.new.iter().enumerate() {
-                        if v.is_some() && !change.pk.get(i).copied().unwrap_or(false) {
-                            match row.columns.iter_mut().find(|(c, _)| *c == i) {
-                                Some(slot) => slot.1 = writer.clone(),
-                                None => row.columns.push((i, writer.clone())),
-                            }
+                if change.op == ChangeOp::Update {
+                    for &i in &change.columns {
+                        match row.columns.iter_mut().find(|(c, _)| *c == i) {
+                            Some(slot) => slot.1 = writer.clone(),
+                            None => row.columns.push((i, writer.clone())),
                         }
                     }
                 }
@@ -328,6 +337,8 @@ pub fn replay(
     };
     let mut chain = Chain::default();
     let mut names: HashMap<String, Arc<str>> = HashMap::new();
+    let capture =
+        Capture::install(conn).map_err(|e| Error::scratch("install the change capture", e))?;
 
     log.for_each(|row| {
         out.events += 1;
@@ -394,10 +405,7 @@ pub fn replay(
             out.applied += 1;
             return Ok(ControlFlow::Continue(()));
         }
-        conn.execute_batch("SAVEPOINT rehearse_event")
-            .map_err(|e| Error::scratch("open the event savepoint", e))?;
-        let session =
-            Session::new(conn).map_err(|m| Error::scratch(m, rusqlite::Error::InvalidQuery))?;
+        run_cached(conn, "SAVEPOINT rehearse_event")?;
         let mut failure = None;
         for (i, st) in statements.iter().enumerate() {
             if let Err(msg) = exec.run(conn, st) {
@@ -407,14 +415,9 @@ pub fn replay(
         }
         match failure {
             None => {
-                let changes = session
-                    .changeset()
-                    .and_then(|c| c.changes())
-                    .map_err(|m| Error::scratch(m, rusqlite::Error::InvalidQuery))?;
-                drop(session);
-                conn.execute_batch("RELEASE rehearse_event")
-                    .map_err(|e| Error::scratch("release the event savepoint", e))?;
+                run_cached(conn, "RELEASE rehearse_event")?;
                 out.applied += 1;
+                let changes = capture.take();
                 if !changes.is_empty() {
                     let name = names
                         .entry(ev.name.clone())
@@ -428,9 +431,9 @@ pub fn replay(
                 Ok(ControlFlow::Continue(()))
             }
             Some((i, st, msg)) => {
-                drop(session);
-                conn.execute_batch("ROLLBACK TO rehearse_event; RELEASE rehearse_event")
-                    .map_err(|e| Error::scratch("roll back a failed event", e))?;
+                run_cached(conn, "ROLLBACK TO rehearse_event")?;
+                run_cached(conn, "RELEASE rehearse_event")?;
+                capture.discard();
                 let which = if statements.len() > 1 {
                     format!("statement {} of {}", i + 1, statements.len())
                 } else {
@@ -456,6 +459,13 @@ pub fn replay(
         .map_err(|e| Error::scratch("commit the replay", e))?;
     progress(out.events);
     Ok(out)
+}
+
+fn run_cached(conn: &Connection, sql: &str) -> Result<()> {
+    conn.prepare_cached(sql)
+        .and_then(|mut s| s.raw_execute())
+        .map(|_| ())
+        .map_err(|e| Error::scratch(sql.to_string(), e))
 }
 
 fn stop_or_continue(options: &ReplayOptions, out: &mut Replayed, seq: SeqNum) -> ControlFlow<()> {
