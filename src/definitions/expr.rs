@@ -1,17 +1,19 @@
 //! The small value language of materializer definitions.
 //!
 //! A definition says which value each column or parameter gets: `args.patch.name`,
-//! `event.seqNumGlobal`, `args.avatarUrl ?? null`, `args.createdAt | iso`. The language
+//! `event.seqNumGlobal`, `args.avatarUrl ?? null`, `args.createdAt | iso`,
+//! `args.a + '/' + args.b` (JS `+`: concatenation when either side is a string). The language
 //! keeps JavaScript's notion of *absent* (`undefined`): an absent value drops the column from
 //! a query-builder insert or update, exactly as LiveStore's query builder drops `undefined`
 //! keys, and `??` falls back on absent or null as JS's nullish coalescing does.
 //!
 //! Grammar:
 //! ```text
-//! expr    := term ('??' term)*
+//! expr    := sum ('??' sum)*
+//! sum     := term ('+' term)*
 //! term    := primary ('|' pipe)*
-//! primary := 'args' access* | 'event' '.' field | 'null' | 'true' | 'false' | 'excluded'
-//!          | number | 'single-quoted string' | '(' expr ')'
+//! primary := 'args' access* | 'event' '.' field | 'null' | 'true' | 'false' | 'undefined'
+//!          | 'excluded' | number | 'single-quoted string' | '[' list ']' | '(' expr ')'
 //! access  := '.' name | '[' 'quoted key' ']' | '[' index ']'
 //! pipe    := 'iso' | 'ms' | 'json'
 //! ```
@@ -32,12 +34,15 @@ pub enum Expr {
     Arg(Vec<PathStep>),
     /// A field of the event's metadata.
     Meta(MetaField),
-    /// `excluded`: always absent; in an `ON CONFLICT DO UPDATE` set it means `excluded."col"`.
+    /// `excluded` or `undefined`: always absent. In an `ON CONFLICT DO UPDATE` set it means
+    /// `excluded."col"`; in an update it drops the column, as an `undefined` value does.
     Excluded,
     /// A list of values (for `IN`).
     List(Vec<Expr>),
     /// `a ?? b`.
     Coalesce(Box<Expr>, Box<Expr>),
+    /// `a + b`, with JS semantics for primitives.
+    Add(Box<Expr>, Box<Expr>),
     /// `a | pipe`.
     Pipe(Box<Expr>, Pipe),
 }
@@ -195,6 +200,8 @@ impl Expr {
                     Ok(left)
                 }
             }
+            Expr::Add(a, b) => js_add(a.eval(args, event)?, b.eval(args, event)?)
+                .map_err(|e| format!("`{self}`: {e}")),
             Expr::Pipe(inner, pipe) => {
                 let v = inner.eval(args, event)?;
                 pipe.apply(v)
@@ -259,6 +266,7 @@ impl fmt::Display for Expr {
                 f.write_str("]")
             }
             Expr::Coalesce(a, b) => write!(f, "{a} ?? {b}"),
+            Expr::Add(a, b) => write!(f, "({a} + {b})"),
             Expr::Pipe(a, p) => write!(f, "{a} | {p}"),
         }
     }
@@ -321,10 +329,19 @@ impl Parser<'_> {
     }
 
     fn expr(&mut self) -> Result<Expr, String> {
-        let mut left = self.term()?;
+        let mut left = self.sum()?;
         while self.eat("??") {
-            let right = self.term()?;
+            let right = self.sum()?;
             left = Expr::Coalesce(Box::new(left), Box::new(right));
+        }
+        Ok(left)
+    }
+
+    fn sum(&mut self) -> Result<Expr, String> {
+        let mut left = self.term()?;
+        while self.eat("+") {
+            let right = self.term()?;
+            left = Expr::Add(Box::new(left), Box::new(right));
         }
         Ok(left)
     }
@@ -402,7 +419,7 @@ impl Parser<'_> {
                     "null" => Ok(Expr::Literal(Value::Null)),
                     "true" => Ok(Expr::Literal(Value::Bool(true))),
                     "false" => Ok(Expr::Literal(Value::Bool(false))),
-                    "excluded" => Ok(Expr::Excluded),
+                    "excluded" | "undefined" => Ok(Expr::Excluded),
                     "args" => Ok(Expr::Arg(self.path()?)),
                     "event" => {
                         if !self.src[self.pos..].starts_with('.') {
@@ -502,10 +519,13 @@ impl Parser<'_> {
         if self.peek() == Some('-') {
             self.pos += 1;
         }
-        while self
-            .peek()
-            .is_some_and(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-'))
-        {
+        let mut prev = ' ';
+        while let Some(c) = self.peek() {
+            let sign_of_exponent = matches!(c, '+' | '-') && matches!(prev, 'e' | 'E');
+            if !(c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E') || sign_of_exponent) {
+                break;
+            }
+            prev = c;
             self.pos += 1;
         }
         let text = &self.src[start..self.pos];
@@ -514,6 +534,54 @@ impl Parser<'_> {
             .map_err(|_| format!("in `{}`: `{text}` is not a number", self.src))?;
         Ok(Expr::Literal(number_value(n)))
     }
+}
+
+/// JS `a + b` on primitives: string concatenation when either side is a string (the other
+/// side as `String(v)` gives it), numeric addition otherwise.
+fn js_add(a: Val, b: Val) -> Result<Val, String> {
+    fn text(v: &Val) -> Result<String, String> {
+        Ok(match v {
+            Val::Absent => "undefined".into(),
+            Val::Present(Value::Null) => "null".into(),
+            Val::Present(Value::Bool(b)) => b.to_string(),
+            Val::Present(Value::Number(n)) => {
+                let mut s = String::new();
+                js::format_number(js::js_number(n), &mut s);
+                if s == "null" { "NaN".into() } else { s }
+            }
+            Val::Present(Value::String(s)) => s.clone(),
+            Val::Present(other) => {
+                return Err(format!(
+                    "cannot add {} (objects and arrays have no string form here; use `| json`)",
+                    js::stringify(other)
+                ));
+            }
+        })
+    }
+    fn number(v: &Val) -> f64 {
+        match v {
+            Val::Absent => f64::NAN,
+            Val::Present(Value::Null) => 0.0,
+            Val::Present(Value::Bool(b)) => f64::from(u8::from(*b)),
+            Val::Present(Value::Number(n)) => js::js_number(n),
+            Val::Present(_) => f64::NAN,
+        }
+    }
+    let is_str = |v: &Val| matches!(v, Val::Present(Value::String(_)));
+    if is_str(&a) || is_str(&b) {
+        return Ok(Val::Present(Value::String(text(&a)? + &text(&b)?)));
+    }
+    for v in [&a, &b] {
+        if matches!(v, Val::Present(Value::Array(_) | Value::Object(_))) {
+            text(v)?;
+        }
+    }
+    let sum = number(&a) + number(&b);
+    Ok(Val::Present(if sum.is_finite() {
+        number_value(sum)
+    } else {
+        Value::Null
+    }))
 }
 
 /// A JSON number for a JS number, integral values as integers so they print as JS prints them.
@@ -580,6 +648,33 @@ mod tests {
             Val::Present(json!("x"))
         );
         assert_eq!(eval("event.seqNumClient", args), Val::Present(json!(2)));
+    }
+
+    #[test]
+    fn plus_follows_js() {
+        let args = json!({"a": "x", "b": 2, "c": 1.5, "n": null});
+        assert_eq!(
+            eval("args.a + '/' + args.b", args.clone()),
+            Val::Present(json!("x/2"))
+        );
+        assert_eq!(
+            eval("args.b + args.c", args.clone()),
+            Val::Present(json!(3.5))
+        );
+        assert_eq!(
+            eval("args.n + 'x'", args.clone()),
+            Val::Present(json!("nullx"))
+        );
+        assert_eq!(
+            eval("args.missing + 'x'", args.clone()),
+            Val::Present(json!("undefinedx"))
+        );
+        assert_eq!(
+            eval("args.missing ?? 'd' + 'x'", args.clone()),
+            Val::Present(json!("dx"))
+        );
+        assert_eq!(eval("undefined", args.clone()), Val::Absent);
+        assert_eq!(eval("1+2e+1", args), Val::Present(json!(21)));
     }
 
     #[test]
