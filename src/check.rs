@@ -103,7 +103,12 @@ pub fn check_corpus(
             let mut positions = ColumnPositions::default();
             tables = compare::compare(&scratch, "expected", "main", &options.compare, |d| {
                 let cols = positions.of(&scratch, &d);
-                findings.push(divergence_finding(d, &replayed.writers, &cols))
+                findings.push(divergence_finding(
+                    d,
+                    &replayed.writers,
+                    &cols,
+                    Sides::REPLAY,
+                ))
             })
             .map_err(|e| Error::sqlite(&db.path, "comparison failed", e))?;
             ComparisonStatus {
@@ -155,7 +160,7 @@ pub fn diff_databases(a: &Path, b: &Path, options: &CompareOptions) -> Result<Co
     let writers = WriterIndex::default();
     let mut findings = Vec::new();
     let tables = compare::compare(&conn, "a", "b", options, |d| {
-        findings.push(divergence_finding(d, &writers, &[]))
+        findings.push(divergence_finding(d, &writers, &[], Sides::DIFF))
     })
     .map_err(|e| Error::sqlite(b, "comparison failed", e))?;
     let mut report = CorpusReport {
@@ -271,63 +276,94 @@ impl ColumnPositions {
     }
 }
 
+/// How the two sides of a comparison are named in messages.
+#[derive(Debug, Clone, Copy)]
+pub struct Sides {
+    /// The expected side, e.g. "the recorded state".
+    pub expected: &'static str,
+    /// The actual side, e.g. "the replay".
+    pub actual: &'static str,
+}
+
+impl Sides {
+    /// A replay compared with a recorded snapshot.
+    pub const REPLAY: Sides = Sides {
+        expected: "the recorded state",
+        actual: "the replay",
+    };
+    /// `rehearse diff A B`.
+    pub const DIFF: Sides = Sides {
+        expected: "A",
+        actual: "B",
+    };
+}
+
 /// Turns a comparison result into a finding, blamed on the event that last wrote the row (for
 /// a differing row: the last event that wrote one of the differing columns, whose positions in
 /// the replayed table are `columns`).
-pub fn divergence_finding(d: RowDivergence, writers: &WriterIndex, columns: &[usize]) -> Finding {
-    let writer = if d.pk_in_column_order.is_empty() {
-        None
-    } else if columns.is_empty() {
-        writers.last_writer(&d.table, &d.pk_in_column_order)
+pub fn divergence_finding(
+    d: RowDivergence,
+    writers: &WriterIndex,
+    columns: &[usize],
+    sides: Sides,
+) -> Finding {
+    let (row_writer, writer) = if d.pk_in_column_order.is_empty() {
+        (None, None)
     } else {
-        writers.last_writer_of_columns(&d.table, &d.pk_in_column_order, columns)
+        let row = writers.last_writer(&d.table, &d.pk_in_column_order);
+        let cols = if columns.is_empty() {
+            row
+        } else {
+            writers.last_writer_of_columns(&d.table, &d.pk_in_column_order, columns)
+        };
+        (row, cols)
     };
-    let blame = match writer {
-        Some(w) if d.kind == Divergence::RowDiffers => {
-            format!("; last written in the replay by {} ({})", w.seq, w.name)
-        }
-        Some(w) => format!("; last written in the replay by {} ({})", w.seq, w.name),
-        None => String::new(),
+    let Sides { expected, actual } = sides;
+    let only_in = |what: String, first: &str, second: &str| {
+        format!("{what} is in {first} but not in {second}")
     };
     let message = match d.kind {
         Divergence::RowDiffers => {
             let cols: Vec<&str> = d.columns.iter().map(|c| c.column.as_str()).collect();
-            format!("{} differs in {}{blame}", show_key(&d), cols.join(", "))
-        }
-        Divergence::RowMissing => format!(
-            "{} is in the recorded state but not in the replay{}",
-            show_key(&d),
-            match writer {
-                Some(w) => format!("; deleted in the replay by {} ({})", w.seq, w.name),
-                None => "; no replayed event wrote it".to_string(),
+            let mut m = format!("{} differs in {}", show_key(&d), cols.join(", "));
+            if let Some(w) = writer {
+                m.push_str(&format!("; written in {actual} by {} ({})", w.seq, w.name));
+                if let Some(r) = row_writer.filter(|r| r.seq != w.seq) {
+                    m.push_str(&format!(", row last changed by {} ({})", r.seq, r.name));
+                }
             }
-        ),
-        Divergence::RowExtra => format!(
-            "{} is in the replay but not in the recorded state{blame}",
-            show_key(&d)
-        ),
-        Divergence::TableMissing => {
-            format!(
-                "table {} is in the recorded state but not in the replay",
-                d.table
-            )
+            m
         }
-        Divergence::TableExtra => {
-            format!(
-                "table {} is in the replay but not in the recorded state",
-                d.table
-            )
+        Divergence::RowMissing => {
+            let mut m = only_in(show_key(&d), expected, actual);
+            if let Some(w) = row_writer {
+                m.push_str(&format!("; removed in {actual} by {} ({})", w.seq, w.name));
+            }
+            m
         }
-        Divergence::ColumnMissing => format!(
-            "column {}.{} is in the recorded state but not in the replay",
-            d.table,
-            d.column.as_deref().unwrap_or("")
+        Divergence::RowExtra => {
+            let mut m = only_in(show_key(&d), actual, expected);
+            if let Some(w) = row_writer {
+                m.push_str(&format!("; last written by {} ({})", w.seq, w.name));
+            }
+            m
+        }
+        Divergence::TableMissing => only_in(format!("table {}", d.table), expected, actual),
+        Divergence::TableExtra => only_in(format!("table {}", d.table), actual, expected),
+        Divergence::ColumnMissing => only_in(
+            format!("column {}.{}", d.table, d.column.as_deref().unwrap_or("")),
+            expected,
+            actual,
         ),
-        Divergence::ColumnExtra => format!(
-            "column {}.{} is in the replay but not in the recorded state",
-            d.table,
-            d.column.as_deref().unwrap_or("")
+        Divergence::ColumnExtra => only_in(
+            format!("column {}.{}", d.table, d.column.as_deref().unwrap_or("")),
+            actual,
+            expected,
         ),
+    };
+    let writer = match d.kind {
+        Divergence::RowDiffers => writer,
+        _ => row_writer,
     };
     let row_level = matches!(
         d.kind,

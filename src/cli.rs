@@ -312,6 +312,7 @@ fn run_check(args: CheckArgs, color: anstream::ColorChoice) -> Result<u8, Error>
                 &HumanOptions {
                     max_findings: max(args.max_findings),
                     verbose: args.verbose,
+                    ..HumanOptions::default()
                 },
             ),
             color,
@@ -368,17 +369,18 @@ fn run_diff(args: DiffArgs, color: anstream::ColorChoice) -> Result<u8, Error> {
             anstream::ColorChoice::Never,
         )?,
         Format::Human => {
-            let c = &report.corpora[0];
-            let mut text = render::human::report(
-                &report,
-                &HumanOptions {
-                    max_findings: max(args.max_findings),
-                    verbose: true,
-                },
-            );
-            if c.findings.is_empty() {
-                text = format!("{} and {} are equal\n", args.a.display(), args.b.display());
-            }
+            let text = if report.corpora[0].findings.is_empty() {
+                format!("{} and {} are equal\n", args.a.display(), args.b.display())
+            } else {
+                render::human::report(
+                    &report,
+                    &HumanOptions {
+                        max_findings: max(args.max_findings),
+                        verbose: true,
+                        sides: ["a", "b"],
+                    },
+                )
+            };
             out(&text, color)?;
         }
     }

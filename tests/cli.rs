@@ -607,3 +607,79 @@ fn every_bundled_definitions_file_matches_the_definitions_schema() {
     let bad = serde_json::json!({"format": 1, "events": {"v1.X": {"update": "t"}}});
     assert!(!validator.is_valid(&bad), "update without set");
 }
+
+#[test]
+fn a_backup_package_is_detected_and_its_manifest_format_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let pkg = dir.path().join("pkg");
+    std::fs::create_dir(&pkg).unwrap();
+    std::fs::copy(
+        corpus("workspace-n200/workspace/eventlog@6.db"),
+        pkg.join("eventlog.db"),
+    )
+    .unwrap();
+    std::fs::copy(
+        corpus("workspace-n200/workspace/state-186191357563@6.db"),
+        pkg.join("state.db"),
+    )
+    .unwrap();
+    std::fs::write(
+        pkg.join("manifest.json"),
+        r#"{"storeId":"workspace","storageFormatVersion":6}"#,
+    )
+    .unwrap();
+    let run = rehearse(&[&"check", &pkg, &"-m", &defs(), &"--format", &"json"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let c = &json(&run)["corpora"][0];
+    assert_eq!(c["kind"], "package");
+    assert_eq!(c["comparison"]["status"], "compared");
+    assert!(
+        c["snapshot"]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("state.db")
+    );
+
+    std::fs::write(
+        pkg.join("manifest.json"),
+        r#"{"storeId":"workspace","storageFormatVersion":5}"#,
+    )
+    .unwrap();
+    let run = rehearse(&[&"check", &pkg, &"-m", &defs()]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr
+            .contains("manifest.json: LiveStore storage format 5 is not supported"),
+        "{}",
+        run.stderr
+    );
+
+    std::fs::write(pkg.join("manifest.json"), "{ not json").unwrap();
+    let run = rehearse(&[&"check", &pkg, &"-m", &defs()]);
+    assert_eq!(
+        run.code, 0,
+        "an unreadable manifest is noted, the log still checked"
+    );
+    assert!(
+        run.stdout.contains("manifest.json is not valid JSON"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn diff_names_its_sides_a_and_b() {
+    let a = corpus("workspace-n200-edited-row/workspace/state-186191357563@6.db");
+    let b = corpus("workspace-n200/workspace/state-186191357563@6.db");
+    let run = rehearse(&[&"diff", &a, &b]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stdout
+            .contains("todos['todo_ug4qhd18po'] differs in priority"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("- a 9 (integer)"), "{}", run.stdout);
+    assert!(run.stdout.contains("+ b 1 (integer)"), "{}", run.stdout);
+    assert!(!run.stdout.contains("replay"), "{}", run.stdout);
+}

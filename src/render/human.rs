@@ -20,6 +20,8 @@ pub struct HumanOptions {
     pub max_findings: Option<usize>,
     /// Show per-table counts for passing corpora too.
     pub verbose: bool,
+    /// How the two sides of a differing value are labelled.
+    pub sides: [&'static str; 2],
 }
 
 impl Default for HumanOptions {
@@ -27,6 +29,7 @@ impl Default for HumanOptions {
         HumanOptions {
             max_findings: Some(100),
             verbose: false,
+            sides: ["expected", "replayed"],
         }
     }
 }
@@ -66,12 +69,14 @@ fn corpus_report(out: &mut String, c: &CorpusReport, options: &HumanOptions) {
         let _ = writeln!(out, "  {err}");
         return;
     }
-    let mut line = format!("  replayed {} events: {} applied", c.events, c.applied);
-    let not_applied = c.events - c.applied;
-    if not_applied > 0 {
-        let _ = write!(line, ", {not_applied} not applied");
+    if c.eventlog.is_some() {
+        let mut line = format!("  replayed {} events: {} applied", c.events, c.applied);
+        let not_applied = c.events - c.applied;
+        if not_applied > 0 {
+            let _ = write!(line, ", {not_applied} not applied");
+        }
+        let _ = writeln!(out, "{line}");
     }
-    let _ = writeln!(out, "{line}");
     match (&c.comparison.status, &c.snapshot) {
         (ComparisonState::Compared, Some(s)) => {
             let _ = writeln!(
@@ -105,7 +110,7 @@ fn corpus_report(out: &mut String, c: &CorpusReport, options: &HumanOptions) {
             if c.findings.len() == 1 { "" } else { "s" }
         );
         for f in &c.findings[..shown] {
-            finding(out, f);
+            finding(out, f, options.sides);
         }
         if shown < c.findings.len() {
             let _ = writeln!(
@@ -121,7 +126,7 @@ fn corpus_report(out: &mut String, c: &CorpusReport, options: &HumanOptions) {
     out.push('\n');
 }
 
-fn finding(out: &mut String, f: &Finding) {
+fn finding(out: &mut String, f: &Finding, sides: [&str; 2]) {
     let at = match f.seq() {
         Some(seq) => seq.to_string(),
         None => "-".to_string(),
@@ -137,12 +142,12 @@ fn finding(out: &mut String, f: &Finding) {
     let _ = writeln!(out, "        {}", f.message);
     if f.class == FindingClass::StateDivergence && f.divergence == Some(Divergence::RowDiffers) {
         for c in &f.columns {
-            column_diff(out, c);
+            column_diff(out, c, sides);
         }
     }
 }
 
-fn column_diff(out: &mut String, c: &ColumnDiff) {
+fn column_diff(out: &mut String, c: &ColumnDiff, [minus, plus]: [&str; 2]) {
     let _ = writeln!(out, "        {}:", paint(BOLD, &c.column));
     if let (Some(e), Some(a)) = (c.expected.as_str(), c.actual.as_str())
         && (e.len() > 60 || a.len() > 60)
@@ -156,13 +161,13 @@ fn column_diff(out: &mut String, c: &ColumnDiff) {
     let _ = writeln!(
         out,
         "          {} {}",
-        paint(MINUS, "- expected"),
+        paint(MINUS, &format!("- {minus}")),
         shown(&c.expected)
     );
     let _ = writeln!(
         out,
         "          {} {}",
-        paint(PLUS, "+ replayed"),
+        paint(PLUS, &format!("+ {plus}")),
         shown(&c.actual)
     );
 }
