@@ -183,7 +183,7 @@ unsafe extern "C" fn on_preupdate(
                 vec![SqlValue::Integer(rowid)]
             } else {
                 pk.iter()
-                    .map(|&i| read(f, i).map(|v| value_of(v)).unwrap_or(SqlValue::Null))
+                    .map(|&i| read(f, i).map(|v| SqlValue::from_raw(v)).unwrap_or(SqlValue::Null))
                     .collect()
             }
         };
@@ -266,39 +266,6 @@ unsafe fn same_value(a: *mut ffi::sqlite3_value, b: *mut ffi::sqlite3_value) -> 
                         || std::slice::from_raw_parts(pa, na as usize)
                             == std::slice::from_raw_parts(pb, nb as usize))
             }
-        }
-    }
-}
-
-/// Copies an `sqlite3_value` into an owned value, keeping its storage class.
-///
-/// # Safety
-/// `v` must be a valid `sqlite3_value` pointer.
-pub(crate) unsafe fn value_of(v: *mut ffi::sqlite3_value) -> SqlValue {
-    // SAFETY: the caller guarantees v is valid.
-    unsafe {
-        match ffi::sqlite3_value_type(v) {
-            ffi::SQLITE_INTEGER => SqlValue::Integer(ffi::sqlite3_value_int64(v)),
-            ffi::SQLITE_FLOAT => SqlValue::Real(ffi::sqlite3_value_double(v)),
-            ffi::SQLITE_TEXT => {
-                let p = ffi::sqlite3_value_text(v);
-                let n = ffi::sqlite3_value_bytes(v);
-                if p.is_null() || n <= 0 {
-                    SqlValue::Text(Vec::new())
-                } else {
-                    SqlValue::Text(std::slice::from_raw_parts(p, n as usize).to_vec())
-                }
-            }
-            ffi::SQLITE_BLOB => {
-                let p = ffi::sqlite3_value_blob(v) as *const u8;
-                let n = ffi::sqlite3_value_bytes(v);
-                if p.is_null() || n <= 0 {
-                    SqlValue::Blob(Vec::new())
-                } else {
-                    SqlValue::Blob(std::slice::from_raw_parts(p, n as usize).to_vec())
-                }
-            }
-            _ => SqlValue::Null,
         }
     }
 }

@@ -254,7 +254,7 @@ impl Changeset {
                                 None
                             } else {
                                 // SAFETY: v is a valid protected value until next().
-                                Some(unsafe { value_of(v) })
+                                Some(unsafe { Value::from_raw(v) })
                             }
                         })
                         .collect()
@@ -281,39 +281,6 @@ impl Changeset {
         // SAFETY: iter is live and finalized once.
         unsafe { sqlite3changeset_finalize(iter) };
         result.map(|()| out)
-    }
-}
-
-/// Copies an `sqlite3_value` into an owned value, keeping its storage class.
-///
-/// # Safety
-/// `v` must be a valid `sqlite3_value` pointer.
-unsafe fn value_of(v: *mut ffi::sqlite3_value) -> Value {
-    // SAFETY: the caller guarantees v is valid.
-    unsafe {
-        match ffi::sqlite3_value_type(v) {
-            ffi::SQLITE_INTEGER => Value::Integer(ffi::sqlite3_value_int64(v)),
-            ffi::SQLITE_FLOAT => Value::Real(ffi::sqlite3_value_double(v)),
-            ffi::SQLITE_TEXT => {
-                let p = ffi::sqlite3_value_text(v);
-                let n = ffi::sqlite3_value_bytes(v);
-                if p.is_null() {
-                    Value::Text(Vec::new())
-                } else {
-                    Value::Text(std::slice::from_raw_parts(p, n as usize).to_vec())
-                }
-            }
-            ffi::SQLITE_BLOB => {
-                let p = ffi::sqlite3_value_blob(v) as *const u8;
-                let n = ffi::sqlite3_value_bytes(v);
-                if p.is_null() {
-                    Value::Blob(Vec::new())
-                } else {
-                    Value::Blob(std::slice::from_raw_parts(p, n as usize).to_vec())
-                }
-            }
-            _ => Value::Null,
-        }
     }
 }
 

@@ -41,6 +41,32 @@ impl From<ValueRef<'_>> for SqlValue {
 }
 
 impl SqlValue {
+    /// Copies an `sqlite3_value` into an owned value, keeping its storage class.
+    ///
+    /// # Safety
+    /// `v` must be a valid `sqlite3_value` pointer.
+    pub unsafe fn from_raw(v: *mut rusqlite::ffi::sqlite3_value) -> SqlValue {
+        use rusqlite::ffi;
+        // SAFETY: the caller guarantees v is valid; text and blob pointers cover `bytes`.
+        unsafe {
+            let bytes = |p: *const u8| {
+                let n = ffi::sqlite3_value_bytes(v);
+                if p.is_null() || n <= 0 {
+                    Vec::new()
+                } else {
+                    std::slice::from_raw_parts(p, n as usize).to_vec()
+                }
+            };
+            match ffi::sqlite3_value_type(v) {
+                ffi::SQLITE_INTEGER => SqlValue::Integer(ffi::sqlite3_value_int64(v)),
+                ffi::SQLITE_FLOAT => SqlValue::Real(ffi::sqlite3_value_double(v)),
+                ffi::SQLITE_TEXT => SqlValue::Text(bytes(ffi::sqlite3_value_text(v))),
+                ffi::SQLITE_BLOB => SqlValue::Blob(bytes(ffi::sqlite3_value_blob(v) as *const u8)),
+                _ => SqlValue::Null,
+            }
+        }
+    }
+
     /// SQLite's `typeof()` name.
     pub fn type_name(&self) -> &'static str {
         match self {
