@@ -183,7 +183,11 @@ unsafe extern "C" fn on_preupdate(
                 vec![SqlValue::Integer(rowid)]
             } else {
                 pk.iter()
-                    .map(|&i| read(f, i).map(|v| SqlValue::from_raw(v)).unwrap_or(SqlValue::Null))
+                    .map(|&i| {
+                        read(f, i)
+                            .map(|v| SqlValue::from_raw(v))
+                            .unwrap_or(SqlValue::Null)
+                    })
                     .collect()
             }
         };

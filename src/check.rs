@@ -41,6 +41,17 @@ pub fn check_corpus(
     materializer: &mut dyn Materializer,
     options: &CheckOptions,
 ) -> Result<CorpusReport> {
+    check_corpus_observed(path, materializer, options, |_| {})
+}
+
+/// [`check_corpus`], telling `observe` about the replay as it goes (progress, and every
+/// applied event with its row changes).
+pub fn check_corpus_observed(
+    path: &Path,
+    materializer: &mut dyn Materializer,
+    options: &CheckOptions,
+    observe: impl FnMut(replay::Step<'_>),
+) -> Result<CorpusReport> {
     let corpus = Corpus::locate(path)?;
     let log = EventLog::open(&corpus.eventlog)?;
     let mut notes = corpus.notes.clone();
@@ -85,7 +96,7 @@ pub fn check_corpus(
     }
     materializer.prepare(&scratch)?;
 
-    let replayed = replay::replay(&log, materializer, &scratch, &options.replay, |_| {})?;
+    let replayed = replay::replay(&log, materializer, &scratch, &options.replay, observe)?;
     if let Some(seq) = replayed.stopped_at {
         notes.push(format!("replay stopped at {seq} (--on-error stop)"));
     }

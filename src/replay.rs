@@ -320,13 +320,28 @@ impl Chain {
     }
 }
 
-/// Replays `log` through `materializer` into `conn`, which must already hold the state DDL.
+/// What the replay reports to its observer as it goes.
+#[derive(Debug)]
+pub enum Step<'a> {
+    /// `n` rows of the log have been read (sent every 1024 rows and at the end).
+    Read(u64),
+    /// An event was applied, changing these rows (none for a no-op).
+    Applied {
+        /// The event.
+        event: &'a Event,
+        /// Its row changes, in the order SQLite made them.
+        changes: &'a [RowChange],
+    },
+}
+
+/// Replays `log` through `materializer` into `conn`, which must already hold the state DDL,
+/// telling `observe` about progress and every applied event's changes.
 pub fn replay(
     log: &EventLog,
     materializer: &mut dyn Materializer,
     conn: &Connection,
     options: &ReplayOptions,
-    mut progress: impl FnMut(u64),
+    mut observe: impl FnMut(Step<'_>),
 ) -> Result<Replayed> {
     conn.set_prepared_statement_cache_capacity(512);
     conn.execute_batch("BEGIN")
@@ -343,7 +358,7 @@ pub fn replay(
     log.for_each(|row| {
         out.events += 1;
         if out.events.is_multiple_of(1024) {
-            progress(out.events);
+            observe(Step::Read(out.events));
         }
         let ev = match row {
             LogRow::Event(ev) => ev,
@@ -403,6 +418,10 @@ pub fn replay(
         };
         if statements.is_empty() {
             out.applied += 1;
+            observe(Step::Applied {
+                event: &ev,
+                changes: &[],
+            });
             return Ok(ControlFlow::Continue(()));
         }
         run_cached(conn, "SAVEPOINT rehearse_event")?;
@@ -428,6 +447,10 @@ pub fn replay(
                         out.writers.record(c, &writer);
                     }
                 }
+                observe(Step::Applied {
+                    event: &ev,
+                    changes: &changes,
+                });
                 Ok(ControlFlow::Continue(()))
             }
             Some((i, st, msg)) => {
@@ -457,7 +480,7 @@ pub fn replay(
     })?;
     conn.execute_batch("COMMIT")
         .map_err(|e| Error::scratch("commit the replay", e))?;
-    progress(out.events);
+    observe(Step::Read(out.events));
     Ok(out)
 }
 

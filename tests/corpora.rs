@@ -35,6 +35,8 @@ struct Expect {
     applied: u64,
     oracle: Option<String>,
     #[serde(default)]
+    recorded_changesets: bool,
+    #[serde(default)]
     matching: BTreeMap<String, u64>,
     #[serde(default, rename = "finding")]
     findings: Vec<ExpectFinding>,
@@ -292,6 +294,89 @@ fn lsdev_oracle(dir: &Path) -> Result<(), Failed> {
     }
 }
 
+/// Holds the rows each replayed event changed against the changeset LiveStore recorded for it
+/// (`__livestore_session_changeset`, decoded with the session extension): same tables, same
+/// keys, event by event.
+fn recorded_changesets(dir: &Path) -> Result<(), Failed> {
+    use rehearse::capture::ChangeOp;
+    use rehearse::session::Changeset;
+    use std::collections::BTreeSet;
+
+    let expect = load_expect(dir)?;
+    let defs = Definitions::load(&dir.join(&expect.materializers)).map_err(|e| e.to_string())?;
+    let mut materializer = SqlMaterializer::new(defs);
+    let mut ours: BTreeMap<(i64, i64), BTreeSet<(String, String)>> = BTreeMap::new();
+    check::check_corpus_observed(dir, &mut materializer, &CheckOptions::default(), |step| {
+        if let rehearse::replay::Step::Applied { event, changes } = step {
+            let rows = changes
+                .iter()
+                // The session extension records no update that changed nothing.
+                .filter(|c| !(c.op == ChangeOp::Update && c.columns.is_empty()))
+                .map(|c| {
+                    let key: Vec<String> = c.key.iter().map(ToString::to_string).collect();
+                    (c.table.to_string(), key.join(","))
+                })
+                .collect();
+            ours.insert(event.seq.pair(), rows);
+        }
+    })
+    .map_err(|e| e.to_string())?;
+
+    let corpus = rehearse::corpus::Corpus::locate(dir).map_err(|e| e.to_string())?;
+    let state = rehearse::sqlite::open_input(&corpus.snapshots[0]).map_err(|e| e.to_string())?;
+    // Tables without a primary key are not in LiveStore's changesets.
+    let keyed: BTreeSet<String> = rehearse::sqlite::list_tables(&state.conn, "main")?
+        .into_iter()
+        .filter(|t| {
+            rehearse::sqlite::table_columns(&state.conn, "main", t)
+                .map(|cols| cols.iter().any(|c| c.pk > 0))
+                .unwrap_or(false)
+        })
+        .collect();
+    let mut stmt = state.conn.prepare(
+        "SELECT seqNumGlobal, seqNumClient, changeset FROM __livestore_session_changeset ORDER BY seqNumGlobal, seqNumClient",
+    )?;
+    let mut rows = stmt.query([])?;
+    let mut problems = Vec::new();
+    let mut compared = 0;
+    while let Some(row) = rows.next()? {
+        let seq: (i64, i64) = (row.get(0)?, row.get(1)?);
+        let blob: Option<Vec<u8>> = row.get(2)?;
+        let theirs: BTreeSet<(String, String)> = Changeset(blob.unwrap_or_default())
+            .changes()?
+            .iter()
+            .map(|c| {
+                let key: Vec<String> = c.key().iter().map(ToString::to_string).collect();
+                (c.table.clone(), key.join(","))
+            })
+            .collect();
+        let mine: BTreeSet<(String, String)> = ours
+            .remove(&seq)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(t, _)| keyed.contains(t))
+            .collect();
+        if mine != theirs {
+            problems.push(format!(
+                "e{}.{}: replay changed {mine:?}, LiveStore recorded {theirs:?}",
+                seq.0, seq.1
+            ));
+        }
+        compared += 1;
+    }
+    if compared != expect.applied as usize {
+        problems.push(format!(
+            "LiveStore recorded {compared} changesets for {} applied events",
+            expect.applied
+        ));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n").into())
+    }
+}
+
 /// A real sample store from ../shared: zero findings, every table equal to LiveStore's counts.
 fn shared_sample(dir: &Path) -> Result<(), Failed> {
     let summary: serde_json::Value =
@@ -342,6 +427,13 @@ fn main() {
         trials.push(Trial::test(format!("corpus::{name}"), move || {
             check_expectations(&d)
         }));
+        if load_expect(&dir).is_ok_and(|e| e.recorded_changesets) {
+            let d = dir.clone();
+            trials.push(Trial::test(
+                format!("corpus::{name}::recorded_changesets"),
+                move || recorded_changesets(&d),
+            ));
+        }
         if oracle.as_deref() == Some("lsdev") {
             trials.push(Trial::test(
                 format!("corpus::{name}::lsdev_statements"),
