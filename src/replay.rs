@@ -432,6 +432,19 @@ pub fn replay(
                 break;
             }
         }
+        if conn.is_autocommit() {
+            // COMMIT, ROLLBACK or an `OR ROLLBACK` conflict in the materializer's SQL ended the
+            // replay's transaction; later events could not be rolled back on their own.
+            return Err(Error::Definitions {
+                path: materializer.describe().into(),
+                line: statements.first().and_then(|s| s.line),
+                event: Some(ev.name.clone()),
+                message: format!(
+                    "at {} the statements ended rehearse's replay transaction (COMMIT, ROLLBACK or ON CONFLICT ROLLBACK); a materializer must not control transactions",
+                    ev.seq
+                ),
+            });
+        }
         match failure {
             None => {
                 run_cached(conn, "RELEASE rehearse_event")?;

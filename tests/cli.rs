@@ -683,3 +683,23 @@ fn diff_names_its_sides_a_and_b() {
     assert!(run.stdout.contains("+ b 1 (integer)"), "{}", run.stdout);
     assert!(!run.stdout.contains("replay"), "{}", run.stdout);
 }
+
+#[test]
+fn a_materializer_that_ends_the_transaction_is_refused_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    // Every registration inserts the same id: the second conflicts, and OR ROLLBACK would
+    // roll the whole replay back.
+    let path = defs_with(
+        dir.path(),
+        "\n[events.\"v1.UserRegistered\"]\nsql = \"INSERT OR ROLLBACK INTO users (id, createdAt) VALUES ('same', 'x')\"\n",
+    );
+    let run = rehearse(&[&"check", &corpus("workspace-n200"), &"-m", &path]);
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains(
+            "event \"v1.UserRegistered\": at e2 the statements ended rehearse's replay transaction"
+        ),
+        "{}",
+        run.stderr
+    );
+}

@@ -190,7 +190,10 @@ fn text_diff(expected: &str, actual: &str) -> Option<Vec<String>> {
             .filter(|v| v.is_object() || v.is_array())
             .and_then(|v| serde_json::to_string_pretty(&v).ok())
     };
-    if let (Some(e), Some(a)) = (pretty(expected), pretty(actual)) {
+    // Equal documents written differently (key order, spacing) need the raw text to show why.
+    if let (Some(e), Some(a)) = (pretty(expected), pretty(actual))
+        && e != a
+    {
         let diff = TextDiff::from_lines(&e, &a);
         return Some(
             diff.iter_all_changes()
