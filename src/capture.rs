@@ -79,6 +79,8 @@ pub struct RowChange {
 struct Ctx {
     /// Primary-key column positions per table of `main`; empty for rowid-keyed tables.
     keys: HashMap<String, (Arc<str>, Vec<usize>)>,
+    /// Primary-key column names per table, in the same order.
+    key_names: HashMap<String, Vec<String>>,
     changes: RefCell<Vec<RowChange>>,
 }
 
@@ -92,6 +94,7 @@ impl<'conn> Capture<'conn> {
     /// Starts recording changes to the tables of `main` as they exist now.
     pub fn install(conn: &'conn Connection) -> rusqlite::Result<Capture<'conn>> {
         let mut keys = HashMap::new();
+        let mut key_names = HashMap::new();
         for table in crate::sqlite::list_tables(conn, "main")? {
             let cols = crate::sqlite::table_columns(conn, "main", &table)?;
             let mut pk: Vec<(i64, usize)> = cols
@@ -104,10 +107,15 @@ impl<'conn> Capture<'conn> {
             // Column order, to match how the comparison keys a row.
             let mut pk: Vec<usize> = pk.into_iter().map(|(_, i)| i).collect();
             pk.sort();
+            key_names.insert(
+                table.clone(),
+                pk.iter().map(|&i| cols[i].name.clone()).collect(),
+            );
             keys.insert(table.clone(), (Arc::from(table.as_str()), pk));
         }
         let ctx = Box::new(Ctx {
             keys,
+            key_names,
             changes: RefCell::new(Vec::new()),
         });
         // SAFETY: ctx is boxed, so its address is stable, and the hook is removed in Drop
@@ -130,6 +138,13 @@ impl<'conn> Capture<'conn> {
     /// Forgets the changes recorded since the last call (they were rolled back).
     pub fn discard(&self) {
         self.ctx.changes.borrow_mut().clear();
+    }
+
+    /// How rows of `table` are keyed: its shared name and its primary-key columns in column
+    /// order (empty when rows are keyed by rowid); `None` for a table not in `main`.
+    pub fn key_of(&self, table: &str) -> Option<(Arc<str>, &[String])> {
+        let (name, _) = self.ctx.keys.get(table)?;
+        Some((name.clone(), self.ctx.key_names.get(table)?.as_slice()))
     }
 }
 

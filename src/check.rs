@@ -10,12 +10,14 @@ use crate::definitions::Ddl;
 use crate::error::{Error, Result};
 use crate::eventlog::EventLog;
 use crate::materialize::Materializer;
-use crate::replay::{self, ReplayOptions, WriterIndex};
+use crate::replay::{self, ReplayOptions};
 use crate::report::{
-    ComparisonState, ComparisonStatus, CorpusReport, Divergence, Finding, FindingClass, Snapshot,
-    Verdict,
+    ComparisonState, ComparisonStatus, CorpusReport, Divergence, Finding, FindingClass, Severities,
+    Snapshot, Verdict,
 };
+use crate::snapshot;
 use crate::sqlite;
+use crate::writers::WriterIndex;
 
 /// Settings for checking a corpus.
 #[derive(Debug, Clone, Default)]
@@ -30,28 +32,30 @@ pub struct CheckOptions {
     pub state: Option<PathBuf>,
     /// Do not compare at all.
     pub no_compare: bool,
+    /// How much each class of finding matters.
+    pub severities: Severities,
+    /// When the replay differs from an accepted rehearse snapshot, write the new state beside
+    /// it as a pending snapshot (the CLI turns this off in CI unless asked).
+    pub write_pending: bool,
 }
 
-/// Replays a corpus and compares it with its recorded snapshot.
-///
-/// Unreadable input is an `Err`; every problem with the events or the state is a finding in
-/// the returned report.
-pub fn check_corpus(
-    path: &Path,
-    materializer: &mut dyn Materializer,
-    options: &CheckOptions,
-) -> Result<CorpusReport> {
-    check_corpus_observed(path, materializer, options, |_| {})
+/// A corpus replayed into its scratch database, before comparison.
+struct Replay {
+    corpus: Corpus,
+    log: EventLog,
+    snapshot: Option<(PathBuf, String)>,
+    snapshot_db: Option<sqlite::InputDb>,
+    scratch: Connection,
+    replayed: replay::Replayed,
+    notes: Vec<String>,
 }
 
-/// [`check_corpus`], telling `observe` about the replay as it goes (progress, and every
-/// applied event with its row changes).
-pub fn check_corpus_observed(
+fn replay_corpus(
     path: &Path,
     materializer: &mut dyn Materializer,
     options: &CheckOptions,
     observe: impl FnMut(replay::Step<'_>),
-) -> Result<CorpusReport> {
+) -> Result<Replay> {
     let corpus = Corpus::locate(path)?;
     let log = EventLog::open(&corpus.eventlog)?;
     let mut notes = corpus.notes.clone();
@@ -103,60 +107,216 @@ pub fn check_corpus_observed(
     if let Some(keep) = &options.keep {
         write_database(&scratch, keep)?;
     }
-
-    let mut findings = replayed.findings;
-    let mut tables = Vec::new();
-    let comparison = match (&snapshot_db, options.no_compare) {
-        (Some(db), false) => {
-            scratch
-                .execute("ATTACH ?1 AS expected", [&db.attach_uri])
-                .map_err(|e| Error::sqlite(&db.path, "cannot attach the recorded state", e))?;
-            let mut positions = ColumnPositions::default();
-            tables = compare::compare(&scratch, "expected", "main", &options.compare, |d| {
-                let cols = positions.of(&scratch, &d);
-                findings.push(divergence_finding(
-                    d,
-                    &replayed.writers,
-                    &cols,
-                    Sides::REPLAY,
-                ))
-            })
-            .map_err(|e| Error::sqlite(&db.path, "comparison failed", e))?;
-            ComparisonStatus {
-                status: ComparisonState::Compared,
-                reason: None,
-            }
-        }
-        (_, true) => ComparisonStatus {
-            status: ComparisonState::Skipped,
-            reason: Some("comparison turned off".into()),
-        },
-        (None, false) => ComparisonStatus {
-            status: ComparisonState::Skipped,
-            reason: Some("no recorded state database".into()),
-        },
-    };
-
-    let mut report = CorpusReport {
-        corpus: corpus.name.clone(),
-        kind: Some(corpus.kind),
-        eventlog: Some(corpus.eventlog.display().to_string()),
-        snapshot: snapshot.map(|(p, reason)| Snapshot {
-            path: p.display().to_string(),
-            reason,
-        }),
-        sync_head: log.sync_status().map(|s| s.head),
-        events: replayed.events,
-        applied: replayed.applied,
-        verdict: Verdict::Pass,
-        comparison,
-        findings,
-        tables,
+    Ok(Replay {
+        corpus,
+        log,
+        snapshot,
+        snapshot_db,
+        scratch,
+        replayed,
         notes,
-        error: None,
+    })
+}
+
+impl Replay {
+    fn report(
+        self,
+        comparison: ComparisonStatus,
+        findings: Vec<Finding>,
+        tables: Vec<crate::report::TableReport>,
+        notes: Vec<String>,
+        snapshot: Option<Snapshot>,
+        options: &CheckOptions,
+    ) -> CorpusReport {
+        let mut report = CorpusReport {
+            corpus: self.corpus.name.clone(),
+            kind: Some(self.corpus.kind),
+            eventlog: Some(self.corpus.eventlog.display().to_string()),
+            snapshot,
+            sync_head: self.log.sync_status().map(|s| s.head),
+            events: self.replayed.events,
+            applied: self.replayed.applied,
+            verdict: Verdict::Pass,
+            comparison,
+            findings,
+            tables,
+            notes,
+            error: None,
+            stale_baseline: Vec::new(),
+            strict_baseline: false,
+        };
+        report.finish(&options.severities);
+        report
+    }
+}
+
+/// Replays a corpus and compares it with its recorded snapshot.
+///
+/// Unreadable input is an `Err`; every problem with the events or the state is a finding in
+/// the returned report.
+pub fn check_corpus(
+    path: &Path,
+    materializer: &mut dyn Materializer,
+    options: &CheckOptions,
+) -> Result<CorpusReport> {
+    check_corpus_observed(path, materializer, options, |_| {})
+}
+
+/// [`check_corpus`], telling `observe` about the replay as it goes (progress, and every
+/// applied event with its row changes).
+pub fn check_corpus_observed(
+    path: &Path,
+    materializer: &mut dyn Materializer,
+    options: &CheckOptions,
+    observe: impl FnMut(replay::Step<'_>),
+) -> Result<CorpusReport> {
+    let run = replay_corpus(path, materializer, options, observe)?;
+    let mut notes = run.notes.clone();
+    let mut findings = run.replayed.findings.clone();
+    let accepted = snapshot::path_for(&run.corpus.eventlog);
+    let (comparison, tables, snapshot) = if options.no_compare {
+        (skipped("comparison turned off"), Vec::new(), None)
+    } else if let Some(db) = &run.snapshot_db {
+        run.scratch
+            .execute("ATTACH ?1 AS expected", [&db.attach_uri])
+            .map_err(|e| Error::sqlite(&db.path, "cannot attach the recorded state", e))?;
+        let tables = compare_into(&run, options, &mut findings)
+            .map_err(|e| Error::sqlite(&db.path, "comparison failed", e))?;
+        let snapshot = run.snapshot.as_ref().map(|(p, reason)| Snapshot {
+            path: p.display().to_string(),
+            reason: reason.clone(),
+        });
+        (compared(), tables, snapshot)
+    } else if accepted.is_file() {
+        run.scratch
+            .execute_batch("ATTACH ':memory:' AS expected")
+            .map_err(|e| Error::scratch("attach the snapshot", e))?;
+        snapshot::load(&run.scratch, "expected", &accepted)?;
+        let before = findings.len();
+        let tables = compare_into(&run, options, &mut findings)
+            .map_err(|e| Error::sqlite(&accepted, "comparison failed", e))?;
+        let pending = snapshot::pending_for(&run.corpus.eventlog);
+        if findings.len() > before {
+            if options.write_pending {
+                let text = snapshot::dump(&run.scratch, "main", &eventlog_name(&run.corpus))
+                    .map_err(|e| Error::scratch("dump the replayed state", e))?;
+                crate::render::write_atomic(&pending, text.as_bytes())?;
+                notes.push(format!(
+                    "the replay differs from the accepted snapshot: wrote {}; review it and run `rehearse accept`",
+                    pending.display()
+                ));
+            } else {
+                notes.push(
+                    "the replay differs from the accepted snapshot; no pending snapshot written (CI is set; --pending always writes one)"
+                        .into(),
+                );
+            }
+        } else if pending.is_file() && std::fs::remove_file(&pending).is_ok() {
+            notes.push(format!(
+                "removed {}: the replay matches the accepted snapshot again",
+                pending.display()
+            ));
+        }
+        let snapshot = Snapshot {
+            path: accepted.display().to_string(),
+            reason: "the accepted rehearse snapshot (the corpus has no state database)".into(),
+        };
+        (compared(), tables, Some(snapshot))
+    } else {
+        (
+            skipped(
+                "no recorded state database and no accepted snapshot (`rehearse record` writes one)",
+            ),
+            Vec::new(),
+            None,
+        )
     };
-    report.finish();
-    Ok(report)
+    Ok(run.report(comparison, findings, tables, notes, snapshot, options))
+}
+
+/// Replays a corpus and writes its state as the accepted snapshot beside it, returning the
+/// report of the replay (no comparison) and the snapshot's path.
+pub fn record_corpus(
+    path: &Path,
+    materializer: &mut dyn Materializer,
+    options: &CheckOptions,
+) -> Result<(CorpusReport, PathBuf)> {
+    let run = replay_corpus(path, materializer, options, |_| {})?;
+    let target = snapshot::path_for(&run.corpus.eventlog);
+    let text = snapshot::dump(&run.scratch, "main", &eventlog_name(&run.corpus))
+        .map_err(|e| Error::scratch("dump the replayed state", e))?;
+    crate::render::write_atomic(&target, text.as_bytes())?;
+    let pending = snapshot::pending_for(&run.corpus.eventlog);
+    if pending.is_file() {
+        let _ = std::fs::remove_file(&pending);
+    }
+    let notes = run.notes.clone();
+    let findings = run.replayed.findings.clone();
+    let report = run.report(
+        skipped("recording a snapshot"),
+        findings,
+        Vec::new(),
+        notes,
+        Some(Snapshot {
+            path: target.display().to_string(),
+            reason: "written by `rehearse record`".into(),
+        }),
+        options,
+    );
+    Ok((report, target))
+}
+
+/// Promotes the pending snapshot of the corpus at `path`, if there is one.
+pub fn accept_corpus(path: &Path) -> Result<Option<PathBuf>> {
+    let corpus = Corpus::locate(path)?;
+    let pending = snapshot::pending_for(&corpus.eventlog);
+    if !pending.is_file() {
+        return Ok(None);
+    }
+    let accepted = snapshot::path_for(&corpus.eventlog);
+    std::fs::rename(&pending, &accepted).map_err(|e| Error::io(&accepted, e))?;
+    Ok(Some(accepted))
+}
+
+fn eventlog_name(corpus: &Corpus) -> String {
+    corpus
+        .eventlog
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned()
+}
+
+fn compared() -> ComparisonStatus {
+    ComparisonStatus {
+        status: ComparisonState::Compared,
+        reason: None,
+    }
+}
+
+fn skipped(reason: &str) -> ComparisonStatus {
+    ComparisonStatus {
+        status: ComparisonState::Skipped,
+        reason: Some(reason.into()),
+    }
+}
+
+/// Compares schema `expected` with the replay in `main`, appending divergence findings.
+fn compare_into(
+    run: &Replay,
+    options: &CheckOptions,
+    findings: &mut Vec<Finding>,
+) -> rusqlite::Result<Vec<crate::report::TableReport>> {
+    let mut positions = ColumnPositions::default();
+    compare::compare(&run.scratch, "expected", "main", &options.compare, |d| {
+        let cols = positions.of(&run.scratch, &d);
+        findings.push(divergence_finding(
+            d,
+            &run.replayed.writers,
+            &cols,
+            Sides::REPLAY,
+        ))
+    })
 }
 
 /// Compares two databases (`a` expected, `b` actual) as `rehearse diff` does.
@@ -194,8 +354,10 @@ pub fn diff_databases(a: &Path, b: &Path, options: &CompareOptions) -> Result<Co
         tables,
         notes: da.notes.iter().chain(&db.notes).cloned().collect(),
         error: None,
+        stale_baseline: Vec::new(),
+        strict_baseline: false,
     };
-    report.finish();
+    report.finish(&Severities::default());
     Ok(report)
 }
 

@@ -1,22 +1,28 @@
 //! The command line: clap flags become the library's options before any work starts, so the
 //! library never sees clap types.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use rayon::prelude::*;
 
 use rehearse::Error;
+use rehearse::baseline::Baseline;
 use rehearse::check::{self, CheckOptions};
 use rehearse::compare::CompareOptions;
+use rehearse::corpus::{self, Partition};
 use rehearse::definitions::Definitions;
+use rehearse::eventlog::EventLog;
 use rehearse::exit;
 use rehearse::inspect;
 use rehearse::materialize::sql::SqlMaterializer;
 use rehearse::render::{self, human::HumanOptions};
-use rehearse::replay::{OnError, ReplayOptions};
-use rehearse::report::{CorpusReport, Report};
+use rehearse::replay::{OnError, ReplayOptions, Step};
+use rehearse::report::{CorpusReport, Report, Severities};
+use rehearse::schemas::EventSchemas;
+use rehearse::snapshot;
 
 const ABOUT: &str = "Rehearse a log-only restore: replay LiveStore event logs through materializers \
 and compare the result with the state LiveStore recorded.";
@@ -34,7 +40,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    Check(CheckArgs),
+    Check(Box<CheckArgs>),
+    Record(RecordArgs),
+    Accept(AcceptArgs),
     Replay(ReplayArgs),
     Diff(DiffArgs),
     Inspect(InspectArgs),
@@ -53,6 +61,20 @@ enum Format {
     Human,
     /// The versioned JSON report (schemas/report.schema.json).
     Json,
+    /// JUnit XML: a test suite per corpus, a test case per finding class.
+    Junit,
+    /// GitHub Actions annotations (::error / ::warning).
+    Github,
+    /// A Markdown summary for a CI job summary page.
+    Markdown,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum SimpleFormat {
+    /// Readable report (default).
+    Human,
+    /// JSON.
+    Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -61,6 +83,16 @@ enum OnErrorArg {
     Continue,
     /// Stop at the first event whose materializer fails.
     Stop,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Pending {
+    /// Write pending snapshots, except in CI (CI set).
+    Auto,
+    /// Always write them.
+    Always,
+    /// Never write them.
+    Never,
 }
 
 #[derive(Args)]
@@ -88,33 +120,105 @@ impl CompareArgs {
     }
 }
 
-/// Replay each corpus and compare it with its recorded state: the gate.
-///
-/// A corpus is a LiveStore store directory (eventlog@6.db beside state<hash>@6.db), a backup
-/// package (eventlog.db, state.db, manifest.json) or an event log on its own (then the
-/// comparison is skipped). Exit 0 when every corpus passes, 1 on any finding, 2 on a usage
-/// error or unreadable input.
+/// What defines the replay: the materializers and, optionally, the events' args schemas.
 #[derive(Args)]
-#[command(after_help = "Examples:
-  rehearse check corpora/workspace-n200 --materializers corpora/workspace/materializers.toml
-  rehearse check store/ --materializers app.toml --format json > report.json
-  rehearse check a/ b/ -m app.toml --json report.json --on-error stop")]
-struct CheckArgs {
-    /// Corpora to check.
-    #[arg(required = true, value_name = "CORPUS")]
-    corpora: Vec<PathBuf>,
-
+struct ReplayDefs {
     /// Materializer definitions (TOML).
     #[arg(long, short = 'm', value_name = "FILE")]
     materializers: PathBuf,
 
-    /// Output format on stdout.
-    #[arg(long, value_enum, default_value = "human")]
-    format: Format,
+    /// JSON Schemas of the events' args: a directory of <event name>.json files, or one file
+    /// mapping names to schemas (overrides `event_schemas` in the definitions).
+    #[arg(long, value_name = "PATH")]
+    event_schemas: Option<PathBuf>,
 
-    /// Also write the JSON report to FILE (atomically).
+    /// What to do when an event's materializer fails.
+    #[arg(long, value_enum, default_value = "continue")]
+    on_error: OnErrorArg,
+}
+
+impl ReplayDefs {
+    fn load(&self) -> Result<(Definitions, ReplayOptions), Error> {
+        let defs = Definitions::load(&self.materializers)?;
+        let schemas = match self.event_schemas.as_ref().or(defs.event_schemas.as_ref()) {
+            Some(p) => Some(Arc::new(EventSchemas::load(p)?)),
+            None => None,
+        };
+        let options = ReplayOptions {
+            on_error: match self.on_error {
+                OnErrorArg::Continue => OnError::Continue,
+                OnErrorArg::Stop => OnError::Stop,
+            },
+            schemas,
+        };
+        Ok((defs, options))
+    }
+}
+
+/// Replay each corpus and compare it with its recorded state: the gate.
+///
+/// A corpus is a LiveStore store directory (eventlog@6.db beside state<hash>@6.db), a backup
+/// package (eventlog.db, state.db, manifest.json) or an event log on its own; a directory that
+/// is none of these stands for every corpus below it. Without a state database, the replay is
+/// compared with the accepted snapshot written by `rehearse record`, if there is one.
+///
+/// Exit 0 when every corpus passes, 1 when the gate fails (a finding of error severity outside
+/// the baseline, or a stale entry under --strict-baseline), 2 on a usage error or unreadable
+/// input.
+#[derive(Args)]
+#[command(after_help = "Examples:
+  rehearse check corpora/workspace-n200 --materializers corpora/workspace/materializers.toml
+  rehearse check corpora/ -m app.toml --format github --junit junit.xml --json report.json
+  rehearse check corpora/ -m app.toml --baseline rehearse-baseline.json --partition 1/4
+  rehearse check corpora/ -m app.toml --severity zero-rows=error --severity writer-unknown=off")]
+struct CheckArgs {
+    /// Corpora to check, or directories to find them in.
+    #[arg(required = true, value_name = "CORPUS")]
+    corpora: Vec<PathBuf>,
+
+    #[command(flatten)]
+    defs: ReplayDefs,
+
+    /// Output on stdout; repeat for several (e.g. --format human --format github).
+    #[arg(long, value_enum, default_value = "human")]
+    format: Vec<Format>,
+
+    /// Also write the JSON report to FILE.
     #[arg(long, value_name = "FILE")]
     json: Option<PathBuf>,
+
+    /// Also write a JUnit XML report to FILE.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+
+    /// Also write a Markdown summary to FILE.
+    #[arg(long, value_name = "FILE")]
+    markdown: Option<PathBuf>,
+
+    /// Set a finding class's severity: CLASS=error|warning|off (repeatable). By default
+    /// writer-unknown and zero-rows are warnings, every other class an error.
+    #[arg(long, value_name = "CLASS=LEVEL")]
+    severity: Vec<String>,
+
+    /// Findings listed in this baseline do not fail the gate.
+    #[arg(long, value_name = "FILE")]
+    baseline: Option<PathBuf>,
+
+    /// Record the current findings as the baseline in FILE (then check against it).
+    #[arg(long, value_name = "FILE", conflicts_with = "baseline")]
+    write_baseline: Option<PathBuf>,
+
+    /// Fail when a baseline entry no longer occurs.
+    #[arg(long, requires = "baseline")]
+    strict_baseline: bool,
+
+    /// Check a stable share of the corpora: k/n, count:k/n or hash:k/n.
+    #[arg(long, value_name = "SPEC")]
+    partition: Option<String>,
+
+    /// Write a pending snapshot when the replay differs from an accepted one.
+    #[arg(long, value_enum, default_value = "auto")]
+    pending: Pending,
 
     /// Write the replayed state database to PATH (one corpus only).
     #[arg(long, value_name = "PATH")]
@@ -123,10 +227,6 @@ struct CheckArgs {
     /// Compare with this state database instead of the one beside the log (one corpus only).
     #[arg(long, value_name = "DB")]
     state: Option<PathBuf>,
-
-    /// What to do when an event's materializer fails.
-    #[arg(long, value_enum, default_value = "continue")]
-    on_error: OnErrorArg,
 
     #[command(flatten)]
     compare: CompareArgs,
@@ -142,6 +242,39 @@ struct CheckArgs {
     /// Corpora checked in parallel (default: one per core).
     #[arg(long, short = 'j', value_name = "N")]
     jobs: Option<usize>,
+
+    /// Never show the progress bar (it shows only on a terminal, outside CI).
+    #[arg(long)]
+    no_progress: bool,
+}
+
+/// Replay corpora and write each one's state as its accepted snapshot, beside its event log
+/// (`<eventlog>.snapshot`): for corpora without a LiveStore state database.
+///
+/// Exit 0 when every event replayed, 1 when some did not (the snapshot is written anyway),
+/// 2 on a usage error or unreadable input.
+#[derive(Args)]
+#[command(after_help = "Example:
+  rehearse record corpora/server-export -m app.toml && git add corpora/server-export")]
+struct RecordArgs {
+    /// Corpora to record, or directories to find them in.
+    #[arg(required = true, value_name = "CORPUS")]
+    corpora: Vec<PathBuf>,
+
+    #[command(flatten)]
+    defs: ReplayDefs,
+}
+
+/// Promote pending snapshots (`<eventlog>.snapshot.new`, written by `check` when a replay
+/// differs from the accepted snapshot) to accepted ones.
+#[derive(Args)]
+#[command(after_help = "Examples:
+  rehearse accept                  every pending snapshot below the current directory
+  rehearse accept corpora/export   one corpus")]
+struct AcceptArgs {
+    /// Corpora, or directories to find them in (default: the current directory).
+    #[arg(value_name = "CORPUS")]
+    corpora: Vec<PathBuf>,
 }
 
 /// Replay one corpus and write the replayed state database.
@@ -156,21 +289,16 @@ struct ReplayArgs {
     #[arg(value_name = "CORPUS")]
     corpus: PathBuf,
 
-    /// Materializer definitions (TOML).
-    #[arg(long, short = 'm', value_name = "FILE")]
-    materializers: PathBuf,
+    #[command(flatten)]
+    defs: ReplayDefs,
 
     /// Where to write the replayed state (written atomically).
     #[arg(long, value_name = "DB")]
     out: PathBuf,
 
-    /// What to do when an event's materializer fails.
-    #[arg(long, value_enum, default_value = "continue")]
-    on_error: OnErrorArg,
-
     /// Output format on stdout.
     #[arg(long, value_enum, default_value = "human")]
-    format: Format,
+    format: SimpleFormat,
 }
 
 /// Compare two SQLite databases table by table, row by row.
@@ -194,7 +322,7 @@ struct DiffArgs {
 
     /// Output format on stdout.
     #[arg(long, value_enum, default_value = "human")]
-    format: Format,
+    format: SimpleFormat,
 
     /// Differences shown in human output (0: all).
     #[arg(long, default_value_t = 100, value_name = "N")]
@@ -213,7 +341,7 @@ struct InspectArgs {
 
     /// Output format on stdout.
     #[arg(long, value_enum, default_value = "human")]
-    format: Format,
+    format: SimpleFormat,
 }
 
 /// Parses the command line, runs it, and returns the exit code.
@@ -225,7 +353,9 @@ pub fn run() -> Result<u8, Error> {
         ColorWhen::Never => anstream::ColorChoice::Never,
     };
     match cli.command {
-        Command::Check(args) => run_check(args, color),
+        Command::Check(args) => run_check(*args, color),
+        Command::Record(args) => run_record(args, color),
+        Command::Accept(args) => run_accept(args),
         Command::Replay(args) => run_replay(args, color),
         Command::Diff(args) => run_diff(args, color),
         Command::Inspect(args) => run_inspect(args),
@@ -248,30 +378,75 @@ fn out(text: &str, color: anstream::ColorChoice) -> Result<(), Error> {
         })
 }
 
-fn on_error(arg: OnErrorArg) -> OnError {
-    match arg {
-        OnErrorArg::Continue => OnError::Continue,
-        OnErrorArg::Stop => OnError::Stop,
-    }
-}
-
 fn max(n: usize) -> Option<usize> {
     (n > 0).then_some(n)
 }
 
+/// A progress bar over the events of every corpus, on a terminal outside CI only.
+fn progress_bar(corpora: &[PathBuf], hidden: bool) -> indicatif::ProgressBar {
+    if hidden || !std::io::stderr().is_terminal() || snapshot::in_ci() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let total: u64 = corpora
+        .iter()
+        .filter_map(|p| corpus::Corpus::locate(p).ok())
+        .filter_map(|c| EventLog::open(&c.eventlog).ok()?.count().ok())
+        .sum();
+    let bar = indicatif::ProgressBar::new(total);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} replaying {pos}/{len} events of {msg} [{elapsed}] {wide_bar}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    bar.set_message(format!(
+        "{} {}",
+        corpora.len(),
+        if corpora.len() == 1 {
+            "corpus"
+        } else {
+            "corpora"
+        }
+    ));
+    bar
+}
+
 fn run_check(args: CheckArgs, color: anstream::ColorChoice) -> Result<u8, Error> {
-    if args.corpora.len() > 1 && (args.keep.is_some() || args.state.is_some()) {
+    let mut corpora = corpus::discover(&args.corpora)?;
+    let partition = match &args.partition {
+        Some(spec) => match Partition::parse(spec) {
+            Ok(p) => Some(p),
+            Err(e) => return usage(&format!("--partition {e}")),
+        },
+        None => None,
+    };
+    if let Some(p) = partition {
+        corpora = p.select(corpora);
+    }
+    if corpora.len() > 1 && (args.keep.is_some() || args.state.is_some()) {
         return usage("--keep and --state take a single corpus");
     }
-    let defs = Definitions::load(&args.materializers)?;
+    let mut severities = Severities::default();
+    for spec in &args.severity {
+        match Severities::parse_override(spec) {
+            Ok((class, level)) => severities.set(class, level),
+            Err(e) => return usage(&format!("--severity {e}")),
+        }
+    }
+    let baseline = args.baseline.as_deref().map(Baseline::load).transpose()?;
+    let (defs, replay) = args.defs.load()?;
     let options = CheckOptions {
-        replay: ReplayOptions {
-            on_error: on_error(args.on_error),
-        },
+        replay,
         compare: args.compare.options(),
         keep: args.keep.clone(),
         state: args.state.clone(),
         no_compare: false,
+        severities,
+        write_pending: match args.pending {
+            Pending::Always => true,
+            Pending::Never => false,
+            Pending::Auto => !snapshot::in_ci(),
+        },
     };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.jobs.unwrap_or(0))
@@ -280,19 +455,42 @@ fn run_check(args: CheckArgs, color: anstream::ColorChoice) -> Result<u8, Error>
             path: PathBuf::from("--jobs"),
             message: e.to_string(),
         })?;
-    let corpora: Vec<CorpusReport> = pool.install(|| {
-        args.corpora
+    let bar = progress_bar(&corpora, args.no_progress);
+    let reports: Vec<CorpusReport> = pool.install(|| {
+        corpora
             .par_iter()
             .map(|path| {
                 let mut materializer = SqlMaterializer::new(defs.clone());
-                match check::check_corpus(path, &mut materializer, &options) {
+                let mut seen = 0;
+                let observe = |step: Step<'_>| {
+                    if let Step::Read(n) = step {
+                        bar.inc(n - seen);
+                        seen = n;
+                    }
+                };
+                match check::check_corpus_observed(path, &mut materializer, &options, observe) {
                     Ok(report) => report,
                     Err(e) => CorpusReport::error(&path.display().to_string(), e.to_string()),
                 }
             })
             .collect()
     });
-    let report = Report::new(args.materializers.display().to_string(), corpora);
+    bar.finish_and_clear();
+    let mut report = Report::new(args.defs.materializers.display().to_string(), reports);
+    report.partition = partition.map(|p| p.to_string());
+    if let Some(path) = &args.write_baseline {
+        let written = Baseline::from_report(&report);
+        render::write_atomic(path, written.to_json().as_bytes())?;
+        eprintln!(
+            "rehearse: wrote {} finding{} to the baseline {}",
+            written.findings.len(),
+            if written.findings.len() == 1 { "" } else { "s" },
+            path.display()
+        );
+        written.apply(&mut report, false);
+    } else if let Some(b) = &baseline {
+        b.apply(&mut report, args.strict_baseline);
+    }
     for c in &report.corpora {
         if let Some(e) = &c.error {
             eprintln!("rehearse: error: {e}");
@@ -301,51 +499,122 @@ fn run_check(args: CheckArgs, color: anstream::ColorChoice) -> Result<u8, Error>
     if let Some(path) = &args.json {
         render::write_atomic(path, render::json::to_string(&report).as_bytes())?;
     }
-    match args.format {
-        Format::Json => out(
-            &render::json::to_string(&report),
-            anstream::ColorChoice::Never,
-        )?,
-        Format::Human => out(
-            &render::human::report(
-                &report,
-                &HumanOptions {
-                    max_findings: max(args.max_findings),
-                    verbose: args.verbose,
-                    ..HumanOptions::default()
-                },
-            ),
-            color,
-        )?,
+    if let Some(path) = &args.junit {
+        render::write_atomic(path, render::junit::render(&report).as_bytes())?;
     }
-    Ok(if report.has_errors() {
+    if let Some(path) = &args.markdown {
+        render::write_atomic(path, render::markdown::render(&report).as_bytes())?;
+    }
+    let human = HumanOptions {
+        max_findings: max(args.max_findings),
+        verbose: args.verbose,
+        ..HumanOptions::default()
+    };
+    for format in &args.format {
+        match format {
+            Format::Human => out(&render::human::report(&report, &human), color)?,
+            Format::Json => out(
+                &render::json::to_string(&report),
+                anstream::ColorChoice::Never,
+            )?,
+            Format::Junit => out(
+                &render::junit::render(&report),
+                anstream::ColorChoice::Never,
+            )?,
+            Format::Github => out(
+                &render::github::render(&report),
+                anstream::ColorChoice::Never,
+            )?,
+            Format::Markdown => out(
+                &render::markdown::render(&report),
+                anstream::ColorChoice::Never,
+            )?,
+        }
+    }
+    Ok(gate(&report))
+}
+
+fn gate(report: &Report) -> u8 {
+    if report.has_errors() {
         exit::USAGE_OR_INPUT
     } else if report.passed() {
         exit::PASS
     } else {
         exit::FAILED
-    })
+    }
+}
+
+fn run_record(args: RecordArgs, color: anstream::ColorChoice) -> Result<u8, Error> {
+    let corpora = corpus::discover(&args.corpora)?;
+    let (defs, replay) = args.defs.load()?;
+    let options = CheckOptions {
+        replay,
+        ..CheckOptions::default()
+    };
+    let mut reports = Vec::new();
+    for path in &corpora {
+        let mut materializer = SqlMaterializer::new(defs.clone());
+        match check::record_corpus(path, &mut materializer, &options) {
+            Ok((report, written)) => {
+                eprintln!("rehearse: wrote {}", written.display());
+                reports.push(report);
+            }
+            Err(e) => reports.push(CorpusReport::error(
+                &path.display().to_string(),
+                e.to_string(),
+            )),
+        }
+    }
+    let report = Report::new(args.defs.materializers.display().to_string(), reports);
+    for c in &report.corpora {
+        if let Some(e) = &c.error {
+            eprintln!("rehearse: error: {e}");
+        }
+    }
+    out(
+        &render::human::report(&report, &HumanOptions::default()),
+        color,
+    )?;
+    Ok(gate(&report))
+}
+
+fn run_accept(args: AcceptArgs) -> Result<u8, Error> {
+    let roots = if args.corpora.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        args.corpora.clone()
+    };
+    let corpora = corpus::discover(&roots)?;
+    let mut accepted = 0;
+    for path in &corpora {
+        if let Some(p) = check::accept_corpus(path)? {
+            println!("accepted {}", p.display());
+            accepted += 1;
+        }
+    }
+    if accepted == 0 {
+        eprintln!("rehearse: no pending snapshot to accept");
+    }
+    Ok(exit::PASS)
 }
 
 fn run_replay(args: ReplayArgs, color: anstream::ColorChoice) -> Result<u8, Error> {
-    let defs = Definitions::load(&args.materializers)?;
+    let (defs, replay) = args.defs.load()?;
     let mut materializer = SqlMaterializer::new(defs);
     let options = CheckOptions {
-        replay: ReplayOptions {
-            on_error: on_error(args.on_error),
-        },
+        replay,
         keep: Some(args.out.clone()),
         no_compare: true,
         ..CheckOptions::default()
     };
     let corpus = check::check_corpus(&args.corpus, &mut materializer, &options)?;
-    let report = Report::new(args.materializers.display().to_string(), vec![corpus]);
+    let report = Report::new(args.defs.materializers.display().to_string(), vec![corpus]);
     match args.format {
-        Format::Json => out(
+        SimpleFormat::Json => out(
             &render::json::to_string(&report),
             anstream::ColorChoice::Never,
         )?,
-        Format::Human => {
+        SimpleFormat::Human => {
             out(
                 &render::human::report(&report, &HumanOptions::default()),
                 color,
@@ -353,22 +622,18 @@ fn run_replay(args: ReplayArgs, color: anstream::ColorChoice) -> Result<u8, Erro
         }
     }
     eprintln!("rehearse: wrote {}", args.out.display());
-    Ok(if report.passed() {
-        exit::PASS
-    } else {
-        exit::FAILED
-    })
+    Ok(gate(&report))
 }
 
 fn run_diff(args: DiffArgs, color: anstream::ColorChoice) -> Result<u8, Error> {
     let corpus = check::diff_databases(&args.a, &args.b, &args.compare.options())?;
     let report = Report::new(String::new(), vec![corpus]);
     match args.format {
-        Format::Json => out(
+        SimpleFormat::Json => out(
             &render::json::to_string(&report),
             anstream::ColorChoice::Never,
         )?,
-        Format::Human => {
+        SimpleFormat::Human => {
             let text = if report.corpora[0].findings.is_empty() {
                 format!("{} and {} are equal\n", args.a.display(), args.b.display())
             } else {
@@ -384,18 +649,14 @@ fn run_diff(args: DiffArgs, color: anstream::ColorChoice) -> Result<u8, Error> {
             out(&text, color)?;
         }
     }
-    Ok(if report.passed() {
-        exit::PASS
-    } else {
-        exit::FAILED
-    })
+    Ok(gate(&report))
 }
 
 fn run_inspect(args: InspectArgs) -> Result<u8, Error> {
     let ins = inspect::inspect(&args.corpus)?;
     match args.format {
-        Format::Json => out(&render::json::to_string(&ins), anstream::ColorChoice::Never)?,
-        Format::Human => out(&inspect::render(&ins), anstream::ColorChoice::Never)?,
+        SimpleFormat::Json => out(&render::json::to_string(&ins), anstream::ColorChoice::Never)?,
+        SimpleFormat::Human => out(&inspect::render(&ins), anstream::ColorChoice::Never)?,
     }
     Ok(exit::PASS)
 }

@@ -253,6 +253,152 @@ impl Corpus {
     }
 }
 
+/// Expands command-line paths into corpora: a path that is a corpus itself (an event log file,
+/// a store or package directory, or a directory holding one of those one level down) stays as
+/// written; any other directory stands for every corpus found below it, in path order.
+pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for path in paths {
+        let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if meta.is_file() || is_corpus_dir(path)? || single_child_corpus(path)? {
+            out.push(path.clone());
+            continue;
+        }
+        let before = out.len();
+        walk(path, &mut out)?;
+        if out.len() == before {
+            return Err(Error::input(
+                path,
+                "no corpus found here or below (looked for eventlog@6.db and eventlog.db)",
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn is_corpus_dir(dir: &Path) -> Result<bool> {
+    for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name == "eventlog.db" || matches!(classify(&name), Some(StoreFile::EventLog { .. })) {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+fn subdirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut dirs: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir())
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            !n.starts_with('.') && n != "node_modules" && n != "target"
+        })
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    Ok(dirs)
+}
+
+fn single_child_corpus(dir: &Path) -> Result<bool> {
+    let children = subdirs(dir)?;
+    let mut corpora = 0;
+    for c in &children {
+        if is_corpus_dir(c)? {
+            corpora += 1;
+        } else if !subdirs(c)?.is_empty() {
+            // Deeper corpora: this is a tree of corpora, not the generator's layout.
+            return Ok(false);
+        }
+    }
+    Ok(corpora == 1)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    for sub in subdirs(dir)? {
+        if is_corpus_dir(&sub)? {
+            out.push(sub);
+        } else {
+            walk(&sub, out)?;
+        }
+    }
+    Ok(())
+}
+
+/// A stable share of the corpora, so that a CI matrix splits the work the way nextest does:
+/// `count:k/n` (or `k/n`) takes every n-th corpus of the sorted list starting at the k-th;
+/// `hash:k/n` takes the corpora whose path hashes to k, which keeps a corpus on its runner when
+/// others are added.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Partition {
+    /// 1-based share.
+    pub k: u64,
+    /// Number of shares.
+    pub n: u64,
+    /// Hash-based instead of count-based.
+    pub by_hash: bool,
+}
+
+impl Partition {
+    /// Parses `k/n`, `count:k/n` or `hash:k/n`.
+    pub fn parse(spec: &str) -> std::result::Result<Partition, String> {
+        let (by_hash, rest) = match spec.split_once(':') {
+            Some(("count", r)) => (false, r),
+            Some(("hash", r)) => (true, r),
+            Some((other, _)) => {
+                return Err(format!("unknown partition kind {other:?} (count or hash)"));
+            }
+            None => (false, spec),
+        };
+        let bad = || format!("{spec:?}: expected k/n with 1 <= k <= n, e.g. 2/4");
+        let (k, n) = rest.split_once('/').ok_or_else(bad)?;
+        let (k, n): (u64, u64) = (k.parse().map_err(|_| bad())?, n.parse().map_err(|_| bad())?);
+        if n == 0 || k == 0 || k > n {
+            return Err(bad());
+        }
+        Ok(Partition { k, n, by_hash })
+    }
+
+    /// The corpora of this share, in their order.
+    pub fn select(&self, corpora: Vec<PathBuf>) -> Vec<PathBuf> {
+        let mut sorted = corpora;
+        sorted.sort();
+        sorted.dedup();
+        sorted
+            .into_iter()
+            .enumerate()
+            .filter(|(i, p)| {
+                let slot = if self.by_hash {
+                    fnv1a(p.to_string_lossy().as_bytes())
+                } else {
+                    *i as u64
+                };
+                slot % self.n == self.k - 1
+            })
+            .map(|(_, p)| p)
+            .collect()
+    }
+}
+
+impl std::fmt::Display for Partition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = if self.by_hash { "hash" } else { "count" };
+        write!(f, "{kind}:{}/{}", self.k, self.n)
+    }
+}
+
+/// FNV-1a: a stable hash (unlike std's, which is seeded per process).
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
 fn check_manifest_format(path: &Path, manifest: &Value) -> Result<()> {
     let format = manifest
         .get("storageFormatVersion")
@@ -339,6 +485,37 @@ pub fn choose_snapshot(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn partitions_cover_every_corpus_once() {
+        let corpora: Vec<PathBuf> = (0..10).map(|i| PathBuf::from(format!("c{i}"))).collect();
+        for by_hash in [false, true] {
+            let mut seen: Vec<PathBuf> = Vec::new();
+            for k in 1..=3 {
+                let p = Partition { k, n: 3, by_hash };
+                seen.extend(p.select(corpora.clone()));
+            }
+            seen.sort();
+            assert_eq!(seen, corpora);
+        }
+        assert_eq!(
+            Partition::parse("2/4"),
+            Ok(Partition {
+                k: 2,
+                n: 4,
+                by_hash: false
+            })
+        );
+        assert_eq!(Partition::parse("hash:1/2").map(|p| p.by_hash), Ok(true));
+        assert!(Partition::parse("0/2").is_err());
+        assert!(Partition::parse("3/2").is_err());
+        let p = Partition {
+            k: 1,
+            n: 2,
+            by_hash: false,
+        };
+        assert_eq!(p.select(corpora.clone()).len(), 5);
+    }
 
     #[test]
     fn file_names() {

@@ -28,6 +28,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod baseline;
 pub mod capture;
 pub mod check;
 pub mod compare;
@@ -35,15 +36,20 @@ pub mod corpus;
 pub mod definitions;
 pub mod error;
 pub mod eventlog;
+pub mod execute;
 pub mod exit;
 pub mod inspect;
+pub mod integrity;
 pub mod js;
 pub mod materialize;
 pub mod render;
 pub mod replay;
 pub mod report;
+pub mod schemas;
 pub mod session;
+pub mod snapshot;
 pub mod sqlite;
 pub mod value;
+pub mod writers;
 
 pub use error::{Error, Result};

@@ -4,25 +4,31 @@
 //! The whole replay is one transaction and each event runs inside its own savepoint, so an
 //! event whose statements fail is rolled back alone, reported as `materializer-error`, and
 //! replay goes on, like a LiveStore rematerialization that survived the bad event. Each event's
-//! changes are captured through SQLite's pre-update hook to remember which event last wrote each
-//! row, which is how a divergent row is later blamed on an event. The log is streamed; what
-//! grows is bounded by the state (one entry per row written), not by the number of events.
+//! row changes are captured through SQLite's pre-update hook: they say which event last wrote
+//! each row (how a divergent row is blamed), and which later events touched the rows of an
+//! event that was not applied (its downstream impact). The log is streamed; what grows is
+//! bounded by the state and by the findings, not by the number of events.
 
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use rusqlite::{Connection, ToSql};
+use rusqlite::Connection;
 use serde_json::Value;
 
-use crate::capture::{Capture, ChangeOp, RowChange};
+use crate::capture::{Capture, RowChange};
 use crate::error::{Error, Result};
 use crate::eventlog::{Event, EventLog, LogRow, SeqNum};
+use crate::execute::Executor;
+use crate::integrity::{Disposition, LogChecker};
 use crate::js::BindValue;
-use crate::materialize::{Binds, Materializer, Outcome, Statement};
-use crate::report::{Finding, FindingClass};
-use crate::sqlite;
+use crate::materialize::{Materializer, Outcome, Statement, Target};
+use crate::report::{EventRef, Finding, FindingClass};
+use crate::schemas::EventSchemas;
 use crate::value::SqlValue;
+use crate::writers::{Writer, WriterIndex};
+
+pub use crate::execute::sqlite_message;
 
 /// What to do when an event's materializer fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -39,120 +45,8 @@ pub enum OnError {
 pub struct ReplayOptions {
     /// Behaviour on a failing event.
     pub on_error: OnError,
-}
-
-/// The event that last wrote a row.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Writer {
-    /// Its sequence number.
-    pub seq: SeqNum,
-    /// Its name.
-    pub name: Arc<str>,
-}
-
-/// Which event last wrote each row, and each column of it, from per-event changesets.
-#[derive(Debug, Default)]
-pub struct WriterIndex {
-    tables: HashMap<String, u32>,
-    rows: HashMap<(u32, Vec<u8>), RowWriters>,
-}
-
-/// The writers of one row: the insert, later updates per column, and the last change.
-#[derive(Debug, Clone)]
-struct RowWriters {
-    last: Writer,
-    inserted: Option<Writer>,
-    columns: Vec<(usize, Writer)>,
-}
-
-impl WriterIndex {
-    fn record(&mut self, change: &RowChange, writer: &Writer) {
-        let next = self.tables.len() as u32;
-        let id = *self.tables.entry(change.table.to_string()).or_insert(next);
-        if let Some(old) = &change.old_key {
-            // The row moved to a new key: the old one was, in effect, deleted by this event.
-            let row = self
-                .rows
-                .entry((id, SqlValue::encode_key(old)))
-                .or_insert_with(|| RowWriters {
-                    last: writer.clone(),
-                    inserted: None,
-                    columns: Vec::new(),
-                });
-            row.last = writer.clone();
-        }
-        let key = (id, SqlValue::encode_key(&change.key));
-        match change.op {
-            ChangeOp::Insert => {
-                self.rows.insert(
-                    key,
-                    RowWriters {
-                        last: writer.clone(),
-                        inserted: Some(writer.clone()),
-                        columns: Vec::new(),
-                    },
-                );
-            }
-            ChangeOp::Update | ChangeOp::Delete => {
-                let row = self.rows.entry(key).or_insert_with(|| RowWriters {
-                    last: writer.clone(),
-                    inserted: None,
-                    columns: Vec::new(),
-                });
-                row.last = writer.clone();
-                if change.op == ChangeOp::Update {
-                    for &i in &change.columns {
-                        match row.columns.iter_mut().find(|(c, _)| *c == i) {
-                            Some(slot) => slot.1 = writer.clone(),
-                            None => row.columns.push((i, writer.clone())),
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    /// The last writer of the row of `table` whose primary key, in column order, is `key`.
-    pub fn last_writer(&self, table: &str, key: &[SqlValue]) -> Option<&Writer> {
-        self.row(table, key).map(|r| &r.last)
-    }
-
-    /// The last event that wrote any of `columns` (positions in the replayed table) of a row:
-    /// the latest update of one of them, else the insert.
-    pub fn last_writer_of_columns(
-        &self,
-        table: &str,
-        key: &[SqlValue],
-        columns: &[usize],
-    ) -> Option<&Writer> {
-        let row = self.row(table, key)?;
-        columns
-            .iter()
-            .filter_map(|c| {
-                row.columns
-                    .iter()
-                    .find(|(i, _)| i == c)
-                    .map(|(_, w)| w)
-                    .or(row.inserted.as_ref())
-            })
-            .max_by_key(|w| w.seq)
-            .or(Some(&row.last))
-    }
-
-    fn row(&self, table: &str, key: &[SqlValue]) -> Option<&RowWriters> {
-        let id = self.tables.get(table)?;
-        self.rows.get(&(*id, SqlValue::encode_key(key)))
-    }
-
-    /// Rows with a known writer.
-    pub fn len(&self) -> usize {
-        self.rows.len()
-    }
-
-    /// Whether no row has a known writer.
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
+    /// JSON Schemas every event's args are validated against before it is materialized.
+    pub schemas: Option<Arc<EventSchemas>>,
 }
 
 /// What a replay did.
@@ -170,156 +64,6 @@ pub struct Replayed {
     pub writers: WriterIndex,
 }
 
-/// Runs SQL statements the way wa-sqlite does, with cached prepared statements.
-struct Executor {
-    /// SQL text → the statements it contains (a materializer may return several in one string).
-    split: HashMap<String, Vec<String>>,
-}
-
-/// Bound on remembered SQL splits, so materializers that inline values into SQL text do not
-/// make memory grow with the log.
-const SPLIT_CACHE_MAX: usize = 4096;
-
-impl Executor {
-    fn run(&mut self, conn: &Connection, st: &Statement) -> std::result::Result<(), String> {
-        if !self.split.contains_key(&st.sql) {
-            if self.split.len() >= SPLIT_CACHE_MAX {
-                self.split.clear();
-            }
-            let parts = sqlite::split_statements(conn, &st.sql)?
-                .into_iter()
-                .map(|p| p.sql)
-                .collect();
-            self.split.insert(st.sql.clone(), parts);
-        }
-        for part in &self.split[&st.sql] {
-            let mut stmt = conn.prepare_cached(part).map_err(sqlite_message)?;
-            bind(&mut stmt, &st.binds).map_err(sqlite_message)?;
-            let mut rows = stmt.raw_query();
-            while rows.next().map_err(sqlite_message)?.is_some() {}
-        }
-        Ok(())
-    }
-}
-
-/// SQLite's own message, without rusqlite's wrapping.
-pub fn sqlite_message(e: rusqlite::Error) -> String {
-    match e {
-        rusqlite::Error::SqliteFailure(_, Some(msg)) => msg,
-        other => other.to_string(),
-    }
-}
-
-/// wa-sqlite's `bind_collection`: positional values go to parameters 1…n of each statement,
-/// named values to parameters of the same name; anything else stays NULL.
-fn bind(stmt: &mut rusqlite::Statement<'_>, binds: &Binds) -> rusqlite::Result<()> {
-    let n = stmt.parameter_count();
-    match binds {
-        Binds::None => {}
-        Binds::Positional(values) => {
-            for (i, v) in values.iter().enumerate().take(n) {
-                bind_one(stmt, i + 1, v)?;
-            }
-        }
-        Binds::Named(values) => {
-            let names: Vec<Option<String>> = (1..=n)
-                .map(|i| stmt.parameter_name(i).map(str::to_string))
-                .collect();
-            for (i, name) in names.iter().enumerate() {
-                if let Some(name) = name
-                    && let Some((_, v)) = values.iter().find(|(k, _)| k == name)
-                {
-                    bind_one(stmt, i + 1, v)?;
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-fn bind_one(stmt: &mut rusqlite::Statement<'_>, i: usize, v: &BindValue) -> rusqlite::Result<()> {
-    let value: &dyn ToSql = match v {
-        BindValue::Unbound => return Ok(()),
-        BindValue::Null => &rusqlite::types::Null,
-        BindValue::Integer(x) => x,
-        BindValue::Real(x) => x,
-        BindValue::Text(x) => x,
-        BindValue::Blob(x) => x,
-    };
-    stmt.raw_bind_parameter(i, value)
-}
-
-/// Checks the log's structure as it streams by (FORMAT.md §3.4, §14).
-#[derive(Default)]
-struct Chain {
-    prev: Option<SeqNum>,
-    last_synced_global: i64,
-}
-
-impl Chain {
-    /// Problems with this event's position; `skip` when LiveStore's replay would never read it.
-    fn check(&mut self, ev: &Event, out: &mut Vec<Finding>) -> bool {
-        let mut flag = |msg: String| {
-            out.push(Finding::event(
-                FindingClass::LogIntegrity,
-                Some(ev.seq),
-                Some(&ev.name),
-                msg,
-            ))
-        };
-        let seq = ev.seq;
-        if seq.global < 0 || seq.client < 0 || (seq.global == 0 && seq.client == 0) {
-            flag(format!(
-                "sequence number {seq} is not after ROOT e0; LiveStore's replay never reads it, so it is not replayed"
-            ));
-            return true;
-        }
-        if let Some(prev) = self.prev
-            && prev.pair() == seq.pair()
-        {
-            flag(format!(
-                "duplicate sequence number {} (also at rebase generation {}); LiveStore's replay reads a sequence number once, so it is not replayed",
-                SeqNum {
-                    rebase_generation: 0,
-                    ..seq
-                },
-                prev.rebase_generation
-            ));
-            return true;
-        }
-        if seq.client == 0 {
-            let want = (self.last_synced_global, 0);
-            if ev.parent.pair() != want {
-                flag(format!(
-                    "broken parent link: the parent is {} but the previous synced event is e{}",
-                    ev.parent, self.last_synced_global
-                ));
-            } else if seq.global != ev.parent.global + 1 {
-                flag(format!(
-                    "gap in seqNumGlobal: e{} follows e{}",
-                    seq.global, ev.parent.global
-                ));
-            }
-            self.last_synced_global = seq.global;
-        } else {
-            let prev = self.prev.unwrap_or(SeqNum::ROOT);
-            if seq.global != prev.global {
-                flag(format!(
-                    "client-only event out of order: it follows {prev} but carries global number e{}",
-                    seq.global
-                ));
-            } else if ev.parent.pair() != prev.pair() {
-                flag(format!(
-                    "broken parent link: the parent is {} but the previous event is {prev}",
-                    ev.parent
-                ));
-            }
-        }
-        self.prev = Some(seq);
-        false
-    }
-}
-
 /// What the replay reports to its observer as it goes.
 #[derive(Debug)]
 pub enum Step<'a> {
@@ -334,6 +78,83 @@ pub enum Step<'a> {
     },
 }
 
+/// Later events listed under one quarantined event, at most.
+const MAX_DOWNSTREAM: usize = 100;
+/// Rows of one quarantined statement's target that are followed, at most.
+const MAX_TARGET_ROWS: usize = 10_000;
+
+/// Rows touched (or meant to be touched) by events that were not applied, so that later events
+/// touching them can be listed under the finding about the event.
+#[derive(Default)]
+struct Quarantine {
+    rows: HashMap<(Arc<str>, Vec<u8>), Vec<usize>>,
+    overflow: HashMap<usize, u64>,
+}
+
+impl Quarantine {
+    fn add(&mut self, finding: usize, rows: Vec<(Arc<str>, Vec<SqlValue>)>) {
+        for (table, key) in rows {
+            let slot = self
+                .rows
+                .entry((table, SqlValue::encode_key(&key)))
+                .or_default();
+            if !slot.contains(&finding) {
+                slot.push(finding);
+            }
+        }
+    }
+
+    fn touched(&mut self, findings: &mut [Finding], ev: &Event, changes: &[RowChange]) {
+        if self.rows.is_empty() {
+            return;
+        }
+        for c in changes {
+            let Some(owners) = self
+                .rows
+                .get(&(c.table.clone(), SqlValue::encode_key(&c.key)))
+            else {
+                continue;
+            };
+            for &i in owners {
+                let f = &mut findings[i];
+                if f.downstream.last().is_some_and(|d| d.seq() == ev.seq) {
+                    continue;
+                }
+                if f.downstream.len() >= MAX_DOWNSTREAM {
+                    *self.overflow.entry(i).or_default() += 1;
+                    continue;
+                }
+                f.downstream.push(EventRef {
+                    seq_num_global: ev.seq.global,
+                    seq_num_client: ev.seq.client,
+                    seq_num_rebase_generation: ev.seq.rebase_generation,
+                    name: ev.name.clone(),
+                });
+            }
+        }
+    }
+
+    fn finish(&self, findings: &mut [Finding]) {
+        for (&i, n) in &self.overflow {
+            findings[i]
+                .message
+                .push_str(&format!(" ({n} more later events touched its rows)"));
+        }
+    }
+}
+
+struct Replayer<'a> {
+    conn: &'a Connection,
+    materializer: &'a mut dyn Materializer,
+    options: &'a ReplayOptions,
+    exec: Executor,
+    checker: LogChecker,
+    capture: Capture<'a>,
+    names: HashMap<String, Arc<str>>,
+    quarantine: Quarantine,
+    out: Replayed,
+}
+
 /// Replays `log` through `materializer` into `conn`, which must already hold the state DDL,
 /// telling `observe` about progress and every applied event's changes.
 pub fn replay(
@@ -344,26 +165,40 @@ pub fn replay(
     mut observe: impl FnMut(Step<'_>),
 ) -> Result<Replayed> {
     conn.set_prepared_statement_cache_capacity(512);
-    conn.execute_batch("BEGIN")
-        .map_err(|e| Error::scratch("begin the replay transaction", e))?;
-    let mut out = Replayed::default();
-    let mut exec = Executor {
-        split: HashMap::new(),
-    };
-    let mut chain = Chain::default();
-    let mut names: HashMap<String, Arc<str>> = HashMap::new();
     let capture =
         Capture::install(conn).map_err(|e| Error::scratch("install the change capture", e))?;
-
+    let mut r = Replayer {
+        conn,
+        materializer,
+        options,
+        exec: Executor::default(),
+        checker: LogChecker::default(),
+        capture,
+        names: HashMap::new(),
+        quarantine: Quarantine::default(),
+        out: Replayed::default(),
+    };
+    run_cached(conn, "BEGIN")?;
     log.for_each(|row| {
-        out.events += 1;
-        if out.events.is_multiple_of(1024) {
-            observe(Step::Read(out.events));
+        r.out.events += 1;
+        if r.out.events.is_multiple_of(1024) {
+            observe(Step::Read(r.out.events));
         }
+        r.row(row, &mut observe)
+    })?;
+    r.checker.finish(log.sync_status(), &mut r.out.findings);
+    r.quarantine.finish(&mut r.out.findings);
+    run_cached(conn, "COMMIT")?;
+    observe(Step::Read(r.out.events));
+    Ok(r.out)
+}
+
+impl Replayer<'_> {
+    fn row(&mut self, row: LogRow, observe: &mut impl FnMut(Step<'_>)) -> Result<ControlFlow<()>> {
         let ev = match row {
             LogRow::Event(ev) => ev,
             LogRow::Malformed { seq, name, problem } => {
-                out.findings.push(Finding::event(
+                self.out.findings.push(Finding::event(
                     FindingClass::LogIntegrity,
                     seq,
                     name.as_deref(),
@@ -372,71 +207,131 @@ pub fn replay(
                 return Ok(ControlFlow::Continue(()));
             }
         };
-        if chain.check(&ev, &mut out.findings) {
+        if self.checker.check(&ev, &mut self.out.findings) == Disposition::Skip {
             return Ok(ControlFlow::Continue(()));
+        }
+        if ev.schema_hash == -1 {
+            self.finding(
+                FindingClass::WriterUnknown,
+                &ev,
+                format!(
+                    "the app that wrote this event did not know {:?} (schemaHash -1): LiveStore stored it without materializing it, so the live state never had its effect",
+                    ev.name
+                ),
+            );
         }
         let args: Value = match serde_json::from_str(&ev.args_json) {
             Ok(v) => v,
             Err(e) => {
-                out.findings.push(Finding::event(
+                self.finding(
                     FindingClass::LogIntegrity,
-                    Some(ev.seq),
-                    Some(&ev.name),
+                    &ev,
                     format!(
                         "argsJson is not valid JSON ({e}), so the event cannot be replayed: {}",
                         crate::materialize::sql::truncate(&ev.args_json)
                     ),
-                ));
+                );
                 return Ok(ControlFlow::Continue(()));
             }
         };
-        let statements = match materializer.materialize(&ev, &args, conn) {
+        if let Some(schemas) = &self.options.schemas {
+            let errors = schemas.validate(&ev.name, &args);
+            if let Some(first) = errors.first() {
+                let more = match errors.len() {
+                    1 => String::new(),
+                    n => format!(" (and {} more violations)", n - 1),
+                };
+                let at = if first.pointer.is_empty() {
+                    "the args".to_string()
+                } else {
+                    format!("args{}", first.pointer)
+                };
+                let i = self.finding(
+                    FindingClass::InvalidArgs,
+                    &ev,
+                    format!(
+                        "{at} = {} breaks the event's schema ({}): {}{more}; not replayed",
+                        first.value, first.keyword, first.message
+                    ),
+                );
+                let f = &mut self.out.findings[i];
+                f.pointer = Some(first.pointer.clone());
+                f.keyword = Some(first.keyword.clone());
+                f.value = Some(first.value.clone());
+                // What it would have done, so later events on the same rows can be listed.
+                if let Outcome::Statements(sts) =
+                    self.materializer.materialize(&ev, &args, self.conn)
+                {
+                    let rows = self.target_rows(&sts);
+                    self.quarantine.add(i, rows);
+                }
+                return Ok(self.stop_or_continue(ev.seq));
+            }
+        }
+        let statements = match self.materializer.materialize(&ev, &args, self.conn) {
             Outcome::Unknown => {
-                let writer_note = if ev.schema_hash == -1 {
-                    " (the app that wrote it did not know it either: schemaHash -1)"
+                let note = if self
+                    .options
+                    .schemas
+                    .as_ref()
+                    .is_some_and(|s| s.has(&ev.name))
+                {
+                    " (its args schema is known, but nothing says what it changes)"
                 } else {
                     ""
                 };
-                out.findings.push(Finding::event(
+                self.finding(
                     FindingClass::UnknownEvent,
-                    Some(ev.seq),
-                    Some(&ev.name),
-                    format!("no materializer for event {:?}{writer_note}", ev.name),
-                ));
+                    &ev,
+                    format!("no materializer for event {:?}{note}", ev.name),
+                );
                 return Ok(ControlFlow::Continue(()));
             }
             Outcome::Rejected(r) => {
-                out.findings.push(Finding::event(
-                    r.class,
-                    Some(ev.seq),
-                    Some(&ev.name),
-                    r.message,
-                ));
-                return Ok(stop_or_continue(options, &mut out, ev.seq));
+                self.finding(r.class, &ev, r.message);
+                return Ok(self.stop_or_continue(ev.seq));
             }
             Outcome::Statements(s) => s,
         };
         if statements.is_empty() {
-            out.applied += 1;
+            self.out.applied += 1;
             observe(Step::Applied {
                 event: &ev,
                 changes: &[],
             });
             return Ok(ControlFlow::Continue(()));
         }
-        run_cached(conn, "SAVEPOINT rehearse_event")?;
+        self.apply(&ev, &statements, observe)
+    }
+
+    /// Runs an event's statements in a savepoint; rolls it back and reports it if one fails.
+    fn apply(
+        &mut self,
+        ev: &Event,
+        statements: &[Statement],
+        observe: &mut impl FnMut(Step<'_>),
+    ) -> Result<ControlFlow<()>> {
+        run_cached(self.conn, "SAVEPOINT rehearse_event")?;
         let mut failure = None;
+        let mut matched_nothing = Vec::new();
         for (i, st) in statements.iter().enumerate() {
-            if let Err(msg) = exec.run(conn, st) {
-                failure = Some((i, st, msg));
-                break;
+            match self.exec.run(self.conn, st) {
+                Ok(ran) => {
+                    if ran.matched_nothing {
+                        matched_nothing.push(i);
+                    }
+                }
+                Err(msg) => {
+                    failure = Some((i, msg));
+                    break;
+                }
             }
         }
-        if conn.is_autocommit() {
+        if self.conn.is_autocommit() {
             // COMMIT, ROLLBACK or an `OR ROLLBACK` conflict in the materializer's SQL ended the
             // replay's transaction; later events could not be rolled back on their own.
             return Err(Error::Definitions {
-                path: materializer.describe().into(),
+                path: self.materializer.describe().into(),
                 line: statements.first().and_then(|s| s.line),
                 event: Some(ev.name.clone()),
                 message: format!(
@@ -445,56 +340,179 @@ pub fn replay(
                 ),
             });
         }
-        match failure {
-            None => {
-                run_cached(conn, "RELEASE rehearse_event")?;
-                out.applied += 1;
-                let changes = capture.take();
-                if !changes.is_empty() {
-                    let name = names
-                        .entry(ev.name.clone())
-                        .or_insert_with(|| Arc::from(ev.name.as_str()))
-                        .clone();
-                    let writer = Writer { seq: ev.seq, name };
-                    for c in &changes {
-                        out.writers.record(c, &writer);
+        let Some((i, msg)) = failure else {
+            run_cached(self.conn, "RELEASE rehearse_event")?;
+            self.out.applied += 1;
+            let changes = self.capture.take();
+            if !changes.is_empty() {
+                let name = self
+                    .names
+                    .entry(ev.name.clone())
+                    .or_insert_with(|| Arc::from(ev.name.as_str()))
+                    .clone();
+                let writer = Writer { seq: ev.seq, name };
+                for c in &changes {
+                    self.out.writers.record(c, &writer);
+                }
+                self.quarantine
+                    .touched(&mut self.out.findings, ev, &changes);
+            }
+            if let Some(&first) = matched_nothing.first() {
+                let which: Vec<String> = matched_nothing
+                    .iter()
+                    .map(|&i| self.statement_label(statements, i))
+                    .collect();
+                let sql = crate::materialize::sql::truncate(statements[first].sql.trim());
+                let i = self.finding(
+                    FindingClass::ZeroRows,
+                    ev,
+                    format!(
+                        "{} matched no row (`{sql}`): the rows it updates or deletes do not exist at this point of the log",
+                        which.join(", ")
+                    ),
+                );
+                self.out.findings[i].statement = Some(first + 1);
+            }
+            observe(Step::Applied {
+                event: ev,
+                changes: &changes,
+            });
+            return Ok(ControlFlow::Continue(()));
+        };
+        // Rows the event changed before it failed, then the rows its failing and remaining
+        // statements meant to change, read in the state before the event.
+        let touched: Vec<(Arc<str>, Vec<SqlValue>)> = self
+            .capture
+            .take()
+            .into_iter()
+            .map(|c| (c.table, c.key))
+            .collect();
+        run_cached(self.conn, "ROLLBACK TO rehearse_event")?;
+        run_cached(self.conn, "RELEASE rehearse_event")?;
+        self.capture.discard();
+        let mut rows = touched;
+        rows.extend(self.target_rows(&statements[i..]));
+        let label = self.statement_label(statements, i);
+        let f = self.finding(
+            FindingClass::MaterializerError,
+            ev,
+            format!("{label} failed and the event was rolled back: {msg}"),
+        );
+        self.out.findings[f].statement = Some(i + 1);
+        self.quarantine.add(f, rows);
+        Ok(self.stop_or_continue(ev.seq))
+    }
+
+    fn statement_label(&self, statements: &[Statement], i: usize) -> String {
+        let which = if statements.len() > 1 {
+            format!("statement {} of {}", i + 1, statements.len())
+        } else {
+            "the statement".to_string()
+        };
+        let origin = statements[i]
+            .line
+            .map(|l| format!(" ({}:{l})", self.materializer.describe()))
+            .unwrap_or_default();
+        format!("{which}{origin}")
+    }
+
+    /// The keys of the rows the statements mean to change, where their targets say.
+    fn target_rows(&self, statements: &[Statement]) -> Vec<(Arc<str>, Vec<SqlValue>)> {
+        let mut rows = Vec::new();
+        for st in statements {
+            match &st.target {
+                None => {}
+                Some(Target::Row { table, values }) => {
+                    let Some((name, key_cols)) = self.capture.key_of(table) else {
+                        continue;
+                    };
+                    let key: Option<Vec<SqlValue>> = key_cols
+                        .iter()
+                        .map(|k| {
+                            values
+                                .iter()
+                                .find(|(c, _)| c == k)
+                                .map(|(_, v)| to_value(v))
+                        })
+                        .collect();
+                    if let Some(key) = key.filter(|k| !k.is_empty()) {
+                        rows.push((name, key));
                     }
                 }
-                observe(Step::Applied {
-                    event: &ev,
-                    changes: &changes,
-                });
-                Ok(ControlFlow::Continue(()))
-            }
-            Some((i, st, msg)) => {
-                run_cached(conn, "ROLLBACK TO rehearse_event")?;
-                run_cached(conn, "RELEASE rehearse_event")?;
-                capture.discard();
-                let which = if statements.len() > 1 {
-                    format!("statement {} of {}", i + 1, statements.len())
-                } else {
-                    "the statement".to_string()
-                };
-                let origin = st
-                    .line
-                    .map(|l| format!(" ({}:{l})", materializer.describe()))
-                    .unwrap_or_default();
-                let mut f = Finding::event(
-                    FindingClass::MaterializerError,
-                    Some(ev.seq),
-                    Some(&ev.name),
-                    format!("{which}{origin} failed and the event was rolled back: {msg}"),
-                );
-                f.statement = Some(i + 1);
-                out.findings.push(f);
-                Ok(stop_or_continue(options, &mut out, ev.seq))
+                Some(Target::Where {
+                    table,
+                    clause,
+                    binds,
+                }) => {
+                    let Some((name, key_cols)) = self.capture.key_of(table) else {
+                        continue;
+                    };
+                    let cols = if key_cols.is_empty() {
+                        "rowid".to_string()
+                    } else {
+                        key_cols
+                            .iter()
+                            .map(|c| crate::sqlite::quote_ident(c))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    };
+                    let sql =
+                        format!("SELECT {cols} FROM '{table}' {clause} LIMIT {MAX_TARGET_ROWS}");
+                    let width = key_cols.len().max(1);
+                    let found: rusqlite::Result<Vec<Vec<SqlValue>>> = (|| {
+                        let mut stmt = self.conn.prepare(&sql)?;
+                        crate::execute::bind(
+                            &mut stmt,
+                            &crate::materialize::Binds::Positional(binds.clone()),
+                        )?;
+                        let mut out = Vec::new();
+                        let mut q = stmt.raw_query();
+                        while let Some(row) = q.next()? {
+                            out.push(
+                                (0..width)
+                                    .map(|i| row.get_ref(i).map(SqlValue::from))
+                                    .collect::<rusqlite::Result<_>>()?,
+                            );
+                        }
+                        Ok(out)
+                    })();
+                    // A target that cannot be read (the statement itself is broken) has no rows.
+                    for key in found.unwrap_or_default() {
+                        rows.push((name.clone(), key));
+                    }
+                }
             }
         }
-    })?;
-    conn.execute_batch("COMMIT")
-        .map_err(|e| Error::scratch("commit the replay", e))?;
-    observe(Step::Read(out.events));
-    Ok(out)
+        rows
+    }
+
+    fn finding(&mut self, class: FindingClass, ev: &Event, message: String) -> usize {
+        self.out
+            .findings
+            .push(Finding::event(class, Some(ev.seq), Some(&ev.name), message));
+        self.out.findings.len() - 1
+    }
+
+    fn stop_or_continue(&mut self, seq: SeqNum) -> ControlFlow<()> {
+        if self.options.on_error == OnError::Stop {
+            self.out.stopped_at = Some(seq);
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+}
+
+fn to_value(v: &BindValue) -> SqlValue {
+    match v {
+        BindValue::Null | BindValue::Unbound => SqlValue::Null,
+        BindValue::Integer(i) => SqlValue::Integer(*i),
+        // A whole double bound to an INTEGER column is stored as an integer.
+        BindValue::Real(r) if r.fract() == 0.0 && r.abs() < 9.2e18 => SqlValue::Integer(*r as i64),
+        BindValue::Real(r) => SqlValue::Real(*r),
+        BindValue::Text(t) => SqlValue::Text(t.as_bytes().to_vec()),
+        BindValue::Blob(b) => SqlValue::Blob(b.clone()),
+    }
 }
 
 fn run_cached(conn: &Connection, sql: &str) -> Result<()> {
@@ -502,13 +520,4 @@ fn run_cached(conn: &Connection, sql: &str) -> Result<()> {
         .and_then(|mut s| s.raw_execute())
         .map(|_| ())
         .map_err(|e| Error::scratch(sql.to_string(), e))
-}
-
-fn stop_or_continue(options: &ReplayOptions, out: &mut Replayed, seq: SeqNum) -> ControlFlow<()> {
-    if options.on_error == OnError::Stop {
-        out.stopped_at = Some(seq);
-        ControlFlow::Break(())
-    } else {
-        ControlFlow::Continue(())
-    }
 }

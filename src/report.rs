@@ -30,6 +30,12 @@ pub enum FindingClass {
     MaterializerError,
     /// The replayed state differs from the recorded snapshot.
     StateDivergence,
+    /// The app that wrote the event did not know it (`schemaHash = -1`, FORMAT.md §3): it was
+    /// stored but never materialized live. A warning by default.
+    WriterUnknown,
+    /// An update or delete matched no row: invisible to LiveStore, often a sign of a bad event
+    /// (an update after a hard delete). A warning by default.
+    ZeroRows,
 }
 
 impl FindingClass {
@@ -41,17 +47,119 @@ impl FindingClass {
             FindingClass::InvalidArgs => "invalid-args",
             FindingClass::MaterializerError => "materializer-error",
             FindingClass::StateDivergence => "state-divergence",
+            FindingClass::WriterUnknown => "writer-unknown",
+            FindingClass::ZeroRows => "zero-rows",
         }
     }
 
+    /// The class named `name` in reports.
+    pub fn parse(name: &str) -> Option<FindingClass> {
+        FindingClass::ALL.into_iter().find(|c| c.as_str() == name)
+    }
+
     /// Every class, in report order.
-    pub const ALL: [FindingClass; 5] = [
+    pub const ALL: [FindingClass; 7] = [
         FindingClass::LogIntegrity,
         FindingClass::UnknownEvent,
         FindingClass::InvalidArgs,
         FindingClass::MaterializerError,
         FindingClass::StateDivergence,
+        FindingClass::WriterUnknown,
+        FindingClass::ZeroRows,
     ];
+
+    /// How much the class matters unless configured otherwise.
+    pub fn default_severity(self) -> Level {
+        match self {
+            FindingClass::WriterUnknown | FindingClass::ZeroRows => Level::Warning,
+            _ => Level::Error,
+        }
+    }
+}
+
+/// How much a class of finding matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Level {
+    /// Fails the gate.
+    Error,
+    /// Reported, does not fail the gate.
+    Warning,
+    /// Not reported.
+    Off,
+}
+
+impl Level {
+    /// The level named `name` (`error`, `warning`, `off`).
+    pub fn parse(name: &str) -> Option<Level> {
+        match name {
+            "error" => Some(Level::Error),
+            "warning" | "warn" => Some(Level::Warning),
+            "off" | "allow" => Some(Level::Off),
+            _ => None,
+        }
+    }
+}
+
+/// The severity of each class: the defaults, with overrides.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Severities(std::collections::HashMap<FindingClass, Level>);
+
+impl Severities {
+    /// Sets the level of a class.
+    pub fn set(&mut self, class: FindingClass, level: Level) {
+        self.0.insert(class, level);
+    }
+
+    /// The level of a class.
+    pub fn level(&self, class: FindingClass) -> Level {
+        self.0
+            .get(&class)
+            .copied()
+            .unwrap_or(class.default_severity())
+    }
+
+    /// Parses `class=level` (e.g. `zero-rows=error`).
+    pub fn parse_override(spec: &str) -> Result<(FindingClass, Level), String> {
+        let (class, level) = spec
+            .split_once('=')
+            .ok_or_else(|| format!("{spec:?}: expected CLASS=LEVEL, e.g. zero-rows=error"))?;
+        let class = FindingClass::parse(class.trim()).ok_or_else(|| {
+            let known: Vec<&str> = FindingClass::ALL.iter().map(|c| c.as_str()).collect();
+            format!(
+                "{spec:?}: unknown class {class:?} (known: {})",
+                known.join(", ")
+            )
+        })?;
+        let level = Level::parse(level.trim())
+            .ok_or_else(|| format!("{spec:?}: unknown level {level:?} (error, warning or off)"))?;
+        Ok((class, level))
+    }
+}
+
+/// A reference to an event, for lists of events.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EventRef {
+    /// Global sequence number.
+    pub seq_num_global: i64,
+    /// Client sequence number.
+    pub seq_num_client: i64,
+    /// Rebase generation.
+    pub seq_num_rebase_generation: i64,
+    /// Event name.
+    pub name: String,
+}
+
+impl EventRef {
+    /// The event's sequence number.
+    pub fn seq(&self) -> SeqNum {
+        SeqNum {
+            global: self.seq_num_global,
+            client: self.seq_num_client,
+            rebase_generation: self.seq_num_rebase_generation,
+        }
+    }
 }
 
 /// How a state divergence shows itself.
@@ -92,6 +200,11 @@ pub struct ColumnDiff {
 pub struct Finding {
     /// The kind of problem.
     pub class: FindingClass,
+    /// `error` (fails the gate) or `warning`.
+    pub severity: Level,
+    /// Listed in the baseline of acknowledged findings: reported, but does not fail the gate.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub baselined: bool,
     /// The event's global sequence number (for a divergent row: the event that last wrote it
     /// in the replay), or null.
     pub seq_num_global: Option<i64>,
@@ -124,6 +237,19 @@ pub struct Finding {
     /// For a missing or extra column: its name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub column: Option<String>,
+    /// For `invalid-args`: JSON pointer of the failing value in the args.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
+    /// For `invalid-args`: the JSON Schema keyword that failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyword: Option<String>,
+    /// For `invalid-args`: the failing value as JSON, truncated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// For an event that was not applied: later events that changed rows it touched or meant to
+    /// touch, which its absence may have spoiled.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub downstream: Vec<EventRef>,
 }
 
 impl Finding {
@@ -136,6 +262,8 @@ impl Finding {
     ) -> Finding {
         Finding {
             class,
+            severity: class.default_severity(),
+            baselined: false,
             seq_num_global: seq.map(|s| s.global),
             seq_num_client: seq.map(|s| s.client),
             seq_num_rebase_generation: seq.map(|s| s.rebase_generation),
@@ -148,7 +276,16 @@ impl Finding {
             key: None,
             columns: Vec::new(),
             column: None,
+            pointer: None,
+            keyword: None,
+            value: None,
+            downstream: Vec::new(),
         }
+    }
+
+    /// Whether the finding fails the gate.
+    pub fn fails(&self) -> bool {
+        self.severity == Level::Error && !self.baselined
     }
 
     /// The event's sequence number, when the finding has one.
@@ -274,7 +411,7 @@ pub struct CorpusReport {
     pub events: u64,
     /// Events whose materialization ran to the end (no-op events included).
     pub applied: u64,
-    /// `pass`, `fail` or `error`.
+    /// `pass` (no error-severity finding outside the baseline), `fail` or `error`.
     pub verdict: Verdict,
     /// Whether the state was compared.
     pub comparison: ComparisonStatus,
@@ -287,6 +424,12 @@ pub struct CorpusReport {
     /// Why the corpus could not be checked (verdict `error`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Baseline entries for this corpus that no longer occur.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub stale_baseline: Vec<crate::baseline::BaselineEntry>,
+    /// Whether stale baseline entries fail the corpus (`--strict-baseline`).
+    #[serde(skip)]
+    pub strict_baseline: bool,
 }
 
 impl CorpusReport {
@@ -309,17 +452,30 @@ impl CorpusReport {
             tables: Vec::new(),
             notes: Vec::new(),
             error: Some(message),
+            stale_baseline: Vec::new(),
+            strict_baseline: false,
         }
     }
 
-    /// Puts findings in the report's order and sets the verdict from them.
-    pub fn finish(&mut self) {
+    /// Applies the configured severities (dropping classes turned off), puts findings in the
+    /// report's order and sets the verdict: fail when any finding is an error.
+    pub fn finish(&mut self, severities: &Severities) {
+        self.findings.retain_mut(|f| {
+            f.severity = severities.level(f.class);
+            f.severity != Level::Off
+        });
         sort_findings(&mut self.findings);
+        self.settle();
+    }
+
+    /// Sets the verdict from the findings (after baselining, for instance).
+    pub fn settle(&mut self) {
         if self.verdict != Verdict::Error {
-            self.verdict = if self.findings.is_empty() {
-                Verdict::Pass
-            } else {
+            let stale = self.strict_baseline && !self.stale_baseline.is_empty();
+            self.verdict = if stale || self.findings.iter().any(Finding::fails) {
                 Verdict::Fail
+            } else {
+                Verdict::Pass
             };
         }
     }
@@ -367,6 +523,14 @@ pub struct Summary {
     pub errors: usize,
     /// Findings per class (every class listed, zero included).
     pub findings: BTreeMap<&'static str, usize>,
+    /// Findings that fail the gate.
+    pub errors_found: usize,
+    /// Findings reported as warnings.
+    pub warnings: usize,
+    /// Findings acknowledged in the baseline.
+    pub baselined: usize,
+    /// Baseline entries that no longer occur.
+    pub stale_baseline: usize,
 }
 
 /// The whole report.
@@ -379,6 +543,9 @@ pub struct Report {
     pub tool: String,
     /// The materializer definitions used.
     pub materializers: String,
+    /// The share of the corpora this run checked (`--partition`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<String>,
     /// One entry per corpus, in command-line order.
     pub corpora: Vec<CorpusReport>,
     /// Totals.
@@ -388,28 +555,51 @@ pub struct Report {
 impl Report {
     /// Assembles a report and its summary.
     pub fn new(materializers: String, corpora: Vec<CorpusReport>) -> Report {
+        let mut r = Report {
+            version: REPORT_VERSION,
+            tool: format!("rehearse {}", env!("CARGO_PKG_VERSION")),
+            materializers,
+            partition: None,
+            corpora,
+            summary: Summary {
+                corpora: 0,
+                passed: 0,
+                failed: 0,
+                errors: 0,
+                findings: BTreeMap::new(),
+                errors_found: 0,
+                warnings: 0,
+                baselined: 0,
+                stale_baseline: 0,
+            },
+        };
+        r.summarize();
+        r
+    }
+
+    /// Recomputes the summary from the corpora.
+    pub fn summarize(&mut self) {
+        let corpora = &self.corpora;
         let mut findings: BTreeMap<&'static str, usize> =
             FindingClass::ALL.iter().map(|c| (c.as_str(), 0)).collect();
-        for c in &corpora {
+        for c in corpora {
             for f in &c.findings {
                 *findings.entry(f.class.as_str()).or_default() += 1;
             }
         }
         let count = |v: Verdict| corpora.iter().filter(|c| c.verdict == v).count();
-        let summary = Summary {
+        let all = || corpora.iter().flat_map(|c| &c.findings);
+        self.summary = Summary {
             corpora: corpora.len(),
             passed: count(Verdict::Pass),
             failed: count(Verdict::Fail),
             errors: count(Verdict::Error),
             findings,
+            errors_found: all().filter(|f| f.fails()).count(),
+            warnings: all().filter(|f| f.severity == Level::Warning).count(),
+            baselined: all().filter(|f| f.baselined).count(),
+            stale_baseline: corpora.iter().map(|c| c.stale_baseline.len()).sum(),
         };
-        Report {
-            version: REPORT_VERSION,
-            tool: format!("rehearse {}", env!("CARGO_PKG_VERSION")),
-            materializers,
-            corpora,
-            summary,
-        }
     }
 
     /// Whether every corpus passed.

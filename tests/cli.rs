@@ -495,7 +495,12 @@ fn a_bare_event_log_replays_and_skips_the_comparison() {
     let c = &json(&run)["corpora"][0];
     assert_eq!(c["kind"], "eventlog");
     assert_eq!(c["comparison"]["status"], "skipped");
-    assert_eq!(c["comparison"]["reason"], "no recorded state database");
+    assert!(
+        c["comparison"]["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("no recorded state database")
+    );
     assert_eq!(c["applied"], 200);
 }
 

@@ -282,6 +282,9 @@ pub struct Definitions {
     pub path: PathBuf,
     /// Where the DDL comes from.
     pub ddl: Ddl,
+    /// JSON Schemas of the events' args (a directory or one file), relative paths resolved
+    /// against the definitions file.
+    pub event_schemas: Option<PathBuf>,
     /// Declared column encodings, by (table, column).
     pub column_kinds: HashMap<(String, String), ColumnKind>,
     /// Client documents by table name.
@@ -298,6 +301,7 @@ pub struct Definitions {
 #[serde(deny_unknown_fields)]
 struct RawFile {
     format: Option<Spanned<i64>>,
+    event_schemas: Option<Spanned<String>>,
     state: Option<Spanned<RawState>>,
     #[serde(default)]
     tables: IndexMap<String, Spanned<RawTable>>,
@@ -591,9 +595,14 @@ impl Definitions {
             );
         }
 
+        let event_schemas = raw
+            .event_schemas
+            .as_ref()
+            .map(|p| path.parent().unwrap_or(Path::new("")).join(p.get_ref()));
         Ok(Definitions {
             path: path.to_path_buf(),
             ddl,
+            event_schemas,
             column_kinds,
             client_documents,
             events,

@@ -26,6 +26,30 @@ pub struct Statement {
     pub binds: Binds,
     /// 1-based line of the definition that produced it, for messages.
     pub line: Option<usize>,
+    /// The rows it means to change, where the materializer knows them: when the event is
+    /// rolled back, later events that change these rows are listed as its downstream impact.
+    pub target: Option<Target>,
+}
+
+/// The rows a statement means to change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Target {
+    /// The rows of `table` a `WHERE` clause selects (an update or delete).
+    Where {
+        /// Table.
+        table: String,
+        /// The clause, `WHERE …` or empty for every row.
+        clause: String,
+        /// Its bind values, positional.
+        binds: Vec<BindValue>,
+    },
+    /// The row of `table` with these column values (an insert).
+    Row {
+        /// Table.
+        table: String,
+        /// Column values.
+        values: Vec<(String, BindValue)>,
+    },
 }
 
 /// Bind values in LiveStore's two shapes.

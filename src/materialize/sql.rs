@@ -17,7 +17,7 @@ use crate::definitions::{
 use crate::error::Result;
 use crate::eventlog::Event;
 use crate::js::{self, BindValue};
-use crate::materialize::{Binds, Materializer, Outcome, Rejection, Statement};
+use crate::materialize::{Binds, Materializer, Outcome, Rejection, Statement, Target};
 use crate::report::FindingClass;
 use crate::sqlite::quote_ident;
 
@@ -80,7 +80,7 @@ impl SqlMaterializer {
         {
             return Ok(None);
         }
-        let (sql, binds) = match &st.kind {
+        let (sql, binds, target) = match &st.kind {
             StatementKind::Insert {
                 table,
                 values,
@@ -135,7 +135,16 @@ impl SqlMaterializer {
                     cols.join(", "),
                     returning_clause(returning)
                 );
-                (sql, Binds::Positional(binds))
+                let target = Target::Row {
+                    table: table.clone(),
+                    values: values
+                        .iter()
+                        .map(|(c, _)| c.clone())
+                        .filter(|c| cols.contains(&quote_ident(c)))
+                        .zip(binds.iter().cloned())
+                        .collect(),
+                };
+                (sql, Binds::Positional(binds), Some(target))
             }
             StatementKind::Update {
                 table,
@@ -153,15 +162,21 @@ impl SqlMaterializer {
                 }
                 if parts.is_empty() {
                     // LiveStore's astToSql: nothing to set runs a no-op query instead.
-                    ("SELECT 1".to_string(), Binds::Positional(Vec::new()))
+                    ("SELECT 1".to_string(), Binds::Positional(Vec::new()), None)
                 } else {
+                    let set_binds = binds.len();
                     let where_ = self.where_clause(table, conditions, args, event, &mut binds)?;
                     let sql = format!(
                         "UPDATE '{table}' SET {} {where_}{}",
                         parts.join(", "),
                         returning_clause(returning)
                     );
-                    (sql, Binds::Positional(binds))
+                    let target = Target::Where {
+                        table: table.clone(),
+                        clause: where_,
+                        binds: binds[set_binds..].to_vec(),
+                    };
+                    (sql, Binds::Positional(binds), Some(target))
                 }
             }
             StatementKind::Delete {
@@ -175,7 +190,12 @@ impl SqlMaterializer {
                     "DELETE FROM '{table}' {where_}{}",
                     returning_clause(returning)
                 );
-                (sql, Binds::Positional(binds))
+                let target = Target::Where {
+                    table: table.clone(),
+                    clause: where_,
+                    binds: binds.clone(),
+                };
+                (sql, Binds::Positional(binds), Some(target))
             }
             StatementKind::Sql { sql, binds } => {
                 let binds = match binds {
@@ -202,17 +222,26 @@ impl SqlMaterializer {
                         Binds::Named(out)
                     }
                 };
-                (sql.clone(), binds)
+                (sql.clone(), binds, None)
             }
             StatementKind::ClientDocumentSet { table } => {
                 let doc = &self.defs.client_documents[table];
-                client_document_set(doc, args)?
+                let (sql, binds) = client_document_set(doc, args)?;
+                let target = match &binds {
+                    Binds::Positional(b) => b.first().map(|id| Target::Row {
+                        table: table.clone(),
+                        values: vec![("id".to_string(), id.clone())],
+                    }),
+                    _ => None,
+                };
+                (sql, binds, target)
             }
         };
         Ok(Some(Statement {
             sql,
             binds,
             line: Some(st.line),
+            target,
         }))
     }
 

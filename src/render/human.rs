@@ -8,8 +8,8 @@ use std::fmt::Write;
 use anstyle::{AnsiColor, Style};
 
 use crate::report::{
-    ColumnDiff, ComparisonState, CorpusReport, Divergence, Finding, FindingClass, Presence, Report,
-    TableReport, Verdict,
+    ColumnDiff, ComparisonState, CorpusReport, Divergence, Finding, FindingClass, Level, Presence,
+    Report, TableReport, Verdict,
 };
 use crate::value::SqlValue;
 
@@ -52,7 +52,12 @@ pub fn report(report: &Report, options: &HumanOptions) -> String {
     for corpus in &report.corpora {
         corpus_report(&mut out, corpus, options);
     }
-    if report.corpora.len() > 1 || report.corpora.iter().any(|c| c.verdict != Verdict::Pass) {
+    if report.corpora.len() > 1
+        || report
+            .corpora
+            .iter()
+            .any(|c| c.verdict != Verdict::Pass || !c.findings.is_empty())
+    {
         summary(&mut out, report);
     }
     out
@@ -120,6 +125,31 @@ fn corpus_report(out: &mut String, c: &CorpusReport, options: &HumanOptions) {
             );
         }
     }
+    if !c.stale_baseline.is_empty() {
+        let label = if c.strict_baseline {
+            "stale baseline entries (fail under --strict-baseline)"
+        } else {
+            "stale baseline entries (they no longer occur; remove them)"
+        };
+        let _ = writeln!(out, "  {label}:");
+        for e in &c.stale_baseline {
+            let seq = match (e.seq_num_global, e.seq_num_client) {
+                (Some(g), Some(c)) if c > 0 => format!("e{g}.{c}"),
+                (Some(g), _) => format!("e{g}"),
+                _ => "-".into(),
+            };
+            let _ = writeln!(
+                out,
+                "    {:<18} {seq:<8} {}{}",
+                e.class,
+                e.name.as_deref().unwrap_or(""),
+                e.table
+                    .as_ref()
+                    .map(|t| format!(" {t}{}", e.key.as_deref().unwrap_or("")))
+                    .unwrap_or_default()
+            );
+        }
+    }
     if c.verdict == Verdict::Fail || options.verbose {
         tables(out, &c.tables, options.verbose);
     }
@@ -132,18 +162,44 @@ fn finding(out: &mut String, f: &Finding, sides: [&str; 2]) {
         None => "-".to_string(),
     };
     let name = f.name.as_deref().unwrap_or("");
+    let tag = if f.baselined {
+        paint(DIM, " (baselined)")
+    } else if f.severity == Level::Warning {
+        paint(DIM, " (warning)")
+    } else {
+        String::new()
+    };
     let _ = writeln!(
         out,
-        "    {} {} {}",
+        "    {} {} {name}{tag}",
         paint(CLASS, &format!("{:<18}", f.class.as_str())),
         paint(BOLD, &format!("{at:<8}")),
-        name
     );
     let _ = writeln!(out, "        {}", f.message);
     if f.class == FindingClass::StateDivergence && f.divergence == Some(Divergence::RowDiffers) {
         for c in &f.columns {
             column_diff(out, c, sides);
         }
+    }
+    if !f.downstream.is_empty() {
+        const SHOWN: usize = 8;
+        let list: Vec<String> = f
+            .downstream
+            .iter()
+            .take(SHOWN)
+            .map(|d| format!("{} {}", d.seq(), d.name))
+            .collect();
+        let more = if f.downstream.len() > SHOWN {
+            format!(", and {} more", f.downstream.len() - SHOWN)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            out,
+            "        {} {}{more}",
+            paint(DIM, "later events on its rows:"),
+            list.join(", ")
+        );
     }
 }
 
@@ -295,9 +351,29 @@ fn summary(out: &mut String, r: &Report) {
     } else {
         paint(FAIL, "failed")
     };
+    let mut extra = String::new();
+    if s.warnings > 0 {
+        let _ = write!(
+            extra,
+            "; {} warning{}",
+            s.warnings,
+            if s.warnings == 1 { "" } else { "s" }
+        );
+    }
+    if s.baselined > 0 {
+        let _ = write!(extra, "; {} baselined", s.baselined);
+    }
+    if s.stale_baseline > 0 {
+        let _ = write!(
+            extra,
+            "; {} stale baseline entr{}",
+            s.stale_baseline,
+            if s.stale_baseline == 1 { "y" } else { "ies" }
+        );
+    }
     let _ = writeln!(
         out,
-        "{verdict}: {} {}, {} passed, {} failed, {} unreadable; {}",
+        "{verdict}: {} {}, {} passed, {} failed, {} unreadable; {}{extra}",
         s.corpora,
         if s.corpora == 1 { "corpus" } else { "corpora" },
         s.passed,

@@ -1,7 +1,10 @@
 //! Output formats: every format reads the same [`crate::report::Report`].
 
+pub mod github;
 pub mod human;
 pub mod json;
+pub mod junit;
+pub mod markdown;
 
 use std::io::Write;
 use std::path::Path;
