@@ -538,6 +538,23 @@ pub fn divergence_finding(
         Divergence::RowDiffers => writer,
         _ => row_writer,
     };
+    // An event that was not applied but meant to write the row, after whoever last wrote it,
+    // is the likelier cause.
+    let intended = if d.pk_in_column_order.is_empty() {
+        None
+    } else {
+        writers
+            .intended(&d.table, &d.pk_in_column_order)
+            .filter(|i| writer.is_none_or(|w| i.seq > w.seq))
+    };
+    let mut message = message;
+    if let Some(i) = intended {
+        message.push_str(&format!(
+            "; {} ({}) meant to write it but was not applied",
+            i.seq, i.name
+        ));
+    }
+    let writer = intended.or(writer);
     let row_level = matches!(
         d.kind,
         Divergence::RowDiffers | Divergence::RowMissing | Divergence::RowExtra

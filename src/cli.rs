@@ -140,10 +140,11 @@ struct ReplayDefs {
 impl ReplayDefs {
     fn load(&self) -> Result<(Definitions, ReplayOptions), Error> {
         let defs = Definitions::load(&self.materializers)?;
-        let schemas = match self.event_schemas.as_ref().or(defs.event_schemas.as_ref()) {
-            Some(p) => Some(Arc::new(EventSchemas::load(p)?)),
-            None => None,
-        };
+        let schemas = match &self.event_schemas {
+            Some(p) => Some(EventSchemas::load(p)?),
+            None => defs.load_event_schemas()?,
+        }
+        .map(Arc::new);
         let options = ReplayOptions {
             on_error: match self.on_error {
                 OnErrorArg::Continue => OnError::Continue,

@@ -104,20 +104,26 @@ impl Quarantine {
         }
     }
 
-    fn touched(&mut self, findings: &mut [Finding], ev: &Event, changes: &[RowChange]) {
-        if self.rows.is_empty() {
-            return;
-        }
-        for c in changes {
-            let Some(owners) = self
-                .rows
-                .get(&(c.table.clone(), SqlValue::encode_key(&c.key)))
-            else {
+    fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// Lists `ev` under every quarantined event whose rows it changed or named.
+    fn touched<'k>(
+        &mut self,
+        findings: &mut [Finding],
+        ev: &Event,
+        rows: impl Iterator<Item = (&'k Arc<str>, &'k [SqlValue])>,
+    ) {
+        for (table, key) in rows {
+            let Some(owners) = self.rows.get(&(table.clone(), SqlValue::encode_key(key))) else {
                 continue;
             };
             for &i in owners {
                 let f = &mut findings[i];
-                if f.downstream.last().is_some_and(|d| d.seq() == ev.seq) {
+                if f.downstream.iter().rev().take(1).any(|d| d.seq() == ev.seq)
+                    || f.seq() == Some(ev.seq)
+                {
                     continue;
                 }
                 if f.downstream.len() >= MAX_DOWNSTREAM {
@@ -263,7 +269,7 @@ impl Replayer<'_> {
                     self.materializer.materialize(&ev, &args, self.conn)
                 {
                     let rows = self.target_rows(&sts);
-                    self.quarantine.add(i, rows);
+                    self.quarantine_rows(i, &ev, rows);
                 }
                 return Ok(self.stop_or_continue(ev.seq));
             }
@@ -311,6 +317,13 @@ impl Replayer<'_> {
         statements: &[Statement],
         observe: &mut impl FnMut(Step<'_>),
     ) -> Result<ControlFlow<()>> {
+        // Rows this event names outright: an update of a row a quarantined event never wrote
+        // changes nothing, yet it is exactly what that event spoiled.
+        let named = if self.quarantine.is_empty() {
+            Vec::new()
+        } else {
+            self.named_rows(statements)
+        };
         run_cached(self.conn, "SAVEPOINT rehearse_event")?;
         let mut failure = None;
         let mut matched_nothing = Vec::new();
@@ -345,17 +358,17 @@ impl Replayer<'_> {
             self.out.applied += 1;
             let changes = self.capture.take();
             if !changes.is_empty() {
-                let name = self
-                    .names
-                    .entry(ev.name.clone())
-                    .or_insert_with(|| Arc::from(ev.name.as_str()))
-                    .clone();
-                let writer = Writer { seq: ev.seq, name };
+                let writer = self.writer(ev);
                 for c in &changes {
                     self.out.writers.record(c, &writer);
                 }
-                self.quarantine
-                    .touched(&mut self.out.findings, ev, &changes);
+            }
+            if !self.quarantine.is_empty() {
+                let rows = changes
+                    .iter()
+                    .map(|c| (&c.table, c.key.as_slice()))
+                    .chain(named.iter().map(|(t, k)| (t, k.as_slice())));
+                self.quarantine.touched(&mut self.out.findings, ev, rows);
             }
             if let Some(&first) = matched_nothing.first() {
                 let which: Vec<String> = matched_nothing
@@ -399,7 +412,7 @@ impl Replayer<'_> {
             format!("{label} failed and the event was rolled back: {msg}"),
         );
         self.out.findings[f].statement = Some(i + 1);
-        self.quarantine.add(f, rows);
+        self.quarantine_rows(f, ev, rows);
         Ok(self.stop_or_continue(ev.seq))
     }
 
@@ -416,33 +429,71 @@ impl Replayer<'_> {
         format!("{which}{origin}")
     }
 
-    /// The keys of the rows the statements mean to change, where their targets say.
-    fn target_rows(&self, statements: &[Statement]) -> Vec<(Arc<str>, Vec<SqlValue>)> {
+    fn writer(&mut self, ev: &Event) -> Writer {
+        let name = self
+            .names
+            .entry(ev.name.clone())
+            .or_insert_with(|| Arc::from(ev.name.as_str()))
+            .clone();
+        Writer { seq: ev.seq, name }
+    }
+
+    /// Follows the rows of an event that was not applied: later events on them are listed
+    /// under its finding, and a row missing from the replay is blamed on it.
+    fn quarantine_rows(
+        &mut self,
+        finding: usize,
+        ev: &Event,
+        rows: Vec<(Arc<str>, Vec<SqlValue>)>,
+    ) {
+        let writer = self.writer(ev);
+        for (table, key) in &rows {
+            self.out.writers.intend(table, key, &writer);
+        }
+        self.quarantine.add(finding, rows);
+    }
+
+    /// The rows the statements name outright by their key (an insert's values, an update's or
+    /// delete's `key = value` conditions), without reading the database.
+    fn named_rows(&self, statements: &[Statement]) -> Vec<(Arc<str>, Vec<SqlValue>)> {
         let mut rows = Vec::new();
         for st in statements {
-            match &st.target {
-                None => {}
-                Some(Target::Row { table, values }) => {
-                    let Some((name, key_cols)) = self.capture.key_of(table) else {
-                        continue;
-                    };
-                    let key: Option<Vec<SqlValue>> = key_cols
+            let (table, values) = match &st.target {
+                Some(Target::Row { table, values }) => (table, values),
+                Some(Target::Where { table, equals, .. }) => (table, equals),
+                None => continue,
+            };
+            let Some((name, key_cols)) = self.capture.key_of(table) else {
+                continue;
+            };
+            let key: Option<Vec<SqlValue>> = key_cols
+                .iter()
+                .map(|k| {
+                    values
                         .iter()
-                        .map(|k| {
-                            values
-                                .iter()
-                                .find(|(c, _)| c == k)
-                                .map(|(_, v)| to_value(v))
-                        })
-                        .collect();
-                    if let Some(key) = key.filter(|k| !k.is_empty()) {
-                        rows.push((name, key));
-                    }
-                }
+                        .find(|(c, _)| c == k)
+                        .map(|(_, v)| to_value(v))
+                })
+                .collect();
+            if let Some(key) = key.filter(|k| !k.is_empty()) {
+                rows.push((name, key));
+            }
+        }
+        rows
+    }
+
+    /// The keys of the rows the statements mean to change: the rows they name, and the rows
+    /// their `WHERE` clauses select in the current state.
+    fn target_rows(&self, statements: &[Statement]) -> Vec<(Arc<str>, Vec<SqlValue>)> {
+        let mut rows = self.named_rows(statements);
+        for st in statements {
+            match &st.target {
+                None | Some(Target::Row { .. }) => {}
                 Some(Target::Where {
                     table,
                     clause,
                     binds,
+                    ..
                 }) => {
                     let Some((name, key_cols)) = self.capture.key_of(table) else {
                         continue;

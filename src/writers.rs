@@ -26,6 +26,8 @@ pub struct Writer {
 pub struct WriterIndex {
     tables: HashMap<String, u32>,
     rows: HashMap<(u32, Vec<u8>), RowWriters>,
+    /// Rows that an event which was not applied meant to write.
+    intended: HashMap<(u32, Vec<u8>), Writer>,
 }
 
 /// The writers of one row: the insert, later updates per column, and the last change.
@@ -82,6 +84,21 @@ impl WriterIndex {
                 }
             }
         }
+    }
+
+    /// Records that `writer`, which was not applied, meant to write a row.
+    pub fn intend(&mut self, table: &str, key: &[SqlValue], writer: &Writer) {
+        let next = self.tables.len() as u32;
+        let id = *self.tables.entry(table.to_string()).or_insert(next);
+        self.intended
+            .entry((id, SqlValue::encode_key(key)))
+            .or_insert_with(|| writer.clone());
+    }
+
+    /// The first event that meant to write a row but was not applied.
+    pub fn intended(&self, table: &str, key: &[SqlValue]) -> Option<&Writer> {
+        let id = self.tables.get(table)?;
+        self.intended.get(&(*id, SqlValue::encode_key(key)))
     }
 
     /// The last writer of the row of `table` whose primary key, in column order, is `key`.

@@ -166,7 +166,7 @@ fn json_report_matches_its_schema_and_is_deterministic() {
         edited["columns"][0]["expected"],
         serde_json::json!({"type": "integer", "value": 9})
     );
-    assert_eq!(report["summary"]["findings"]["log-integrity"], 3);
+    assert_eq!(report["summary"]["findings"]["log-integrity"], 6);
 
     // --json FILE writes the same document beside human output.
     let dir = tempfile::tempdir().unwrap();
@@ -707,4 +707,477 @@ fn a_materializer_that_ends_the_transaction_is_refused_by_name() {
         "{}",
         run.stderr
     );
+}
+
+/// Copies corpora (store directories) into a fresh tree, for tests that write beside them.
+fn corpus_tree(names: &[&str]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for name in names {
+        copy_dir(&corpus(name), &dir.path().join(name));
+    }
+    dir
+}
+
+#[test]
+fn junit_github_and_markdown_outputs_are_readable() {
+    let dir = tempfile::tempdir().unwrap();
+    let junit = dir.path().join("junit.xml");
+    let markdown = dir.path().join("summary.md");
+    let run = rehearse(&[
+        &"check",
+        &corpus("workspace-n200"),
+        &corpus("workspace-n200-broken-log"),
+        &corpus("workspace-n200-writer-unknown"),
+        &"-m",
+        &defs(),
+        &"--format",
+        &"github",
+        &"--junit",
+        &junit,
+        &"--markdown",
+        &markdown,
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+
+    // GitHub: one annotation per finding, errors and warnings apart.
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("::error ")).count(),
+        6,
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("::warning ")).count(),
+        2,
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("title=rehearse log-integrity at e22.1 (v1.SearchPerformed)::"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("file="), "{}", run.stdout);
+
+    // JUnit: parsed; a suite per corpus, a case per class, failures where errors are.
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let doc = roxmltree::Document::parse(&xml).expect("well-formed JUnit XML");
+    let suites: Vec<roxmltree::Node> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testsuite"))
+        .collect();
+    assert_eq!(suites.len(), 3);
+    for s in &suites {
+        assert_eq!(
+            s.children().filter(|n| n.has_tag_name("testcase")).count(),
+            7
+        );
+    }
+    let failed: Vec<(String, String)> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("failure"))
+        .map(|f| {
+            let case = f.parent().unwrap();
+            (
+                case.attribute("classname").unwrap().to_string(),
+                case.attribute("name").unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert!(failed[0].0.ends_with("workspace-n200-broken-log") && failed[0].1 == "log-integrity");
+    let root = doc.root_element();
+    assert_eq!(root.attribute("failures"), Some("1"));
+    let warned = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("system-out"))
+        .any(|n| n.text().unwrap_or("").contains("[warning]"));
+    assert!(warned, "warnings are listed in system-out");
+
+    // Markdown: a table row per corpus and the failing corpus's findings.
+    let md = std::fs::read_to_string(&markdown).unwrap();
+    assert!(
+        md.starts_with("## rehearse: ❌ some events do not replay"),
+        "{md}"
+    );
+    assert_eq!(
+        md.lines().filter(|l| l.starts_with("| `")).count(),
+        3,
+        "{md}"
+    );
+    assert!(
+        md.contains("| e150 | v1.TodoUpdated | log-integrity |"),
+        "{md}"
+    );
+}
+
+#[test]
+fn severities_can_be_raised_lowered_or_turned_off() {
+    let wu = corpus("workspace-n200-writer-unknown");
+    let run = rehearse(&[&"check", &wu, &"-m", &defs(), &"--format", &"json"]);
+    assert_eq!(run.code, 0, "warnings do not fail the gate");
+    let c = json(&run)["corpora"][0].clone();
+    assert_eq!(c["verdict"], "pass");
+    assert_eq!(c["findings"][0]["severity"], "warning");
+
+    let run = rehearse(&[
+        &"check",
+        &wu,
+        &"-m",
+        &defs(),
+        &"--severity",
+        &"writer-unknown=error",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+
+    let run = rehearse(&[
+        &"check",
+        &wu,
+        &"-m",
+        &defs(),
+        &"--severity",
+        &"writer-unknown=off",
+        &"--format",
+        &"json",
+    ]);
+    assert_eq!(run.code, 0);
+    assert_eq!(
+        json(&run)["corpora"][0]["findings"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+
+    let run = rehearse(&[
+        &"check",
+        &wu,
+        &"-m",
+        &defs(),
+        &"--severity",
+        &"nonsense=error",
+    ]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("unknown class \"nonsense\""),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn the_baseline_flow_write_pass_new_finding_fails_stale_entry_detected() {
+    let dir = tempfile::tempdir().unwrap();
+    let baseline = dir.path().join("baseline.json");
+    let n200 = corpus("workspace-n200");
+    let deleted = corpus("workspace-n200-deleted-definition/materializers.toml");
+
+    // Write: the current findings become the baseline, and the gate passes against it.
+    let run = rehearse(&[
+        &"check",
+        &n200,
+        &"-m",
+        &deleted,
+        &"--write-baseline",
+        &baseline,
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stderr.contains("wrote 20 findings to the baseline"),
+        "{}",
+        run.stderr
+    );
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(&baseline).unwrap()).unwrap();
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("schemas/baseline.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    assert!(
+        validator.is_valid(&written),
+        "the baseline matches its schema"
+    );
+    assert_eq!(written["findings"].as_array().unwrap().len(), 20);
+
+    // Pass: the same findings, acknowledged.
+    let run = rehearse(&[
+        &"check",
+        &n200,
+        &"-m",
+        &deleted,
+        &"--baseline",
+        &baseline,
+        &"--format",
+        &"json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let report = json(&run);
+    assert_eq!(report["summary"]["baselined"], 20);
+    assert!(
+        report["corpora"][0]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["baselined"] == true)
+    );
+
+    // A new finding fails: break one more definition.
+    let worse = dir.path().join("worse.toml");
+    let text = std::fs::read_to_string(&deleted)
+        .unwrap()
+        .replace(
+            "ddl_file = \"../workspace/state.sql\"",
+            &format!(
+                "ddl_file = {:?}",
+                corpus("workspace/state.sql").display().to_string()
+            ),
+        )
+        .replace("event_schemas = \"../../schemas/workspace/events\"", "")
+        .replace(
+            "set = { isActive = false }",
+            "set = { isActive = false, email = \"null\" }",
+        );
+    std::fs::write(&worse, text).unwrap();
+    let run = rehearse(&[&"check", &n200, &"-m", &worse, &"--baseline", &baseline]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("materializer-error e68      v1.UserDeactivated\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("(baselined)"), "{}", run.stdout);
+
+    // Stale: with the definitions fixed, every entry is stale; reported, failing only under
+    // --strict-baseline.
+    let run = rehearse(&[&"check", &n200, &"-m", &defs(), &"--baseline", &baseline]);
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(
+        run.stdout.contains("stale baseline entries"),
+        "{}",
+        run.stdout
+    );
+    let run = rehearse(&[
+        &"check",
+        &n200,
+        &"-m",
+        &defs(),
+        &"--baseline",
+        &baseline,
+        &"--strict-baseline",
+        &"--format",
+        &"json",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stdout);
+    let c = &json(&run)["corpora"][0];
+    assert_eq!(c["staleBaseline"].as_array().unwrap().len(), 20);
+    assert_eq!(c["verdict"], "fail");
+}
+
+#[test]
+fn record_check_pending_and_accept_follow_the_insta_workflow() {
+    // A corpus without a state database: only the event log.
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("export");
+    std::fs::create_dir(&store).unwrap();
+    std::fs::copy(
+        corpus("workspace-n200/workspace/eventlog@6.db"),
+        store.join("eventlog@6.db"),
+    )
+    .unwrap();
+    let accepted = store.join("eventlog@6.db.snapshot");
+    let pending = store.join("eventlog@6.db.snapshot.new");
+    let no_ci = |args: &[&dyn AsRef<std::ffi::OsStr>], ci: &str| -> Run {
+        let out = Command::new(env!("CARGO_BIN_EXE_rehearse"))
+            .args(args.iter().map(|a| a.as_ref()))
+            .env("NO_COLOR", "1")
+            .env("CI", ci)
+            .output()
+            .unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+
+    let run = no_ci(&[&"check", &store, &"-m", &defs()], "");
+    assert_eq!(run.code, 0);
+    assert!(
+        run.stdout
+            .contains("comparison skipped: no recorded state database and no accepted snapshot"),
+        "{}",
+        run.stdout
+    );
+
+    let run = no_ci(&[&"record", &store, &"-m", &defs()], "");
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let text = std::fs::read_to_string(&accepted).unwrap();
+    assert!(text.starts_with("# rehearse snapshot 1"));
+    assert_eq!(
+        text.lines().filter(|l| l.starts_with('[')).count(),
+        96,
+        "one line per row of the 96"
+    );
+    assert!(text.contains("table \"todos\" key [\"id\"]"));
+
+    let run = no_ci(
+        &[&"check", &store, &"-m", &defs(), &"--format", &"json"],
+        "",
+    );
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    let c = &json(&run)["corpora"][0];
+    assert_eq!(c["comparison"]["status"], "compared");
+    assert!(
+        c["snapshot"]["path"]
+            .as_str()
+            .unwrap()
+            .ends_with("eventlog@6.db.snapshot")
+    );
+    assert_eq!(c["tables"].as_array().unwrap().len(), 6);
+
+    // A changed materializer: the replay differs; in CI nothing is written...
+    let changed = corpus("workspace-n200-changed-definition/materializers.toml");
+    let run = no_ci(&[&"check", &store, &"-m", &changed], "true");
+    assert_eq!(run.code, 1);
+    assert!(!pending.exists(), "nothing written in CI");
+    assert!(
+        run.stdout.contains("no pending snapshot written"),
+        "{}",
+        run.stdout
+    );
+    // ...outside CI the new state is written as pending, and the accepted one kept.
+    let run = no_ci(&[&"check", &store, &"-m", &changed], "");
+    assert_eq!(run.code, 1);
+    assert!(pending.is_file(), "{}", run.stdout);
+    assert_eq!(std::fs::read_to_string(&accepted).unwrap(), text);
+    assert!(
+        run.stdout
+            .contains("project_stats['prj_5h5sbkkkwx'] differs in completedCount"),
+        "{}",
+        run.stdout
+    );
+
+    // accept promotes it; the changed materializer then passes.
+    let run = no_ci(&[&"accept", &dir.path()], "");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.contains("accepted "), "{}", run.stdout);
+    assert!(!pending.exists());
+    let run = no_ci(&[&"check", &store, &"-m", &changed], "");
+    assert_eq!(run.code, 0, "{}", run.stdout);
+}
+
+#[test]
+fn a_directory_of_corpora_is_searched_and_partitions_split_it() {
+    let tree = corpus_tree(&[
+        "workspace-n200",
+        "workspace-n200-edited-row",
+        "workspace-n300-lsdev",
+        "workspace-n200-writer-unknown",
+    ]);
+    let run = rehearse(&[
+        &"check",
+        &tree.path(),
+        &"-m",
+        &defs(),
+        &"--format",
+        &"json",
+        &"--severity",
+        &"writer-unknown=off",
+    ]);
+    // The writer-unknown copy has no state database of its own: its comparison is skipped.
+    assert_eq!(run.code, 1, "the edited row fails");
+    let report = json(&run);
+    let names: Vec<String> = report["corpora"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            c["corpus"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .take(2)
+                .collect::<Vec<_>>()
+                .join("<")
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "workspace<workspace-n200",
+            "workspace<workspace-n200-edited-row",
+            "workspace<workspace-n200-writer-unknown",
+            "workspace<workspace-n300-lsdev"
+        ],
+        "every corpus found, in path order"
+    );
+
+    let mut seen = Vec::new();
+    for k in 1..=3 {
+        let share = format!("{k}/3");
+        let run = rehearse(&[
+            &"check",
+            &tree.path(),
+            &"-m",
+            &defs(),
+            &"--format",
+            &"json",
+            &"--partition",
+            &share,
+        ]);
+        let report = json(&run);
+        assert_eq!(report["partition"], format!("count:{share}"));
+        for c in report["corpora"].as_array().unwrap() {
+            seen.push(c["corpus"].as_str().unwrap().to_string());
+        }
+    }
+    seen.sort();
+    assert_eq!(seen.len(), 4, "every corpus in exactly one share: {seen:?}");
+    seen.dedup();
+    assert_eq!(seen.len(), 4);
+
+    let run = rehearse(&[
+        &"check",
+        &tree.path(),
+        &"-m",
+        &defs(),
+        &"--partition",
+        &"4/3",
+    ]);
+    assert_eq!(run.code, 2);
+}
+
+#[test]
+fn parallel_jobs_give_the_same_report() {
+    let tree = corpus_tree(&[
+        "workspace-n200",
+        "workspace-n200-edited-row",
+        "workspace-n300-lsdev",
+    ]);
+    let one = rehearse(&[
+        &"check",
+        &tree.path(),
+        &"-m",
+        &defs(),
+        &"--format",
+        &"json",
+        &"-j",
+        &"1",
+    ]);
+    let two = rehearse(&[
+        &"check",
+        &tree.path(),
+        &"-m",
+        &defs(),
+        &"--format",
+        &"json",
+        &"-j",
+        &"2",
+    ]);
+    assert_eq!(one.code, 1);
+    assert_eq!(one.stdout, two.stdout);
 }

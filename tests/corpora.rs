@@ -52,6 +52,7 @@ struct ExpectFinding {
     key: Option<Vec<toml::Value>>,
     divergence: Option<String>,
     columns: Option<Vec<String>>,
+    downstream: Option<Vec<String>>,
 }
 
 /// A finding reduced to what an expectation pins down (not the message text).
@@ -78,6 +79,10 @@ fn shape(f: &Finding) -> String {
     if !f.columns.is_empty() {
         let c: Vec<&str> = f.columns.iter().map(|c| c.column.as_str()).collect();
         s.push_str(&format!(" columns=[{}]", c.join(", ")));
+    }
+    if !f.downstream.is_empty() {
+        let d: Vec<String> = f.downstream.iter().map(|d| d.seq().to_string()).collect();
+        s.push_str(&format!(" downstream=[{}]", d.join(", ")));
     }
     s
 }
@@ -108,6 +113,9 @@ fn expected_shape(f: &ExpectFinding) -> String {
     if let Some(c) = &f.columns {
         s.push_str(&format!(" columns=[{}]", c.join(", ")));
     }
+    if let Some(d) = &f.downstream {
+        s.push_str(&format!(" downstream=[{}]", d.join(", ")));
+    }
     s
 }
 
@@ -124,10 +132,15 @@ fn run_check(dir: &Path, expect: &Expect) -> Result<CorpusReport, Failed> {
         .as_ref()
         .map(|c| dir.join(c))
         .unwrap_or_else(|| dir.to_path_buf());
-    let options = CheckOptions {
+    let mut options = CheckOptions {
         state: expect.state.as_ref().map(|s| dir.join(s)),
         ..CheckOptions::default()
     };
+    options.replay.schemas = materializer
+        .definitions()
+        .load_event_schemas()
+        .map_err(|e| e.to_string())?
+        .map(std::sync::Arc::new);
     check::check_corpus(&corpus, &mut materializer, &options).map_err(|e| e.to_string().into())
 }
 

@@ -610,6 +610,14 @@ impl Definitions {
         })
     }
 
+    /// The event args schemas the definitions name (`event_schemas`), loaded.
+    pub fn load_event_schemas(&self) -> Result<Option<crate::schemas::EventSchemas>> {
+        self.event_schemas
+            .as_deref()
+            .map(crate::schemas::EventSchemas::load)
+            .transpose()
+    }
+
     /// The declared encoding of a column.
     pub fn column_kind(&self, table: &str, column: &str) -> ColumnKind {
         self.column_kinds

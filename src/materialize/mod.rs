@@ -42,6 +42,9 @@ pub enum Target {
         clause: String,
         /// Its bind values, positional.
         binds: Vec<BindValue>,
+        /// Its `column = value` conditions, which name the row outright when they cover the
+        /// key (so a row that does not exist can still be named).
+        equals: Vec<(String, BindValue)>,
     },
     /// The row of `table` with these column values (an insert).
     Row {

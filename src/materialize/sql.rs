@@ -165,7 +165,8 @@ impl SqlMaterializer {
                     ("SELECT 1".to_string(), Binds::Positional(Vec::new()), None)
                 } else {
                     let set_binds = binds.len();
-                    let where_ = self.where_clause(table, conditions, args, event, &mut binds)?;
+                    let (where_, equals) =
+                        self.where_clause(table, conditions, args, event, &mut binds)?;
                     let sql = format!(
                         "UPDATE '{table}' SET {} {where_}{}",
                         parts.join(", "),
@@ -175,6 +176,7 @@ impl SqlMaterializer {
                         table: table.clone(),
                         clause: where_,
                         binds: binds[set_binds..].to_vec(),
+                        equals,
                     };
                     (sql, Binds::Positional(binds), Some(target))
                 }
@@ -185,7 +187,8 @@ impl SqlMaterializer {
                 returning,
             } => {
                 let mut binds = Vec::new();
-                let where_ = self.where_clause(table, conditions, args, event, &mut binds)?;
+                let (where_, equals) =
+                    self.where_clause(table, conditions, args, event, &mut binds)?;
                 let sql = format!(
                     "DELETE FROM '{table}' {where_}{}",
                     returning_clause(returning)
@@ -194,6 +197,7 @@ impl SqlMaterializer {
                     table: table.clone(),
                     clause: where_,
                     binds: binds.clone(),
+                    equals,
                 };
                 (sql, Binds::Positional(binds), Some(target))
             }
@@ -253,8 +257,9 @@ impl SqlMaterializer {
         args: &Value,
         event: &Event,
         binds: &mut Vec<BindValue>,
-    ) -> Result<String, Rejection> {
+    ) -> Result<(String, Vec<(String, BindValue)>), Rejection> {
         let mut parts = Vec::new();
+        let mut equals = Vec::new();
         for cond in conditions {
             let col = quote_ident(&cond.column);
             let value = match cond.value.eval(args, event).map_err(invalid_args)? {
@@ -313,16 +318,21 @@ impl SqlMaterializer {
                     parts.push(format!("{col} {} ({placeholders})", cond.op.sql()));
                 }
                 op => {
-                    binds.push(self.encode(table, &cond.column, value)?);
+                    let v = self.encode(table, &cond.column, value)?;
+                    if op == Op::Eq {
+                        equals.push((cond.column.clone(), v.clone()));
+                    }
+                    binds.push(v);
                     parts.push(format!("{col} {} ?", op.sql()));
                 }
             }
         }
-        Ok(if parts.is_empty() {
+        let clause = if parts.is_empty() {
             String::new()
         } else {
             format!("WHERE {}", parts.join(" AND "))
-        })
+        };
+        Ok((clause, equals))
     }
 
     /// Encodes a value with its column's schema, as the query builder does, then binds it.
