@@ -25,9 +25,15 @@ struct Run {
 }
 
 fn rehearse(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Run {
+    rehearse_env(args, &[])
+}
+
+/// Runs the binary with extra environment variables (`CI`, say).
+fn rehearse_env(args: &[&dyn AsRef<std::ffi::OsStr>], env: &[(&str, &str)]) -> Run {
     let out: Output = Command::new(env!("CARGO_BIN_EXE_rehearse"))
         .args(args.iter().map(|a| a.as_ref()))
         .env("NO_COLOR", "1")
+        .envs(env.iter().copied())
         .output()
         .expect("run rehearse");
     Run {
@@ -990,20 +996,7 @@ fn record_check_pending_and_accept_follow_the_insta_workflow() {
     .unwrap();
     let accepted = store.join("eventlog@6.db.snapshot");
     let pending = store.join("eventlog@6.db.snapshot.new");
-    let no_ci = |args: &[&dyn AsRef<std::ffi::OsStr>], ci: &str| -> Run {
-        let out = Command::new(env!("CARGO_BIN_EXE_rehearse"))
-            .args(args.iter().map(|a| a.as_ref()))
-            .env("NO_COLOR", "1")
-            .env("CI", ci)
-            .output()
-            .unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
-    };
-
+    let no_ci = |args: &[&dyn AsRef<std::ffi::OsStr>], ci: &str| rehearse_env(args, &[("CI", ci)]);
     let run = no_ci(&[&"check", &store, &"-m", &defs()], "");
     assert_eq!(run.code, 0);
     assert!(
