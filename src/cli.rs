@@ -151,6 +151,7 @@ impl ReplayDefs {
                 OnErrorArg::Stop => OnError::Stop,
             },
             schemas,
+            changesets: false,
         };
         Ok((defs, options))
     }

@@ -69,6 +69,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// SQLite's session extension failed while recording a changeset.
+    #[error("session extension: {0}")]
+    Session(String),
+
     /// rehearse's own scratch database failed; not the user's input.
     #[error("scratch database: {context}: {source}")]
     Scratch {

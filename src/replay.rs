@@ -18,13 +18,14 @@ use serde_json::Value;
 
 use crate::capture::{Capture, RowChange};
 use crate::error::{Error, Result};
-use crate::eventlog::{Event, EventLog, LogRow, SeqNum};
+use crate::eventlog::{Event, EventLog, LogRow, SeqNum, SyncStatus};
 use crate::execute::Executor;
 use crate::integrity::{Disposition, LogChecker};
 use crate::js::BindValue;
 use crate::materialize::{Materializer, Outcome, Statement, Target};
 use crate::report::{EventRef, Finding, FindingClass};
 use crate::schemas::EventSchemas;
+use crate::session::{Changeset, Session};
 use crate::value::SqlValue;
 use crate::writers::{Writer, WriterIndex};
 
@@ -47,6 +48,9 @@ pub struct ReplayOptions {
     pub on_error: OnError,
     /// JSON Schemas every event's args are validated against before it is materialized.
     pub schemas: Option<Arc<EventSchemas>>,
+    /// Also record each applied event's changes as a session-extension changeset, the form
+    /// LiveStore records them in (costs about as much again as the replay).
+    pub changesets: bool,
 }
 
 /// What a replay did.
@@ -75,6 +79,35 @@ pub enum Step<'a> {
         event: &'a Event,
         /// Its row changes, in the order SQLite made them.
         changes: &'a [RowChange],
+        /// Its changeset, when [`ReplayOptions::changesets`] asks for one.
+        changeset: Option<&'a Changeset>,
+    },
+}
+
+/// What one row of the log came to.
+#[derive(Debug)]
+pub struct EventOutcome {
+    /// The event (none for a malformed row).
+    pub event: Option<Event>,
+    /// Applied or not.
+    pub result: EventResult,
+    /// The findings this row produced, as indices into the replay's findings.
+    pub findings: std::ops::Range<usize>,
+    /// `--on-error stop` asks to stop here.
+    pub stop: bool,
+}
+
+/// Whether an event was applied.
+#[derive(Debug)]
+pub enum EventResult {
+    /// Skipped, unknown, rejected or rolled back; the findings say why.
+    NotApplied,
+    /// Applied: its row changes, and its changeset when asked for.
+    Applied {
+        /// Row changes in the order SQLite made them.
+        changes: Vec<RowChange>,
+        /// The session-extension changeset, when [`ReplayOptions::changesets`] is set.
+        changeset: Option<Changeset>,
     },
 }
 
@@ -149,7 +182,9 @@ impl Quarantine {
     }
 }
 
-struct Replayer<'a> {
+/// Replays events one at a time into a scratch database: the engine behind [`replay`], and
+/// what drives two replays in lockstep (differential replay, determinism checks).
+pub struct Replayer<'a> {
     conn: &'a Connection,
     materializer: &'a mut dyn Materializer,
     options: &'a ReplayOptions,
@@ -161,6 +196,71 @@ struct Replayer<'a> {
     out: Replayed,
 }
 
+impl<'a> Replayer<'a> {
+    /// Starts a replay into `conn`, which must already hold the state DDL.
+    pub fn new(
+        conn: &'a Connection,
+        materializer: &'a mut dyn Materializer,
+        options: &'a ReplayOptions,
+    ) -> Result<Replayer<'a>> {
+        conn.set_prepared_statement_cache_capacity(512);
+        let capture =
+            Capture::install(conn).map_err(|e| Error::scratch("install the change capture", e))?;
+        run_cached(conn, "BEGIN")?;
+        Ok(Replayer {
+            conn,
+            materializer,
+            options,
+            exec: Executor::default(),
+            checker: LogChecker::default(),
+            capture,
+            names: HashMap::new(),
+            quarantine: Quarantine::default(),
+            out: Replayed::default(),
+        })
+    }
+
+    /// Replays one row of the log.
+    pub fn event(&mut self, row: LogRow) -> Result<EventOutcome> {
+        self.out.events += 1;
+        let first = self.out.findings.len();
+        let event = match &row {
+            LogRow::Event(ev) => Some(ev.clone()),
+            LogRow::Malformed { .. } => None,
+        };
+        let (result, stop) = self.row(row)?;
+        Ok(EventOutcome {
+            event,
+            result,
+            findings: first..self.out.findings.len(),
+            stop,
+        })
+    }
+
+    /// The findings so far.
+    pub fn findings(&self) -> &[Finding] {
+        &self.out.findings
+    }
+
+    /// The scratch database.
+    pub fn connection(&self) -> &Connection {
+        self.conn
+    }
+
+    /// Ends the replay: the end-of-log checks, and the transaction committed.
+    pub fn finish(mut self, sync: Option<&SyncStatus>) -> Result<Replayed> {
+        self.checker.finish(sync, &mut self.out.findings);
+        self.quarantine.finish(&mut self.out.findings);
+        run_cached(self.conn, "COMMIT")?;
+        Ok(self.out)
+    }
+
+    /// Records where `--on-error stop` stopped.
+    pub fn stopped_at(&mut self, seq: SeqNum) {
+        self.out.stopped_at = Some(seq);
+    }
+}
+
 /// Replays `log` through `materializer` into `conn`, which must already hold the state DDL,
 /// telling `observe` about progress and every applied event's changes.
 pub fn replay(
@@ -170,37 +270,37 @@ pub fn replay(
     options: &ReplayOptions,
     mut observe: impl FnMut(Step<'_>),
 ) -> Result<Replayed> {
-    conn.set_prepared_statement_cache_capacity(512);
-    let capture =
-        Capture::install(conn).map_err(|e| Error::scratch("install the change capture", e))?;
-    let mut r = Replayer {
-        conn,
-        materializer,
-        options,
-        exec: Executor::default(),
-        checker: LogChecker::default(),
-        capture,
-        names: HashMap::new(),
-        quarantine: Quarantine::default(),
-        out: Replayed::default(),
-    };
-    run_cached(conn, "BEGIN")?;
+    let mut r = Replayer::new(conn, materializer, options)?;
     log.for_each(|row| {
-        r.out.events += 1;
+        let outcome = r.event(row)?;
         if r.out.events.is_multiple_of(1024) {
             observe(Step::Read(r.out.events));
         }
-        r.row(row, &mut observe)
+        if let (Some(ev), EventResult::Applied { changes, changeset }) =
+            (&outcome.event, &outcome.result)
+        {
+            observe(Step::Applied {
+                event: ev,
+                changes,
+                changeset: changeset.as_ref(),
+            });
+        }
+        if outcome.stop {
+            if let Some(ev) = &outcome.event {
+                r.stopped_at(ev.seq);
+            }
+            return Ok(ControlFlow::Break(()));
+        }
+        Ok(ControlFlow::Continue(()))
     })?;
-    r.checker.finish(log.sync_status(), &mut r.out.findings);
-    r.quarantine.finish(&mut r.out.findings);
-    run_cached(conn, "COMMIT")?;
-    observe(Step::Read(r.out.events));
-    Ok(r.out)
+    let events = r.out.events;
+    let out = r.finish(log.sync_status())?;
+    observe(Step::Read(events));
+    Ok(out)
 }
 
 impl Replayer<'_> {
-    fn row(&mut self, row: LogRow, observe: &mut impl FnMut(Step<'_>)) -> Result<ControlFlow<()>> {
+    fn row(&mut self, row: LogRow) -> Result<(EventResult, bool)> {
         let ev = match row {
             LogRow::Event(ev) => ev,
             LogRow::Malformed { seq, name, problem } => {
@@ -210,11 +310,11 @@ impl Replayer<'_> {
                     name.as_deref(),
                     format!("malformed eventlog row, not replayed: {problem}"),
                 ));
-                return Ok(ControlFlow::Continue(()));
+                return Ok((EventResult::NotApplied, false));
             }
         };
         if self.checker.check(&ev, &mut self.out.findings) == Disposition::Skip {
-            return Ok(ControlFlow::Continue(()));
+            return Ok((EventResult::NotApplied, false));
         }
         if ev.schema_hash == -1 {
             self.finding(
@@ -237,7 +337,7 @@ impl Replayer<'_> {
                         crate::materialize::sql::truncate(&ev.args_json)
                     ),
                 );
-                return Ok(ControlFlow::Continue(()));
+                return Ok((EventResult::NotApplied, false));
             }
         };
         if let Some(schemas) = &self.options.schemas {
@@ -271,7 +371,7 @@ impl Replayer<'_> {
                     let rows = self.target_rows(&sts);
                     self.quarantine_rows(i, &ev, rows);
                 }
-                return Ok(self.stop_or_continue(ev.seq));
+                return Ok((EventResult::NotApplied, self.stops()));
             }
         }
         let statements = match self.materializer.materialize(&ev, &args, self.conn) {
@@ -291,32 +391,30 @@ impl Replayer<'_> {
                     &ev,
                     format!("no materializer for event {:?}{note}", ev.name),
                 );
-                return Ok(ControlFlow::Continue(()));
+                return Ok((EventResult::NotApplied, false));
             }
             Outcome::Rejected(r) => {
                 self.finding(r.class, &ev, r.message);
-                return Ok(self.stop_or_continue(ev.seq));
+                return Ok((EventResult::NotApplied, self.stops()));
             }
             Outcome::Statements(s) => s,
         };
         if statements.is_empty() {
             self.out.applied += 1;
-            observe(Step::Applied {
-                event: &ev,
-                changes: &[],
-            });
-            return Ok(ControlFlow::Continue(()));
+            let changeset = self.options.changesets.then(Changeset::default);
+            return Ok((
+                EventResult::Applied {
+                    changes: Vec::new(),
+                    changeset,
+                },
+                false,
+            ));
         }
-        self.apply(&ev, &statements, observe)
+        self.apply(&ev, &statements)
     }
 
     /// Runs an event's statements in a savepoint; rolls it back and reports it if one fails.
-    fn apply(
-        &mut self,
-        ev: &Event,
-        statements: &[Statement],
-        observe: &mut impl FnMut(Step<'_>),
-    ) -> Result<ControlFlow<()>> {
+    fn apply(&mut self, ev: &Event, statements: &[Statement]) -> Result<(EventResult, bool)> {
         // Rows this event names outright: an update of a row a quarantined event never wrote
         // changes nothing, yet it is exactly what that event spoiled.
         let named = if self.quarantine.is_empty() {
@@ -325,6 +423,11 @@ impl Replayer<'_> {
             self.named_rows(statements)
         };
         run_cached(self.conn, "SAVEPOINT rehearse_event")?;
+        let session = if self.options.changesets {
+            Some(Session::new(self.conn).map_err(Error::Session)?)
+        } else {
+            None
+        };
         let mut failure = None;
         let mut matched_nothing = Vec::new();
         for (i, st) in statements.iter().enumerate() {
@@ -354,6 +457,9 @@ impl Replayer<'_> {
             });
         }
         let Some((i, msg)) = failure else {
+            let changeset = session
+                .map(|s| s.changeset().map_err(Error::Session))
+                .transpose()?;
             run_cached(self.conn, "RELEASE rehearse_event")?;
             self.out.applied += 1;
             let changes = self.capture.take();
@@ -386,12 +492,9 @@ impl Replayer<'_> {
                 );
                 self.out.findings[i].statement = Some(first + 1);
             }
-            observe(Step::Applied {
-                event: ev,
-                changes: &changes,
-            });
-            return Ok(ControlFlow::Continue(()));
+            return Ok((EventResult::Applied { changes, changeset }, false));
         };
+        drop(session);
         // Rows the event changed before it failed, then the rows its failing and remaining
         // statements meant to change, read in the state before the event.
         let touched: Vec<(Arc<str>, Vec<SqlValue>)> = self
@@ -413,7 +516,7 @@ impl Replayer<'_> {
         );
         self.out.findings[f].statement = Some(i + 1);
         self.quarantine_rows(f, ev, rows);
-        Ok(self.stop_or_continue(ev.seq))
+        Ok((EventResult::NotApplied, self.stops()))
     }
 
     fn statement_label(&self, statements: &[Statement], i: usize) -> String {
@@ -544,13 +647,8 @@ impl Replayer<'_> {
         self.out.findings.len() - 1
     }
 
-    fn stop_or_continue(&mut self, seq: SeqNum) -> ControlFlow<()> {
-        if self.options.on_error == OnError::Stop {
-            self.out.stopped_at = Some(seq);
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        }
+    fn stops(&self) -> bool {
+        self.options.on_error == OnError::Stop
     }
 }
 

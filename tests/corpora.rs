@@ -320,7 +320,7 @@ fn recorded_changesets(dir: &Path) -> Result<(), Failed> {
     let mut materializer = SqlMaterializer::new(defs);
     let mut ours: BTreeMap<(i64, i64), BTreeSet<(String, String)>> = BTreeMap::new();
     check::check_corpus_observed(dir, &mut materializer, &CheckOptions::default(), |step| {
-        if let rehearse::replay::Step::Applied { event, changes } = step {
+        if let rehearse::replay::Step::Applied { event, changes, .. } = step {
             let rows = changes
                 .iter()
                 // The session extension records no update that changed nothing.
