@@ -85,14 +85,90 @@ struct Ctx {
 }
 
 /// Records row changes of the `main` database of a connection while it is alive.
+///
+/// SQLite has one pre-update hook per connection, and the session extension takes it for its
+/// own sessions (and assumes whatever held it before was a session). So a capture works in one
+/// of two modes: with its own hook, or, when changesets are wanted too, through one session per
+/// event whose changeset it decodes into the same row changes.
 pub struct Capture<'conn> {
     conn: &'conn Connection,
     ctx: Box<Ctx>,
+    mode: Mode<'conn>,
+}
+
+enum Mode<'conn> {
+    Hook,
+    Sessions(Option<crate::session::Session<'conn>>),
 }
 
 impl<'conn> Capture<'conn> {
-    /// Starts recording changes to the tables of `main` as they exist now.
+    /// Starts recording changes to the tables of `main` as they exist now; with `changesets`,
+    /// through a session per event (see [`Capture::begin`]).
+    pub fn new(conn: &'conn Connection, changesets: bool) -> rusqlite::Result<Capture<'conn>> {
+        if changesets {
+            let ctx = Box::new(Ctx::read(conn)?);
+            return Ok(Capture {
+                conn,
+                ctx,
+                mode: Mode::Sessions(None),
+            });
+        }
+        Capture::install(conn)
+    }
+
+    /// Starts an event: in session mode, opens its session.
+    pub fn begin(&mut self) -> Result<(), String> {
+        if let Mode::Sessions(slot) = &mut self.mode {
+            *slot = Some(crate::session::Session::new(self.conn)?);
+        }
+        Ok(())
+    }
+
+    /// The event's changes so far and, in session mode, its changeset (the session ends).
+    pub fn finish_event(
+        &mut self,
+    ) -> Result<(Vec<RowChange>, Option<crate::session::Changeset>), String> {
+        match &mut self.mode {
+            Mode::Hook => Ok((self.take(), None)),
+            Mode::Sessions(slot) => {
+                let Some(session) = slot.take() else {
+                    return Ok((Vec::new(), Some(crate::session::Changeset::default())));
+                };
+                let changeset = session.changeset()?;
+                drop(session);
+                let changes = changeset
+                    .changes()?
+                    .into_iter()
+                    .map(|c| self.ctx.row_change(c))
+                    .collect();
+                Ok((changes, Some(changeset)))
+            }
+        }
+    }
+
+    /// Starts recording changes to the tables of `main` as they exist now, with a pre-update
+    /// hook of its own.
     pub fn install(conn: &'conn Connection) -> rusqlite::Result<Capture<'conn>> {
+        let ctx = Box::new(Ctx::read(conn)?);
+        // SAFETY: ctx is boxed, so its address is stable, and the hook is removed in Drop
+        // before the box is freed; the connection outlives 'conn.
+        unsafe {
+            sqlite3_preupdate_hook(
+                conn.handle(),
+                Some(on_preupdate),
+                &*ctx as *const Ctx as *mut c_void,
+            );
+        }
+        Ok(Capture {
+            conn,
+            ctx,
+            mode: Mode::Hook,
+        })
+    }
+}
+
+impl Ctx {
+    fn read(conn: &Connection) -> rusqlite::Result<Ctx> {
         let mut keys = HashMap::new();
         let mut key_names = HashMap::new();
         for table in crate::sqlite::list_tables(conn, "main")? {
@@ -113,31 +189,58 @@ impl<'conn> Capture<'conn> {
             );
             keys.insert(table.clone(), (Arc::from(table.as_str()), pk));
         }
-        let ctx = Box::new(Ctx {
+        Ok(Ctx {
             keys,
             key_names,
             changes: RefCell::new(Vec::new()),
-        });
-        // SAFETY: ctx is boxed, so its address is stable, and the hook is removed in Drop
-        // before the box is freed; the connection outlives 'conn.
-        unsafe {
-            sqlite3_preupdate_hook(
-                conn.handle(),
-                Some(on_preupdate),
-                &*ctx as *const Ctx as *mut c_void,
-            );
-        }
-        Ok(Capture { conn, ctx })
+        })
     }
 
+    fn row_change(&self, c: crate::session::Change) -> RowChange {
+        use crate::session::Op;
+        let table = self
+            .keys
+            .get(&c.table)
+            .map(|(name, _)| name.clone())
+            .unwrap_or_else(|| Arc::from(c.table.as_str()));
+        let key = c.key();
+        let op = match c.op {
+            Op::Insert => ChangeOp::Insert,
+            Op::Update => ChangeOp::Update,
+            Op::Delete => ChangeOp::Delete,
+        };
+        let columns = match c.op {
+            Op::Update => c
+                .new
+                .iter()
+                .enumerate()
+                .filter(|(i, v)| v.is_some() && !c.pk.get(*i).copied().unwrap_or(false))
+                .map(|(i, _)| i)
+                .collect(),
+            _ => (0..c.pk.len()).collect(),
+        };
+        RowChange {
+            table,
+            op,
+            key,
+            old_key: None,
+            columns,
+        }
+    }
+}
+
+impl Capture<'_> {
     /// The changes recorded since the last call.
     pub fn take(&self) -> Vec<RowChange> {
         std::mem::take(&mut *self.ctx.changes.borrow_mut())
     }
 
     /// Forgets the changes recorded since the last call (they were rolled back).
-    pub fn discard(&self) {
+    pub fn discard(&mut self) {
         self.ctx.changes.borrow_mut().clear();
+        if let Mode::Sessions(slot) = &mut self.mode {
+            *slot = None;
+        }
     }
 
     /// How rows of `table` are keyed: its shared name and its primary-key columns in column
@@ -150,9 +253,11 @@ impl<'conn> Capture<'conn> {
 
 impl Drop for Capture<'_> {
     fn drop(&mut self) {
-        // SAFETY: removes the hook installed in `install`.
-        unsafe {
-            sqlite3_preupdate_hook(self.conn.handle(), None, ptr::null_mut());
+        if let Mode::Hook = self.mode {
+            // SAFETY: removes the hook installed in `install`.
+            unsafe {
+                sqlite3_preupdate_hook(self.conn.handle(), None, ptr::null_mut());
+            }
         }
     }
 }

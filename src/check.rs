@@ -10,14 +10,17 @@ use crate::definitions::Ddl;
 use crate::error::{Error, Result};
 use crate::eventlog::EventLog;
 use crate::materialize::Materializer;
+use crate::recorded::{self, ChangesetCheck};
 use crate::replay::{self, ReplayOptions};
 use crate::report::{
-    ComparisonState, ComparisonStatus, CorpusReport, Divergence, Finding, FindingClass, Severities,
-    Snapshot, Verdict,
+    ChangesetStats, ComparisonState, ComparisonStatus, CorpusReport, Divergence, EventRef, Finding,
+    FindingClass, Severities, Snapshot, Verdict,
 };
 use crate::snapshot;
 use crate::sqlite;
+use crate::value::SqlValue;
 use crate::writers::WriterIndex;
+use std::collections::{HashMap, HashSet};
 
 /// Settings for checking a corpus.
 #[derive(Debug, Clone, Default)]
@@ -37,6 +40,9 @@ pub struct CheckOptions {
     /// When the replay differs from an accepted rehearse snapshot, write the new state beside
     /// it as a pending snapshot (the CLI turns this off in CI unless asked).
     pub write_pending: bool,
+    /// Do not hold each event against the changeset LiveStore recorded for it (which costs
+    /// about as much again as the replay).
+    pub skip_changesets: bool,
 }
 
 /// A corpus replayed into its scratch database, before comparison.
@@ -48,6 +54,8 @@ struct Replay {
     scratch: Connection,
     replayed: replay::Replayed,
     notes: Vec<String>,
+    changesets: Option<ChangesetStats>,
+    first_divergence: Option<Finding>,
 }
 
 fn replay_corpus(
@@ -100,7 +108,44 @@ fn replay_corpus(
     }
     materializer.prepare(&scratch)?;
 
-    let replayed = replay::replay(&log, materializer, &scratch, &options.replay, observe)?;
+    // Hold every event against LiveStore's recorded changeset, where the state has them.
+    let recorded_conn = snapshot_db
+        .as_ref()
+        .map(|db| &db.conn)
+        .filter(|c| !options.no_compare && !options.skip_changesets && recorded::count(c) > 0);
+    let mut replay_options = options.replay.clone();
+    replay_options.changesets |= recorded_conn.is_some();
+    let mut check = recorded_conn.map(|c| ChangesetCheck::new(c, &scratch));
+    let mut observe = observe;
+    let replayed = replay::replay(&log, materializer, &scratch, &replay_options, |step| {
+        if let (
+            Some(check),
+            replay::Step::Applied {
+                event,
+                changeset: Some(cs),
+                ..
+            },
+        ) = (&mut check, &step)
+        {
+            check.event(event, cs);
+        }
+        observe(step)
+    })?;
+    let (changesets, first_divergence) = match check.map(ChangesetCheck::finish) {
+        Some((stats, first)) => (Some(stats), first),
+        None => (None, None),
+    };
+    if let Some(stats) = &changesets
+        && stats.not_recorded > 0
+    {
+        notes.push(format!(
+            "LiveStore kept changesets for {} events (a sync backend trims those below its head): {} of the {} applied events were compared with theirs, {} could not be",
+            stats.recorded,
+            stats.compared,
+            stats.compared + stats.not_recorded,
+            stats.not_recorded
+        ));
+    }
     if let Some(seq) = replayed.stopped_at {
         notes.push(format!("replay stopped at {seq} (--on-error stop)"));
     }
@@ -115,6 +160,8 @@ fn replay_corpus(
         scratch,
         replayed,
         notes,
+        changesets,
+        first_divergence,
     })
 }
 
@@ -138,6 +185,7 @@ impl Replay {
             applied: self.replayed.applied,
             verdict: Verdict::Pass,
             comparison,
+            changesets: self.changesets.clone(),
             findings,
             tables,
             notes,
@@ -173,6 +221,7 @@ pub fn check_corpus_observed(
     let run = replay_corpus(path, materializer, options, observe)?;
     let mut notes = run.notes.clone();
     let mut findings = run.replayed.findings.clone();
+    findings.extend(run.first_divergence.clone());
     let accepted = snapshot::path_for(&run.corpus.eventlog);
     let (comparison, tables, snapshot) = if options.no_compare {
         (skipped("comparison turned off"), Vec::new(), None)
@@ -182,6 +231,7 @@ pub fn check_corpus_observed(
             .map_err(|e| Error::sqlite(&db.path, "cannot attach the recorded state", e))?;
         let tables = compare_into(&run, options, &mut findings)
             .map_err(|e| Error::sqlite(&db.path, "comparison failed", e))?;
+        blame(&run, &db.conn, &mut findings)?;
         let snapshot = run.snapshot.as_ref().map(|(p, reason)| Snapshot {
             path: p.display().to_string(),
             reason: reason.clone(),
@@ -232,6 +282,58 @@ pub fn check_corpus_observed(
         )
     };
     Ok(run.report(comparison, findings, tables, notes, snapshot, options))
+}
+
+/// Adds to every divergent row the args of the event blamed for it and, where LiveStore
+/// recorded changesets, the event that last wrote the row in LiveStore's own run.
+fn blame(run: &Replay, recorded: &Connection, findings: &mut [Finding]) -> Result<()> {
+    let divergent: Vec<usize> = findings
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| f.class == FindingClass::StateDivergence && f.key.is_some())
+        .map(|(i, _)| i)
+        .collect();
+    if divergent.is_empty() {
+        return Ok(());
+    }
+    let key_of = |f: &Finding| {
+        (
+            f.table.clone().unwrap_or_default(),
+            SqlValue::encode_key(f.key.as_deref().unwrap_or_default()),
+        )
+    };
+    let wanted: HashSet<(String, Vec<u8>)> =
+        divergent.iter().map(|&i| key_of(&findings[i])).collect();
+    let writers = if recorded::count(recorded) > 0 {
+        recorded::last_writers(recorded, &wanted)
+    } else {
+        HashMap::new()
+    };
+    for i in divergent {
+        let f = &mut findings[i];
+        if let Some(seq) = f.seq() {
+            f.args = run
+                .log
+                .event_at(seq.global, seq.client)?
+                .map(|e| e.args_json);
+        }
+        if let Some(seq) = writers.get(&key_of(f)) {
+            let name = run
+                .log
+                .event_at(seq.global, seq.client)?
+                .map(|e| e.name)
+                .unwrap_or_default();
+            f.message
+                .push_str(&format!("; LiveStore last wrote it at {seq} ({name})"));
+            f.recorded_writer = Some(EventRef {
+                seq_num_global: seq.global,
+                seq_num_client: seq.client,
+                seq_num_rebase_generation: seq.rebase_generation,
+                name,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Replays a corpus and writes its state as the accepted snapshot beside it, returning the
@@ -350,6 +452,7 @@ pub fn diff_databases(a: &Path, b: &Path, options: &CompareOptions) -> Result<Co
             status: ComparisonState::Compared,
             reason: None,
         },
+        changesets: None,
         findings,
         tables,
         notes: da.notes.iter().chain(&db.notes).cloned().collect(),

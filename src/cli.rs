@@ -222,6 +222,11 @@ struct CheckArgs {
     #[arg(long, value_enum, default_value = "auto")]
     pending: Pending,
 
+    /// Do not hold each event against the changeset LiveStore recorded for it (faster; no
+    /// first-divergence finding).
+    #[arg(long)]
+    no_changesets: bool,
+
     /// Write the replayed state database to PATH (one corpus only).
     #[arg(long, value_name = "PATH")]
     keep: Option<PathBuf>,
@@ -449,6 +454,7 @@ fn run_check(args: CheckArgs, color: anstream::ColorChoice) -> Result<u8, Error>
             Pending::Never => false,
             Pending::Auto => !snapshot::in_ci(),
         },
+        skip_changesets: args.no_changesets,
     };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.jobs.unwrap_or(0))

@@ -194,6 +194,36 @@ impl EventLog {
             .map_err(|e| Error::sqlite(self.path(), "cannot count events", e))
     }
 
+    /// The event at `(global, client)`, if the log has one (the lowest rebase generation).
+    pub fn event_at(&self, global: i64, client: i64) -> Result<Option<Event>> {
+        let sql = format!(
+            "SELECT {} FROM eventlog WHERE seqNumGlobal = ?1 AND seqNumClient = ?2 ORDER BY seqNumRebaseGeneration LIMIT 1",
+            EVENTLOG_COLUMNS
+                .iter()
+                .map(|c| sqlite::quote_ident(c))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut stmt = self
+            .db
+            .conn
+            .prepare_cached(&sql)
+            .map_err(|e| Error::sqlite(self.path(), "cannot read an event", e))?;
+        let mut rows = stmt
+            .query([global, client])
+            .map_err(|e| Error::sqlite(self.path(), "cannot read an event", e))?;
+        match rows
+            .next()
+            .map_err(|e| Error::sqlite(self.path(), "cannot read an event", e))?
+        {
+            Some(row) => Ok(match decode_row(row) {
+                LogRow::Event(ev) => Some(ev),
+                LogRow::Malformed { .. } => None,
+            }),
+            None => Ok(None),
+        }
+    }
+
     /// Streams every row in replay order to `f`, which may stop early.
     pub fn for_each(&self, mut f: impl FnMut(LogRow) -> Result<ControlFlow<()>>) -> Result<()> {
         let sql = format!(

@@ -30,6 +30,7 @@
 
 pub mod baseline;
 pub mod capture;
+pub mod changes;
 pub mod check;
 pub mod compare;
 pub mod corpus;
@@ -42,6 +43,7 @@ pub mod inspect;
 pub mod integrity;
 pub mod js;
 pub mod materialize;
+pub mod recorded;
 pub mod render;
 pub mod replay;
 pub mod report;

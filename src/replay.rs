@@ -25,7 +25,7 @@ use crate::js::BindValue;
 use crate::materialize::{Materializer, Outcome, Statement, Target};
 use crate::report::{EventRef, Finding, FindingClass};
 use crate::schemas::EventSchemas;
-use crate::session::{Changeset, Session};
+use crate::session::Changeset;
 use crate::value::SqlValue;
 use crate::writers::{Writer, WriterIndex};
 
@@ -204,8 +204,8 @@ impl<'a> Replayer<'a> {
         options: &'a ReplayOptions,
     ) -> Result<Replayer<'a>> {
         conn.set_prepared_statement_cache_capacity(512);
-        let capture =
-            Capture::install(conn).map_err(|e| Error::scratch("install the change capture", e))?;
+        let capture = Capture::new(conn, options.changesets)
+            .map_err(|e| Error::scratch("install the change capture", e))?;
         run_cached(conn, "BEGIN")?;
         Ok(Replayer {
             conn,
@@ -423,11 +423,7 @@ impl Replayer<'_> {
             self.named_rows(statements)
         };
         run_cached(self.conn, "SAVEPOINT rehearse_event")?;
-        let session = if self.options.changesets {
-            Some(Session::new(self.conn).map_err(Error::Session)?)
-        } else {
-            None
-        };
+        self.capture.begin().map_err(Error::Session)?;
         let mut failure = None;
         let mut matched_nothing = Vec::new();
         for (i, st) in statements.iter().enumerate() {
@@ -457,12 +453,9 @@ impl Replayer<'_> {
             });
         }
         let Some((i, msg)) = failure else {
-            let changeset = session
-                .map(|s| s.changeset().map_err(Error::Session))
-                .transpose()?;
+            let (changes, changeset) = self.capture.finish_event().map_err(Error::Session)?;
             run_cached(self.conn, "RELEASE rehearse_event")?;
             self.out.applied += 1;
-            let changes = self.capture.take();
             if !changes.is_empty() {
                 let writer = self.writer(ev);
                 for c in &changes {
@@ -494,12 +487,13 @@ impl Replayer<'_> {
             }
             return Ok((EventResult::Applied { changes, changeset }, false));
         };
-        drop(session);
         // Rows the event changed before it failed, then the rows its failing and remaining
         // statements meant to change, read in the state before the event.
         let touched: Vec<(Arc<str>, Vec<SqlValue>)> = self
             .capture
-            .take()
+            .finish_event()
+            .map(|(changes, _)| changes)
+            .unwrap_or_default()
             .into_iter()
             .map(|c| (c.table, c.key))
             .collect();

@@ -36,6 +36,10 @@ pub enum FindingClass {
     /// An update or delete matched no row: invisible to LiveStore, often a sign of a bad event
     /// (an update after a hard delete). A warning by default.
     ZeroRows,
+    /// The first event whose changes differ from the changeset LiveStore recorded for it.
+    FirstDivergence,
+    /// Two replays of the same event changed different rows or values.
+    Nondeterministic,
 }
 
 impl FindingClass {
@@ -49,6 +53,8 @@ impl FindingClass {
             FindingClass::StateDivergence => "state-divergence",
             FindingClass::WriterUnknown => "writer-unknown",
             FindingClass::ZeroRows => "zero-rows",
+            FindingClass::FirstDivergence => "first-divergence",
+            FindingClass::Nondeterministic => "nondeterministic",
         }
     }
 
@@ -58,7 +64,7 @@ impl FindingClass {
     }
 
     /// Every class, in report order.
-    pub const ALL: [FindingClass; 7] = [
+    pub const ALL: [FindingClass; 9] = [
         FindingClass::LogIntegrity,
         FindingClass::UnknownEvent,
         FindingClass::InvalidArgs,
@@ -66,6 +72,8 @@ impl FindingClass {
         FindingClass::StateDivergence,
         FindingClass::WriterUnknown,
         FindingClass::ZeroRows,
+        FindingClass::FirstDivergence,
+        FindingClass::Nondeterministic,
     ];
 
     /// How much the class matters unless configured otherwise.
@@ -250,6 +258,50 @@ pub struct Finding {
     /// touch, which its absence may have spoiled.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub downstream: Vec<EventRef>,
+    /// The event's args (`argsJson`), for findings that blame or show an event.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub args: Option<String>,
+    /// For a divergent row: the event that last wrote it in LiveStore's own run, from the
+    /// changesets LiveStore recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recorded_writer: Option<EventRef>,
+    /// For `first-divergence` and `nondeterministic`: both sides' changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<ChangeSides>,
+}
+
+/// Two runs' changes for one event, side by side.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeSides {
+    /// The reference side (LiveStore's recorded changeset, the first run).
+    pub expected: ChangeSide,
+    /// The side under test (the replay, the second run).
+    pub actual: ChangeSide,
+}
+
+/// One run's changes for an event.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangeSide {
+    /// What this side is, e.g. "LiveStore recorded".
+    pub label: String,
+    /// Its row operations, by table and key.
+    pub rows: Vec<crate::changes::RowOp>,
+}
+
+/// How the replay's changes compared, event by event, with the changesets LiveStore recorded.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangesetStats {
+    /// Events with a recorded changeset in the state database.
+    pub recorded: u64,
+    /// Applied events compared with their recorded changeset.
+    pub compared: u64,
+    /// Of those, events whose changes differ.
+    pub differing: u64,
+    /// Applied events LiveStore kept no changeset for (trimmed below the sync head).
+    pub not_recorded: u64,
 }
 
 impl Finding {
@@ -280,6 +332,9 @@ impl Finding {
             keyword: None,
             value: None,
             downstream: Vec::new(),
+            args: None,
+            recorded_writer: None,
+            changes: None,
         }
     }
 
@@ -415,6 +470,9 @@ pub struct CorpusReport {
     pub verdict: Verdict,
     /// Whether the state was compared.
     pub comparison: ComparisonStatus,
+    /// The event-by-event comparison with LiveStore's recorded changesets, when it ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changesets: Option<ChangesetStats>,
     /// Findings in log order (sequence number, then class); findings without an event last.
     pub findings: Vec<Finding>,
     /// Per-table counts, by table name.
@@ -448,6 +506,7 @@ impl CorpusReport {
                 status: ComparisonState::Skipped,
                 reason: Some("the corpus could not be read".into()),
             },
+            changesets: None,
             findings: Vec::new(),
             tables: Vec::new(),
             notes: Vec::new(),

@@ -181,6 +181,32 @@ fn finding(out: &mut String, f: &Finding, sides: [&str; 2]) {
             column_diff(out, c, sides);
         }
     }
+    if let Some(args) = &f.args {
+        let _ = writeln!(
+            out,
+            "        {} {}",
+            paint(DIM, "args:"),
+            crate::materialize::sql::truncate(args)
+        );
+    }
+    if let Some(sides) = &f.changes {
+        let expected = crate::changes::render(&sides.expected.rows);
+        let actual = crate::changes::render(&sides.actual.rows);
+        let _ = writeln!(
+            out,
+            "        {} {}",
+            paint(MINUS, &format!("- {}", sides.expected.label)),
+            paint(PLUS, &format!("+ {}", sides.actual.label))
+        );
+        for line in crate::changes::diff(&expected, &actual) {
+            let styled = match line.chars().next() {
+                Some('-') => paint(MINUS, &line),
+                Some('+') => paint(PLUS, &line),
+                _ => line,
+            };
+            let _ = writeln!(out, "          {styled}");
+        }
+    }
     if !f.downstream.is_empty() {
         const SHOWN: usize = 8;
         let list: Vec<String> = f
