@@ -1,12 +1,15 @@
 //! Per-event row changes through SQLite's pre-update hook.
 //!
 //! Replay needs to know, for every row an event touches, which table and key it was and which
-//! columns changed, so that a divergent row can be blamed on the event that wrote it. The
-//! session extension ([`crate::session`]) can say the same, but building a session and a
-//! changeset for every event re-reads each table's schema and prepares statements each time,
-//! which cost about half of a replay. The pre-update hook it is built on reports each row
-//! change directly, for a few value reads, and works for tables without a primary key too
-//! (keyed by rowid there).
+//! columns changed, so that a divergent row can be blamed on the event that wrote it, and, to
+//! compare an event with LiveStore's recorded changeset or with another run, the values before
+//! and after. The session extension ([`crate::session`]) can say the same, but a session and a
+//! changeset per event re-read each table's schema and prepare statements every time: it made
+//! the 100,000-event check four times slower. The pre-update hook the session extension is
+//! built on reports each row change directly; [`crate::changes::net`] folds an event's changes
+//! per row the way a changeset does, and a test holds the result against LiveStore's own
+//! changesets, event by event. Tables without a primary key, which changesets leave out, are
+//! captured too, keyed by rowid.
 //!
 //! The hook needs `SQLITE_ENABLE_PREUPDATE_HOOK` in the bundled SQLite (`.cargo/config.toml`).
 
@@ -74,6 +77,12 @@ pub struct RowChange {
     pub old_key: Option<Vec<SqlValue>>,
     /// Positions of the columns whose value changed (every column for an insert or delete).
     pub columns: Vec<usize>,
+    /// Whether the table has a declared primary key (changesets leave other tables out).
+    pub keyed: bool,
+    /// The whole row before (update, delete), when values are captured.
+    pub old: Option<Vec<SqlValue>>,
+    /// The whole row after (insert, update), when values are captured.
+    pub new: Option<Vec<SqlValue>>,
 }
 
 struct Ctx {
@@ -81,75 +90,23 @@ struct Ctx {
     keys: HashMap<String, (Arc<str>, Vec<usize>)>,
     /// Primary-key column names per table, in the same order.
     key_names: HashMap<String, Vec<String>>,
+    /// Capture whole rows before and after.
+    values: bool,
     changes: RefCell<Vec<RowChange>>,
 }
 
 /// Records row changes of the `main` database of a connection while it is alive.
-///
-/// SQLite has one pre-update hook per connection, and the session extension takes it for its
-/// own sessions (and assumes whatever held it before was a session). So a capture works in one
-/// of two modes: with its own hook, or, when changesets are wanted too, through one session per
-/// event whose changeset it decodes into the same row changes.
 pub struct Capture<'conn> {
     conn: &'conn Connection,
     ctx: Box<Ctx>,
-    mode: Mode<'conn>,
-}
-
-enum Mode<'conn> {
-    Hook,
-    Sessions(Option<crate::session::Session<'conn>>),
 }
 
 impl<'conn> Capture<'conn> {
-    /// Starts recording changes to the tables of `main` as they exist now; with `changesets`,
-    /// through a session per event (see [`Capture::begin`]).
-    pub fn new(conn: &'conn Connection, changesets: bool) -> rusqlite::Result<Capture<'conn>> {
-        if changesets {
-            let ctx = Box::new(Ctx::read(conn)?);
-            return Ok(Capture {
-                conn,
-                ctx,
-                mode: Mode::Sessions(None),
-            });
-        }
-        Capture::install(conn)
-    }
-
-    /// Starts an event: in session mode, opens its session.
-    pub fn begin(&mut self) -> Result<(), String> {
-        if let Mode::Sessions(slot) = &mut self.mode {
-            *slot = Some(crate::session::Session::new(self.conn)?);
-        }
-        Ok(())
-    }
-
-    /// The event's changes so far and, in session mode, its changeset (the session ends).
-    pub fn finish_event(
-        &mut self,
-    ) -> Result<(Vec<RowChange>, Option<crate::session::Changeset>), String> {
-        match &mut self.mode {
-            Mode::Hook => Ok((self.take(), None)),
-            Mode::Sessions(slot) => {
-                let Some(session) = slot.take() else {
-                    return Ok((Vec::new(), Some(crate::session::Changeset::default())));
-                };
-                let changeset = session.changeset()?;
-                drop(session);
-                let changes = changeset
-                    .changes()?
-                    .into_iter()
-                    .map(|c| self.ctx.row_change(c))
-                    .collect();
-                Ok((changes, Some(changeset)))
-            }
-        }
-    }
-
-    /// Starts recording changes to the tables of `main` as they exist now, with a pre-update
-    /// hook of its own.
-    pub fn install(conn: &'conn Connection) -> rusqlite::Result<Capture<'conn>> {
-        let ctx = Box::new(Ctx::read(conn)?);
+    /// Starts recording changes to the tables of `main` as they exist now; with `values`, the
+    /// whole rows before and after too.
+    pub fn install(conn: &'conn Connection, values: bool) -> rusqlite::Result<Capture<'conn>> {
+        let mut ctx = Box::new(Ctx::read(conn)?);
+        ctx.values = values;
         // SAFETY: ctx is boxed, so its address is stable, and the hook is removed in Drop
         // before the box is freed; the connection outlives 'conn.
         unsafe {
@@ -159,11 +116,7 @@ impl<'conn> Capture<'conn> {
                 &*ctx as *const Ctx as *mut c_void,
             );
         }
-        Ok(Capture {
-            conn,
-            ctx,
-            mode: Mode::Hook,
-        })
+        Ok(Capture { conn, ctx })
     }
 }
 
@@ -192,40 +145,9 @@ impl Ctx {
         Ok(Ctx {
             keys,
             key_names,
+            values: false,
             changes: RefCell::new(Vec::new()),
         })
-    }
-
-    fn row_change(&self, c: crate::session::Change) -> RowChange {
-        use crate::session::Op;
-        let table = self
-            .keys
-            .get(&c.table)
-            .map(|(name, _)| name.clone())
-            .unwrap_or_else(|| Arc::from(c.table.as_str()));
-        let key = c.key();
-        let op = match c.op {
-            Op::Insert => ChangeOp::Insert,
-            Op::Update => ChangeOp::Update,
-            Op::Delete => ChangeOp::Delete,
-        };
-        let columns = match c.op {
-            Op::Update => c
-                .new
-                .iter()
-                .enumerate()
-                .filter(|(i, v)| v.is_some() && !c.pk.get(*i).copied().unwrap_or(false))
-                .map(|(i, _)| i)
-                .collect(),
-            _ => (0..c.pk.len()).collect(),
-        };
-        RowChange {
-            table,
-            op,
-            key,
-            old_key: None,
-            columns,
-        }
     }
 }
 
@@ -236,11 +158,8 @@ impl Capture<'_> {
     }
 
     /// Forgets the changes recorded since the last call (they were rolled back).
-    pub fn discard(&mut self) {
+    pub fn discard(&self) {
         self.ctx.changes.borrow_mut().clear();
-        if let Mode::Sessions(slot) = &mut self.mode {
-            *slot = None;
-        }
     }
 
     /// How rows of `table` are keyed: its shared name and its primary-key columns in column
@@ -253,11 +172,9 @@ impl Capture<'_> {
 
 impl Drop for Capture<'_> {
     fn drop(&mut self) {
-        if let Mode::Hook = self.mode {
-            // SAFETY: removes the hook installed in `install`.
-            unsafe {
-                sqlite3_preupdate_hook(self.conn.handle(), None, ptr::null_mut());
-            }
+        // SAFETY: removes the hook installed in `install`.
+        unsafe {
+            sqlite3_preupdate_hook(self.conn.handle(), None, ptr::null_mut());
         }
     }
 }
@@ -312,24 +229,43 @@ unsafe extern "C" fn on_preupdate(
             }
         };
         let all: Vec<usize> = (0..n.max(0) as usize).collect();
+        let keyed = !pk.is_empty();
+        let row = |f| -> Option<Vec<SqlValue>> {
+            ctx.values.then(|| {
+                all.iter()
+                    .map(|&i| {
+                        read(f, i)
+                            .map(|v| SqlValue::from_raw(v))
+                            .unwrap_or(SqlValue::Null)
+                    })
+                    .collect()
+            })
+        };
         let change = match op {
             ffi::SQLITE_INSERT => RowChange {
                 table: table.clone(),
                 op: ChangeOp::Insert,
                 key: key_of(sqlite3_preupdate_new, key2),
                 old_key: None,
-                columns: all,
+                columns: all.clone(),
+                keyed,
+                old: None,
+                new: row(sqlite3_preupdate_new),
             },
             ffi::SQLITE_DELETE => RowChange {
                 table: table.clone(),
                 op: ChangeOp::Delete,
                 key: key_of(sqlite3_preupdate_old, key1),
                 old_key: None,
-                columns: all,
+                columns: all.clone(),
+                keyed,
+                old: row(sqlite3_preupdate_old),
+                new: None,
             },
             ffi::SQLITE_UPDATE => {
                 let columns = all
-                    .into_iter()
+                    .iter()
+                    .copied()
                     .filter(|&i| {
                         match (
                             read(sqlite3_preupdate_old, i),
@@ -348,6 +284,9 @@ unsafe extern "C" fn on_preupdate(
                     old_key: (!old.iter().zip(&key).all(|(a, b)| a.same(b))).then_some(old),
                     key,
                     columns,
+                    keyed,
+                    old: row(sqlite3_preupdate_old),
+                    new: row(sqlite3_preupdate_new),
                 }
             }
             _ => return,
@@ -408,7 +347,7 @@ mod tests {
              CREATE TEMP TABLE scratch (x);",
         )
         .unwrap();
-        let cap = Capture::install(&conn).unwrap();
+        let cap = Capture::install(&conn, false).unwrap();
         conn.execute_batch(
             "INSERT INTO t VALUES ('k', 1, 'x');
              UPDATE t SET a = 2, b = 'x' WHERE id = 'k';

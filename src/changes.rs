@@ -12,6 +12,9 @@ use indexmap::IndexMap;
 use rusqlite::Connection;
 use serde::Serialize;
 
+use std::sync::Arc;
+
+use crate::capture::{ChangeOp, RowChange};
 use crate::session::{Change, Changeset, Op};
 use crate::sqlite;
 use crate::value::SqlValue;
@@ -61,6 +64,109 @@ pub fn decode(
         .collect();
     sort(&mut ops);
     Ok(ops)
+}
+
+/// Folds one event's row changes (captured with values) into row operations the way a
+/// session-extension changeset does: one operation per row, an insert followed by updates is
+/// an insert of the final values, an update that ends where it began is nothing, a key that
+/// changes is a delete and an insert. With `keyed_only`, tables without a primary key are left
+/// out, as changesets leave them out.
+pub fn net(
+    changes: &[RowChange],
+    conn: &Connection,
+    schema: &str,
+    names: &mut ColumnNames,
+    keyed_only: bool,
+) -> Vec<RowOp> {
+    struct Row {
+        table: Arc<str>,
+        key: Vec<SqlValue>,
+        before: Option<Vec<SqlValue>>,
+        after: Option<Vec<SqlValue>>,
+        existed: bool,
+    }
+    let mut rows: IndexMap<(Arc<str>, Vec<u8>), Row> = IndexMap::new();
+    let mut touch = |table: &Arc<str>,
+                     key: &[SqlValue],
+                     before: Option<&Vec<SqlValue>>,
+                     after: Option<Vec<SqlValue>>| {
+        let entry = rows
+            .entry((table.clone(), SqlValue::encode_key(key)))
+            .or_insert_with(|| Row {
+                table: table.clone(),
+                key: key.to_vec(),
+                before: before.cloned(),
+                existed: before.is_some(),
+                after: None,
+            });
+        entry.after = after;
+    };
+    for c in changes.iter().filter(|c| c.keyed || !keyed_only) {
+        match (c.op, &c.old_key) {
+            (ChangeOp::Insert, _) => touch(&c.table, &c.key, None, c.new.clone()),
+            (ChangeOp::Delete, _) => touch(&c.table, &c.key, c.old.as_ref(), None),
+            (ChangeOp::Update, None) => touch(&c.table, &c.key, c.old.as_ref(), c.new.clone()),
+            (ChangeOp::Update, Some(old_key)) => {
+                touch(&c.table, old_key, c.old.as_ref(), None);
+                touch(&c.table, &c.key, None, c.new.clone());
+            }
+        }
+    }
+    let mut ops = Vec::new();
+    for row in rows.into_values() {
+        let cols = names.of(conn, schema, &row.table).to_vec();
+        let name = |i: usize| cols.get(i).cloned().unwrap_or_else(|| format!("#{i}"));
+        let all = |vals: &[SqlValue]| -> IndexMap<String, SqlValue> {
+            vals.iter()
+                .enumerate()
+                .map(|(i, v)| (name(i), v.clone()))
+                .collect()
+        };
+        let op = match (row.existed, row.before, row.after) {
+            (false, _, None) | (true, None, _) => continue,
+            (false, _, Some(after)) => RowOp {
+                table: row.table.to_string(),
+                op: "insert",
+                key: row.key,
+                old: IndexMap::new(),
+                new: all(&after),
+            },
+            (true, Some(before), None) => RowOp {
+                table: row.table.to_string(),
+                op: "delete",
+                key: row.key,
+                old: all(&before),
+                new: IndexMap::new(),
+            },
+            (true, Some(before), Some(after)) => {
+                let changed: Vec<usize> = (0..before.len().max(after.len()))
+                    .filter(|&i| match (before.get(i), after.get(i)) {
+                        (Some(a), Some(b)) => !a.same(b),
+                        _ => true,
+                    })
+                    .collect();
+                if changed.is_empty() {
+                    continue;
+                }
+                let pick = |vals: &[SqlValue]| -> IndexMap<String, SqlValue> {
+                    changed
+                        .iter()
+                        .filter_map(|&i| vals.get(i).map(|v| (name(i), v.clone())))
+                        .collect()
+                };
+                RowOp {
+                    table: row.table.to_string(),
+                    op: "update",
+                    key: row.key,
+                    old: pick(&before),
+                    new: pick(&after),
+                }
+            }
+        };
+        ops.push(op);
+    }
+    sort(&mut ops);
+    ops
 }
 
 /// Puts row operations in canonical order: by table, then key.
@@ -175,6 +281,49 @@ pub fn diff(a: &[String], b: &[String]) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::session::Session;
+
+    #[test]
+    fn netting_matches_the_session_extension() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t (id TEXT PRIMARY KEY, a INTEGER, b TEXT) STRICT;
+             CREATE TABLE nokey (x);
+             INSERT INTO t VALUES ('x', 1, 'keep'), ('y', 2, 'gone'), ('z', 3, 'same');",
+        )
+        .unwrap();
+        let script = "INSERT INTO t VALUES ('w', 0, NULL); UPDATE t SET a = 9 WHERE id = 'w';
+             UPDATE t SET a = 5 WHERE id = 'x'; UPDATE t SET a = 6 WHERE id = 'x';
+             DELETE FROM t WHERE id = 'y';
+             UPDATE t SET a = 4 WHERE id = 'z'; UPDATE t SET a = 3 WHERE id = 'z';
+             INSERT INTO t VALUES ('v', 1, 'v'); DELETE FROM t WHERE id = 'v';
+             INSERT OR REPLACE INTO t VALUES ('x', 6, 'new');
+             UPDATE t SET id = 'k' WHERE id = 'w';
+             INSERT INTO nokey VALUES (1);";
+        conn.execute_batch("BEGIN").unwrap();
+        let session = Session::new(&conn).unwrap();
+        conn.execute_batch(script).unwrap();
+        let theirs = decode(
+            &session.changeset().unwrap(),
+            &conn,
+            "main",
+            &mut ColumnNames::default(),
+        )
+        .unwrap();
+        drop(session);
+        conn.execute_batch("ROLLBACK").unwrap();
+
+        let cap = crate::capture::Capture::install(&conn, true).unwrap();
+        conn.execute_batch(script).unwrap();
+        let ours = net(
+            &cap.take(),
+            &conn,
+            "main",
+            &mut ColumnNames::default(),
+            true,
+        );
+        assert_eq!(render(&ours), render(&theirs));
+        assert_eq!(ours, theirs);
+    }
 
     #[test]
     fn decodes_sorts_and_renders() {

@@ -40,8 +40,7 @@ pub struct CheckOptions {
     /// When the replay differs from an accepted rehearse snapshot, write the new state beside
     /// it as a pending snapshot (the CLI turns this off in CI unless asked).
     pub write_pending: bool,
-    /// Do not hold each event against the changeset LiveStore recorded for it (which costs
-    /// about as much again as the replay).
+    /// Do not hold each event against the changeset LiveStore recorded for it.
     pub skip_changesets: bool,
 }
 
@@ -114,20 +113,35 @@ fn replay_corpus(
         .map(|db| &db.conn)
         .filter(|c| !options.no_compare && !options.skip_changesets && recorded::count(c) > 0);
     let mut replay_options = options.replay.clone();
-    replay_options.changesets |= recorded_conn.is_some();
-    let mut check = recorded_conn.map(|c| ChangesetCheck::new(c, &scratch));
+    replay_options.values |= recorded_conn.is_some();
+    let mut recorded_stmt = match recorded_conn {
+        Some(c) => Some(c.prepare(recorded::RECORDED_IN_ORDER).map_err(|e| {
+            Error::sqlite(
+                snapshot_path(&snapshot),
+                "cannot read the recorded changesets",
+                e,
+            )
+        })?),
+        None => None,
+    };
+    let mut check = match (recorded_conn, recorded_stmt.as_mut()) {
+        (Some(c), Some(stmt)) => Some(ChangesetCheck::new(
+            c,
+            &scratch,
+            stmt.query([]).map_err(|e| {
+                Error::sqlite(
+                    snapshot_path(&snapshot),
+                    "cannot read the recorded changesets",
+                    e,
+                )
+            })?,
+        )),
+        _ => None,
+    };
     let mut observe = observe;
     let replayed = replay::replay(&log, materializer, &scratch, &replay_options, |step| {
-        if let (
-            Some(check),
-            replay::Step::Applied {
-                event,
-                changeset: Some(cs),
-                ..
-            },
-        ) = (&mut check, &step)
-        {
-            check.event(event, cs);
+        if let (Some(check), replay::Step::Applied { event, changes }) = (&mut check, &step) {
+            check.event(event, changes);
         }
         observe(step)
     })?;
@@ -135,6 +149,7 @@ fn replay_corpus(
         Some((stats, first)) => (Some(stats), first),
         None => (None, None),
     };
+    drop(recorded_stmt);
     if let Some(stats) = &changesets
         && stats.not_recorded > 0
     {
@@ -387,6 +402,13 @@ fn eventlog_name(corpus: &Corpus) -> String {
         .unwrap_or_default()
         .to_string_lossy()
         .into_owned()
+}
+
+fn snapshot_path(snapshot: &Option<(PathBuf, String)>) -> PathBuf {
+    snapshot
+        .as_ref()
+        .map(|(p, _)| p.clone())
+        .unwrap_or_default()
 }
 
 fn compared() -> ComparisonStatus {

@@ -151,7 +151,7 @@ impl ReplayDefs {
                 OnErrorArg::Stop => OnError::Stop,
             },
             schemas,
-            changesets: false,
+            values: false,
         };
         Ok((defs, options))
     }

@@ -12,6 +12,7 @@ use std::collections::{HashMap, HashSet};
 
 use rusqlite::Connection;
 
+use crate::capture::RowChange;
 use crate::changes::{self, ColumnNames};
 use crate::eventlog::{Event, SeqNum};
 use crate::report::{ChangeSide, ChangeSides, ChangesetStats, Finding, FindingClass};
@@ -29,10 +30,19 @@ pub fn count(conn: &Connection) -> u64 {
     .unwrap_or(0)
 }
 
-/// Compares replayed events with their recorded changesets as the replay goes.
+/// A recorded row: the event's `(global, client)` pair and its changeset (NULL for no change).
+type Recorded = ((i64, i64), Option<Vec<u8>>);
+
+/// The query that reads the recorded changesets in replay order, for [`ChangesetCheck::new`].
+pub const RECORDED_IN_ORDER: &str = "SELECT seqNumGlobal, seqNumClient, changeset FROM __livestore_session_changeset ORDER BY seqNumGlobal, seqNumClient, rowid";
+
+/// Compares replayed events with their recorded changesets as the replay goes, walking the
+/// recorded rows alongside the log (both are in sequence order).
 pub struct ChangesetCheck<'a> {
     recorded: &'a Connection,
     replay: &'a Connection,
+    cursor: rusqlite::Rows<'a>,
+    peeked: Option<Recorded>,
     replay_names: ColumnNames,
     recorded_names: ColumnNames,
     /// Counts so far.
@@ -41,12 +51,19 @@ pub struct ChangesetCheck<'a> {
 }
 
 impl<'a> ChangesetCheck<'a> {
-    /// Compares with the changesets in `recorded`; column names of replayed rows come from
+    /// Compares with the changesets in `recorded`, read through `cursor` (the rows of
+    /// [`RECORDED_IN_ORDER`] on that connection); column names of replayed rows come from
     /// `replay`.
-    pub fn new(recorded: &'a Connection, replay: &'a Connection) -> ChangesetCheck<'a> {
+    pub fn new(
+        recorded: &'a Connection,
+        replay: &'a Connection,
+        cursor: rusqlite::Rows<'a>,
+    ) -> ChangesetCheck<'a> {
         ChangesetCheck {
             recorded,
             replay,
+            cursor,
+            peeked: None,
             replay_names: ColumnNames::default(),
             recorded_names: ColumnNames::default(),
             stats: ChangesetStats {
@@ -57,48 +74,51 @@ impl<'a> ChangesetCheck<'a> {
         }
     }
 
-    fn recorded_at(&self, seq: SeqNum) -> Option<Changeset> {
-        let mut stmt = self
-            .recorded
-            .prepare_cached(
-                "SELECT changeset FROM __livestore_session_changeset WHERE seqNumGlobal = ?1 AND seqNumClient = ?2 ORDER BY rowid DESC LIMIT 1",
-            )
-            .ok()?;
-        stmt.query_row([seq.global, seq.client], |r| r.get::<_, Option<Vec<u8>>>(0))
-            .ok()
-            .map(|blob| Changeset(blob.unwrap_or_default()))
+    /// The recorded changeset of the event at `seq`, skipping recorded rows before it.
+    fn recorded_at(&mut self, seq: SeqNum) -> Option<Changeset> {
+        let want = seq.pair();
+        loop {
+            if self.peeked.is_none() {
+                let row = self.cursor.next().ok()??;
+                let pair = (row.get::<_, i64>(0).ok()?, row.get::<_, i64>(1).ok()?);
+                let blob = row.get::<_, Option<Vec<u8>>>(2).ok()?;
+                self.peeked = Some((pair, blob));
+            }
+            let (pair, _) = self.peeked.as_ref()?;
+            match pair.cmp(&want) {
+                std::cmp::Ordering::Less => self.peeked = None,
+                std::cmp::Ordering::Greater => return None,
+                std::cmp::Ordering::Equal => {
+                    let (_, blob) = self.peeked.take()?;
+                    return Some(Changeset(blob.unwrap_or_default()));
+                }
+            }
+        }
     }
 
-    /// Holds one applied event's changeset against the recorded one.
-    pub fn event(&mut self, ev: &Event, replayed: &Changeset) {
+    /// Holds one applied event's changes (captured with values) against the recorded ones.
+    pub fn event(&mut self, ev: &Event, replayed: &[RowChange]) {
         let Some(recorded) = self.recorded_at(ev.seq) else {
             self.stats.not_recorded += 1;
             return;
         };
         self.stats.compared += 1;
-        let theirs = changes::decode(&recorded, self.recorded, "main", &mut self.recorded_names);
-        let ours = changes::decode(replayed, self.replay, "main", &mut self.replay_names);
-        let (theirs, ours) = match (theirs, ours) {
-            (Ok(t), Ok(o)) => (t, o),
-            (Err(e), _) => {
-                self.differs(
-                    ev,
-                    Vec::new(),
-                    Vec::new(),
-                    format!("LiveStore's recorded changeset cannot be read ({e})"),
-                );
-                return;
-            }
-            (_, Err(e)) => {
-                self.differs(
-                    ev,
-                    Vec::new(),
-                    Vec::new(),
-                    format!("the replay's changeset cannot be read ({e})"),
-                );
-                return;
-            }
-        };
+        let ours = changes::net(replayed, self.replay, "main", &mut self.replay_names, true);
+        let theirs =
+            match changes::decode(&recorded, self.recorded, "main", &mut self.recorded_names) {
+                Ok(t) => t,
+                Err(e) => {
+                    self.differs(
+                        ev,
+                        Vec::new(),
+                        ours,
+                        format!(
+                            "LiveStore's recorded changeset for this event cannot be read ({e})"
+                        ),
+                    );
+                    return;
+                }
+            };
         if theirs != ours {
             let summary = format!(
                 "this event's changes differ from the changeset LiveStore recorded for it ({} row{} recorded, {} replayed)",

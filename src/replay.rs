@@ -25,7 +25,6 @@ use crate::js::BindValue;
 use crate::materialize::{Materializer, Outcome, Statement, Target};
 use crate::report::{EventRef, Finding, FindingClass};
 use crate::schemas::EventSchemas;
-use crate::session::Changeset;
 use crate::value::SqlValue;
 use crate::writers::{Writer, WriterIndex};
 
@@ -48,9 +47,9 @@ pub struct ReplayOptions {
     pub on_error: OnError,
     /// JSON Schemas every event's args are validated against before it is materialized.
     pub schemas: Option<Arc<EventSchemas>>,
-    /// Also record each applied event's changes as a session-extension changeset, the form
-    /// LiveStore records them in (costs about as much again as the replay).
-    pub changesets: bool,
+    /// Also capture the whole rows before and after each change (for comparing an event's
+    /// changes with LiveStore's recorded changeset or with another run).
+    pub values: bool,
 }
 
 /// What a replay did.
@@ -77,10 +76,9 @@ pub enum Step<'a> {
     Applied {
         /// The event.
         event: &'a Event,
-        /// Its row changes, in the order SQLite made them.
+        /// Its row changes, in the order SQLite made them (with values when
+        /// [`ReplayOptions::values`] asks for them).
         changes: &'a [RowChange],
-        /// Its changeset, when [`ReplayOptions::changesets`] asks for one.
-        changeset: Option<&'a Changeset>,
     },
 }
 
@@ -102,12 +100,10 @@ pub struct EventOutcome {
 pub enum EventResult {
     /// Skipped, unknown, rejected or rolled back; the findings say why.
     NotApplied,
-    /// Applied: its row changes, and its changeset when asked for.
+    /// Applied, with its row changes in the order SQLite made them.
     Applied {
-        /// Row changes in the order SQLite made them.
+        /// Row changes.
         changes: Vec<RowChange>,
-        /// The session-extension changeset, when [`ReplayOptions::changesets`] is set.
-        changeset: Option<Changeset>,
     },
 }
 
@@ -204,7 +200,7 @@ impl<'a> Replayer<'a> {
         options: &'a ReplayOptions,
     ) -> Result<Replayer<'a>> {
         conn.set_prepared_statement_cache_capacity(512);
-        let capture = Capture::new(conn, options.changesets)
+        let capture = Capture::install(conn, options.values)
             .map_err(|e| Error::scratch("install the change capture", e))?;
         run_cached(conn, "BEGIN")?;
         Ok(Replayer {
@@ -276,14 +272,8 @@ pub fn replay(
         if r.out.events.is_multiple_of(1024) {
             observe(Step::Read(r.out.events));
         }
-        if let (Some(ev), EventResult::Applied { changes, changeset }) =
-            (&outcome.event, &outcome.result)
-        {
-            observe(Step::Applied {
-                event: ev,
-                changes,
-                changeset: changeset.as_ref(),
-            });
+        if let (Some(ev), EventResult::Applied { changes }) = (&outcome.event, &outcome.result) {
+            observe(Step::Applied { event: ev, changes });
         }
         if outcome.stop {
             if let Some(ev) = &outcome.event {
@@ -401,11 +391,9 @@ impl Replayer<'_> {
         };
         if statements.is_empty() {
             self.out.applied += 1;
-            let changeset = self.options.changesets.then(Changeset::default);
             return Ok((
                 EventResult::Applied {
                     changes: Vec::new(),
-                    changeset,
                 },
                 false,
             ));
@@ -423,7 +411,6 @@ impl Replayer<'_> {
             self.named_rows(statements)
         };
         run_cached(self.conn, "SAVEPOINT rehearse_event")?;
-        self.capture.begin().map_err(Error::Session)?;
         let mut failure = None;
         let mut matched_nothing = Vec::new();
         for (i, st) in statements.iter().enumerate() {
@@ -453,8 +440,8 @@ impl Replayer<'_> {
             });
         }
         let Some((i, msg)) = failure else {
-            let (changes, changeset) = self.capture.finish_event().map_err(Error::Session)?;
             run_cached(self.conn, "RELEASE rehearse_event")?;
+            let changes = self.capture.take();
             self.out.applied += 1;
             if !changes.is_empty() {
                 let writer = self.writer(ev);
@@ -485,15 +472,13 @@ impl Replayer<'_> {
                 );
                 self.out.findings[i].statement = Some(first + 1);
             }
-            return Ok((EventResult::Applied { changes, changeset }, false));
+            return Ok((EventResult::Applied { changes }, false));
         };
         // Rows the event changed before it failed, then the rows its failing and remaining
         // statements meant to change, read in the state before the event.
         let touched: Vec<(Arc<str>, Vec<SqlValue>)> = self
             .capture
-            .finish_event()
-            .map(|(changes, _)| changes)
-            .unwrap_or_default()
+            .take()
             .into_iter()
             .map(|c| (c.table, c.key))
             .collect();
