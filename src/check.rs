@@ -80,32 +80,7 @@ fn replay_corpus(
         notes.extend(db.notes.iter().cloned());
     }
 
-    let scratch = sqlite::open_scratch()?;
-    match materializer.ddl() {
-        Ddl::Sql { text, source } => {
-            scratch
-                .execute_batch(text)
-                .map_err(|e| Error::Definitions {
-                    path: source.clone(),
-                    line: None,
-                    event: None,
-                    message: format!("the state DDL does not run: {}", replay::sqlite_message(e)),
-                })?;
-        }
-        Ddl::Recorded => {
-            let Some(db) = &snapshot_db else {
-                return Err(Error::input(
-                    path,
-                    format!(
-                        "the materializers ({}) take their DDL from the recorded state database, but this corpus has none; give `ddl_file` in their [state] table",
-                        materializer.describe()
-                    ),
-                ));
-            };
-            copy_ddl(&db.conn, &db.path, &scratch)?;
-        }
-    }
-    materializer.prepare(&scratch)?;
+    let scratch = scratch_for(path, materializer, snapshot_db.as_ref())?;
 
     // Hold every event against LiveStore's recorded changeset, where the state has them.
     let recorded_conn = snapshot_db
@@ -154,7 +129,7 @@ fn replay_corpus(
         && stats.not_recorded > 0
     {
         notes.push(format!(
-            "LiveStore kept changesets for {} events (a sync backend trims those below its head): {} of the {} applied events were compared with theirs, {} could not be",
+            "LiveStore kept changesets for {} event(s) (a sync backend trims those below its head): {} of the {} applied events were compared with theirs, {} could not be",
             stats.recorded,
             stats.compared,
             stats.compared + stats.not_recorded,
@@ -484,6 +459,58 @@ pub fn diff_databases(a: &Path, b: &Path, options: &CompareOptions) -> Result<Co
     };
     report.finish(&Severities::default());
     Ok(report)
+}
+
+/// A scratch database holding the state DDL the materializer names (its own, or the recorded
+/// state database's), checked against the materializer.
+pub fn scratch_for(
+    corpus: &Path,
+    materializer: &mut dyn Materializer,
+    recorded: Option<&sqlite::InputDb>,
+) -> Result<Connection> {
+    let scratch = sqlite::open_scratch()?;
+    match materializer.ddl() {
+        Ddl::Sql { text, source } => {
+            scratch
+                .execute_batch(text)
+                .map_err(|e| Error::Definitions {
+                    path: source.clone(),
+                    line: None,
+                    event: None,
+                    message: format!("the state DDL does not run: {}", replay::sqlite_message(e)),
+                })?;
+        }
+        Ddl::Recorded => {
+            let Some(db) = recorded else {
+                return Err(Error::input(
+                    corpus,
+                    format!(
+                        "the materializers ({}) take their DDL from the recorded state database, but this corpus has none; give `ddl_file` in their [state] table",
+                        materializer.describe()
+                    ),
+                ));
+            };
+            copy_ddl(&db.conn, &db.path, &scratch)?;
+        }
+    }
+    materializer.prepare(&scratch)?;
+    Ok(scratch)
+}
+
+/// The recorded state database a corpus would be compared with (the one named, or the one
+/// chosen among those beside its log), opened; and why that one.
+pub fn recorded_state(
+    corpus: &Corpus,
+    named: Option<&Path>,
+    materializer: &dyn Materializer,
+) -> Result<Option<(sqlite::InputDb, String)>> {
+    let chosen = match named {
+        Some(p) => Some((p.to_path_buf(), "named with --state".to_string())),
+        None => corpus::choose_snapshot(&corpus.snapshots, &materializer.referenced_columns())?,
+    };
+    chosen
+        .map(|(p, reason)| Ok((sqlite::open_input(&p)?, reason)))
+        .transpose()
 }
 
 /// Copies the schema of a recorded state database (FORMAT.md §14 step 5): every `CREATE`

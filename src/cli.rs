@@ -44,6 +44,8 @@ enum Command {
     Record(RecordArgs),
     Accept(AcceptArgs),
     Replay(ReplayArgs),
+    Bisect(BisectArgs),
+    Blame(BlameArgs),
     Diff(DiffArgs),
     Inspect(InspectArgs),
 }
@@ -253,6 +255,82 @@ struct CheckArgs {
     /// Never show the progress bar (it shows only on a terminal, outside CI).
     #[arg(long)]
     no_progress: bool,
+
+    /// Also replay every corpus a second time and report events whose changes differ between
+    /// the runs (materializers that read the clock or random numbers) as nondeterministic.
+    #[arg(long)]
+    determinism: bool,
+
+    /// For `git bisect run`: exit 125 (skip this commit) instead of 2 when the corpus or the
+    /// materializers cannot be loaded.
+    #[arg(long)]
+    git_bisect: bool,
+}
+
+/// Replay one corpus through old and new materializers side by side and show the events the
+/// new ones treat differently: other rows or values written, or an error on one side only.
+///
+/// Stops at the first difference unless --all. Exit 0 when the new materializers treat every
+/// event the same, 1 when some differ, 2 on a usage error or unreadable input.
+#[derive(Args)]
+#[command(after_help = "Examples:
+  rehearse bisect corpora/prod --old main/materializers.toml --new materializers.toml
+  rehearse bisect corpora/prod --old a.toml --new b.toml --all --event v1.TodoCompleted --until e5000")]
+struct BisectArgs {
+    /// The corpus.
+    #[arg(value_name = "CORPUS")]
+    corpus: PathBuf,
+
+    /// The old materializer definitions.
+    #[arg(long, value_name = "FILE")]
+    old: PathBuf,
+
+    /// The new materializer definitions.
+    #[arg(long, value_name = "FILE")]
+    new: PathBuf,
+
+    /// List every differing event instead of stopping at the first.
+    #[arg(long)]
+    all: bool,
+
+    /// Replay only up to this event (e.g. e5000 or e12.1).
+    #[arg(long, value_name = "SEQ")]
+    until: Option<String>,
+
+    /// Show differences only for events of this name (every event is still replayed).
+    #[arg(long, value_name = "NAME")]
+    event: Option<String>,
+
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value = "human")]
+    format: SimpleFormat,
+}
+
+/// Tell the whole history of one row: every event that touched it, with the values before and
+/// after, in the replay and in the changesets LiveStore recorded.
+#[derive(Args)]
+#[command(after_help = "Examples:
+  rehearse blame corpora/workspace-n200-edited-row -m corpora/workspace/materializers.toml --table todos --key todo_ug4qhd18po
+  rehearse blame store/ -m app.toml --table pairs --key x --key 2      (a composite key, in column order)")]
+struct BlameArgs {
+    /// The corpus.
+    #[arg(value_name = "CORPUS")]
+    corpus: PathBuf,
+
+    #[command(flatten)]
+    defs: ReplayDefs,
+
+    /// The table.
+    #[arg(long, value_name = "TABLE")]
+    table: String,
+
+    /// The row's primary-key value (repeat for each column of a composite key).
+    #[arg(long, value_name = "VALUE", required = true)]
+    key: Vec<String>,
+
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value = "human")]
+    format: SimpleFormat,
 }
 
 /// Replay corpora and write each one's state as its accepted snapshot, beside its event log
@@ -364,6 +442,8 @@ pub fn run() -> Result<u8, Error> {
         Command::Record(args) => run_record(args, color),
         Command::Accept(args) => run_accept(args),
         Command::Replay(args) => run_replay(args, color),
+        Command::Bisect(args) => run_bisect(args, color),
+        Command::Blame(args) => run_blame(args, color),
         Command::Diff(args) => run_diff(args, color),
         Command::Inspect(args) => run_inspect(args),
     }
@@ -419,6 +499,23 @@ fn progress_bar(corpora: &[PathBuf], hidden: bool) -> indicatif::ProgressBar {
 }
 
 fn run_check(args: CheckArgs, color: anstream::ColorChoice) -> Result<u8, Error> {
+    let git_bisect = args.git_bisect;
+    let code = match check_gate(args, color) {
+        Ok(code) => code,
+        Err(e) if git_bisect => {
+            eprintln!("rehearse: error: {e}");
+            exit::USAGE_OR_INPUT
+        }
+        Err(e) => return Err(e),
+    };
+    Ok(if git_bisect && code == exit::USAGE_OR_INPUT {
+        exit::CANNOT_TEST
+    } else {
+        code
+    })
+}
+
+fn check_gate(args: CheckArgs, color: anstream::ColorChoice) -> Result<u8, Error> {
     let mut corpora = corpus::discover(&args.corpora)?;
     let partition = match &args.partition {
         Some(spec) => match Partition::parse(spec) {
@@ -476,7 +573,28 @@ fn run_check(args: CheckArgs, color: anstream::ColorChoice) -> Result<u8, Error>
                         seen = n;
                     }
                 };
-                match check::check_corpus_observed(path, &mut materializer, &options, observe) {
+                let report =
+                    check::check_corpus_observed(path, &mut materializer, &options, observe)
+                        .and_then(|mut report| {
+                            if args.determinism {
+                                let mut first = SqlMaterializer::new(defs.clone());
+                                let mut second = SqlMaterializer::new(defs.clone());
+                                let found = rehearse::bisect::determinism(
+                                    path,
+                                    &mut first,
+                                    &mut second,
+                                    &rehearse::bisect::BisectOptions {
+                                        state: options.state.clone(),
+                                        replay: options.replay.clone(),
+                                        ..Default::default()
+                                    },
+                                )?;
+                                report.findings.extend(found);
+                                report.finish(&options.severities);
+                            }
+                            Ok(report)
+                        });
+                match report {
                     Ok(report) => report,
                     Err(e) => CorpusReport::error(&path.display().to_string(), e.to_string()),
                 }
@@ -631,6 +749,65 @@ fn run_replay(args: ReplayArgs, color: anstream::ColorChoice) -> Result<u8, Erro
     }
     eprintln!("rehearse: wrote {}", args.out.display());
     Ok(gate(&report))
+}
+
+fn run_bisect(args: BisectArgs, color: anstream::ColorChoice) -> Result<u8, Error> {
+    let until = match &args.until {
+        Some(s) => match rehearse::bisect::parse_seq(s) {
+            Some(seq) => Some(seq),
+            None => {
+                return usage(&format!(
+                    "--until {s:?}: expected a sequence number like e5000 or e12.1"
+                ));
+            }
+        },
+        None => None,
+    };
+    let mut old = SqlMaterializer::new(Definitions::load(&args.old)?);
+    let mut new = SqlMaterializer::new(Definitions::load(&args.new)?);
+    let report = rehearse::bisect::bisect(
+        &args.corpus,
+        &mut old,
+        &mut new,
+        &rehearse::bisect::BisectOptions {
+            all: args.all,
+            until,
+            event: args.event.clone(),
+            ..Default::default()
+        },
+    )?;
+    match args.format {
+        SimpleFormat::Json => out(
+            &render::json::to_string(&report),
+            anstream::ColorChoice::Never,
+        )?,
+        SimpleFormat::Human => out(&render::human::bisect(&report), color)?,
+    }
+    Ok(if report.differences.is_empty() {
+        exit::PASS
+    } else {
+        exit::FAILED
+    })
+}
+
+fn run_blame(args: BlameArgs, color: anstream::ColorChoice) -> Result<u8, Error> {
+    let (defs, replay) = args.defs.load()?;
+    let mut materializer = SqlMaterializer::new(defs);
+    let report = rehearse::blame::blame(
+        &args.corpus,
+        &mut materializer,
+        &args.table,
+        &args.key,
+        &replay,
+    )?;
+    match args.format {
+        SimpleFormat::Json => out(
+            &render::json::to_string(&report),
+            anstream::ColorChoice::Never,
+        )?,
+        SimpleFormat::Human => out(&render::human::blame(&report), color)?,
+    }
+    Ok(exit::PASS)
 }
 
 fn run_diff(args: DiffArgs, color: anstream::ColorChoice) -> Result<u8, Error> {

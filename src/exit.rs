@@ -9,3 +9,7 @@ pub const FAILED: u8 = 1;
 /// A usage error or an input rehearse cannot read (a missing file, a database that is not
 /// SQLite, definitions that do not parse).
 pub const USAGE_OR_INPUT: u8 = 2;
+
+/// With `--git-bisect`: this commit cannot be tested (the corpus or the materializers do not
+/// load), so `git bisect run` skips it instead of calling it bad.
+pub const CANNOT_TEST: u8 = 125;

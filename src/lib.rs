@@ -29,6 +29,8 @@
 #![warn(missing_docs)]
 
 pub mod baseline;
+pub mod bisect;
+pub mod blame;
 pub mod capture;
 pub mod changes;
 pub mod check;

@@ -1174,3 +1174,310 @@ fn parallel_jobs_give_the_same_report() {
     assert_eq!(one.code, 1);
     assert_eq!(one.stdout, two.stdout);
 }
+
+#[test]
+fn bisect_finds_the_first_event_a_changed_materializer_treats_differently() {
+    let n200 = corpus("workspace-n200");
+    let changed = corpus("workspace-n200-changed-definition/materializers.toml");
+    let run = rehearse(&[&"bisect", &n200, &"--old", &defs(), &"--new", &defs()]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("no difference: the new materializers treat all 200 events the same"),
+        "{}",
+        run.stdout
+    );
+
+    let run = rehearse(&[&"bisect", &n200, &"--old", &defs(), &"--new", &changed]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("\ne17 v1.TodoCompleted\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("- update project_stats['prj_5h5sbkkkwx']: completedCount 0 → 1"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout
+            .contains("+ update project_stats['prj_5h5sbkkkwx']: completedCount 0 → 2"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("stopped at the first difference"),
+        "{}",
+        run.stdout
+    );
+
+    // --all lists every v1.TodoCompleted (27 in the log), and nothing else.
+    let run = rehearse(&[
+        &"bisect",
+        &n200,
+        &"--old",
+        &defs(),
+        &"--new",
+        &changed,
+        &"--all",
+        &"--format",
+        &"json",
+    ]);
+    assert_eq!(run.code, 1);
+    let report = json(&run);
+    let diffs = report["differences"].as_array().unwrap();
+    assert_eq!(diffs.len(), 27);
+    assert!(
+        diffs
+            .iter()
+            .all(|d| d["event"]["name"] == "v1.TodoCompleted")
+    );
+    assert_eq!(report["complete"], true);
+    assert_eq!(diffs[0]["old"]["outcome"], "applied");
+
+    // --until replays a prefix; --event focuses on one event type.
+    let run = rehearse(&[
+        &"bisect",
+        &n200,
+        &"--old",
+        &defs(),
+        &"--new",
+        &changed,
+        &"--all",
+        &"--until",
+        &"e60",
+        &"--format",
+        &"json",
+    ]);
+    let diffs = json(&run)["differences"].as_array().unwrap().len();
+    assert!(diffs > 0 && diffs < 27, "{diffs}");
+    let run = rehearse(&[
+        &"bisect",
+        &n200,
+        &"--old",
+        &defs(),
+        &"--new",
+        &changed,
+        &"--all",
+        &"--event",
+        &"v1.TodoUpdated",
+    ]);
+    assert_eq!(run.code, 0, "no v1.TodoUpdated changes: {}", run.stdout);
+
+    // An error on one side only is a difference too.
+    let failing = corpus("workspace-n200-materializer-error/materializers.toml");
+    let run = rehearse(&[&"bisect", &n200, &"--old", &defs(), &"--new", &failing]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stdout.contains("\ne68 v1.UserDeactivated\n"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("+ not applied: materializer-error:"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn blame_tells_a_rows_history_and_spots_a_state_changed_outside_the_log() {
+    let run = rehearse(&[
+        &"blame",
+        &corpus("workspace-n200-edited-row"),
+        &"-m",
+        &defs(),
+        &"--table",
+        &"todos",
+        &"--key",
+        &"todo_ug4qhd18po",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    for want in [
+        "history of todos['todo_ug4qhd18po']",
+        "\n  e113 v2.TodoCreated\n",
+        "\n  e119 v1.TodoCompleted\n",
+        "\n  e160 v1.TodoUpdated\n",
+        "priority 2 → 1",
+        "LiveStore recorded the same",
+        "priority: recorded state 9, replay 1",
+        "no event wrote 9 — the state was changed outside the log",
+    ] {
+        assert!(
+            run.stdout.contains(want),
+            "wanted {want:?} in\n{}",
+            run.stdout
+        );
+    }
+    let run = rehearse(&[
+        &"blame",
+        &corpus("workspace-n200-edited-row"),
+        &"-m",
+        &defs(),
+        &"--table",
+        &"todos",
+        &"--key",
+        &"todo_ug4qhd18po",
+        &"--format",
+        &"json",
+    ]);
+    let r = json(&run);
+    let seqs: Vec<i64> = r["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"]["seqNumGlobal"].as_i64().unwrap())
+        .collect();
+    assert_eq!(seqs, [113, 119, 160]);
+    assert_eq!(
+        r["recordedRow"]["priority"],
+        serde_json::json!({"type": "integer", "value": 9})
+    );
+
+    let run = rehearse(&[
+        &"blame",
+        &corpus("workspace-n200"),
+        &"-m",
+        &defs(),
+        &"--table",
+        &"todos",
+        &"--key",
+        &"a",
+        &"--key",
+        &"b",
+    ]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("give one --key per column"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn determinism_catches_a_materializer_that_reads_random_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let random = defs_with(
+        dir.path(),
+        &std::fs::read_to_string(defs())
+            .unwrap()
+            .split_once("[tables.users.columns]")
+            .map(|(_, rest)| format!("[tables.users.columns]{rest}"))
+            .unwrap()
+            .replace(
+                "update = \"todos\"\nset = { updatedAt = \"args.updatedAt\", text = \"args.text\", priority = \"args.priority\", assigneeId = \"args.assigneeId\" }\nwhere = { id = \"args.id\" }",
+                "sql = \"UPDATE todos SET priority = abs(random()) % 1000000 WHERE id = $id\"\nbinds = { id = \"args.id\" }",
+            ),
+    );
+    let run = rehearse(&[
+        &"check",
+        &corpus("workspace-n200"),
+        &"-m",
+        &random,
+        &"--determinism",
+        &"--format",
+        &"json",
+    ]);
+    assert_eq!(run.code, 1);
+    let findings = json(&run)["corpora"][0]["findings"].clone();
+    let nondet: Vec<&Value> = findings
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["class"] == "nondeterministic")
+        .collect();
+    // Every one of the log's 33 v1.TodoUpdated events, and nothing else.
+    assert_eq!(nondet.len(), 33);
+    assert!(nondet.iter().all(|f| f["name"] == "v1.TodoUpdated"));
+    assert_eq!(nondet[0]["changes"]["expected"]["label"], "first replay");
+
+    let run = rehearse(&[
+        &"check",
+        &corpus("workspace-n200"),
+        &"-m",
+        &defs(),
+        &"--determinism",
+    ]);
+    assert_eq!(
+        run.code, 0,
+        "deterministic definitions pass: {}",
+        run.stdout
+    );
+}
+
+#[test]
+fn git_bisect_runs_skip_commits_that_cannot_be_tested() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = rehearse(&[
+        &"check",
+        &dir.path().join("missing"),
+        &"-m",
+        &defs(),
+        &"--git-bisect",
+    ]);
+    assert_eq!(run.code, 125, "{}", run.stderr);
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "format = 1\n[events.\"x\"\n").unwrap();
+    let run = rehearse(&[
+        &"check",
+        &corpus("workspace-n200"),
+        &"-m",
+        &broken,
+        &"--git-bisect",
+    ]);
+    assert_eq!(run.code, 125, "{}", run.stderr);
+    let run = rehearse(&[
+        &"check",
+        &corpus("workspace-n200-edited-row"),
+        &"-m",
+        &defs(),
+        &"--git-bisect",
+    ]);
+    assert_eq!(run.code, 1);
+    let run = rehearse(&[
+        &"check",
+        &corpus("workspace-n200"),
+        &"-m",
+        &defs(),
+        &"--git-bisect",
+    ]);
+    assert_eq!(run.code, 0);
+}
+
+#[test]
+fn a_first_divergence_shows_both_sides_and_the_events_args() {
+    let run = rehearse(&[
+        &"check",
+        &corpus("workspace-n200-tampered-changeset"),
+        &"-m",
+        &defs(),
+    ]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stdout
+            .contains("first-divergence   e100     v2.TodoCreated"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("- LiveStore recorded + replayed"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stdout.contains("args: {\"id\":"), "{}", run.stdout);
+    assert!(run.stdout.contains("- insert comments["), "{}", run.stdout);
+    assert!(run.stdout.contains("+ insert todos["), "{}", run.stdout);
+    let run = rehearse(&[
+        &"check",
+        &corpus("workspace-n200-tampered-changeset"),
+        &"-m",
+        &defs(),
+        &"--no-changesets",
+    ]);
+    assert_eq!(
+        run.code, 0,
+        "without the event-by-event comparison the states agree"
+    );
+}

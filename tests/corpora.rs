@@ -36,10 +36,20 @@ struct Expect {
     oracle: Option<String>,
     #[serde(default)]
     recorded_changesets: bool,
+    changesets: Option<ExpectChangesets>,
     #[serde(default)]
     matching: BTreeMap<String, u64>,
     #[serde(default, rename = "finding")]
     findings: Vec<ExpectFinding>,
+}
+
+#[derive(Deserialize, Debug, PartialEq, Clone)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct ExpectChangesets {
+    recorded: u64,
+    compared: u64,
+    differing: u64,
+    not_recorded: u64,
 }
 
 #[derive(Deserialize, Debug, PartialEq, Clone)]
@@ -166,6 +176,17 @@ fn check_expectations(dir: &Path) -> Result<(), Failed> {
             "applied: expected {}, got {}",
             expect.applied, report.applied
         ));
+    }
+    if let Some(want) = &expect.changesets {
+        let got = report.changesets.as_ref().map(|c| ExpectChangesets {
+            recorded: c.recorded,
+            compared: c.compared,
+            differing: c.differing,
+            not_recorded: c.not_recorded,
+        });
+        if got.as_ref() != Some(want) {
+            problems.push(format!("changesets: expected {want:?}, got {got:?}"));
+        }
     }
     if !expect.matching.is_empty() {
         let tables: Vec<&str> = report.tables.iter().map(|t| t.table.as_str()).collect();

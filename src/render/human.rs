@@ -408,3 +408,190 @@ fn summary(out: &mut String, r: &Report) {
         by_class.join(", ")
     );
 }
+
+/// Renders a differential replay: each differing event with its args and both sides.
+pub fn bisect(r: &crate::bisect::BisectReport) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{} {}", paint(BOLD, "bisect"), r.corpus);
+    let _ = writeln!(out, "  {} {}", paint(MINUS, "- old"), r.old);
+    let _ = writeln!(out, "  {} {}", paint(PLUS, "+ new"), r.new);
+    if r.differences.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{}: the new materializers treat all {} events the same as the old",
+            paint(PASS, "no difference"),
+            r.events
+        );
+        return out;
+    }
+    for d in &r.differences {
+        let _ = writeln!(
+            out,
+            "\n{} {}",
+            paint(BOLD, &d.seq().to_string()),
+            paint(BOLD, &d.event.name)
+        );
+        let _ = writeln!(
+            out,
+            "  {} {}",
+            paint(DIM, "args:"),
+            crate::materialize::sql::truncate(&d.args)
+        );
+        for line in crate::changes::diff(&d.old.render(), &d.new.render()) {
+            let styled = match line.chars().next() {
+                Some('-') => paint(MINUS, &line),
+                Some('+') => paint(PLUS, &line),
+                _ => line,
+            };
+            let _ = writeln!(out, "    {styled}");
+        }
+    }
+    let n = r.differences.len();
+    let tail = if r.complete {
+        format!("read {} events", r.events)
+    } else {
+        format!(
+            "stopped at the first difference after {} events (--all lists every one)",
+            r.events
+        )
+    };
+    let consequence = if n > 1 {
+        "; once the sides differ their states do too, so later differences may follow from earlier ones"
+    } else {
+        ""
+    };
+    let _ = writeln!(
+        out,
+        "\n{}: {n} event{} treated differently; {tail}{consequence}",
+        paint(FAIL, "different"),
+        if n == 1 { "" } else { "s" }
+    );
+    out
+}
+
+/// Renders a row's history, replay and LiveStore's record side by side.
+pub fn blame(r: &crate::blame::BlameReport) -> String {
+    let mut out = String::new();
+    let key: Vec<String> = r.key.iter().map(ToString::to_string).collect();
+    let _ = writeln!(
+        out,
+        "{} {}[{}] in {}",
+        paint(BOLD, "history of"),
+        r.table,
+        key.join(", "),
+        r.corpus
+    );
+    if !r.recorded_changesets {
+        let _ = writeln!(
+            out,
+            "  {}",
+            paint(
+                DIM,
+                "(no changesets recorded by LiveStore: the replay's side only)"
+            )
+        );
+    }
+    if r.history.is_empty() {
+        let _ = writeln!(out, "\n  no event touched this row");
+    }
+    for e in &r.history {
+        let _ = writeln!(
+            out,
+            "\n  {} {}",
+            paint(BOLD, &e.event.seq().to_string()),
+            paint(BOLD, &e.event.name)
+        );
+        let _ = writeln!(
+            out,
+            "    {} {}",
+            paint(DIM, "args:"),
+            crate::materialize::sql::truncate(&e.args)
+        );
+        let replayed = e
+            .replayed
+            .as_ref()
+            .map(|op| crate::changes::render(std::slice::from_ref(op)));
+        let recorded = e
+            .recorded
+            .as_ref()
+            .map(|op| crate::changes::render(std::slice::from_ref(op)));
+        match (replayed, recorded) {
+            (Some(a), Some(b)) if a == b => {
+                let _ = writeln!(out, "    {}", a.join(" "));
+                let _ = writeln!(out, "    {}", paint(DIM, "LiveStore recorded the same"));
+            }
+            (a, b) => {
+                if r.recorded_changesets {
+                    let b = b.unwrap_or_else(|| vec!["(nothing)".into()]);
+                    let _ = writeln!(
+                        out,
+                        "    {} {}",
+                        paint(MINUS, "- LiveStore recorded:"),
+                        b.join(" ")
+                    );
+                }
+                let a = a.unwrap_or_else(|| vec!["(nothing)".into()]);
+                let _ = writeln!(out, "    {} {}", paint(PLUS, "+ replayed:"), a.join(" "));
+            }
+        }
+    }
+    let _ = writeln!(out, "\n  {}", paint(BOLD, "now"));
+    match (&r.recorded_row, &r.replayed_row) {
+        (Some(a), Some(b)) => {
+            let differing: Vec<&String> = a
+                .iter()
+                .filter(|(c, v)| b.get(*c).is_none_or(|w| !v.same(w)))
+                .map(|(c, _)| c)
+                .collect();
+            if differing.is_empty() {
+                let _ = writeln!(out, "    the recorded state and the replay agree");
+            }
+            for c in differing {
+                let replayed = b
+                    .get(c)
+                    .map(ToString::to_string)
+                    .unwrap_or_else(|| "(no column)".into());
+                let _ = writeln!(
+                    out,
+                    "    {c}: {} {}, {} {replayed}",
+                    paint(MINUS, "recorded state"),
+                    a[c],
+                    paint(PLUS, "replay")
+                );
+                let wrote = r.history.iter().rev().find_map(|e| {
+                    e.recorded
+                        .as_ref()
+                        .and_then(|op| op.new.get(c))
+                        .map(|v| (e, v))
+                });
+                if let Some((e, v)) = wrote
+                    && !v.same(&a[c])
+                {
+                    let _ = writeln!(
+                        out,
+                        "      LiveStore's own record last set {c} to {v} at {} ({}): no event wrote {} — the state was changed outside the log",
+                        e.event.seq(),
+                        e.event.name,
+                        a[c]
+                    );
+                }
+            }
+        }
+        (Some(_), None) => {
+            let _ = writeln!(
+                out,
+                "    the row is in the recorded state but not in the replay"
+            );
+        }
+        (None, Some(_)) => {
+            let _ = writeln!(
+                out,
+                "    the row is in the replay but not in the recorded state"
+            );
+        }
+        (None, None) => {
+            let _ = writeln!(out, "    the row exists on neither side");
+        }
+    }
+    out
+}
