@@ -1,6 +1,7 @@
 //! `cargo bench`: replay speed and peak memory on real LiveStore stores.
 //!
-//! Runs the check (replay, then comparison) on the committed 200- and 300-event corpora, the
+//! Runs the check (replay, then comparison, event by event with LiveStore's recorded changesets
+//! too) and `bisect` between identical definitions on the committed 200- and 300-event corpora, the
 //! 5,000-event sample and the real 100,000-event store from `../shared/livestore/large/`
 //! (unpacked into `target/bench-data/` on first use; set `REHEARSE_BENCH_STORE` to use another
 //! store directory). Each corpus runs in a child process of its own so that its peak memory
@@ -36,7 +37,8 @@ fn run_one(corpus: &Path) {
         no_compare: true,
         ..CheckOptions::default()
     };
-    let replayed = check::check_corpus(corpus, &mut materializer, &options).unwrap();
+    let replay_only = &options;
+    let replayed = check::check_corpus(corpus, &mut materializer, replay_only).unwrap();
     let replay_s = t.elapsed().as_secs_f64();
     let mut materializer = SqlMaterializer::new(defs);
     let t = Instant::now();
@@ -53,6 +55,26 @@ fn run_one(corpus: &Path) {
         report.events as f64 / check_s,
         rows,
         report.findings.len(),
+        peak_rss_kib().unwrap_or(0) as f64 / 1024.0,
+    );
+}
+
+/// `bisect` between two identical definition sets, in this (child) process: the worst case
+/// (no difference, so a full pass through two replays).
+fn run_bisect(corpus: &Path) {
+    let defs = Definitions::load(&root().join("corpora/workspace/materializers.toml")).unwrap();
+    let mut old = SqlMaterializer::new(defs.clone());
+    let mut new = SqlMaterializer::new(defs);
+    let t = Instant::now();
+    let report = rehearse::bisect::bisect(corpus, &mut old, &mut new, &Default::default()).unwrap();
+    let s = t.elapsed().as_secs_f64();
+    println!(
+        "{:<28} {:>8} events  bisect (identical definitions) {:>7.3} s {:>9.0} events/s   differences {:>3}   peak RSS {:>6.1} MiB",
+        corpus.file_name().unwrap_or_default().to_string_lossy(),
+        report.events,
+        s,
+        report.events as f64 / s,
+        report.differences.len(),
         peak_rss_kib().unwrap_or(0) as f64 / 1024.0,
     );
 }
@@ -92,6 +114,10 @@ fn main() {
         run_one(Path::new(&args[i + 1]));
         return;
     }
+    if let Some(i) = args.iter().position(|a| a == "--one-bisect") {
+        run_bisect(Path::new(&args[i + 1]));
+        return;
+    }
     // `cargo bench` passes `--bench`; a filter argument is not supported.
     let mut corpora = vec![
         root().join("corpora/workspace-n200"),
@@ -106,10 +132,20 @@ fn main() {
     println!(
         "rehearse replay benchmark (SQL path, workspace materializers; LiveStore 0.4.0 itself rematerializes 100,000 events in about 272 s on this kind of machine)"
     );
-    for c in corpora {
-        let status = Command::new(&exe).arg("--one").arg(&c).status().unwrap();
+    for c in &corpora {
+        let status = Command::new(&exe).arg("--one").arg(c).status().unwrap();
         if !status.success() {
             eprintln!("{}: failed", c.display());
+        }
+    }
+    for c in &corpora {
+        let status = Command::new(&exe)
+            .arg("--one-bisect")
+            .arg(c)
+            .status()
+            .unwrap();
+        if !status.success() {
+            eprintln!("{}: bisect failed", c.display());
         }
     }
 }

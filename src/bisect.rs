@@ -135,8 +135,9 @@ pub fn bisect(
     let recorded = check::recorded_state(&corpus, options.state.as_deref(), &*old)?;
     let recorded_db = recorded.as_ref().map(|(db, _)| db);
     let (old_name, new_name) = (old.describe(), new.describe());
-    let scratch_old = check::scratch_for(corpus_path, old, recorded_db)?;
-    let scratch_new = check::scratch_for(corpus_path, new, recorded_db)?;
+    let dir = options.replay.scratch_dir.as_deref();
+    let scratch_old = check::scratch_for(corpus_path, old, recorded_db, dir)?;
+    let scratch_new = check::scratch_for(corpus_path, new, recorded_db, dir)?;
     let mut replay = options.replay.clone();
     replay.values = true;
     let mut a = Replayer::new(&scratch_old, old, &replay)?;

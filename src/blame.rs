@@ -75,7 +75,12 @@ pub fn blame(
     let log = EventLog::open(&corpus.eventlog)?;
     let recorded = check::recorded_state(&corpus, None, &*materializer)?;
     let recorded_db = recorded.as_ref().map(|(db, _)| db);
-    let scratch = check::scratch_for(corpus_path, materializer, recorded_db)?;
+    let scratch = check::scratch_for(
+        corpus_path,
+        materializer,
+        recorded_db,
+        options.scratch_dir.as_deref(),
+    )?;
     let cols = sqlite::table_columns(&scratch, "main", table)
         .map_err(|e| Error::scratch("read the table's columns", e))?;
     if cols.is_empty() {

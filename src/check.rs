@@ -50,7 +50,7 @@ struct Replay {
     log: EventLog,
     snapshot: Option<(PathBuf, String)>,
     snapshot_db: Option<sqlite::InputDb>,
-    scratch: Connection,
+    scratch: sqlite::Scratch,
     replayed: replay::Replayed,
     notes: Vec<String>,
     changesets: Option<ChangesetStats>,
@@ -80,7 +80,12 @@ fn replay_corpus(
         notes.extend(db.notes.iter().cloned());
     }
 
-    let scratch = scratch_for(path, materializer, snapshot_db.as_ref())?;
+    let scratch = scratch_for(
+        path,
+        materializer,
+        snapshot_db.as_ref(),
+        options.replay.scratch_dir.as_deref(),
+    )?;
 
     // Hold every event against LiveStore's recorded changeset, where the state has them.
     let recorded_conn = snapshot_db
@@ -467,8 +472,9 @@ pub fn scratch_for(
     corpus: &Path,
     materializer: &mut dyn Materializer,
     recorded: Option<&sqlite::InputDb>,
-) -> Result<Connection> {
-    let scratch = sqlite::open_scratch()?;
+    dir: Option<&Path>,
+) -> Result<sqlite::Scratch> {
+    let scratch = sqlite::Scratch::open(dir)?;
     match materializer.ddl() {
         Ddl::Sql { text, source } => {
             scratch

@@ -137,6 +137,12 @@ struct ReplayDefs {
     /// What to do when an event's materializer fails.
     #[arg(long, value_enum, default_value = "continue")]
     on_error: OnErrorArg,
+
+    /// Replay into a temporary file under DIR (removed afterwards) instead of memory: the
+    /// scratch database then holds at most a 16 MiB page cache in memory however large the state
+    /// grows.
+    #[arg(long, value_name = "DIR")]
+    scratch_dir: Option<PathBuf>,
 }
 
 impl ReplayDefs {
@@ -154,6 +160,7 @@ impl ReplayDefs {
             },
             schemas,
             values: false,
+            scratch_dir: self.scratch_dir.clone(),
         };
         Ok((defs, options))
     }
@@ -300,6 +307,11 @@ struct BisectArgs {
     /// Show differences only for events of this name (every event is still replayed).
     #[arg(long, value_name = "NAME")]
     event: Option<String>,
+
+    /// Replay into temporary files under DIR (removed afterwards) instead of memory: each
+    /// scratch database then holds at most a 16 MiB page cache in memory.
+    #[arg(long, value_name = "DIR")]
+    scratch_dir: Option<PathBuf>,
 
     /// Output format on stdout.
     #[arg(long, value_enum, default_value = "human")]
@@ -773,6 +785,10 @@ fn run_bisect(args: BisectArgs, color: anstream::ColorChoice) -> Result<u8, Erro
             all: args.all,
             until,
             event: args.event.clone(),
+            replay: ReplayOptions {
+                scratch_dir: args.scratch_dir.clone(),
+                ..ReplayOptions::default()
+            },
             ..Default::default()
         },
     )?;

@@ -50,6 +50,9 @@ pub struct ReplayOptions {
     /// Also capture the whole rows before and after each change (for comparing an event's
     /// changes with LiveStore's recorded changeset or with another run).
     pub values: bool,
+    /// Keep the scratch database in a temporary file under this directory instead of in
+    /// memory, so that memory stays bounded however large the state grows.
+    pub scratch_dir: Option<std::path::PathBuf>,
 }
 
 /// What a replay did.

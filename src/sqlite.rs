@@ -181,12 +181,62 @@ pub fn open_input(path: &Path) -> Result<InputDb> {
 
 /// Opens a fresh in-memory scratch database with LiveStore's connection settings.
 pub fn open_scratch() -> Result<Connection> {
-    let conn = Connection::open_in_memory().map_err(|e| Error::scratch("open", e))?;
-    conn.execute_batch(&format!(
-        "PRAGMA page_size={LIVESTORE_PAGE_SIZE}; PRAGMA foreign_keys=ON;"
-    ))
-    .map_err(|e| Error::scratch("configure", e))?;
-    Ok(conn)
+    Ok(Scratch::open(None)?.into_memory_connection())
+}
+
+/// Page cache of an on-disk scratch database: what its memory is bounded by.
+const DISK_SCRATCH_CACHE_KIB: i64 = 16 * 1024;
+
+/// A scratch database: in memory, or in a temporary file (removed afterwards) whose page cache
+/// bounds the memory a replay needs, however large the state grows.
+pub struct Scratch {
+    /// The connection.
+    pub conn: Connection,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl Scratch {
+    /// Opens a scratch database with LiveStore's connection settings (page size 8192, foreign
+    /// keys on): in memory, or in a temporary file under `dir`.
+    pub fn open(dir: Option<&Path>) -> Result<Scratch> {
+        let (conn, tmp) = match dir {
+            None => (
+                Connection::open_in_memory().map_err(|e| Error::scratch("open", e))?,
+                None,
+            ),
+            Some(dir) => {
+                let tmp = tempfile::Builder::new()
+                    .prefix("rehearse-scratch")
+                    .tempdir_in(dir)
+                    .map_err(|e| Error::io(dir, e))?;
+                let conn = Connection::open(tmp.path().join("scratch.db"))
+                    .map_err(|e| Error::scratch("open", e))?;
+                // The replay is one transaction on a new file: every page is appended, so the
+                // rollback journal stays small enough for memory; spilled pages go to the file.
+                conn.execute_batch(&format!(
+                    "PRAGMA journal_mode=MEMORY; PRAGMA synchronous=OFF; PRAGMA cache_size=-{DISK_SCRATCH_CACHE_KIB};"
+                ))
+                .map_err(|e| Error::scratch("configure", e))?;
+                (conn, Some(tmp))
+            }
+        };
+        conn.execute_batch(&format!(
+            "PRAGMA page_size={LIVESTORE_PAGE_SIZE}; PRAGMA foreign_keys=ON;"
+        ))
+        .map_err(|e| Error::scratch("configure", e))?;
+        Ok(Scratch { conn, _dir: tmp })
+    }
+
+    fn into_memory_connection(self) -> Connection {
+        self.conn
+    }
 }
 
 /// One column of a table, as `PRAGMA table_xinfo` reports it.

@@ -1481,3 +1481,51 @@ fn a_first_divergence_shows_both_sides_and_the_events_args() {
         "without the event-by-event comparison the states agree"
     );
 }
+
+#[test]
+fn a_scratch_dir_gives_the_same_reports_and_is_left_empty() {
+    let scratch = tempfile::tempdir().unwrap();
+    let d = defs();
+    let edited = corpus("workspace-n200-edited-row");
+    let check = |extra: &[&dyn AsRef<std::ffi::OsStr>]| {
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
+            vec![&"check", &edited, &"-m", &d, &"--format", &"json"];
+        args.extend_from_slice(extra);
+        rehearse(&args)
+    };
+    let memory = check(&[]);
+    let disk = check(&[&"--scratch-dir", &scratch.path()]);
+    assert_eq!(memory.code, 1, "{}", memory.stderr);
+    assert_eq!(disk.code, 1, "{}", disk.stderr);
+    assert_eq!(memory.stdout, disk.stdout);
+
+    let changed = corpus("workspace-n200-changed-definition/materializers.toml");
+    let n200 = corpus("workspace-n200");
+    let bisect = |extra: &[&dyn AsRef<std::ffi::OsStr>]| {
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
+            &"bisect",
+            &n200,
+            &"--old",
+            &d,
+            &"--new",
+            &changed,
+            &"--all",
+            &"--format",
+            &"json",
+        ];
+        args.extend_from_slice(extra);
+        rehearse(&args)
+    };
+    let memory = bisect(&[]);
+    let disk = bisect(&[&"--scratch-dir", &scratch.path()]);
+    assert_eq!(memory.code, 1, "{}", memory.stderr);
+    assert_eq!(memory.stdout, disk.stdout);
+
+    let left: Vec<_> = std::fs::read_dir(scratch.path()).unwrap().collect();
+    assert!(left.is_empty(), "scratch files left behind: {left:?}");
+
+    let missing = scratch.path().join("does-not-exist");
+    let run = check(&[&"--scratch-dir", &missing]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("does-not-exist"), "{}", run.stderr);
+}
