@@ -140,6 +140,7 @@ pub fn bisect(
     let scratch_new = check::scratch_for(corpus_path, new, recorded_db, dir)?;
     let mut replay = options.replay.clone();
     replay.values = true;
+    replay.no_writers = true;
     let mut a = Replayer::new(&scratch_old, old, &replay)?;
     let mut b = Replayer::new(&scratch_new, new, &replay)?;
     let (mut names_a, mut names_b) = (ColumnNames::default(), ColumnNames::default());

@@ -139,7 +139,7 @@ struct ReplayDefs {
     on_error: OnErrorArg,
 
     /// Replay into a temporary file under DIR (removed afterwards) instead of memory: the
-    /// scratch database then holds at most a 16 MiB page cache in memory however large the state
+    /// scratch database then holds at most a 4 MiB page cache in memory however large the state
     /// grows.
     #[arg(long, value_name = "DIR")]
     scratch_dir: Option<PathBuf>,
@@ -161,6 +161,7 @@ impl ReplayDefs {
             schemas,
             values: false,
             scratch_dir: self.scratch_dir.clone(),
+            no_writers: false,
         };
         Ok((defs, options))
     }
@@ -309,7 +310,7 @@ struct BisectArgs {
     event: Option<String>,
 
     /// Replay into temporary files under DIR (removed afterwards) instead of memory: each
-    /// scratch database then holds at most a 16 MiB page cache in memory.
+    /// scratch database then holds at most a 4 MiB page cache in memory.
     #[arg(long, value_name = "DIR")]
     scratch_dir: Option<PathBuf>,
 

@@ -53,6 +53,10 @@ pub struct ReplayOptions {
     /// Keep the scratch database in a temporary file under this directory instead of in
     /// memory, so that memory stays bounded however large the state grows.
     pub scratch_dir: Option<std::path::PathBuf>,
+    /// Do not index which event last wrote each row. That index exists to blame divergent
+    /// rows after a comparison and holds an entry per row ever written; runs that only compare
+    /// events (bisect, the second run of `--determinism`) save its memory.
+    pub no_writers: bool,
 }
 
 /// What a replay did.
@@ -446,7 +450,7 @@ impl Replayer<'_> {
             run_cached(self.conn, "RELEASE rehearse_event")?;
             let changes = self.capture.take();
             self.out.applied += 1;
-            if !changes.is_empty() {
+            if !changes.is_empty() && !self.options.no_writers {
                 let writer = self.writer(ev);
                 for c in &changes {
                     self.out.writers.record(c, &writer);

@@ -185,7 +185,7 @@ pub fn open_scratch() -> Result<Connection> {
 }
 
 /// Page cache of an on-disk scratch database: what its memory is bounded by.
-const DISK_SCRATCH_CACHE_KIB: i64 = 16 * 1024;
+const DISK_SCRATCH_CACHE_KIB: i64 = 4 * 1024;
 
 /// A scratch database: in memory, or in a temporary file (removed afterwards) whose page cache
 /// bounds the memory a replay needs, however large the state grows.
