@@ -1529,3 +1529,94 @@ fn a_scratch_dir_gives_the_same_reports_and_is_left_empty() {
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("does-not-exist"), "{}", run.stderr);
 }
+
+/// `git` on this machine, or `None` (the test then says it did not run).
+fn git() -> Option<Command> {
+    let ok = Command::new("git")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    ok.then(|| Command::new("git"))
+}
+
+#[test]
+fn git_bisect_run_finds_the_commit_that_broke_a_materializer() {
+    if git().is_none() {
+        eprintln!("git is not installed: this test did not run");
+        return;
+    }
+    let repo = tempfile::tempdir().unwrap();
+    let git = |args: &[&str]| {
+        let out = git()
+            .unwrap()
+            .args(args)
+            .current_dir(repo.path())
+            .env("GIT_AUTHOR_NAME", "t")
+            .env("GIT_AUTHOR_EMAIL", "t@example.com")
+            .env("GIT_COMMITTER_NAME", "t")
+            .env("GIT_COMMITTER_EMAIL", "t@example.com")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", repo.path())
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.status.success(), "git {args:?}: {text}");
+        text
+    };
+    let good = std::fs::read_to_string(defs())
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with("event_schemas"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let bad = std::fs::read_to_string(corpus(
+        "workspace-n200-changed-definition/materializers.toml",
+    ))
+    .unwrap()
+    .replace("../workspace/state.sql", "state.sql");
+    // good, good, unloadable (skipped), good again, bad (the culprit), still bad.
+    let history = [
+        ("start", good.clone()),
+        ("reword", format!("# the app's materializers\n{good}")),
+        (
+            "half-done refactor",
+            "format = 1\n[events.\"x\"\n".to_string(),
+        ),
+        (
+            "finish refactor",
+            format!("# the app's materializers\n{good}"),
+        ),
+        ("count completions twice", bad.clone()),
+        ("later work", format!("{bad}\n# more\n")),
+    ];
+    git(&["init", "-q"]);
+    std::fs::copy(corpus("workspace/state.sql"), repo.path().join("state.sql")).unwrap();
+    git(&["add", "state.sql"]);
+    let mut commits = Vec::new();
+    for (message, defs) in &history {
+        std::fs::write(repo.path().join("materializers.toml"), defs).unwrap();
+        git(&["add", "materializers.toml"]);
+        git(&["commit", "-q", "-m", message]);
+        commits.push(git(&["rev-parse", "HEAD"]).trim().to_string());
+    }
+    git(&["bisect", "start", &commits[5], &commits[0]]);
+    let out = git(&[
+        "bisect",
+        "run",
+        env!("CARGO_BIN_EXE_rehearse"),
+        "check",
+        corpus("workspace-n200").to_str().unwrap(),
+        "--materializers",
+        "materializers.toml",
+        "--git-bisect",
+        "--no-progress",
+    ]);
+    assert!(
+        out.contains(&format!("{} is the first bad commit", commits[4])),
+        "{out}"
+    );
+}
