@@ -478,6 +478,22 @@ fn out(text: &str, color: anstream::ColorChoice) -> Result<(), Error> {
         })
 }
 
+/// Writes `value` on stdout as JSON or, for people, as `human` renders it.
+fn emit<T: serde::Serialize>(
+    format: SimpleFormat,
+    value: &T,
+    human: impl FnOnce(&T) -> String,
+    color: anstream::ColorChoice,
+) -> Result<(), Error> {
+    match format {
+        SimpleFormat::Json => out(
+            &render::json::to_string(value),
+            anstream::ColorChoice::Never,
+        ),
+        SimpleFormat::Human => out(&human(value), color),
+    }
+}
+
 fn max(n: usize) -> Option<usize> {
     (n > 0).then_some(n)
 }
@@ -793,13 +809,7 @@ fn run_bisect(args: BisectArgs, color: anstream::ColorChoice) -> Result<u8, Erro
             ..Default::default()
         },
     )?;
-    match args.format {
-        SimpleFormat::Json => out(
-            &render::json::to_string(&report),
-            anstream::ColorChoice::Never,
-        )?,
-        SimpleFormat::Human => out(&render::human::bisect(&report), color)?,
-    }
+    emit(args.format, &report, render::human::bisect, color)?;
     Ok(if report.differences.is_empty() {
         exit::PASS
     } else {
@@ -817,13 +827,7 @@ fn run_blame(args: BlameArgs, color: anstream::ColorChoice) -> Result<u8, Error>
         &args.key,
         &replay,
     )?;
-    match args.format {
-        SimpleFormat::Json => out(
-            &render::json::to_string(&report),
-            anstream::ColorChoice::Never,
-        )?,
-        SimpleFormat::Human => out(&render::human::blame(&report), color)?,
-    }
+    emit(args.format, &report, render::human::blame, color)?;
     Ok(exit::PASS)
 }
 
@@ -856,9 +860,11 @@ fn run_diff(args: DiffArgs, color: anstream::ColorChoice) -> Result<u8, Error> {
 
 fn run_inspect(args: InspectArgs) -> Result<u8, Error> {
     let ins = inspect::inspect(&args.corpus)?;
-    match args.format {
-        SimpleFormat::Json => out(&render::json::to_string(&ins), anstream::ColorChoice::Never)?,
-        SimpleFormat::Human => out(&inspect::render(&ins), anstream::ColorChoice::Never)?,
-    }
+    emit(
+        args.format,
+        &ins,
+        inspect::render,
+        anstream::ColorChoice::Never,
+    )?;
     Ok(exit::PASS)
 }

@@ -425,18 +425,7 @@ pub fn bisect(r: &crate::bisect::BisectReport) -> String {
         return out;
     }
     for d in &r.differences {
-        let _ = writeln!(
-            out,
-            "\n{} {}",
-            paint(BOLD, &d.seq().to_string()),
-            paint(BOLD, &d.event.name)
-        );
-        let _ = writeln!(
-            out,
-            "  {} {}",
-            paint(DIM, "args:"),
-            crate::materialize::sql::truncate(&d.args)
-        );
+        event_heading(&mut out, "", &d.seq().to_string(), &d.event.name, &d.args);
         for line in crate::changes::diff(&d.old.render(), &d.new.render()) {
             let styled = match line.chars().next() {
                 Some('-') => paint(MINUS, &line),
@@ -495,17 +484,12 @@ pub fn blame(r: &crate::blame::BlameReport) -> String {
         let _ = writeln!(out, "\n  no event touched this row");
     }
     for e in &r.history {
-        let _ = writeln!(
-            out,
-            "\n  {} {}",
-            paint(BOLD, &e.event.seq().to_string()),
-            paint(BOLD, &e.event.name)
-        );
-        let _ = writeln!(
-            out,
-            "    {} {}",
-            paint(DIM, "args:"),
-            crate::materialize::sql::truncate(&e.args)
+        event_heading(
+            &mut out,
+            "  ",
+            &e.event.seq().to_string(),
+            &e.event.name,
+            &e.args,
         );
         let replayed = e
             .replayed
@@ -594,4 +578,15 @@ pub fn blame(r: &crate::blame::BlameReport) -> String {
         }
     }
     out
+}
+
+/// An event's sequence number and name after a blank line, its args (truncated) below.
+fn event_heading(out: &mut String, indent: &str, seq: &str, name: &str, args: &str) {
+    let _ = writeln!(out, "\n{indent}{} {}", paint(BOLD, seq), paint(BOLD, name));
+    let _ = writeln!(
+        out,
+        "{indent}  {} {}",
+        paint(DIM, "args:"),
+        crate::materialize::sql::truncate(args)
+    );
 }
