@@ -73,6 +73,21 @@ fn classify(name: &str) -> Option<StoreFile> {
     is_hash.then_some(StoreFile::State { format })
 }
 
+/// The state schema hash in a state file's name (`state-186191357563@6.db` gives
+/// `-186191357563`; `statefixed@6.db`, under manual migrations, `fixed`).
+pub fn state_schema_hash(file_name: &str) -> Option<String> {
+    match classify(file_name)? {
+        StoreFile::State { .. } => {
+            let stem = file_name.strip_suffix(".db")?;
+            let (base, _) = stem.rsplit_once('@')?;
+            base.strip_prefix("state")
+                .or_else(|| base.strip_prefix("livestore-"))
+                .map(str::to_string)
+        }
+        StoreFile::EventLog { .. } => None,
+    }
+}
+
 fn mtime(path: &Path) -> SystemTime {
     fs::metadata(path)
         .and_then(|m| m.modified())

@@ -11,7 +11,7 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use rusqlite::types::ValueRef;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::sqlite::{self, InputDb};
@@ -33,7 +33,7 @@ pub const EVENTLOG_COLUMNS: [&str; 12] = [
 ];
 
 /// An event's position in the log (LiveStore's `EventSequenceNumber.Client`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SeqNum {
     /// Global sequence number; shared by client-only events with the synced event before them.

@@ -1,0 +1,264 @@
+//! Copying files an app may be writing, and publishing directories so that a crash leaves the
+//! old one or the new one, never half of either.
+//!
+//! LiveStore's Node adapter writes its databases through a VFS that takes no file locks
+//! (FORMAT.md §2), so a reader's lock would not hold the app off and a byte-for-byte copy can
+//! catch a transaction half written. rehearse therefore copies optimistically: it reads the
+//! database with SQLite's online backup API (without taking locks of its own), and keeps the
+//! copy only when the source's size, modification time and change counter are the same after
+//! the copy as before it, with no journal beside it; otherwise it tries again.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use rusqlite::{Connection, MAIN_DB, OpenFlags};
+
+use crate::error::{Error, Result};
+use crate::sqlite;
+
+/// How many times a copy of files that keep changing is tried before giving up.
+const COPY_ATTEMPTS: u32 = 10;
+
+/// What identifies a file's content cheaply: it changes whenever SQLite commits to it.
+#[derive(Debug, PartialEq, Eq)]
+struct Stamp {
+    len: u64,
+    modified: Option<SystemTime>,
+    /// SQLite's file change counter (header bytes 24..28); zero for other files.
+    counter: [u8; 4],
+    /// A rollback journal or WAL beside it: a transaction is under way, or was cut short.
+    sidecar: bool,
+}
+
+fn stamp(path: &Path) -> Result<Stamp> {
+    let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    let mut header = [0u8; 28];
+    let mut counter = [0u8; 4];
+    let mut f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    if f.read_exact(&mut header).is_ok() && header.starts_with(b"SQLite format 3\0") {
+        counter.copy_from_slice(&header[24..28]);
+    }
+    Ok(Stamp {
+        len: meta.len(),
+        modified: meta.modified().ok(),
+        counter,
+        sidecar: sidecars(path).next().is_some(),
+    })
+}
+
+fn sidecars(path: &Path) -> impl Iterator<Item = PathBuf> + '_ {
+    ["-journal", "-wal"].into_iter().filter_map(move |suffix| {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let p = PathBuf::from(p);
+        fs::metadata(&p)
+            .map(|m| m.len() > 0)
+            .unwrap_or(false)
+            .then_some(p)
+    })
+}
+
+/// Whether `path` starts with the SQLite header.
+pub fn is_sqlite(path: &Path) -> bool {
+    let mut header = [0u8; 16];
+    fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut header))
+        .is_ok()
+        && &header == b"SQLite format 3\0"
+}
+
+/// Copies every `(source, destination)` pair as of one moment: SQLite databases with the
+/// online backup API, other files byte for byte. The set is copied again, up to
+/// [`COPY_ATTEMPTS`] times, until no source changed while it was read. Returns how many
+/// attempts it took.
+pub fn copy_consistent(pairs: &[(PathBuf, PathBuf)]) -> Result<u32> {
+    copy_consistent_within(pairs, COPY_ATTEMPTS)
+}
+
+fn copy_consistent_within(pairs: &[(PathBuf, PathBuf)], attempts: u32) -> Result<u32> {
+    let mut last_changed = None;
+    for attempt in 1..=attempts {
+        if attempt > 1 {
+            std::thread::sleep(Duration::from_millis(100 * u64::from(attempt - 1)));
+        }
+        let before: Vec<Stamp> = pairs.iter().map(|(s, _)| stamp(s)).collect::<Result<_>>()?;
+        if let Some(i) = before.iter().position(|s| s.sidecar) {
+            last_changed = Some(i);
+            continue;
+        }
+        let mut failed = None;
+        for (i, (src, dst)) in pairs.iter().enumerate() {
+            let _ = fs::remove_file(dst);
+            let copied = if is_sqlite(src) {
+                backup(src, dst)
+            } else {
+                fs::copy(src, dst)
+                    .map(|_| ())
+                    .map_err(|e| Error::io(src, e))
+            };
+            if let Err(e) = copied {
+                failed = Some((i, e));
+                break;
+            }
+        }
+        let after: Vec<Stamp> = pairs.iter().map(|(s, _)| stamp(s)).collect::<Result<_>>()?;
+        let changed = before.iter().zip(&after).position(|(b, a)| b != a);
+        match (changed, failed) {
+            (None, None) => return Ok(attempt),
+            // A read error on a file that did not change is the file's fault, not a race.
+            (None, Some((_, e))) => return Err(e),
+            (Some(i), _) => last_changed = Some(i),
+        }
+    }
+    let path = &pairs[last_changed.unwrap_or(0)].0;
+    Err(Error::input(
+        path,
+        format!(
+            "kept changing while it was copied ({attempts} attempts): the app is writing to it; stop the app, or retry when it is idle"
+        ),
+    ))
+}
+
+/// Copies a database with SQLite's online backup API, reading the source without locks or side
+/// files (the caller checks that it did not change meanwhile).
+fn backup(src: &Path, dst: &Path) -> Result<()> {
+    let conn = Connection::open_with_flags(
+        sqlite::file_uri(src, "mode=ro&immutable=1"),
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .map_err(|e| Error::sqlite(src, "cannot open", e))?;
+    conn.backup(MAIN_DB, dst, None::<fn(rusqlite::backup::Progress)>)
+        .map_err(|e| Error::sqlite(src, format!("cannot copy to {}", dst.display()), e))
+}
+
+/// Flushes a file's content to the disk.
+pub fn fsync_file(path: &Path) -> Result<()> {
+    fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(path, e))
+}
+
+/// Flushes a directory's entries (a rename or a new file in it) to the disk.
+pub fn fsync_dir(path: &Path) -> Result<()> {
+    fs::File::open(path)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| Error::io(path, e))
+}
+
+/// Flushes every file below `dir`, then the directories themselves.
+pub fn fsync_tree(dir: &Path) -> Result<()> {
+    for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let entry = entry.map_err(|e| Error::io(dir, e))?;
+        let p = entry.path();
+        if entry.file_type().map_err(|e| Error::io(&p, e))?.is_dir() {
+            fsync_tree(&p)?;
+        } else {
+            fsync_file(&p)?;
+        }
+    }
+    fsync_dir(dir)
+}
+
+/// The directory a path sits in (`.` for a bare name).
+pub fn parent_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// Whether `path` is absent or an empty directory: the only places a package or store may be
+/// created without overwriting anything.
+pub fn is_absent_or_empty_dir(path: &Path) -> Result<bool> {
+    match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
+        Err(e) => Err(Error::io(path, e)),
+        Ok(m) if m.is_dir() => Ok(fs::read_dir(path)
+            .map_err(|e| Error::io(path, e))?
+            .next()
+            .is_none()),
+        Ok(_) => Ok(false),
+    }
+}
+
+/// Renames a finished directory to its final name (replacing an empty directory there) and
+/// makes the rename durable: the final name then holds the whole directory or nothing.
+pub fn publish_dir(staged: &Path, target: &Path) -> Result<()> {
+    fs::rename(staged, target).map_err(|e| Error::io(target, e))?;
+    fsync_dir(&parent_of(target))
+}
+
+/// Swaps two directories in one atomic step (Linux `renameat2(RENAME_EXCHANGE)`): at every
+/// moment each name holds one whole directory.
+pub fn exchange_dirs(a: &Path, b: &Path) -> Result<()> {
+    rustix::fs::renameat_with(
+        rustix::fs::CWD,
+        a,
+        rustix::fs::CWD,
+        b,
+        rustix::fs::RenameFlags::EXCHANGE,
+    )
+    .map_err(|e| Error::io(b, std::io::Error::from(e)))?;
+    fsync_dir(&parent_of(b))?;
+    if parent_of(a) != parent_of(b) {
+        fsync_dir(&parent_of(a))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_is_copied_and_reads_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("a.db");
+        let conn = Connection::open(&src).unwrap();
+        conn.execute_batch(
+            "PRAGMA page_size=8192; CREATE TABLE t(x); INSERT INTO t VALUES (1),(2);",
+        )
+        .unwrap();
+        drop(conn);
+        let dst = dir.path().join("b.db");
+        assert_eq!(copy_consistent(&[(src.clone(), dst.clone())]).unwrap(), 1);
+        let copy = Connection::open(&dst).unwrap();
+        let n: i64 = copy
+            .query_row("SELECT sum(x) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 3);
+        let page: i64 = copy
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(page, 8192);
+        assert!(sidecars(&src).next().is_none());
+    }
+
+    #[test]
+    fn a_journal_beside_the_source_means_a_transaction_under_way() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("a.db");
+        Connection::open(&src)
+            .unwrap()
+            .execute_batch("CREATE TABLE t(x);")
+            .unwrap();
+        fs::write(dir.path().join("a.db-journal"), b"not empty").unwrap();
+        let err = copy_consistent_within(&[(src, dir.path().join("b.db"))], 2).unwrap_err();
+        assert!(err.to_string().contains("kept changing"), "{err}");
+    }
+
+    #[test]
+    fn exchanged_directories_swap_their_contents() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+        fs::create_dir(&a).unwrap();
+        fs::create_dir(&b).unwrap();
+        fs::write(a.join("f"), "a").unwrap();
+        fs::write(b.join("f"), "b").unwrap();
+        exchange_dirs(&a, &b).unwrap();
+        assert_eq!(fs::read_to_string(a.join("f")).unwrap(), "b");
+        assert_eq!(fs::read_to_string(b.join("f")).unwrap(), "a");
+    }
+}

@@ -1,0 +1,842 @@
+//! `rehearse preflight`: is this backup package restorable, and how?
+//!
+//! Checksums alone prove that the files are the ones exported, not that they restore: the log
+//! must replay. The pre-flight runs every check, reports each with its outcome, and ends in one
+//! verdict: `go` (the snapshot can be restored as it is), `go-replay` (the log is sound but the
+//! snapshot is not to be trusted: restore by replaying the log) or `no-go`. A check that fails
+//! says which of the two it costs: anything wrong with the log, the manifest or a file that
+//! lives outside the log is `no-go`; anything wrong only with the state snapshot is `go-replay`,
+//! because the log can rebuild it.
+
+use std::collections::BTreeSet;
+use std::path::{Component, Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::check::{self, CheckOptions};
+use crate::corpus;
+use crate::error::{Error, Result};
+use crate::files;
+use crate::inspect;
+use crate::manifest::{self, MANIFEST_FILE, Manifest, Role};
+use crate::materialize::Materializer;
+use crate::report::{ComparisonState, CorpusReport, FindingClass, Level};
+use crate::sqlite;
+
+/// The pre-flight report format version.
+pub const PREFLIGHT_VERSION: u32 = 1;
+
+/// What the operator should do with the package.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// Restore the snapshot as it is.
+    Go,
+    /// Restore by replaying the log; the snapshot is not to be trusted.
+    GoReplay,
+    /// Do not restore from this package.
+    NoGo,
+}
+
+impl Verdict {
+    /// The verdict's name in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Go => "go",
+            Verdict::GoReplay => "go-replay",
+            Verdict::NoGo => "no-go",
+        }
+    }
+}
+
+/// How one check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    /// It holds.
+    Pass,
+    /// It does not; `consequence` says what that costs.
+    Fail,
+    /// Not run: not asked for, or an earlier failure makes it meaningless.
+    Skip,
+    /// Something the operator must know that is not a failure.
+    Info,
+}
+
+/// One check of the pre-flight.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Check {
+    /// What was checked: `manifest`, `file`, `unlisted-files`, `integrity`, `storage-format`,
+    /// `schema-hash`, `app-version`, `log-head`, `replay`, `snapshot`, `log-only-restore`.
+    pub check: &'static str,
+    /// The package file it is about, if one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// How it came out.
+    pub outcome: Outcome,
+    /// The verdict a failure leads to (`go-replay` or `no-go`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub consequence: Option<Verdict>,
+    /// What was found, for a person.
+    pub message: String,
+}
+
+/// The whole pre-flight.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Preflight {
+    /// [`PREFLIGHT_VERSION`].
+    pub version: u32,
+    /// The package directory.
+    pub package: String,
+    /// The materializer definitions the log was replayed through.
+    pub materializers: String,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Why, in one sentence.
+    pub reason: String,
+    /// Every check, in the order run.
+    pub checks: Vec<Check>,
+    /// The manifest, when it could be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub manifest: Option<Manifest>,
+    /// The replay's own report (findings, per-table counts), when the log was replayed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay: Option<CorpusReport>,
+}
+
+/// Gates beyond the package's own consistency.
+#[derive(Debug, Clone, Default)]
+pub struct PreflightOptions {
+    /// The state schema hash the app expects (`state<hash>@6.db`); a package of another schema
+    /// is `no-go`.
+    pub expect_schema_hash: Option<String>,
+    /// The oldest app version whose packages may be restored.
+    pub min_app_version: Option<String>,
+    /// How to replay and compare.
+    pub check: CheckOptions,
+}
+
+struct Checks {
+    list: Vec<Check>,
+}
+
+impl Checks {
+    fn push(
+        &mut self,
+        check: &'static str,
+        file: Option<&str>,
+        outcome: Outcome,
+        consequence: Option<Verdict>,
+        message: impl Into<String>,
+    ) {
+        self.list.push(Check {
+            check,
+            file: file.map(str::to_string),
+            outcome,
+            consequence: if outcome == Outcome::Fail {
+                consequence
+            } else {
+                None
+            },
+            message: message.into(),
+        });
+    }
+
+    fn pass(&mut self, check: &'static str, file: Option<&str>, message: impl Into<String>) {
+        self.push(check, file, Outcome::Pass, None, message);
+    }
+
+    fn fail(
+        &mut self,
+        check: &'static str,
+        file: Option<&str>,
+        consequence: Verdict,
+        message: impl Into<String>,
+    ) {
+        self.push(check, file, Outcome::Fail, Some(consequence), message);
+    }
+
+    fn skip(&mut self, check: &'static str, file: Option<&str>, message: impl Into<String>) {
+        self.push(check, file, Outcome::Skip, None, message);
+    }
+
+    /// The verdict and the reason: the first failure of the gravest consequence.
+    fn verdict(&self) -> (Verdict, String) {
+        let worst = self
+            .list
+            .iter()
+            .filter(|c| c.outcome == Outcome::Fail)
+            .filter_map(|c| c.consequence.map(|v| (v, c)))
+            .max_by_key(|(v, _)| *v);
+        // `max_by_key` keeps the last of equals; the reason should be the first.
+        let first = worst.and_then(|(v, _)| {
+            self.list
+                .iter()
+                .find(|c| c.outcome == Outcome::Fail && c.consequence == Some(v))
+                .map(|c| (v, c))
+        });
+        match first {
+            None => (
+                Verdict::Go,
+                "every check passed: the snapshot can be restored as it is".into(),
+            ),
+            Some((v, c)) => (
+                v,
+                match c.file.as_deref() {
+                    Some(f) => format!("{f}: {}", c.message),
+                    None => c.message.clone(),
+                },
+            ),
+        }
+    }
+}
+
+/// Why a file's failure costs what it costs.
+fn consequence_of(role: Role) -> Verdict {
+    match role {
+        Role::State => Verdict::GoReplay,
+        Role::Eventlog | Role::Auxiliary => Verdict::NoGo,
+    }
+}
+
+/// A manifest path that stays inside the package.
+fn safe_relative(path: &str) -> bool {
+    let p = Path::new(path);
+    !path.is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)))
+}
+
+/// Runs the pre-flight of the package at `package`.
+pub fn preflight(
+    package: &Path,
+    materializer: &mut dyn Materializer,
+    options: &PreflightOptions,
+) -> Result<Preflight> {
+    let meta = std::fs::metadata(package).map_err(|e| Error::io(package, e))?;
+    if !meta.is_dir() {
+        return Err(Error::input(
+            package,
+            "not a directory; a backup package is a directory",
+        ));
+    }
+    let mut checks = Checks { list: Vec::new() };
+    let materializers = materializer.describe();
+    let done = |checks: Checks, manifest, replay| {
+        let (verdict, reason) = checks.verdict();
+        Ok(Preflight {
+            version: PREFLIGHT_VERSION,
+            package: package.display().to_string(),
+            materializers: materializers.clone(),
+            verdict,
+            reason,
+            checks: checks.list,
+            manifest,
+            replay,
+        })
+    };
+
+    // The manifest: without it nothing says what the files should be.
+    let manifest_path = package.join(MANIFEST_FILE);
+    let manifest = if !manifest_path.is_file() {
+        checks.fail(
+            "manifest",
+            Some(MANIFEST_FILE),
+            Verdict::NoGo,
+            "missing: nothing proves these files are the ones that were exported",
+        );
+        None
+    } else {
+        match manifest::load(&manifest_path) {
+            Ok(m) => {
+                checks.pass(
+                    "manifest",
+                    Some(MANIFEST_FILE),
+                    format!(
+                        "valid (manifest version {}, store {}, exported {} by {} {})",
+                        m.manifest_version, m.store_id, m.created_at, m.tool.name, m.tool.version
+                    ),
+                );
+                Some(m)
+            }
+            Err(e) => {
+                checks.fail(
+                    "manifest",
+                    Some(MANIFEST_FILE),
+                    Verdict::NoGo,
+                    error_text(&e, &manifest_path),
+                );
+                None
+            }
+        }
+    };
+    let Some(manifest) = manifest else {
+        for c in ["file", "integrity", "log-head", "replay", "snapshot"] {
+            checks.skip(c, None, "no usable manifest");
+        }
+        return done(checks, None, None);
+    };
+
+    // Every listed file, by size and checksum; a failure costs what the file is for. A file
+    // that is missing or does not read as a database is also left out of the replay; one that
+    // only changed is still replayed or compared, to say how it changed.
+    let mut unreadable = BTreeSet::new();
+    let mut listed = BTreeSet::new();
+    for f in &manifest.files {
+        listed.insert(f.path.clone());
+        let name = Some(f.path.as_str());
+        if !safe_relative(&f.path) {
+            checks.fail(
+                "file",
+                name,
+                Verdict::NoGo,
+                "the path leaves the package directory",
+            );
+            unreadable.insert(f.role);
+            continue;
+        }
+        let path = package.join(&f.path);
+        if !path.is_file() {
+            checks.fail(
+                "file",
+                name,
+                consequence_of(f.role),
+                format!("{} is missing", role_name(f.role)),
+            );
+            unreadable.insert(f.role);
+            continue;
+        }
+        let (bytes, sha256) = manifest::digest(&path)?;
+        if bytes != f.bytes {
+            checks.fail(
+                "file",
+                name,
+                consequence_of(f.role),
+                format!(
+                    "{bytes} bytes, the manifest says {} (truncated or replaced)",
+                    f.bytes
+                ),
+            );
+        } else if sha256 != f.sha256 {
+            checks.fail(
+                "file",
+                name,
+                consequence_of(f.role),
+                format!(
+                    "SHA-256 {sha256} differs from the manifest's {} (changed since export)",
+                    f.sha256
+                ),
+            );
+        } else {
+            checks.pass("file", name, format!("{bytes} bytes, SHA-256 matches"));
+        }
+    }
+    if manifest
+        .files
+        .iter()
+        .filter(|f| f.role == Role::State)
+        .count()
+        > 1
+    {
+        checks.fail(
+            "file",
+            None,
+            Verdict::NoGo,
+            "the manifest lists more than one state database",
+        );
+    }
+    let mut unlisted = Vec::new();
+    walk(package, package, &mut |rel| {
+        if rel != MANIFEST_FILE && !listed.contains(rel) {
+            unlisted.push(rel.to_string());
+        }
+    })?;
+    if unlisted.is_empty() {
+        checks.pass("unlisted-files", None, "no file outside the manifest");
+    } else {
+        checks.fail(
+            "unlisted-files",
+            None,
+            Verdict::NoGo,
+            format!(
+                "not in the manifest: {} (the package is not what was exported)",
+                unlisted.join(", ")
+            ),
+        );
+    }
+
+    // Each SQLite file reads as a sound database.
+    for f in &manifest.files {
+        let path = package.join(&f.path);
+        if !safe_relative(&f.path) || !path.is_file() {
+            continue;
+        }
+        if f.role == Role::Auxiliary && !files::is_sqlite(&path) {
+            continue;
+        }
+        let name = Some(f.path.as_str());
+        match integrity(&path) {
+            Ok(()) => checks.pass("integrity", name, "PRAGMA integrity_check: ok"),
+            Err(msg) => {
+                checks.fail("integrity", name, consequence_of(f.role), msg);
+                unreadable.insert(f.role);
+            }
+        }
+    }
+
+    // Gates.
+    if manifest.storage_format_version == corpus::STORAGE_FORMAT {
+        checks.pass(
+            "storage-format",
+            None,
+            format!(
+                "LiveStore storage format {}",
+                manifest.storage_format_version
+            ),
+        );
+    } else {
+        checks.fail(
+            "storage-format",
+            None,
+            Verdict::NoGo,
+            format!(
+                "LiveStore storage format {} is not supported; rehearse reads format {}",
+                manifest.storage_format_version,
+                corpus::STORAGE_FORMAT
+            ),
+        );
+    }
+    match (&options.expect_schema_hash, &manifest.state_schema_hash) {
+        (None, _) => checks.skip("schema-hash", None, "no --expect-schema-hash given"),
+        (Some(want), Some(have)) if want == have => {
+            checks.pass("schema-hash", None, format!("state schema hash {have}, as expected"))
+        }
+        (Some(want), have) => checks.fail(
+            "schema-hash",
+            None,
+            Verdict::NoGo,
+            format!(
+                "the package's state schema hash is {}, the app expects {want}: it was taken from another version of the app's tables",
+                have.as_deref().unwrap_or("absent")
+            ),
+        ),
+    }
+    match &options.min_app_version {
+        None => checks.skip("app-version", None, "no --min-app-version given"),
+        Some(min) => match app_version_gate(min, manifest.app_version.as_deref()) {
+            Ok(msg) => checks.pass("app-version", None, msg),
+            Err(msg) => checks.fail("app-version", None, Verdict::NoGo, msg),
+        },
+    }
+
+    // The log as the manifest describes it.
+    let log_ok = !unreadable.contains(&Role::Eventlog);
+    let eventlog = manifest
+        .file(Role::Eventlog)
+        .map(|f| package.join(&f.path))
+        .filter(|_| log_ok);
+    let Some(eventlog) = eventlog else {
+        checks.skip("log-head", None, "the event log is missing or unreadable");
+        checks.skip("replay", None, "the event log is missing or unreadable");
+        checks.skip("snapshot", None, "the event log is missing or unreadable");
+        log_only_losses(&mut checks, &manifest);
+        return done(checks, Some(manifest), None);
+    };
+    let log_name = manifest.file(Role::Eventlog).map(|f| f.path.as_str());
+    match inspect::inspect(&eventlog) {
+        Err(e) => checks.fail(
+            "log-head",
+            log_name,
+            Verdict::NoGo,
+            error_text(&e, &eventlog),
+        ),
+        Ok(ins) => {
+            let mut diffs = Vec::new();
+            if ins.events != manifest.events {
+                diffs.push(format!(
+                    "{} events, the manifest says {}",
+                    ins.events, manifest.events
+                ));
+            }
+            if ins.last != manifest.last_event {
+                diffs.push(format!(
+                    "last event {}, the manifest says {}",
+                    seq_text(ins.last),
+                    seq_text(manifest.last_event)
+                ));
+            }
+            if ins.sync_head != manifest.sync_head {
+                diffs.push(format!(
+                    "sync head {:?}, the manifest says {:?}",
+                    ins.sync_head, manifest.sync_head
+                ));
+            }
+            if ins.names != manifest.event_counts {
+                let names: BTreeSet<&String> = ins
+                    .names
+                    .keys()
+                    .chain(manifest.event_counts.keys())
+                    .collect();
+                let differing: Vec<String> = names
+                    .into_iter()
+                    .filter(|n| ins.names.get(*n) != manifest.event_counts.get(*n))
+                    .map(|n| {
+                        format!(
+                            "{n} {} (manifest {})",
+                            ins.names.get(n).copied().unwrap_or(0),
+                            manifest.event_counts.get(n).copied().unwrap_or(0)
+                        )
+                    })
+                    .collect();
+                diffs.push(format!("events per name differ: {}", differing.join(", ")));
+            }
+            if diffs.is_empty() {
+                checks.pass(
+                    "log-head",
+                    log_name,
+                    format!(
+                        "{} events up to {}, sync head {}, counts per name as in the manifest",
+                        ins.events,
+                        seq_text(ins.last),
+                        ins.sync_head
+                            .map(|h| h.to_string())
+                            .unwrap_or("none".into())
+                    ),
+                );
+            } else {
+                checks.fail("log-head", log_name, Verdict::NoGo, diffs.join("; "));
+            }
+        }
+    }
+
+    // The replay, and the snapshot against it.
+    let state_entry = manifest.file(Role::State);
+    let state_ok = state_entry.is_some() && !unreadable.contains(&Role::State);
+    let mut check_options = options.check.clone();
+    check_options.no_compare = !state_ok;
+    check_options.state = state_entry
+        .filter(|_| state_ok)
+        .map(|f| package.join(&f.path));
+    check_options.keep = None;
+    check_options.write_pending = false;
+    // A damaged snapshot is left out altogether: the log is replayed on its own.
+    let corpus = if state_ok {
+        package
+    } else {
+        eventlog.as_path()
+    };
+    let report = check::check_corpus(corpus, materializer, &check_options)?;
+    let blocking: Vec<_> = report
+        .findings
+        .iter()
+        .filter(|f| f.severity == Level::Error && !about_snapshot(f.class))
+        .collect();
+    if blocking.is_empty() {
+        checks.pass(
+            "replay",
+            log_name,
+            format!(
+                "{} events replayed through {}: {} applied, no error-class finding",
+                report.events, materializers, report.applied
+            ),
+        );
+    } else {
+        let mut classes: Vec<&str> = blocking.iter().map(|f| f.class.as_str()).collect();
+        classes.dedup();
+        let first = blocking[0];
+        checks.fail(
+            "replay",
+            log_name,
+            Verdict::NoGo,
+            format!(
+                "the log does not replay: {} error-class finding{} ({}); the first at {} {}: {}",
+                blocking.len(),
+                if blocking.len() == 1 { "" } else { "s" },
+                classes.join(", "),
+                first
+                    .seq()
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "the log".into()),
+                first.name.as_deref().unwrap_or(""),
+                first.message
+            ),
+        );
+    }
+    let state_name = state_entry.map(|f| f.path.as_str());
+    if !blocking.is_empty() {
+        checks.skip(
+            "snapshot",
+            state_name,
+            "the log does not replay, so the snapshot cannot be held against it",
+        );
+    } else if state_entry.is_none() {
+        checks.fail(
+            "snapshot",
+            None,
+            Verdict::GoReplay,
+            "the package holds no state snapshot: restore by replaying the log",
+        );
+    } else if !state_ok {
+        checks.fail(
+            "snapshot",
+            state_name,
+            Verdict::GoReplay,
+            "the snapshot is missing or unreadable (above): restore by replaying the log",
+        );
+    } else if report.comparison.status != ComparisonState::Compared {
+        checks.fail(
+            "snapshot",
+            state_name,
+            Verdict::GoReplay,
+            "the snapshot could not be compared: restore by replaying the log",
+        );
+    } else {
+        let diverging: Vec<_> = report
+            .findings
+            .iter()
+            .filter(|f| about_snapshot(f.class))
+            .collect();
+        let rows: u64 = report.tables.iter().map(|t| t.rows_expected).sum();
+        if diverging.is_empty() {
+            checks.pass(
+                "snapshot",
+                state_name,
+                format!(
+                    "snapshot trusted: the replayed state equals it ({} tables, {rows} rows)",
+                    report.tables.len()
+                ),
+            );
+        } else {
+            let tables: BTreeSet<&str> = diverging
+                .iter()
+                .filter_map(|f| f.table.as_deref())
+                .collect();
+            checks.fail(
+                "snapshot",
+                state_name,
+                Verdict::GoReplay,
+                format!(
+                    "snapshot diverges: restore by replaying the log ({} difference{} from the replay{}; the first: {})",
+                    diverging.len(),
+                    if diverging.len() == 1 { "" } else { "s" },
+                    if tables.is_empty() {
+                        String::new()
+                    } else {
+                        format!(" in {}", tables.into_iter().collect::<Vec<_>>().join(", "))
+                    },
+                    diverging[0].message
+                ),
+            );
+        }
+    }
+    log_only_losses(&mut checks, &manifest);
+    done(checks, Some(manifest), Some(report))
+}
+
+/// Findings that say the snapshot, not the log, is wrong.
+fn about_snapshot(class: FindingClass) -> bool {
+    matches!(
+        class,
+        FindingClass::StateDivergence | FindingClass::FirstDivergence
+    )
+}
+
+/// What a restore from the log alone would not bring back.
+fn log_only_losses(checks: &mut Checks, manifest: &Manifest) {
+    let aux: Vec<String> = manifest
+        .files
+        .iter()
+        .filter(|f| f.role == Role::Auxiliary)
+        .map(|f| {
+            format!(
+                "{} ({} bytes{})",
+                f.path,
+                f.bytes,
+                f.source
+                    .as_deref()
+                    .map(|s| format!(", from {s}"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    let message = if aux.is_empty() {
+        "nothing listed in the package lives outside the log: a log-only restore rebuilds the whole state".to_string()
+    } else {
+        format!(
+            "a log-only restore rebuilds the state from the log but not {}: these live outside the log and must be restored from the package beside it (restore does)",
+            aux.join(", ")
+        )
+    };
+    checks.push("log-only-restore", None, Outcome::Info, None, message);
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Eventlog => "the event log",
+        Role::State => "the state snapshot",
+        Role::Auxiliary => "an auxiliary file",
+    }
+}
+
+fn seq_text(s: Option<crate::eventlog::SeqNum>) -> String {
+    s.map(|s| s.to_string()).unwrap_or_else(|| "none".into())
+}
+
+/// An error's message without the path the check line already names.
+fn error_text(e: &Error, path: &Path) -> String {
+    let text = e.to_string();
+    let prefix = format!("{}: ", path.display());
+    text.strip_prefix(&prefix)
+        .map(str::to_string)
+        .unwrap_or(text)
+}
+
+/// `PRAGMA integrity_check` on a file opened without touching it.
+fn integrity(path: &Path) -> std::result::Result<(), String> {
+    let db = sqlite::open_input(path).map_err(|e| error_text(&e, path))?;
+    let mut stmt = db
+        .conn
+        .prepare("PRAGMA integrity_check")
+        .map_err(|e| e.to_string())?;
+    let lines: Vec<String> = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .and_then(|rows| rows.collect())
+        .map_err(|e| e.to_string())?;
+    if lines == ["ok"] {
+        Ok(())
+    } else {
+        let shown: Vec<&str> = lines.iter().take(3).map(String::as_str).collect();
+        Err(format!(
+            "PRAGMA integrity_check: {}{}",
+            shown.join("; "),
+            if lines.len() > 3 {
+                format!(" (and {} more)", lines.len() - 3)
+            } else {
+                String::new()
+            }
+        ))
+    }
+}
+
+/// `--min-app-version`: both sides are semantic versions (a leading `v` allowed).
+fn app_version_gate(min: &str, have: Option<&str>) -> std::result::Result<String, String> {
+    let parse = |s: &str| semver::Version::parse(s.trim().trim_start_matches('v'));
+    let want =
+        parse(min).map_err(|e| format!("--min-app-version {min:?} is not a version: {e}"))?;
+    let Some(have) = have else {
+        return Err(format!(
+            "the manifest records no app version, so it cannot be held against {min}"
+        ));
+    };
+    let v = parse(have)
+        .map_err(|e| format!("the manifest's app version {have:?} is not a version: {e}"))?;
+    if v >= want {
+        Ok(format!("app version {have} (at least {min})"))
+    } else {
+        Err(format!(
+            "app version {have} is older than {min}: this package predates what the app can restore"
+        ))
+    }
+}
+
+/// Calls `f` with the `/`-separated path of every file below `dir`, relative to `root`.
+fn walk(root: &Path, dir: &Path, f: &mut dyn FnMut(&str)) -> Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io(dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            walk(root, &p, f)?;
+        } else {
+            let rel = p.strip_prefix(root).unwrap_or(&p);
+            let rel: Vec<String> = rel
+                .components()
+                .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                .collect();
+            f(&rel.join("/"));
+        }
+    }
+    Ok(())
+}
+
+/// Human rendering of a pre-flight.
+pub fn render(p: &Preflight) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = write!(out, "preflight {}", p.package);
+    if let Some(m) = &p.manifest {
+        let _ = write!(
+            out,
+            " (store {}, {} events up to {}, exported {} by {} {}{})",
+            m.store_id,
+            m.events,
+            seq_text(m.last_event),
+            m.created_at,
+            m.tool.name,
+            m.tool.version,
+            m.app_version
+                .as_deref()
+                .map(|v| format!(", app {v}"))
+                .unwrap_or_default()
+        );
+    }
+    let _ = writeln!(out);
+    for c in &p.checks {
+        let outcome = match c.outcome {
+            Outcome::Pass => "pass",
+            Outcome::Fail => "FAIL",
+            Outcome::Skip => "skip",
+            Outcome::Info => "info",
+        };
+        let _ = writeln!(
+            out,
+            "  {outcome:<4}  {:<16} {}{}{}",
+            c.check,
+            c.file
+                .as_deref()
+                .map(|f| format!("{f}: "))
+                .unwrap_or_default(),
+            c.message,
+            c.consequence
+                .map(|v| format!("  [{}]", v.as_str()))
+                .unwrap_or_default()
+        );
+    }
+    let headline = match p.verdict {
+        Verdict::Go => "GO: restore the snapshot as it is",
+        Verdict::GoReplay => {
+            "GO-REPLAY: restore by replaying the log (rehearse restore --from-log)"
+        }
+        Verdict::NoGo => "NO-GO: do not restore from this package",
+    };
+    let _ = writeln!(out, "\n{headline}\n  {}", p.reason);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn manifest_paths_stay_inside_the_package() {
+        assert!(safe_relative("eventlog.db"));
+        assert!(safe_relative("aux/ledger.db"));
+        assert!(!safe_relative("../eventlog.db"));
+        assert!(!safe_relative("/etc/passwd"));
+        assert!(!safe_relative("aux/../../x"));
+        assert!(!safe_relative("./x"));
+        assert!(!safe_relative(""));
+    }
+
+    #[test]
+    fn app_versions_compare_as_semantic_versions() {
+        assert!(app_version_gate("1.4.0", Some("1.10.0")).is_ok());
+        assert!(app_version_gate("v1.4.0", Some("1.4.0")).is_ok());
+        let old = app_version_gate("1.4.0", Some("1.3.9")).unwrap_err();
+        assert!(old.contains("older than 1.4.0"), "{old}");
+        assert!(app_version_gate("1.4.0", None).is_err());
+        assert!(app_version_gate("1.4.0", Some("nightly")).is_err());
+    }
+}
