@@ -50,6 +50,7 @@ enum Command {
     Inspect(InspectArgs),
     Export(ExportArgs),
     Preflight(PreflightArgs),
+    Restore(RestoreArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -516,6 +517,49 @@ struct PreflightArgs {
     format: SimpleFormat,
 }
 
+/// Restore a backup package into a LiveStore store directory, safely: the pre-flight runs first
+/// and a no-go (or go-replay without --from-log) refuses; the files are staged beside the target,
+/// checked against the manifest and flushed, then swapped in with one atomic rename, so that a
+/// crash at any moment leaves the old store or the new one, whole. The old store is kept as
+/// <STORE_DIR>.rehearse-backup-<time>; the restored files are verified (checksums, integrity,
+/// log head). Stop the app first: LiveStore takes no file locks.
+///
+/// Exit 0 when restored, 1 when refused, 2 when the package, the target or the definitions
+/// cannot be read.
+#[derive(Args)]
+#[command(after_help = "Examples:
+  rehearse restore backups/2026-11-26 --to ~/.local/share/app/workspace -m app/materializers.toml
+  rehearse restore pkg/ --to store/workspace -m app.toml --from-log      (LiveStore rebuilds the state from the log)")]
+struct RestoreArgs {
+    /// The backup package directory.
+    #[arg(value_name = "PACKAGE_DIR")]
+    package: PathBuf,
+
+    /// The store directory to restore into (LiveStore's <base directory>/<storeId>).
+    #[arg(long, value_name = "STORE_DIR")]
+    to: PathBuf,
+
+    /// Install the log without the snapshot: LiveStore rebuilds the state from the log at its
+    /// next boot (needed when the pre-flight says go-replay).
+    #[arg(long)]
+    from_log: bool,
+
+    #[command(flatten)]
+    defs: ReplayDefs,
+
+    /// The state schema hash the app expects (the number in state<hash>@6.db).
+    #[arg(long, value_name = "H", allow_hyphen_values = true)]
+    expect_schema_hash: Option<String>,
+
+    /// The oldest app version whose packages may be restored (semantic versions).
+    #[arg(long, value_name = "V")]
+    min_app_version: Option<String>,
+
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value = "human")]
+    format: SimpleFormat,
+}
+
 /// Parses the command line, runs it, and returns the exit code.
 pub fn run() -> Result<u8, Error> {
     let cli = Cli::parse();
@@ -535,6 +579,7 @@ pub fn run() -> Result<u8, Error> {
         Command::Inspect(args) => run_inspect(args),
         Command::Export(args) => run_export(args, color),
         Command::Preflight(args) => run_preflight(args, color),
+        Command::Restore(args) => run_restore(args, color),
     }
 }
 
@@ -967,6 +1012,33 @@ fn run_preflight(args: PreflightArgs, color: anstream::ColorChoice) -> Result<u8
     Ok(match report.verdict {
         rehearse::preflight::Verdict::NoGo => exit::FAILED,
         _ => exit::PASS,
+    })
+}
+
+fn run_restore(args: RestoreArgs, color: anstream::ColorChoice) -> Result<u8, Error> {
+    let (defs, replay) = args.defs.load()?;
+    let mut materializer = SqlMaterializer::new(defs);
+    let restored = rehearse::restore::restore(
+        &args.package,
+        &args.to,
+        &mut materializer,
+        &rehearse::restore::RestoreOptions {
+            from_log: args.from_log,
+            preflight: rehearse::preflight::PreflightOptions {
+                expect_schema_hash: args.expect_schema_hash,
+                min_app_version: args.min_app_version,
+                check: CheckOptions {
+                    replay,
+                    ..CheckOptions::default()
+                },
+            },
+        },
+    )?;
+    emit(args.format, &restored, rehearse::restore::render, color)?;
+    Ok(if restored.restored {
+        exit::PASS
+    } else {
+        exit::FAILED
     })
 }
 

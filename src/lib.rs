@@ -53,6 +53,7 @@ pub mod recorded;
 pub mod render;
 pub mod replay;
 pub mod report;
+pub mod restore;
 pub mod schemas;
 pub mod session;
 pub mod snapshot;

@@ -1,81 +1,12 @@
 //! The `rehearse` binary end to end, on the real corpora under `corpora/`.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
 
-fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn corpus(name: &str) -> PathBuf {
-    root().join("corpora").join(name)
-}
-
-fn defs() -> PathBuf {
-    corpus("workspace/materializers.toml")
-}
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn rehearse(args: &[&dyn AsRef<std::ffi::OsStr>]) -> Run {
-    rehearse_env(args, &[])
-}
-
-/// Runs the binary with extra environment variables (`CI`, say).
-fn rehearse_env(args: &[&dyn AsRef<std::ffi::OsStr>], env: &[(&str, &str)]) -> Run {
-    let out: Output = Command::new(env!("CARGO_BIN_EXE_rehearse"))
-        .args(args.iter().map(|a| a.as_ref()))
-        .env("NO_COLOR", "1")
-        .envs(env.iter().copied())
-        .output()
-        .expect("run rehearse");
-    Run {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-fn json(run: &Run) -> Value {
-    serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", run.stdout))
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), &target).unwrap();
-        }
-    }
-}
-
-/// Every file below `dir` with its bytes.
-fn snapshot_tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).unwrap() {
-            let p = entry.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(p.clone(), std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
-}
+mod common;
+use common::*;
 
 #[test]
 fn the_bundled_corpus_passes() {
@@ -584,7 +515,19 @@ fn inspect_summarises_a_corpus() {
 
 #[test]
 fn every_command_explains_itself_with_an_example() {
-    for cmd in ["check", "replay", "diff", "inspect"] {
+    for cmd in [
+        "check",
+        "record",
+        "accept",
+        "replay",
+        "bisect",
+        "blame",
+        "diff",
+        "inspect",
+        "export",
+        "preflight",
+        "restore",
+    ] {
         let run = rehearse(&[&cmd, &"--help"]);
         assert_eq!(run.code, 0);
         assert!(run.stdout.contains("Example"), "{cmd}: {}", run.stdout);

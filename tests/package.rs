@@ -1,0 +1,806 @@
+//! Backup packages end to end: `export`, `preflight` and `restore` on real LiveStore stores,
+//! with each failure mode made by damaging a real package.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+mod common;
+use common::*;
+
+/// A real store with an auxiliary ledger beside it, in a temporary directory.
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        copy_dir(
+            &corpus("workspace-n200/workspace"),
+            &dir.path().join("workspace"),
+        );
+        let ledger =
+            rusqlite::Connection::open(dir.path().join("workspace/processed-messages.db")).unwrap();
+        ledger
+            .execute_batch(
+                "CREATE TABLE processed (messageId TEXT PRIMARY KEY, at INTEGER NOT NULL);
+                 INSERT INTO processed VALUES ('m1', 1), ('m2', 2), ('m3', 3);",
+            )
+            .unwrap();
+        Fixture { dir }
+    }
+
+    fn store(&self) -> PathBuf {
+        self.dir.path().join("workspace")
+    }
+
+    fn ledger(&self) -> PathBuf {
+        self.store().join("processed-messages.db")
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Exports the store into `name` with the ledger as an auxiliary file.
+    fn export(&self, name: &str) -> PathBuf {
+        let out = self.path(name);
+        let run = rehearse_env(
+            &[
+                &"export",
+                &self.store(),
+                &"--out",
+                &out,
+                &"--aux",
+                &self.ledger(),
+                &"--app-version",
+                &"1.4.2",
+            ],
+            &[("SOURCE_DATE_EPOCH", "1700000000")],
+        );
+        assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+        out
+    }
+}
+
+fn preflight(package: &Path, extra: &[&dyn AsRef<std::ffi::OsStr>]) -> (Run, Value) {
+    let d = defs();
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
+        vec![&"preflight", &package, &"-m", &d, &"--format", &"json"];
+    args.extend_from_slice(extra);
+    let run = rehearse(&args);
+    let report = json(&run);
+    (run, report)
+}
+
+/// The checks of a pre-flight that failed, as `(check, file, consequence)`.
+fn failures(report: &Value) -> Vec<(String, String, String)> {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["outcome"] == "fail")
+        .map(|c| {
+            (
+                c["check"].as_str().unwrap().to_string(),
+                c["file"].as_str().unwrap_or("").to_string(),
+                c["consequence"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn flip_byte(path: &Path, offset: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[offset] ^= 0xff;
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn validator(schema: &str) -> jsonschema::Validator {
+    let schema: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("schemas").join(schema)).unwrap(),
+    )
+    .unwrap();
+    jsonschema::validator_for(&schema).unwrap()
+}
+
+fn assert_valid(validator: &jsonschema::Validator, value: &Value) {
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| format!("{}: {e}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+}
+
+#[test]
+fn export_writes_a_package_that_preflights_go_and_leaves_the_store_untouched() {
+    let fx = Fixture::new();
+    let before = snapshot_tree(&fx.store());
+    let package = fx.export("pkg");
+    assert_eq!(snapshot_tree(&fx.store()), before, "the store was modified");
+    let leftovers: Vec<_> = std::fs::read_dir(fx.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "staging left behind: {leftovers:?}");
+
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(package.join("manifest.json")).unwrap()).unwrap();
+    assert_valid(&validator("manifest.schema.json"), &manifest);
+    assert_eq!(manifest["storeId"], "workspace");
+    assert_eq!(manifest["storageFormatVersion"], 6);
+    assert_eq!(manifest["stateSchemaHash"], "-186191357563");
+    assert_eq!(manifest["syncHead"], 0);
+    assert_eq!(manifest["events"], 200);
+    assert_eq!(manifest["appVersion"], "1.4.2");
+    assert_eq!(manifest["createdAt"], "2023-11-14T22:13:20Z");
+    // The generator's own count of the same log.
+    let generated: Value =
+        serde_json::from_slice(&std::fs::read(corpus("workspace-n200/corpus.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["eventCounts"], generated["eventCounts"]);
+    let files: Vec<(&str, &str)> = manifest["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| (f["path"].as_str().unwrap(), f["role"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        files,
+        [
+            ("eventlog.db", "eventlog"),
+            ("state.db", "state"),
+            ("aux/processed-messages.db", "auxiliary")
+        ]
+    );
+    // The copies read as the originals: same rows in every user table.
+    let diff = rehearse(&[
+        &"diff",
+        &fx.store().join("state-186191357563@6.db"),
+        &package.join("state.db"),
+    ]);
+    assert_eq!(diff.code, 0, "{}", diff.stdout);
+
+    // Same store, same SOURCE_DATE_EPOCH: the same manifest, byte for byte.
+    let again = fx.export("pkg2");
+    assert_eq!(
+        std::fs::read(package.join("manifest.json")).unwrap(),
+        std::fs::read(again.join("manifest.json")).unwrap()
+    );
+
+    let (run, report) = preflight(&package, &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_valid(&validator("preflight.schema.json"), &report);
+    assert_eq!(report["verdict"], "go", "{report:#}");
+    assert!(failures(&report).is_empty());
+    let snapshot = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "snapshot")
+        .unwrap();
+    assert!(
+        snapshot["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("snapshot trusted"),
+        "{snapshot}"
+    );
+    let losses = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "log-only-restore")
+        .unwrap();
+    assert!(
+        losses["message"]
+            .as_str()
+            .unwrap()
+            .contains("not aux/processed-messages.db"),
+        "{losses}"
+    );
+
+    // The human report ends in the verdict.
+    let human = rehearse(&[&"preflight", &package, &"-m", &defs()]);
+    assert_eq!(human.code, 0);
+    assert!(
+        human
+            .stdout
+            .contains("\nGO: restore the snapshot as it is\n"),
+        "{}",
+        human.stdout
+    );
+}
+
+#[test]
+fn export_refuses_a_non_empty_destination_and_what_is_not_a_store() {
+    let fx = Fixture::new();
+    let out = fx.path("taken");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::write(out.join("keep.txt"), "mine").unwrap();
+    let run = rehearse(&[&"export", &fx.store(), &"--out", &out]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("not empty"), "{}", run.stderr);
+    assert_eq!(
+        std::fs::read_to_string(out.join("keep.txt")).unwrap(),
+        "mine"
+    );
+
+    let log = fx.store().join("eventlog@6.db");
+    let run = rehearse(&[&"export", &log, &"--out", &fx.path("x")]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("not a LiveStore store directory"),
+        "{}",
+        run.stderr
+    );
+    assert!(!fx.path("x").exists());
+}
+
+#[test]
+fn a_flipped_byte_in_each_file_is_caught_by_its_checksum() {
+    let fx = Fixture::new();
+    let package = fx.export("pkg");
+    // (file, verdict): the log and the ledger cannot be rebuilt; the snapshot can.
+    for (file, verdict) in [
+        ("eventlog.db", "no-go"),
+        ("state.db", "go-replay"),
+        ("aux/processed-messages.db", "no-go"),
+    ] {
+        let copy = fx.path(&format!("flip-{}", file.replace('/', "-")));
+        copy_dir(&package, &copy);
+        // Past the header, in the middle of the file's last page.
+        let len = std::fs::metadata(copy.join(file)).unwrap().len() as usize;
+        flip_byte(&copy.join(file), len - 100);
+        let (run, report) = preflight(&copy, &[]);
+        assert_eq!(report["verdict"], verdict, "{file}: {report:#}");
+        assert_eq!(run.code, if verdict == "no-go" { 1 } else { 0 });
+        assert!(
+            failures(&report).contains(&("file".into(), file.into(), verdict.into())),
+            "{file}: {:?}",
+            failures(&report)
+        );
+        assert!(
+            report["reason"].as_str().unwrap().contains("SHA-256"),
+            "{}",
+            report["reason"]
+        );
+    }
+
+    let copy = fx.path("flip-manifest");
+    copy_dir(&package, &copy);
+    let text = std::fs::read_to_string(copy.join("manifest.json")).unwrap();
+    std::fs::write(
+        copy.join("manifest.json"),
+        text.replacen("\"events\": 200", "\"events\": 201", 1),
+    )
+    .unwrap();
+    let (run, report) = preflight(&copy, &[]);
+    assert_eq!(run.code, 1);
+    assert_eq!(report["verdict"], "no-go");
+    assert_eq!(
+        failures(&report),
+        [("log-head".into(), "eventlog.db".into(), "no-go".into())]
+    );
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap()
+            .contains("200 events, the manifest says 201"),
+        "{}",
+        report["reason"]
+    );
+}
+
+#[test]
+fn a_manifest_with_a_wrong_checksum_or_schema_hash_is_no_go() {
+    let fx = Fixture::new();
+    let package = fx.export("pkg");
+    let copy = fx.path("wrong-hash");
+    copy_dir(&package, &copy);
+    let mut manifest: Value =
+        serde_json::from_slice(&std::fs::read(copy.join("manifest.json")).unwrap()).unwrap();
+    manifest["files"][0]["sha256"] = Value::String("0".repeat(64));
+    std::fs::write(copy.join("manifest.json"), manifest.to_string()).unwrap();
+    let (run, report) = preflight(&copy, &[]);
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        failures(&report),
+        [("file".into(), "eventlog.db".into(), "no-go".into())]
+    );
+
+    let (run, report) = preflight(
+        &package,
+        &[
+            &"--expect-schema-hash",
+            &"-999",
+            &"--min-app-version",
+            &"1.4.0",
+        ],
+    );
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        failures(&report),
+        [("schema-hash".into(), "".into(), "no-go".into())]
+    );
+    let (run, report) = preflight(&package, &[&"--min-app-version", &"2.0.0"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap()
+            .contains("app version 1.4.2 is older than 2.0.0"),
+        "{}",
+        report["reason"]
+    );
+    let (run, _) = preflight(
+        &package,
+        &[
+            &"--expect-schema-hash",
+            &"-186191357563",
+            &"--min-app-version",
+            &"v1.4.2",
+        ],
+    );
+    assert_eq!(run.code, 0);
+
+    let copy = fx.path("not-a-manifest");
+    copy_dir(&package, &copy);
+    std::fs::write(copy.join("manifest.json"), "{\"manifestVersion\": 1}").unwrap();
+    let (run, report) = preflight(&copy, &[]);
+    assert_eq!(run.code, 1);
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap()
+            .contains("does not match the manifest schema"),
+        "{}",
+        report["reason"]
+    );
+}
+
+#[test]
+fn a_truncated_or_edited_snapshot_means_restore_by_replaying_the_log() {
+    let fx = Fixture::new();
+    let package = fx.export("pkg");
+
+    let truncated = fx.path("truncated");
+    copy_dir(&package, &truncated);
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(truncated.join("state.db"))
+        .unwrap();
+    f.set_len(100_000).unwrap();
+    drop(f);
+    let (run, report) = preflight(&truncated, &[]);
+    assert_eq!(run.code, 0);
+    assert_eq!(report["verdict"], "go-replay");
+    let failed = failures(&report);
+    assert!(failed.contains(&("integrity".into(), "state.db".into(), "go-replay".into())));
+    assert!(failed.contains(&("snapshot".into(), "state.db".into(), "go-replay".into())));
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap()
+            .contains("100000 bytes, the manifest says 262144"),
+        "{}",
+        report["reason"]
+    );
+
+    // Edited after export: the checksum fails, and the comparison says where.
+    let edited = fx.path("edited");
+    copy_dir(&package, &edited);
+    rusqlite::Connection::open(edited.join("state.db"))
+        .unwrap()
+        .execute(
+            "UPDATE todos SET priority = 9 WHERE id = 'todo_ug4qhd18po'",
+            [],
+        )
+        .unwrap();
+    let (run, report) = preflight(&edited, &[]);
+    assert_eq!(run.code, 0);
+    assert_eq!(report["verdict"], "go-replay");
+    let snapshot = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "snapshot")
+        .unwrap();
+    let message = snapshot["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("snapshot diverges: restore by replaying the log")
+            && message.contains("todos['todo_ug4qhd18po'] differs in priority"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_log_the_materializers_cannot_replay_is_no_go() {
+    let fx = Fixture::new();
+    let package = fx.export("pkg");
+    // The next app version dropped the "guest" role: three registrations no longer decode.
+    let run = rehearse(&[
+        &"preflight",
+        &package,
+        &"-m",
+        &corpus("workspace-n200-changed-schema/materializers.toml"),
+        &"--format",
+        &"json",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let report = json(&run);
+    assert_eq!(report["verdict"], "no-go");
+    assert_eq!(
+        failures(&report),
+        [("replay".into(), "eventlog.db".into(), "no-go".into())]
+    );
+    let reason = report["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("the log does not replay") && reason.contains("e2 v1.UserRegistered"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_missing_auxiliary_file_or_an_unlisted_one_is_no_go() {
+    let fx = Fixture::new();
+    let package = fx.export("pkg");
+    let missing = fx.path("missing");
+    copy_dir(&package, &missing);
+    std::fs::remove_file(missing.join("aux/processed-messages.db")).unwrap();
+    let (run, report) = preflight(&missing, &[]);
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        failures(&report),
+        [(
+            "file".into(),
+            "aux/processed-messages.db".into(),
+            "no-go".into()
+        )]
+    );
+    assert!(
+        report["reason"]
+            .as_str()
+            .unwrap()
+            .contains("an auxiliary file is missing"),
+        "{}",
+        report["reason"]
+    );
+
+    let extra = fx.path("extra");
+    copy_dir(&package, &extra);
+    std::fs::write(extra.join("notes.txt"), "hi").unwrap();
+    let (run, report) = preflight(&extra, &[]);
+    assert_eq!(run.code, 1);
+    assert_eq!(
+        failures(&report),
+        [("unlisted-files".into(), "".into(), "no-go".into())]
+    );
+}
+
+fn restore(package: &Path, to: &Path, extra: &[&dyn AsRef<std::ffi::OsStr>]) -> Run {
+    restore_env(package, to, extra, &[])
+}
+
+fn restore_env(
+    package: &Path,
+    to: &Path,
+    extra: &[&dyn AsRef<std::ffi::OsStr>],
+    env: &[(&str, &str)],
+) -> Run {
+    let d = defs();
+    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
+        vec![&"restore", &package, &"--to", &to, &"-m", &d];
+    args.extend_from_slice(extra);
+    rehearse_env(&args, env)
+}
+
+/// The package's files under the names LiveStore gives them in a store.
+fn as_store_files(package: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    [
+        ("eventlog.db", "eventlog@6.db"),
+        ("state.db", "state-186191357563@6.db"),
+        ("aux/processed-messages.db", "processed-messages.db"),
+    ]
+    .into_iter()
+    .map(|(from, to)| (to.to_string(), std::fs::read(package.join(from)).unwrap()))
+    .collect()
+}
+
+fn files_of(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn restore_round_trips_and_keeps_the_store_it_replaces() {
+    let fx = Fixture::new();
+    let package = fx.export("pkg");
+    let base = fx.path("restored");
+    let target = base.join("workspace");
+
+    let run = restore(&package, &target, &[]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert_eq!(files_of(&target), as_store_files(&package));
+    assert!(
+        run.stdout
+            .contains("verified log head: 200 events up to e185"),
+        "{}",
+        run.stdout
+    );
+    // LiveStore's view of the restored store: the same rows as the store that was exported.
+    let diff = rehearse(&[
+        &"diff",
+        &fx.store().join("state-186191357563@6.db"),
+        &target.join("state-186191357563@6.db"),
+    ]);
+    assert_eq!(diff.code, 0, "{}", diff.stdout);
+
+    // Over an existing store: the old one is kept whole, under a timestamped name.
+    std::fs::write(target.join("old-marker"), "old").unwrap();
+    let old = files_of(&target);
+    let run = restore(&package, &target, &[&"--format", &"json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = json(&run);
+    let previous = PathBuf::from(report["previous"].as_str().unwrap());
+    assert!(
+        previous
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("workspace.rehearse-backup-"),
+        "{previous:?}"
+    );
+    assert_eq!(files_of(&previous), old);
+    assert_eq!(files_of(&target), as_store_files(&package));
+    let names: Vec<String> = std::fs::read_dir(&base)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(names.len(), 2, "only the store and its backup: {names:?}");
+
+    // Not a store: refused, untouched.
+    let other = fx.path("documents");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("letter.txt"), "dear").unwrap();
+    let run = restore(&package, &other, &[]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stderr.contains("not a LiveStore store directory"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        std::fs::read_to_string(other.join("letter.txt")).unwrap(),
+        "dear"
+    );
+}
+
+#[test]
+fn restore_refuses_no_go_and_needs_from_log_for_go_replay() {
+    let fx = Fixture::new();
+    let package = fx.export("pkg");
+    let target = fx.path("restored/workspace");
+
+    let broken = fx.path("broken");
+    copy_dir(&package, &broken);
+    flip_byte(&broken.join("eventlog.db"), 50_000);
+    let run = restore(&broken, &target, &[]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stdout
+            .contains("NOT RESTORED: the pre-flight says no-go"),
+        "{}",
+        run.stdout
+    );
+    assert!(!target.exists());
+
+    let edited = fx.path("edited");
+    copy_dir(&package, &edited);
+    rusqlite::Connection::open(edited.join("state.db"))
+        .unwrap()
+        .execute("DELETE FROM comments", [])
+        .unwrap();
+    let run = restore(&edited, &target, &[]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stdout.contains("restore with --from-log"),
+        "{}",
+        run.stdout
+    );
+    assert!(!target.exists());
+
+    let run = restore(&edited, &target, &[&"--from-log"]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let installed: Vec<String> = files_of(&target).into_keys().collect();
+    assert_eq!(installed, ["eventlog@6.db", "processed-messages.db"]);
+    assert!(
+        run.stdout.contains("LiveStore rebuilds it from the log"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn a_restore_killed_at_any_step_leaves_the_old_store_or_the_new_one() {
+    let fx = Fixture::new();
+    let package = fx.export("pkg");
+    let new = as_store_files(&package);
+    for step in ["staged", "intent-written", "swapped", "kept-old"] {
+        let base = fx.path(&format!("kill-{step}"));
+        let target = base.join("workspace");
+        copy_dir(&corpus("workspace-n300-lsdev/workspace"), &target);
+        let old = files_of(&target);
+        let run = restore_env(&package, &target, &[], &[("REHEARSE_FAILPOINT", step)]);
+        assert_ne!(run.code, 0, "{step}: the failpoint did not fire");
+        assert!(
+            run.stderr.contains(&format!("failpoint {step}")),
+            "{}",
+            run.stderr
+        );
+        let now = files_of(&target);
+        let expect_new = matches!(step, "swapped" | "kept-old");
+        assert!(
+            if expect_new { now == new } else { now == old },
+            "{step}: the target is neither whole store it should be: {:?}",
+            now.keys().collect::<Vec<_>>()
+        );
+
+        // The next run finishes the bookkeeping and restores; the old store survives somewhere
+        // under a backup name, whole.
+        let run = restore(&package, &target, &[]);
+        assert_eq!(run.code, 0, "{step}: {}{}", run.stdout, run.stderr);
+        assert_eq!(files_of(&target), new, "{step}");
+        let mut found_old = false;
+        for e in std::fs::read_dir(&base).unwrap() {
+            let e = e.unwrap();
+            let name = e.file_name().to_string_lossy().into_owned();
+            assert!(
+                name == "workspace" || name.starts_with("workspace.rehearse-backup-"),
+                "{step}: left behind: {name}"
+            );
+            found_old |= files_of(&e.path()) == old;
+        }
+        assert!(found_old, "{step}: the old store was lost");
+    }
+}
+
+/// A directory holding the LiveStore generator with its node_modules, when this machine has
+/// one: `REHEARSE_LIVESTORE_GEN`, else `../shared/livestore/gen`.
+fn livestore_gen() -> Option<PathBuf> {
+    let dir = std::env::var_os("REHEARSE_LIVESTORE_GEN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("../shared/livestore/gen"));
+    let node = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    (node && dir.join("node_modules/@livestore/livestore").is_dir()).then_some(dir)
+}
+
+/// Opens `<base>/workspace` with the real LiveStore library and returns every row of every
+/// user table as JSON.
+fn livestore_rows(gen_dir: &Path, base: &Path) -> Value {
+    let work = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(
+        gen_dir.join("node_modules"),
+        work.path().join("node_modules"),
+    )
+    .unwrap();
+    std::fs::copy(gen_dir.join("schema.mjs"), work.path().join("schema.mjs")).unwrap();
+    std::fs::copy(
+        root().join("tests/livestore/read-store.mjs"),
+        work.path().join("read-store.mjs"),
+    )
+    .unwrap();
+    let out = work.path().join("rows.json");
+    let status = std::process::Command::new("node")
+        .arg(work.path().join("read-store.mjs"))
+        .arg(base)
+        .arg("workspace")
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "LiveStore could not open {}",
+        base.display()
+    );
+    serde_json::from_slice(&std::fs::read(out).unwrap()).unwrap()
+}
+
+/// The same rows, read with SQLite from a state database, numbers compared as numbers.
+fn sqlite_rows(db: &Path) -> Value {
+    let conn =
+        rusqlite::Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .unwrap();
+    let mut out = serde_json::Map::new();
+    for t in [
+        "users",
+        "projects",
+        "todos",
+        "comments",
+        "project_stats",
+        "uiState",
+    ] {
+        let mut stmt = conn
+            .prepare(&format!("SELECT * FROM \"{t}\" ORDER BY 1"))
+            .unwrap();
+        let names: Vec<String> = stmt.column_names().map(|s| s.to_string()).collect();
+        let rows: Vec<Value> = stmt
+            .query_map([], |r| {
+                let mut row = serde_json::Map::new();
+                for (i, n) in names.iter().enumerate() {
+                    let v = match r.get_ref(i)? {
+                        rusqlite::types::ValueRef::Null => Value::Null,
+                        rusqlite::types::ValueRef::Integer(x) => Value::from(x as f64),
+                        rusqlite::types::ValueRef::Real(x) => Value::from(x),
+                        rusqlite::types::ValueRef::Text(s) => {
+                            Value::String(String::from_utf8_lossy(s).into_owned())
+                        }
+                        rusqlite::types::ValueRef::Blob(_) => Value::String("<blob>".into()),
+                    };
+                    row.insert(n.clone(), v);
+                }
+                Ok(Value::Object(row))
+            })
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        out.insert(t.to_string(), Value::Array(rows));
+    }
+    Value::Object(out)
+}
+
+fn numbers_as_f64(v: Value) -> Value {
+    match v {
+        Value::Number(n) => Value::from(n.as_f64().unwrap()),
+        Value::Array(a) => Value::Array(a.into_iter().map(numbers_as_f64).collect()),
+        Value::Object(o) => {
+            Value::Object(o.into_iter().map(|(k, v)| (k, numbers_as_f64(v))).collect())
+        }
+        v => v,
+    }
+}
+
+#[test]
+fn livestore_itself_opens_a_restored_store_and_reads_the_same_rows() {
+    let Some(gen_dir) = livestore_gen() else {
+        eprintln!(
+            "node or the LiveStore generator's node_modules are not here (set REHEARSE_LIVESTORE_GEN or run npm ci in ../shared/livestore/gen): this test did not run"
+        );
+        return;
+    };
+    let fx = Fixture::new();
+    let package = fx.export("pkg");
+    let expected = numbers_as_f64(sqlite_rows(&package.join("state.db")));
+    assert!(expected["todos"].as_array().unwrap().len() > 10);
+
+    let snapshot = fx.path("snapshot");
+    let run = restore(&package, &snapshot.join("workspace"), &[]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        numbers_as_f64(livestore_rows(&gen_dir, &snapshot)),
+        expected
+    );
+
+    // From the log: LiveStore rebuilds the state itself, and gets the same rows.
+    let from_log = fx.path("from-log");
+    let run = restore(&package, &from_log.join("workspace"), &[&"--from-log"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(
+        numbers_as_f64(livestore_rows(&gen_dir, &from_log)),
+        expected
+    );
+}
