@@ -102,8 +102,14 @@ pub fn export(store: &Path, out: &Path, options: &ExportOptions) -> Result<Expor
     };
 
     let parent = files::parent_of(out);
+    // Staging directories of exports that were killed are named after their destination.
+    let prefix = format!(
+        ".{}.rehearse-export-",
+        out.file_name().unwrap_or_default().to_string_lossy()
+    );
+    remove_stale(&parent, &prefix, &mut notes);
     let staging = tempfile::Builder::new()
-        .prefix(".rehearse-export-")
+        .prefix(&prefix)
         .tempdir_in(&parent)
         .map_err(|e| Error::io(&parent, e))?;
     let root = staging.path();
@@ -187,6 +193,7 @@ pub fn export(store: &Path, out: &Path, options: &ExportOptions) -> Result<Expor
     json.push('\n');
     std::fs::write(root.join(MANIFEST_FILE), json).map_err(|e| Error::io(root, e))?;
     files::fsync_tree(root)?;
+    files::failpoint("export-staged");
 
     let staged = staging.keep();
     if let Err(e) = files::publish_dir(&staged, out) {
@@ -198,6 +205,23 @@ pub fn export(store: &Path, out: &Path, options: &ExportOptions) -> Result<Expor
         manifest,
         notes,
     })
+}
+
+fn remove_stale(parent: &Path, prefix: &str, notes: &mut Vec<String>) {
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(prefix)
+            && e.path().is_dir()
+            && std::fs::remove_dir_all(e.path()).is_ok()
+        {
+            notes.push(format!(
+                "removed {}, left by an earlier export that was interrupted",
+                e.path().display()
+            ));
+        }
+    }
 }
 
 /// Human summary of an export.

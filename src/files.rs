@@ -60,6 +60,15 @@ fn sidecars(path: &Path) -> impl Iterator<Item = PathBuf> + '_ {
     })
 }
 
+/// Aborts the process, as a kill would, when `REHEARSE_FAILPOINT` names this step: how the
+/// tests prove that export and restore leave whole directories whenever they stop.
+pub fn failpoint(step: &str) {
+    if std::env::var("REHEARSE_FAILPOINT").is_ok_and(|v| v == step) {
+        eprintln!("rehearse: failpoint {step}: aborting");
+        std::process::abort();
+    }
+}
+
 /// Whether `path` starts with the SQLite header.
 pub fn is_sqlite(path: &Path) -> bool {
     let mut header = [0u8; 16];
@@ -113,6 +122,12 @@ fn copy_consistent_within(pairs: &[(PathBuf, PathBuf)], attempts: u32) -> Result
         }
     }
     let path = &pairs[last_changed.unwrap_or(0)].0;
+    if sidecars(path).any(|p| p.to_string_lossy().ends_with("-wal")) {
+        return Err(Error::input(
+            path,
+            "is in WAL mode (a -wal file beside it); rehearse copies rollback-journal databases, as LiveStore writes them: checkpoint it (PRAGMA wal_checkpoint(TRUNCATE)) or stop the app first",
+        ));
+    }
     Err(Error::input(
         path,
         format!(
@@ -234,6 +249,64 @@ mod tests {
             .unwrap();
         assert_eq!(page, 8192);
         assert!(sidecars(&src).next().is_none());
+    }
+
+    #[test]
+    fn a_copy_taken_while_a_writer_commits_is_consistent() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("live.db");
+        let writer = Connection::open(&src).unwrap();
+        writer
+            .execute_batch("PRAGMA page_size=8192; CREATE TABLE t(pair INTEGER, x BLOB);")
+            .unwrap();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop_writer = stop.clone();
+        // Each transaction writes two rows of a pair, large enough to touch several pages, and
+        // drops old pairs: a copy that caught one half-written shows an odd count or fails its
+        // integrity check. The writer works in bursts, as an app does, so that some copies
+        // start mid-burst and some find a quiet moment.
+        let handle = std::thread::spawn(move || {
+            let mut i = 0i64;
+            while !stop_writer.load(std::sync::atomic::Ordering::Relaxed) {
+                for _ in 0..5 {
+                    writer
+                        .execute_batch(&format!(
+                            "BEGIN; INSERT INTO t VALUES ({i}, randomblob(20000)); DELETE FROM t WHERE pair < {i} - 20; INSERT INTO t VALUES ({i}, randomblob(20000)); COMMIT;"
+                        ))
+                        .unwrap();
+                    i += 1;
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                std::thread::sleep(Duration::from_millis(150));
+            }
+        });
+        let mut kept = 0;
+        for k in 0..40 {
+            let dst = dir.path().join(format!("copy{k}.db"));
+            std::thread::sleep(Duration::from_millis(7 * (k % 20)));
+            // Under a busy writer a copy may take several attempts, or give up; either way,
+            // what is kept is consistent.
+            if copy_consistent(&[(src.clone(), dst.clone())]).is_err() {
+                continue;
+            }
+            kept += 1;
+            let copy = Connection::open(&dst).unwrap();
+            let ok: String = copy
+                .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(ok, "ok");
+            let odd: i64 = copy
+                .query_row(
+                    "SELECT count(*) FROM (SELECT pair FROM t GROUP BY pair HAVING count(*) != 2)",
+                    [],
+                    |r| r.get(0),
+                )
+                .unwrap();
+            assert_eq!(odd, 0, "copy {k} holds half a transaction");
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        handle.join().unwrap();
+        assert!(kept > 0, "no copy found a quiet moment");
     }
 
     #[test]

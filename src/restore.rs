@@ -72,13 +72,6 @@ struct Intent {
     new_eventlog_sha256: String,
 }
 
-fn failpoint(step: &str) {
-    if std::env::var("REHEARSE_FAILPOINT").is_ok_and(|v| v == step) {
-        eprintln!("rehearse: failpoint {step}: aborting");
-        std::process::abort();
-    }
-}
-
 fn intent_path(target: &Path) -> PathBuf {
     sibling(target, ".", ".rehearse-restore.json")
 }
@@ -223,7 +216,7 @@ pub fn restore(
     let installed = stage(package, &manifest, &staging, options.from_log)?;
     files::fsync_tree(&staging)?;
     files::fsync_dir(&parent)?;
-    failpoint("staged");
+    files::failpoint("staged");
 
     // Swap.
     if existing {
@@ -241,18 +234,18 @@ pub fn restore(
             &serde_json::to_vec_pretty(&intent).expect("an intent serializes"),
         )?;
         files::fsync_dir(&parent)?;
-        failpoint("intent-written");
+        files::failpoint("intent-written");
         files::exchange_dirs(&staging, target)?;
-        failpoint("swapped");
+        files::failpoint("swapped");
         std::fs::rename(&staging, &backup).map_err(|e| Error::io(&backup, e))?;
         files::fsync_dir(&parent)?;
-        failpoint("kept-old");
+        files::failpoint("kept-old");
         std::fs::remove_file(intent_path(target)).map_err(|e| Error::io(target, e))?;
         files::fsync_dir(&parent)?;
         out.previous = Some(backup.display().to_string());
     } else {
         files::publish_dir(&staging, target)?;
-        failpoint("swapped");
+        files::failpoint("swapped");
     }
     out.installed = installed;
     out.restored = true;

@@ -804,3 +804,38 @@ fn livestore_itself_opens_a_restored_store_and_reads_the_same_rows() {
         expected
     );
 }
+
+#[test]
+fn an_export_killed_before_it_finished_leaves_no_package() {
+    let fx = Fixture::new();
+    let out = fx.path("pkg");
+    let run = rehearse_env(
+        &[&"export", &fx.store(), &"--out", &out],
+        &[("REHEARSE_FAILPOINT", "export-staged")],
+    );
+    assert_ne!(run.code, 0);
+    assert!(
+        run.stderr.contains("failpoint export-staged"),
+        "{}",
+        run.stderr
+    );
+    assert!(!out.exists(), "a half-made package is visible");
+
+    // The next export tidies the killed one's staging directory and completes.
+    let run = rehearse(&[&"export", &fx.store(), &"--out", &out]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("earlier export that was interrupted"),
+        "{}",
+        run.stdout
+    );
+    let hidden: Vec<_> = std::fs::read_dir(fx.dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(hidden.is_empty(), "{hidden:?}");
+    let (run, report) = preflight(&out, &[]);
+    assert_eq!(run.code, 0);
+    assert_eq!(report["verdict"], "go");
+}
