@@ -675,17 +675,63 @@ fn a_restore_killed_at_any_step_leaves_the_old_store_or_the_new_one() {
     }
 }
 
-/// A directory holding the LiveStore generator with its node_modules, when this machine has
-/// one: `REHEARSE_LIVESTORE_GEN`, else `../shared/livestore/gen`.
-fn livestore_gen() -> Option<PathBuf> {
-    let dir = std::env::var_os("REHEARSE_LIVESTORE_GEN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join("../shared/livestore/gen"));
-    let node = std::process::Command::new("node")
-        .arg("--version")
+/// A directory holding the LiveStore generator's schema and node_modules, when this machine
+/// has Node: `REHEARSE_LIVESTORE_GEN`, else `../shared/livestore/gen` if its packages are
+/// installed, else a copy of its package files under `target/` where `npm ci` installs the
+/// pinned LiveStore packages once (about 12 s and 190 MB).
+fn livestore_gen() -> Result<PathBuf, String> {
+    let has = |cmd: &str| {
+        std::process::Command::new(cmd)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !has("node") {
+        return Err("node is not installed".into());
+    }
+    let installed = |d: &Path| d.join("node_modules/@livestore/livestore").is_dir();
+    if let Some(dir) = std::env::var_os("REHEARSE_LIVESTORE_GEN").map(PathBuf::from) {
+        return if installed(&dir) {
+            Ok(dir)
+        } else {
+            Err(format!(
+                "REHEARSE_LIVESTORE_GEN={} has no node_modules",
+                dir.display()
+            ))
+        };
+    }
+    let shared = root().join("../shared/livestore/gen");
+    if installed(&shared) {
+        return Ok(shared);
+    }
+    if !shared.join("package-lock.json").is_file() {
+        return Err(format!("{} is not here", shared.display()));
+    }
+    let local = root().join("target/livestore-gen");
+    if installed(&local) {
+        return Ok(local);
+    }
+    if !has("npm") {
+        return Err("npm is not installed".into());
+    }
+    std::fs::create_dir_all(&local).unwrap();
+    for f in ["package.json", "package-lock.json", "schema.mjs"] {
+        std::fs::copy(shared.join(f), local.join(f)).unwrap();
+    }
+    let out = std::process::Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts"])
+        .current_dir(&local)
         .output()
-        .is_ok_and(|o| o.status.success());
-    (node && dir.join("node_modules/@livestore/livestore").is_dir()).then_some(dir)
+        .unwrap();
+    if out.status.success() && installed(&local) {
+        Ok(local)
+    } else {
+        Err(format!(
+            "npm ci in {} failed: {}",
+            local.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
 }
 
 /// Opens `<base>/workspace` with the real LiveStore library and returns every row of every
@@ -776,11 +822,12 @@ fn numbers_as_f64(v: Value) -> Value {
 
 #[test]
 fn livestore_itself_opens_a_restored_store_and_reads_the_same_rows() {
-    let Some(gen_dir) = livestore_gen() else {
-        eprintln!(
-            "node or the LiveStore generator's node_modules are not here (set REHEARSE_LIVESTORE_GEN or run npm ci in ../shared/livestore/gen): this test did not run"
-        );
-        return;
+    let gen_dir = match livestore_gen() {
+        Ok(dir) => dir,
+        Err(why) => {
+            eprintln!("LiveStore cannot run here ({why}): this test did not run");
+            return;
+        }
     };
     let fx = Fixture::new();
     let package = fx.export("pkg");
