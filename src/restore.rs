@@ -251,7 +251,18 @@ pub fn restore(
     out.restored = true;
 
     // Verify what is now in place.
-    out.verified = verify(target, &manifest, options.from_log)?;
+    out.verified = verify(target, &manifest, options.from_log).map_err(|e| {
+        Error::input(
+            target,
+            format!(
+                "was restored, but reading it back failed ({e}); {}",
+                match &out.previous {
+                    Some(p) => format!("the previous store is kept at {p}"),
+                    None => "there was no previous store".into(),
+                }
+            ),
+        )
+    })?;
     for f in manifest.files.iter().filter(|f| f.role == Role::Auxiliary) {
         out.notes.push(format!(
             "{} (exported from {}) was installed in the store directory; move it if the app keeps it elsewhere",
