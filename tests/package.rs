@@ -680,6 +680,12 @@ fn a_restore_killed_at_any_step_leaves_the_old_store_or_the_new_one() {
 /// installed, else a copy of its package files under `target/` where `npm ci` installs the
 /// pinned LiveStore packages once (about 12 s and 190 MB).
 fn livestore_gen() -> Result<PathBuf, String> {
+    // Once per test process: the tests that need LiveStore share one installation.
+    static GEN: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    GEN.get_or_init(find_or_install_livestore).clone()
+}
+
+fn find_or_install_livestore() -> Result<PathBuf, String> {
     let has = |cmd: &str| {
         std::process::Command::new(cmd)
             .arg("--version")
@@ -689,7 +695,9 @@ fn livestore_gen() -> Result<PathBuf, String> {
     if !has("node") {
         return Err("node is not installed".into());
     }
-    let installed = |d: &Path| d.join("node_modules/@livestore/livestore").is_dir();
+    let installed = |d: &Path| {
+        d.join("node_modules/@livestore/livestore").is_dir() && d.join("gen.mjs").is_file()
+    };
     if let Some(dir) = std::env::var_os("REHEARSE_LIVESTORE_GEN").map(PathBuf::from) {
         return if installed(&dir) {
             Ok(dir)
@@ -715,7 +723,7 @@ fn livestore_gen() -> Result<PathBuf, String> {
         return Err("npm is not installed".into());
     }
     std::fs::create_dir_all(&local).unwrap();
-    for f in ["package.json", "package-lock.json", "schema.mjs"] {
+    for f in ["package.json", "package-lock.json", "schema.mjs", "gen.mjs"] {
         std::fs::copy(shared.join(f), local.join(f)).unwrap();
     }
     let out = std::process::Command::new("npm")
@@ -885,4 +893,56 @@ fn an_export_killed_before_it_finished_leaves_no_package() {
     let (run, report) = preflight(&out, &[]);
     assert_eq!(run.code, 0);
     assert_eq!(report["verdict"], "go");
+}
+
+#[test]
+fn exports_taken_while_livestore_writes_are_consistent() {
+    let gen_dir = match livestore_gen() {
+        Ok(dir) => dir,
+        Err(why) => {
+            eprintln!("LiveStore cannot run here ({why}): this test did not run");
+            return;
+        }
+    };
+    let work = tempfile::tempdir().unwrap();
+    let live = work.path().join("live");
+    // The real LiveStore library committing 1,500 events, one per commit, while we export.
+    let mut app = std::process::Command::new("node")
+        .arg(gen_dir.join("gen.mjs"))
+        .args(["--events", "1500", "--seed", "7", "--quiet", "--out"])
+        .arg(&live)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let store = live.join("workspace");
+    let mut verdicts = Vec::new();
+    let mut k = 0;
+    loop {
+        let finished = app.try_wait().unwrap().is_some();
+        if store.join("eventlog@6.db").is_file() {
+            k += 1;
+            let out = work.path().join(format!("pkg{k}"));
+            let run = rehearse(&[&"export", &store, &"--out", &out]);
+            if run.code == 0 {
+                let (_, report) = preflight(&out, &[]);
+                verdicts.push((k, report["verdict"].clone(), report["reason"].clone()));
+            } else {
+                // Only "kept changing" is an acceptable refusal under a busy writer.
+                assert!(run.stderr.contains("kept changing"), "{}", run.stderr);
+            }
+        }
+        if finished {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+    assert!(app.wait().unwrap().success(), "the generator failed");
+    assert!(
+        verdicts.len() >= 3,
+        "too few exports during the run: {verdicts:?}"
+    );
+    for (k, verdict, reason) in &verdicts {
+        assert_eq!(verdict, "go", "export {k}: {reason}");
+    }
 }
