@@ -504,6 +504,17 @@ struct PreflightArgs {
     #[command(flatten)]
     defs: ReplayDefs,
 
+    #[command(flatten)]
+    gates: Gates,
+
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value = "human")]
+    format: SimpleFormat,
+}
+
+/// The pre-flight's gates beyond the package's own consistency.
+#[derive(Args)]
+struct Gates {
     /// The state schema hash the app expects (the number in state<hash>@6.db).
     #[arg(long, value_name = "H", allow_hyphen_values = true)]
     expect_schema_hash: Option<String>,
@@ -511,10 +522,19 @@ struct PreflightArgs {
     /// The oldest app version whose packages may be restored (semantic versions).
     #[arg(long, value_name = "V")]
     min_app_version: Option<String>,
+}
 
-    /// Output format on stdout.
-    #[arg(long, value_enum, default_value = "human")]
-    format: SimpleFormat,
+impl Gates {
+    fn options(self, replay: ReplayOptions) -> rehearse::preflight::PreflightOptions {
+        rehearse::preflight::PreflightOptions {
+            expect_schema_hash: self.expect_schema_hash,
+            min_app_version: self.min_app_version,
+            check: CheckOptions {
+                replay,
+                ..CheckOptions::default()
+            },
+        }
+    }
 }
 
 /// Restore a backup package into a LiveStore store directory, safely: the pre-flight runs first
@@ -547,13 +567,8 @@ struct RestoreArgs {
     #[command(flatten)]
     defs: ReplayDefs,
 
-    /// The state schema hash the app expects (the number in state<hash>@6.db).
-    #[arg(long, value_name = "H", allow_hyphen_values = true)]
-    expect_schema_hash: Option<String>,
-
-    /// The oldest app version whose packages may be restored (semantic versions).
-    #[arg(long, value_name = "V")]
-    min_app_version: Option<String>,
+    #[command(flatten)]
+    gates: Gates,
 
     /// Output format on stdout.
     #[arg(long, value_enum, default_value = "human")]
@@ -999,14 +1014,7 @@ fn run_preflight(args: PreflightArgs, color: anstream::ColorChoice) -> Result<u8
     let report = rehearse::preflight::preflight(
         &args.package,
         &mut materializer,
-        &rehearse::preflight::PreflightOptions {
-            expect_schema_hash: args.expect_schema_hash,
-            min_app_version: args.min_app_version,
-            check: CheckOptions {
-                replay,
-                ..CheckOptions::default()
-            },
-        },
+        &args.gates.options(replay),
     )?;
     emit(args.format, &report, rehearse::preflight::render, color)?;
     Ok(match report.verdict {
@@ -1024,14 +1032,7 @@ fn run_restore(args: RestoreArgs, color: anstream::ColorChoice) -> Result<u8, Er
         &mut materializer,
         &rehearse::restore::RestoreOptions {
             from_log: args.from_log,
-            preflight: rehearse::preflight::PreflightOptions {
-                expect_schema_hash: args.expect_schema_hash,
-                min_app_version: args.min_app_version,
-                check: CheckOptions {
-                    replay,
-                    ..CheckOptions::default()
-                },
-            },
+            preflight: args.gates.options(replay),
         },
     )?;
     emit(args.format, &restored, rehearse::restore::render, color)?;

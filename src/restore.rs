@@ -288,22 +288,29 @@ fn is_store(dir: &Path) -> Result<bool> {
         }))
 }
 
+/// The name a package file takes in the store (none for the snapshot under `--from-log`).
+fn store_name(m: &Manifest, f: &manifest::FileEntry, from_log: bool) -> Option<String> {
+    Some(match f.role {
+        Role::Eventlog => format!("eventlog@{STORAGE_FORMAT}.db"),
+        Role::State if from_log => return None,
+        Role::State => format!(
+            "state{}@{STORAGE_FORMAT}.db",
+            m.state_schema_hash.as_deref().unwrap_or("")
+        ),
+        Role::Auxiliary => Path::new(&f.path)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| f.path.clone()),
+    })
+}
+
 /// Copies the package's files under their LiveStore names and checks each copy against the
 /// manifest, so that a package changed since the pre-flight is caught here.
 fn stage(package: &Path, m: &Manifest, staging: &Path, from_log: bool) -> Result<Vec<String>> {
     let mut installed = Vec::new();
     for f in &m.files {
-        let name = match f.role {
-            Role::Eventlog => format!("eventlog@{STORAGE_FORMAT}.db"),
-            Role::State if from_log => continue,
-            Role::State => format!(
-                "state{}@{STORAGE_FORMAT}.db",
-                m.state_schema_hash.as_deref().unwrap_or("")
-            ),
-            Role::Auxiliary => Path::new(&f.path)
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| f.path.clone()),
+        let Some(name) = store_name(m, f, from_log) else {
+            continue;
         };
         let from = package.join(&f.path);
         let to = staging.join(&name);
@@ -324,17 +331,8 @@ fn stage(package: &Path, m: &Manifest, staging: &Path, from_log: bool) -> Result
 fn verify(target: &Path, m: &Manifest, from_log: bool) -> Result<Vec<String>> {
     let mut verified = Vec::new();
     for f in &m.files {
-        let name = match f.role {
-            Role::Eventlog => format!("eventlog@{STORAGE_FORMAT}.db"),
-            Role::State if from_log => continue,
-            Role::State => format!(
-                "state{}@{STORAGE_FORMAT}.db",
-                m.state_schema_hash.as_deref().unwrap_or("")
-            ),
-            Role::Auxiliary => Path::new(&f.path)
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_else(|| f.path.clone()),
+        let Some(name) = store_name(m, f, from_log) else {
+            continue;
         };
         let path = target.join(&name);
         let (_, sha) = manifest::digest(&path)?;
