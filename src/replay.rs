@@ -274,29 +274,67 @@ pub fn replay(
     mut observe: impl FnMut(Step<'_>),
 ) -> Result<Replayed> {
     let mut r = Replayer::new(conn, materializer, options)?;
+    // Rows are replayed in chunks, each announced to the materializer first: a bounded buffer
+    // that lets a materializer behind a pipe answer a chunk without a round trip per event.
+    let mut chunk: Vec<LogRow> = Vec::with_capacity(LOOKAHEAD);
+    let mut stopped = false;
     log.for_each(|row| {
-        let outcome = r.event(row)?;
-        if r.out.events.is_multiple_of(1024) {
-            observe(Step::Read(r.out.events));
+        chunk.push(row);
+        if chunk.len() == LOOKAHEAD {
+            stopped = r.chunk(&mut chunk, &mut observe)?;
         }
-        if let (Some(ev), EventResult::Applied { changes }) = (&outcome.event, &outcome.result) {
-            observe(Step::Applied { event: ev, changes });
-        }
-        if outcome.stop {
-            if let Some(ev) = &outcome.event {
-                r.stopped_at(ev.seq);
-            }
-            return Ok(ControlFlow::Break(()));
-        }
-        Ok(ControlFlow::Continue(()))
+        Ok(if stopped {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        })
     })?;
+    if !stopped {
+        r.chunk(&mut chunk, &mut observe)?;
+    }
     let events = r.out.events;
     let out = r.finish(log.sync_status())?;
     observe(Step::Read(events));
     Ok(out)
 }
 
+/// Rows announced to the materializer at a time.
+const LOOKAHEAD: usize = 256;
+
 impl Replayer<'_> {
+    /// Replays a chunk of rows (emptying it); true when the replay must stop.
+    fn chunk(
+        &mut self,
+        chunk: &mut Vec<LogRow>,
+        observe: &mut impl FnMut(Step<'_>),
+    ) -> Result<bool> {
+        let events: Vec<&Event> = chunk
+            .iter()
+            .filter_map(|row| match row {
+                LogRow::Event(ev) => Some(ev),
+                LogRow::Malformed { .. } => None,
+            })
+            .collect();
+        self.materializer.lookahead(&events)?;
+        for row in chunk.drain(..) {
+            let outcome = self.event(row)?;
+            if self.out.events.is_multiple_of(1024) {
+                observe(Step::Read(self.out.events));
+            }
+            if let (Some(ev), EventResult::Applied { changes }) = (&outcome.event, &outcome.result)
+            {
+                observe(Step::Applied { event: ev, changes });
+            }
+            if outcome.stop {
+                if let Some(ev) = &outcome.event {
+                    self.stopped_at(ev.seq);
+                }
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     fn row(&mut self, row: LogRow) -> Result<(EventResult, bool)> {
         let ev = match row {
             LogRow::Event(ev) => ev,
@@ -363,7 +401,7 @@ impl Replayer<'_> {
                 f.value = Some(first.value.clone());
                 // What it would have done, so later events on the same rows can be listed.
                 if let Outcome::Statements(sts) =
-                    self.materializer.materialize(&ev, &args, self.conn)
+                    self.materializer.materialize(&ev, &args, self.conn)?
                 {
                     let rows = self.target_rows(&sts);
                     self.quarantine_rows(i, &ev, rows);
@@ -371,7 +409,7 @@ impl Replayer<'_> {
                 return Ok((EventResult::NotApplied, self.stops()));
             }
         }
-        let statements = match self.materializer.materialize(&ev, &args, self.conn) {
+        let statements = match self.materializer.materialize(&ev, &args, self.conn)? {
             Outcome::Unknown => {
                 let note = if self
                     .options

@@ -101,6 +101,15 @@ pub trait Materializer {
     fn prepare(&mut self, scratch: &Connection) -> Result<()>;
 
     /// The statements for `event` (whose `argsJson` parsed to `args`). `scratch` holds the
-    /// state as it stands before this event, for materializers that query it.
-    fn materialize(&mut self, event: &Event, args: &Value, scratch: &Connection) -> Outcome;
+    /// state as it stands before this event, for materializers that query it. `Err` only when
+    /// the materializer itself broke down (a helper process that died), never for a bad event.
+    fn materialize(&mut self, event: &Event, args: &Value, scratch: &Connection)
+    -> Result<Outcome>;
+
+    /// The events the replay will ask about next, in order, so that a materializer behind a
+    /// pipe can send them in one go. Some may never be asked about (a row the log checks
+    /// skip); one asked about without a look ahead is answered on its own.
+    fn lookahead(&mut self, _events: &[&Event]) -> Result<()> {
+        Ok(())
+    }
 }

@@ -530,11 +530,16 @@ impl Materializer for SqlMaterializer {
         self.defs.validate(scratch)
     }
 
-    fn materialize(&mut self, event: &Event, args: &Value, _scratch: &Connection) -> Outcome {
-        match self.statements(event, args) {
+    fn materialize(
+        &mut self,
+        event: &Event,
+        args: &Value,
+        _scratch: &Connection,
+    ) -> Result<Outcome> {
+        Ok(match self.statements(event, args) {
             None => Outcome::Unknown,
             Some(Ok(statements)) => Outcome::Statements(statements),
             Some(Err(rejection)) => Outcome::Rejected(rejection),
-        }
+        })
     }
 }
