@@ -13,11 +13,10 @@ use rehearse::baseline::Baseline;
 use rehearse::check::{self, CheckOptions};
 use rehearse::compare::CompareOptions;
 use rehearse::corpus::{self, Partition};
-use rehearse::definitions::Definitions;
 use rehearse::eventlog::EventLog;
 use rehearse::exit;
 use rehearse::inspect;
-use rehearse::materialize::sql::SqlMaterializer;
+use rehearse::materialize::Source;
 use rehearse::render::{self, human::HumanOptions};
 use rehearse::replay::{OnError, ReplayOptions, Step};
 use rehearse::report::{CorpusReport, Report, Severities};
@@ -128,9 +127,19 @@ impl CompareArgs {
 /// What defines the replay: the materializers and, optionally, the events' args schemas.
 #[derive(Args)]
 struct ReplayDefs {
-    /// Materializer definitions (TOML).
+    /// Materializer definitions (TOML), or the app's own materializers:
+    /// livestore:<module that exports the LiveStore schema>[#export].
     #[arg(long, short = 'm', value_name = "FILE")]
     materializers: PathBuf,
+
+    /// How long to wait for the LiveStore helper's answer to any one event, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    plugin_timeout: u64,
+
+    /// How many LiveStore helper processes share a replay (default: 2 where there are two
+    /// cores).
+    #[arg(long, value_name = "N")]
+    plugin_jobs: Option<usize>,
 
     /// JSON Schemas of the events' args: a directory of <event name>.json files, or one file
     /// mapping names to schemas (overrides `event_schemas` in the definitions).
@@ -149,11 +158,15 @@ struct ReplayDefs {
 }
 
 impl ReplayDefs {
-    fn load(&self) -> Result<(Definitions, ReplayOptions), Error> {
-        let defs = Definitions::load(&self.materializers)?;
+    fn load(&self) -> Result<(Source, ReplayOptions), Error> {
+        let mut defs = Source::load(&self.materializers)?;
+        defs.set_timeout(std::time::Duration::from_secs(self.plugin_timeout));
+        if let Some(n) = self.plugin_jobs {
+            defs.set_helpers(n);
+        }
         let schemas = match &self.event_schemas {
             Some(p) => Some(EventSchemas::load(p)?),
-            None => defs.load_event_schemas()?,
+            None => defs.event_schemas()?,
         }
         .map(Arc::new);
         let options = ReplayOptions {
@@ -730,7 +743,12 @@ fn check_gate(args: CheckArgs, color: anstream::ColorChoice) -> Result<u8, Error
         corpora
             .par_iter()
             .map(|path| {
-                let mut materializer = SqlMaterializer::new(defs.clone());
+                let mut materializer = match defs.instantiate() {
+                    Ok(m) => m,
+                    Err(e) => {
+                        return CorpusReport::error(&path.display().to_string(), e.to_string());
+                    }
+                };
                 let mut seen = 0;
                 let observe = |step: Step<'_>| {
                     if let Step::Read(n) = step {
@@ -739,15 +757,15 @@ fn check_gate(args: CheckArgs, color: anstream::ColorChoice) -> Result<u8, Error
                     }
                 };
                 let report =
-                    check::check_corpus_observed(path, &mut materializer, &options, observe)
+                    check::check_corpus_observed(path, materializer.as_mut(), &options, observe)
                         .and_then(|mut report| {
                             if args.determinism {
-                                let mut first = SqlMaterializer::new(defs.clone());
-                                let mut second = SqlMaterializer::new(defs.clone());
+                                let mut first = defs.instantiate()?;
+                                let mut second = defs.instantiate()?;
                                 let found = rehearse::bisect::determinism(
                                     path,
-                                    &mut first,
-                                    &mut second,
+                                    first.as_mut(),
+                                    second.as_mut(),
                                     &rehearse::bisect::BisectOptions {
                                         state: options.state.clone(),
                                         replay: options.replay.clone(),
@@ -844,8 +862,10 @@ fn run_record(args: RecordArgs, color: anstream::ColorChoice) -> Result<u8, Erro
     };
     let mut reports = Vec::new();
     for path in &corpora {
-        let mut materializer = SqlMaterializer::new(defs.clone());
-        match check::record_corpus(path, &mut materializer, &options) {
+        let recorded = defs
+            .instantiate()
+            .and_then(|mut m| check::record_corpus(path, m.as_mut(), &options));
+        match recorded {
             Ok((report, written)) => {
                 eprintln!("rehearse: wrote {}", written.display());
                 reports.push(report);
@@ -891,14 +911,14 @@ fn run_accept(args: AcceptArgs) -> Result<u8, Error> {
 
 fn run_replay(args: ReplayArgs, color: anstream::ColorChoice) -> Result<u8, Error> {
     let (defs, replay) = args.defs.load()?;
-    let mut materializer = SqlMaterializer::new(defs);
+    let mut materializer = defs.instantiate()?;
     let options = CheckOptions {
         replay,
         keep: Some(args.out.clone()),
         no_compare: true,
         ..CheckOptions::default()
     };
-    let corpus = check::check_corpus(&args.corpus, &mut materializer, &options)?;
+    let corpus = check::check_corpus(&args.corpus, materializer.as_mut(), &options)?;
     let report = Report::new(args.defs.materializers.display().to_string(), vec![corpus]);
     match args.format {
         SimpleFormat::Json => out(
@@ -928,12 +948,12 @@ fn run_bisect(args: BisectArgs, color: anstream::ColorChoice) -> Result<u8, Erro
         },
         None => None,
     };
-    let mut old = SqlMaterializer::new(Definitions::load(&args.old)?);
-    let mut new = SqlMaterializer::new(Definitions::load(&args.new)?);
+    let mut old = Source::load(&args.old)?.instantiate()?;
+    let mut new = Source::load(&args.new)?.instantiate()?;
     let report = rehearse::bisect::bisect(
         &args.corpus,
-        &mut old,
-        &mut new,
+        old.as_mut(),
+        new.as_mut(),
         &rehearse::bisect::BisectOptions {
             all: args.all,
             until,
@@ -955,10 +975,10 @@ fn run_bisect(args: BisectArgs, color: anstream::ColorChoice) -> Result<u8, Erro
 
 fn run_blame(args: BlameArgs, color: anstream::ColorChoice) -> Result<u8, Error> {
     let (defs, replay) = args.defs.load()?;
-    let mut materializer = SqlMaterializer::new(defs);
+    let mut materializer = defs.instantiate()?;
     let report = rehearse::blame::blame(
         &args.corpus,
-        &mut materializer,
+        materializer.as_mut(),
         &args.table,
         &args.key,
         &replay,
@@ -1010,10 +1030,10 @@ fn run_export(args: ExportArgs, color: anstream::ColorChoice) -> Result<u8, Erro
 
 fn run_preflight(args: PreflightArgs, color: anstream::ColorChoice) -> Result<u8, Error> {
     let (defs, replay) = args.defs.load()?;
-    let mut materializer = SqlMaterializer::new(defs);
+    let mut materializer = defs.instantiate()?;
     let report = rehearse::preflight::preflight(
         &args.package,
-        &mut materializer,
+        materializer.as_mut(),
         &args.gates.options(replay),
     )?;
     emit(args.format, &report, rehearse::preflight::render, color)?;
@@ -1025,11 +1045,11 @@ fn run_preflight(args: PreflightArgs, color: anstream::ColorChoice) -> Result<u8
 
 fn run_restore(args: RestoreArgs, color: anstream::ColorChoice) -> Result<u8, Error> {
     let (defs, replay) = args.defs.load()?;
-    let mut materializer = SqlMaterializer::new(defs);
+    let mut materializer = defs.instantiate()?;
     let restored = rehearse::restore::restore(
         &args.package,
         &args.to,
-        &mut materializer,
+        materializer.as_mut(),
         &rehearse::restore::RestoreOptions {
             from_log: args.from_log,
             preflight: args.gates.options(replay),

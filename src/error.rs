@@ -73,6 +73,15 @@ pub enum Error {
     #[error("session extension: {0}")]
     Session(String),
 
+    /// The LiveStore helper process broke down (it exited, hung or wrote garbage).
+    #[error("{}: LiveStore helper: {message}", module.display())]
+    Plugin {
+        /// The app's schema module.
+        module: PathBuf,
+        /// What happened, naming the event in flight.
+        message: String,
+    },
+
     /// rehearse's own scratch database failed; not the user's input.
     #[error("scratch database: {context}: {source}")]
     Scratch {

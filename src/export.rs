@@ -147,6 +147,11 @@ pub fn export(store: &Path, out: &Path, options: &ExportOptions) -> Result<Expor
         pairs.push((a.clone(), root.join(&rel)));
         aux_entries.push((rel, a.display().to_string()));
     }
+    // What is not a database yet (a store LiveStore is still creating) is named as the
+    // store's file, not as its copy.
+    for (src, _) in pairs.iter().take(if state.is_some() { 2 } else { 1 }) {
+        crate::sqlite::check_sqlite_file(src)?;
+    }
     let attempts = files::copy_consistent(&pairs)?;
     if attempts > 1 {
         notes.push(format!(

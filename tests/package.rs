@@ -675,91 +675,13 @@ fn a_restore_killed_at_any_step_leaves_the_old_store_or_the_new_one() {
     }
 }
 
-/// A directory holding the LiveStore generator's schema and node_modules, when this machine
-/// has Node: `REHEARSE_LIVESTORE_GEN`, else `../shared/livestore/gen` if its packages are
-/// installed, else a copy of its package files under `target/` where `npm ci` installs the
-/// pinned LiveStore packages once (about 12 s and 190 MB).
-fn livestore_gen() -> Result<PathBuf, String> {
-    // Once per test process: the tests that need LiveStore share one installation.
-    static GEN: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
-    GEN.get_or_init(find_or_install_livestore).clone()
-}
-
-fn find_or_install_livestore() -> Result<PathBuf, String> {
-    let has = |cmd: &str| {
-        std::process::Command::new(cmd)
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if !has("node") {
-        return Err("node is not installed".into());
-    }
-    let installed = |d: &Path| {
-        d.join("node_modules/@livestore/livestore").is_dir() && d.join("gen.mjs").is_file()
-    };
-    if let Some(dir) = std::env::var_os("REHEARSE_LIVESTORE_GEN").map(PathBuf::from) {
-        return if installed(&dir) {
-            Ok(dir)
-        } else {
-            Err(format!(
-                "REHEARSE_LIVESTORE_GEN={} has no node_modules",
-                dir.display()
-            ))
-        };
-    }
-    let shared = root().join("../shared/livestore/gen");
-    if installed(&shared) {
-        return Ok(shared);
-    }
-    if !shared.join("package-lock.json").is_file() {
-        return Err(format!("{} is not here", shared.display()));
-    }
-    let local = root().join("target/livestore-gen");
-    if installed(&local) {
-        return Ok(local);
-    }
-    if !has("npm") {
-        return Err("npm is not installed".into());
-    }
-    std::fs::create_dir_all(&local).unwrap();
-    for f in ["package.json", "package-lock.json", "schema.mjs", "gen.mjs"] {
-        std::fs::copy(shared.join(f), local.join(f)).unwrap();
-    }
-    let out = std::process::Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts"])
-        .current_dir(&local)
-        .output()
-        .unwrap();
-    if out.status.success() && installed(&local) {
-        Ok(local)
-    } else {
-        Err(format!(
-            "npm ci in {} failed: {}",
-            local.display(),
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
 /// Opens `<base>/workspace` with the real LiveStore library and returns every row of every
 /// user table as JSON.
-fn livestore_rows(gen_dir: &Path, base: &Path) -> Value {
+fn livestore_rows(app: &Path, base: &Path) -> Value {
     let work = tempfile::tempdir().unwrap();
-    std::os::unix::fs::symlink(
-        gen_dir.join("node_modules"),
-        work.path().join("node_modules"),
-    )
-    .unwrap();
-    std::fs::copy(gen_dir.join("schema.mjs"), work.path().join("schema.mjs")).unwrap();
-    std::fs::copy(
-        root().join("tests/livestore/read-store.mjs"),
-        work.path().join("read-store.mjs"),
-    )
-    .unwrap();
     let out = work.path().join("rows.json");
     let status = std::process::Command::new("node")
-        .arg(work.path().join("read-store.mjs"))
+        .arg(app.join("read-store.mjs"))
         .arg(base)
         .arg("workspace")
         .arg(&out)
@@ -830,7 +752,7 @@ fn numbers_as_f64(v: Value) -> Value {
 
 #[test]
 fn livestore_itself_opens_a_restored_store_and_reads_the_same_rows() {
-    let gen_dir = match livestore_gen() {
+    let app = match livestore_app() {
         Ok(dir) => dir,
         Err(why) => {
             eprintln!("LiveStore cannot run here ({why}): this test did not run");
@@ -845,19 +767,13 @@ fn livestore_itself_opens_a_restored_store_and_reads_the_same_rows() {
     let snapshot = fx.path("snapshot");
     let run = restore(&package, &snapshot.join("workspace"), &[]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(
-        numbers_as_f64(livestore_rows(&gen_dir, &snapshot)),
-        expected
-    );
+    assert_eq!(numbers_as_f64(livestore_rows(&app, &snapshot)), expected);
 
     // From the log: LiveStore rebuilds the state itself, and gets the same rows.
     let from_log = fx.path("from-log");
     let run = restore(&package, &from_log.join("workspace"), &[&"--from-log"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(
-        numbers_as_f64(livestore_rows(&gen_dir, &from_log)),
-        expected
-    );
+    assert_eq!(numbers_as_f64(livestore_rows(&app, &from_log)), expected);
 }
 
 #[test]
@@ -897,7 +813,7 @@ fn an_export_killed_before_it_finished_leaves_no_package() {
 
 #[test]
 fn exports_taken_while_livestore_writes_are_consistent() {
-    let gen_dir = match livestore_gen() {
+    let app = match livestore_app() {
         Ok(dir) => dir,
         Err(why) => {
             eprintln!("LiveStore cannot run here ({why}): this test did not run");
@@ -908,7 +824,7 @@ fn exports_taken_while_livestore_writes_are_consistent() {
     let live = work.path().join("live");
     // The real LiveStore library committing 1,500 events, one per commit, while we export.
     let mut app = std::process::Command::new("node")
-        .arg(gen_dir.join("gen.mjs"))
+        .arg(app.join("gen.mjs"))
         .args(["--events", "1500", "--seed", "7", "--quiet", "--out"])
         .arg(&live)
         .stdout(std::process::Stdio::null())
@@ -916,6 +832,12 @@ fn exports_taken_while_livestore_writes_are_consistent() {
         .spawn()
         .unwrap();
     let store = live.join("workspace");
+    // Until LiveStore has created the store and committed its first events, there is nothing
+    // to export yet.
+    while rehearse(&[&"inspect", &store]).code != 0 {
+        assert!(app.try_wait().unwrap().is_none(), "the generator ended early");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let mut verdicts = Vec::new();
     let mut k = 0;
     loop {

@@ -6,6 +6,7 @@
 //! produced them. [`sql::SqlMaterializer`] reads TOML definitions; other sources (the app's own
 //! TypeScript materializers through a helper process) plug in behind the same trait.
 
+pub mod livestore;
 pub mod sql;
 
 use rusqlite::Connection;
@@ -111,5 +112,58 @@ pub trait Materializer {
     /// skip); one asked about without a look ahead is answered on its own.
     fn lookahead(&mut self, _events: &[&Event]) -> Result<()> {
         Ok(())
+    }
+}
+
+/// Where an event's statements come from: TOML definitions, or the app's own LiveStore schema
+/// (`livestore:<module>[#export]`). Each corpus gets its own [`Materializer`] from it.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// SQL materializer definitions.
+    Sql(Box<crate::definitions::Definitions>),
+    /// The app's TypeScript or JavaScript materializers, run by the app's LiveStore.
+    LiveStore(livestore::PluginConfig),
+}
+
+impl Source {
+    /// Reads a `--materializers` value: `livestore:<module>[#export]`, or a definitions file.
+    pub fn load(spec: &std::path::Path) -> Result<Source> {
+        match livestore::PluginConfig::parse(&spec.to_string_lossy()) {
+            Some(config) => Ok(Source::LiveStore(config)),
+            None => Ok(Source::Sql(Box::new(
+                crate::definitions::Definitions::load(spec)?,
+            ))),
+        }
+    }
+
+    /// A fresh materializer (for the plugin, a helper process of its own).
+    pub fn instantiate(&self) -> Result<Box<dyn Materializer>> {
+        Ok(match self {
+            Source::Sql(defs) => Box::new(sql::SqlMaterializer::new((**defs).clone())),
+            Source::LiveStore(config) => Box::new(livestore::LiveStoreMaterializer::start(config)?),
+        })
+    }
+
+    /// The JSON Schemas of the events' args the definitions name, if any. The plugin needs
+    /// none: the app's Effect schemas decode the args.
+    pub fn event_schemas(&self) -> Result<Option<crate::schemas::EventSchemas>> {
+        match self {
+            Source::Sql(defs) => defs.load_event_schemas(),
+            Source::LiveStore(_) => Ok(None),
+        }
+    }
+
+    /// Sets how long to wait for the helper (the plugin only).
+    pub fn set_timeout(&mut self, timeout: std::time::Duration) {
+        if let Source::LiveStore(c) = self {
+            c.timeout = timeout;
+        }
+    }
+
+    /// Sets how many helper processes share the work (the plugin only).
+    pub fn set_helpers(&mut self, helpers: usize) {
+        if let Source::LiveStore(c) = self {
+            c.helpers = helpers.max(1);
+        }
     }
 }

@@ -77,3 +77,54 @@ pub fn snapshot_tree(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
     }
     out
 }
+
+/// The LiveStore test fixture app (`tests/livestore/`) with its packages installed, when this
+/// machine has Node.js: copied to `target/livestore-app/`, where `npm ci` installs the pinned
+/// LiveStore 0.4.0 packages once (about 12 s and 190 MB); the fixture's own files are copied
+/// again on every run so that edits to them count. `Err` says why LiveStore cannot run here.
+pub fn livestore_app() -> Result<PathBuf, String> {
+    // Once per test process: the tests that need LiveStore share one installation.
+    static APP: std::sync::OnceLock<Result<PathBuf, String>> = std::sync::OnceLock::new();
+    APP.get_or_init(install_livestore_app).clone()
+}
+
+fn install_livestore_app() -> Result<PathBuf, String> {
+    let has = |cmd: &str| {
+        Command::new(cmd)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if !has("node") {
+        return Err("node is not installed".into());
+    }
+    let fixture = root().join("tests/livestore");
+    let app = root().join("target/livestore-app");
+    std::fs::create_dir_all(&app).map_err(|e| e.to_string())?;
+    for entry in std::fs::read_dir(&fixture).map_err(|e| e.to_string())? {
+        let entry = entry.map_err(|e| e.to_string())?;
+        if entry.path().is_file() {
+            std::fs::copy(entry.path(), app.join(entry.file_name())).map_err(|e| e.to_string())?;
+        }
+    }
+    if app.join("node_modules/@livestore/livestore").is_dir() {
+        return Ok(app);
+    }
+    if !has("npm") {
+        return Err("npm is not installed".into());
+    }
+    let out = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund", "--ignore-scripts"])
+        .current_dir(&app)
+        .output()
+        .map_err(|e| e.to_string())?;
+    if out.status.success() && app.join("node_modules/@livestore/livestore").is_dir() {
+        Ok(app)
+    } else {
+        Err(format!(
+            "npm ci in {} failed: {}",
+            app.display(),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}

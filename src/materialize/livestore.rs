@@ -1,0 +1,884 @@
+//! The app's own materializers, run by the app's own LiveStore in a Node.js helper.
+//!
+//! A gate on materializer changes is worthless if it does not run the changed code, so this
+//! materializer asks LiveStore itself: a helper script shipped inside rehearse
+//! (`livestore-helper.mjs`) loads the app's schema module with the app's installed
+//! `@livestore/*` packages and answers each event with exactly the statements LiveStore's
+//! leader would run (`getExecStatementsFromMaterializer`); rehearse executes them as it does
+//! the SQL path's. The helper's `ctx.query` reads rehearse's scratch database through the
+//! pipe, as it stands before the event.
+//!
+//! Events are sent a chunk at a time ([`Materializer::lookahead`]) and answered as a stream, so
+//! the common case costs no round trip per event; a query is answered in the middle of that
+//! stream, after the events before it were applied, because replies are read only when the
+//! replay asks for the event they belong to.
+//!
+//! The helper never hangs rehearse: every reply is awaited with a timeout, and a helper that
+//! dies, hangs or writes garbage is an error naming the event in flight.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine;
+use rusqlite::Connection;
+use serde_json::{Value, json};
+
+use crate::definitions::Ddl;
+use crate::error::{Error, Result};
+use crate::eventlog::{Event, SeqNum};
+use crate::js::BindValue;
+use crate::materialize::{Binds, Materializer, Outcome, Rejection, Statement};
+use crate::report::FindingClass;
+
+/// The helper script, embedded so that nothing rehearse-specific is installed at run time.
+const HELPER: &str = include_str!("livestore-helper.mjs");
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u64 = 1;
+
+/// What marks a protocol line on the helper's stdout.
+const PREFIX: &str = "\u{1e}RH1 ";
+
+/// How long rehearse waits for the helper by default.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where the app's schema is and how to run it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginConfig {
+    /// The module that exports the app's LiveStore schema.
+    pub module: PathBuf,
+    /// The export's name, when it is not `schema`, `default` or the only schema exported.
+    pub export: Option<String>,
+    /// How long to wait for any one reply.
+    pub timeout: Duration,
+    /// How many helper processes share the work.
+    pub helpers: usize,
+}
+
+impl PluginConfig {
+    /// Parses `livestore:<path>[#export]`; `None` for any other materializer spec.
+    pub fn parse(spec: &str) -> Option<PluginConfig> {
+        let rest = spec.strip_prefix("livestore:")?;
+        let (module, export) = match rest.rsplit_once('#') {
+            Some((m, e)) if !e.is_empty() => (m, Some(e.to_string())),
+            _ => (rest, None),
+        };
+        Some(PluginConfig {
+            module: PathBuf::from(module),
+            export,
+            timeout: DEFAULT_TIMEOUT,
+            helpers: default_helpers(),
+        })
+    }
+}
+
+/// Two helpers where there are two cores: LiveStore's own code is most of the work.
+fn default_helpers() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get().min(2))
+        .unwrap_or(1)
+}
+
+enum Line {
+    Message(String),
+    /// A protocol line that cannot be a whole message, with the helper's progress as it was
+    /// read (the helper works on, so later would name a later event).
+    Garbage(String, Option<u64>),
+    Stray(String),
+    Closed,
+}
+
+fn read_progress(path: &Path) -> Option<u64> {
+    let bytes = std::fs::read(path).ok()?;
+    Some(f64::from_le_bytes(bytes.get(..8)?.try_into().ok()?) as u64)
+}
+
+/// What the helper says once the schema is loaded.
+#[derive(Debug, Clone)]
+pub struct SchemaInfo {
+    /// `liveStoreVersion` of the app's LiveStore.
+    pub livestore_version: Option<String>,
+    /// The state schema hash (the number in `state<hash>@6.db`).
+    pub state_schema_hash: String,
+    /// Event names.
+    pub events: Vec<String>,
+    /// User tables and their columns.
+    pub tables: indexmap::IndexMap<String, Vec<String>>,
+    /// LiveStore's own `CREATE` statements for the user tables.
+    pub ddl: Vec<String>,
+}
+
+/// One helper process and the events sent to it.
+struct Helper {
+    module: PathBuf,
+    timeout: Duration,
+    child: Child,
+    stdin: std::io::BufWriter<ChildStdin>,
+    lines: Receiver<Line>,
+    stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    /// Sent and not yet answered: id, position and name of each event.
+    queue: VecDeque<(u64, SeqNum, String)>,
+    /// Where the helper writes the id of the event it is materializing.
+    progress: PathBuf,
+}
+
+/// The app's materializers, through one or more helpers. Several helpers share a chunk of
+/// events round-robin; each still answers `ctx.query` against the state as it stands before
+/// its event, because rehearse reads a helper's answers only when the replay reaches them.
+pub struct LiveStoreMaterializer {
+    config: PluginConfig,
+    module: PathBuf,
+    helpers: Vec<Helper>,
+    info: SchemaInfo,
+    ddl: Ddl,
+    next_id: u64,
+    _dir: tempfile::TempDir,
+}
+
+impl std::fmt::Debug for LiveStoreMaterializer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveStoreMaterializer")
+            .field("module", &self.module)
+            .field("helpers", &self.helpers.len())
+            .finish()
+    }
+}
+
+/// The `node_modules` directory the app's imports resolve from: the nearest one above the
+/// module that holds LiveStore.
+fn find_node_modules(module: &Path) -> Option<PathBuf> {
+    let mut dir = module.parent();
+    while let Some(d) = dir {
+        let nm = d.join("node_modules");
+        if nm.join("@livestore/livestore").is_dir() || nm.join("@livestore/common").is_dir() {
+            return Some(nm);
+        }
+        dir = d.parent();
+    }
+    None
+}
+
+fn node_binary() -> PathBuf {
+    std::env::var_os("REHEARSE_NODE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("node"))
+}
+
+/// Node's major and minor version.
+fn node_version(node: &Path) -> Result<(u32, u32)> {
+    let out = Command::new(node).arg("--version").output().map_err(|e| {
+        Error::input(
+            node,
+            format!(
+                "cannot run Node.js ({e}): the LiveStore plugin runs the app's materializers with Node.js 20 or later (set REHEARSE_NODE to use another binary)"
+            ),
+        )
+    })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut parts = text.trim().trim_start_matches('v').split('.');
+    let major = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    let minor = parts.next().and_then(|p| p.parse().ok()).unwrap_or(0);
+    Ok((major, minor))
+}
+
+/// How to start a helper.
+struct Launch {
+    dir: PathBuf,
+    node: PathBuf,
+    args: Vec<String>,
+    script: PathBuf,
+    cwd: PathBuf,
+    hello: Value,
+}
+
+impl Helper {
+    /// Starts a helper and sends it the schema module; its `ready` is read later.
+    fn spawn(launch: &Launch, n: usize, module: &Path, timeout: Duration) -> Result<Helper> {
+        let progress = launch.dir.join(format!("progress-{n}"));
+        std::fs::write(&progress, [0u8; 8]).map_err(|e| Error::io(&progress, e))?;
+        let mut hello = launch.hello.clone();
+        hello["progressFile"] = json!(progress);
+        let mut child = Command::new(&launch.node)
+            .args(&launch.args)
+            .arg(&launch.script)
+            .current_dir(&launch.cwd)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| Error::input(&launch.node, format!("cannot start Node.js: {e}")))?;
+        let stdin = std::io::BufWriter::new(child.stdin.take().expect("piped"));
+        let stdout = child.stdout.take().expect("piped");
+        let stderr = child.stderr.take().expect("piped");
+        let (tx, lines) = std::sync::mpsc::channel();
+        let progress_path = progress.clone();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stdout);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match reader.read_until(b'\n', &mut buf) {
+                    Ok(0) | Err(_) => {
+                        let _ = tx.send(Line::Closed);
+                        return;
+                    }
+                    Ok(_) => {
+                        let text = String::from_utf8_lossy(&buf);
+                        let text = text.trim_end_matches(['\n', '\r']);
+                        let line = match text.strip_prefix(PREFIX) {
+                            Some(m) if m.starts_with('{') && m.ends_with('}') => {
+                                Line::Message(m.to_string())
+                            }
+                            Some(m) => Line::Garbage(m.to_string(), read_progress(&progress_path)),
+                            None => Line::Stray(text.to_string()),
+                        };
+                        if tx.send(line).is_err() {
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        let stderr_tail = Arc::new(Mutex::new(VecDeque::new()));
+        let tail = stderr_tail.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { return };
+                // The app's own logging is the developer's; pass it on.
+                eprintln!("livestore: {line}");
+                let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
+                if t.len() == 20 {
+                    t.pop_front();
+                }
+                t.push_back(line);
+            }
+        });
+        let mut h = Helper {
+            module: module.to_path_buf(),
+            timeout,
+            child,
+            stdin,
+            lines,
+            stderr_tail,
+            queue: VecDeque::new(),
+            progress,
+        };
+        h.send(&hello)?;
+        Ok(h)
+    }
+
+    /// Reads the helper's `ready`.
+    fn ready(&mut self) -> Result<Value> {
+        let ready = self.receive("loading the schema", None)?;
+        if ready["type"] != "ready" {
+            return Err(self.fail(
+                "loading the schema",
+                format!("expected `ready`, got {ready}"),
+            ));
+        }
+        if ready["version"].as_u64() != Some(PROTOCOL_VERSION) {
+            return Err(self.fail(
+                "loading the schema",
+                format!("the helper speaks protocol {}", ready["version"]),
+            ));
+        }
+        Ok(ready)
+    }
+
+    fn send(&mut self, msg: &Value) -> Result<()> {
+        let mut line = serde_json::to_vec(msg).expect("a message serializes");
+        line.push(b'\n');
+        let sent = self
+            .stdin
+            .write_all(&line)
+            .and_then(|()| self.stdin.flush());
+        sent.map_err(|e| self.fail("sending to the helper", e.to_string()))
+    }
+
+    /// The event with this id, as a person reads it.
+    fn event_named(&self, id: u64) -> Option<String> {
+        self.queue
+            .iter()
+            .find(|(i, _, _)| *i == id)
+            .map(|(_, seq, name)| format!("{seq} {name}"))
+    }
+
+    /// An error about the helper, with what it last wrote on stderr.
+    fn fail(&mut self, doing: &str, message: String) -> Error {
+        let at = read_progress(&self.progress);
+        self.fail_at(doing, message, at)
+    }
+
+    /// As [`Helper::fail`], naming the event the helper was on when it went wrong: it works
+    /// ahead of the answers rehearse has read, so `doing` may name an earlier one.
+    fn fail_at(&mut self, doing: &str, message: String, at: Option<u64>) -> Error {
+        let doing = match at.and_then(|id| self.event_named(id)) {
+            Some(ev) if doing.starts_with("materializing") => format!("materializing {ev}"),
+            _ => doing.to_string(),
+        };
+        let status = match self.child.try_wait() {
+            Ok(Some(s)) => format!(" (it exited: {s})"),
+            _ => String::new(),
+        };
+        let tail: Vec<String> = self
+            .stderr_tail
+            .lock()
+            .map(|t| t.iter().cloned().collect())
+            .unwrap_or_default();
+        Error::Plugin {
+            module: self.module.clone(),
+            message: format!(
+                "{doing}: {message}{status}{}",
+                if tail.is_empty() {
+                    String::new()
+                } else {
+                    format!("; its last words on stderr:\n  {}", tail.join("\n  "))
+                }
+            ),
+        }
+    }
+
+    /// The next protocol message; queries are answered against `scratch` on the way.
+    fn receive(&mut self, doing: &str, scratch: Option<&Connection>) -> Result<Value> {
+        loop {
+            let line = match self.lines.recv_timeout(self.timeout) {
+                Ok(l) => l,
+                Err(RecvTimeoutError::Timeout) => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    return Err(self.fail(
+                        doing,
+                        format!(
+                            "no answer within {} s; the helper was stopped (--plugin-timeout sets the limit)",
+                            self.timeout.as_secs()
+                        ),
+                    ));
+                }
+                Err(RecvTimeoutError::Disconnected) => Line::Closed,
+            };
+            match line {
+                Line::Closed => {
+                    let _ = self.child.wait();
+                    return Err(self.fail(doing, "the helper exited".into()));
+                }
+                Line::Stray(text) => {
+                    if !text.trim().is_empty() {
+                        eprintln!("livestore: {text}");
+                    }
+                }
+                Line::Garbage(text, at) => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    // Something below JavaScript wrote to the helper's stdout (the helper
+                    // keeps JavaScript's own writes off it); the helper was on `at` when it
+                    // was read, so the culprit is that event or one shortly before.
+                    let near = at
+                        .and_then(|id| self.event_named(id))
+                        .map(|ev| format!(" at or shortly before {ev}"))
+                        .unwrap_or_default();
+                    return Err(self.fail_at(
+                        "reading the helper's answers",
+                        format!(
+                            "garbage on the protocol stream{near}: {}",
+                            crate::materialize::sql::truncate(&text)
+                        ),
+                        None,
+                    ));
+                }
+                Line::Message(text) => {
+                    let msg: Value = match serde_json::from_str(&text) {
+                        Ok(m) => m,
+                        Err(e) => {
+                            let _ = self.child.kill();
+                            let _ = self.child.wait();
+                            return Err(self.fail(
+                                doing,
+                                format!(
+                                    "the helper sent garbage ({e}): {}",
+                                    crate::materialize::sql::truncate(&text)
+                                ),
+                            ));
+                        }
+                    };
+                    match msg["type"].as_str() {
+                        Some("query") => {
+                            let reply = match scratch {
+                                Some(conn) => run_query(conn, &msg),
+                                None => {
+                                    json!({"type": "query-error", "message": "no database to query here"})
+                                }
+                            };
+                            self.send(&reply)?;
+                        }
+                        Some("fatal") => {
+                            let m = msg["message"].as_str().unwrap_or("").to_string();
+                            return Err(self.fail(doing, m));
+                        }
+                        _ => return Ok(msg),
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads and discards the answers to events sent but never asked about, up to (not
+    /// including) `keep`, or all of them.
+    fn drain(&mut self, keep: Option<u64>) -> Result<()> {
+        while let Some(&(id, seq, ref name)) = self.queue.front() {
+            if Some(id) == keep {
+                return Ok(());
+            }
+            let doing = format!("materializing {seq} {name}");
+            let reply = self.receive(&doing, None)?;
+            if reply["i"].as_u64() != Some(id) {
+                return Err(self.fail(&doing, format!("answer out of order: {reply}")));
+            }
+            self.queue.pop_front();
+        }
+        Ok(())
+    }
+
+    fn send_events(&mut self, events: &[(u64, &Event)]) -> Result<()> {
+        let mut wire = Vec::with_capacity(events.len());
+        for &(id, ev) in events {
+            self.queue.push_back((id, ev.seq, ev.name.clone()));
+            wire.push(json!({
+                "i": id,
+                "name": ev.name,
+                "args": ev.args_json,
+                "seq": [ev.seq.global, ev.seq.client, ev.seq.rebase_generation],
+                "parent": [ev.parent.global, ev.parent.client, ev.parent.rebase_generation],
+                "clientId": ev.client_id,
+                "sessionId": ev.session_id,
+            }));
+        }
+        self.send(&json!({"type": "events", "events": wire}))
+    }
+
+    /// The answer for event `id`, which must be in this helper's queue.
+    fn answer(&mut self, id: u64, doing: &str, scratch: &Connection) -> Result<Value> {
+        self.drain(Some(id))?;
+        let reply = self.receive(doing, Some(scratch))?;
+        self.queue.pop_front();
+        if reply["i"].as_u64() != Some(id) {
+            return Err(self.fail(doing, format!("answer out of order: {reply}")));
+        }
+        Ok(reply)
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.send(&json!({"type": "bye"}));
+        for _ in 0..20 {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl LiveStoreMaterializer {
+    /// Starts the helpers on the app's schema module and waits until they have loaded it.
+    pub fn start(config: &PluginConfig) -> Result<LiveStoreMaterializer> {
+        let module =
+            std::path::absolute(&config.module).map_err(|e| Error::io(&config.module, e))?;
+        if !module.is_file() {
+            return Err(Error::input(
+                &module,
+                "the LiveStore schema module does not exist",
+            ));
+        }
+        let Some(node_modules) = find_node_modules(&module) else {
+            return Err(Error::input(
+                &module,
+                "no node_modules with @livestore/livestore above this module: install the app's dependencies first (npm ci)",
+            ));
+        };
+        let node = node_binary();
+        let (major, minor) = node_version(&node)?;
+        // LiveStore's query builder allocates freely: a larger young generation spares the
+        // garbage collector most of its work on long logs.
+        let mut args: Vec<String> = Vec::new();
+        let ext = module
+            .extension()
+            .map(|e| e.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
+        if matches!(ext.as_str(), "ts" | "mts" | "cts" | "tsx") {
+            if node_modules.join("tsx").is_dir() {
+                args.push("--import".into());
+                args.push("tsx".into());
+            } else if (major, minor) >= (23, 6) {
+                // Type stripping is on by default.
+            } else if (major, minor) >= (22, 6) {
+                args.push("--experimental-strip-types".into());
+            } else {
+                return Err(Error::input(
+                    &module,
+                    format!(
+                        "a TypeScript module needs the app's own tsx (npm i -D tsx) or Node.js 22.6 or later for type stripping; this is Node.js {major}.{minor} and {} has no tsx",
+                        node_modules.display()
+                    ),
+                ));
+            }
+        }
+
+        // The helper sits beside a link to the app's node_modules, so that its imports and the
+        // app's resolve to the very same LiveStore modules.
+        let dir = tempfile::Builder::new()
+            .prefix("rehearse-livestore")
+            .tempdir()
+            .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+        let script = dir.path().join("livestore-helper.mjs");
+        std::fs::write(&script, HELPER).map_err(|e| Error::io(&script, e))?;
+        std::os::unix::fs::symlink(&node_modules, dir.path().join("node_modules"))
+            .map_err(|e| Error::io(dir.path(), e))?;
+        let launch = Launch {
+            dir: dir.path().to_path_buf(),
+            node,
+            args,
+            script,
+            cwd: module.parent().unwrap_or(Path::new(".")).to_path_buf(),
+            hello: json!({
+                "type": "hello",
+                "version": PROTOCOL_VERSION,
+                "module": module,
+                "exportName": config.export,
+                "nodeModules": node_modules,
+            }),
+        };
+        // All start at once (loading LiveStore takes a second), then each says it is ready.
+        let mut helpers = Vec::new();
+        for n in 0..config.helpers.max(1) {
+            helpers.push(Helper::spawn(&launch, n, &module, config.timeout)?);
+        }
+        let mut ready = Value::Null;
+        for h in &mut helpers {
+            ready = h.ready()?;
+        }
+        let strings = |v: &Value| -> Vec<String> {
+            v.as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let info = SchemaInfo {
+            livestore_version: ready["livestoreVersion"].as_str().map(str::to_string),
+            state_schema_hash: ready["stateSchemaHash"].as_str().unwrap_or("").to_string(),
+            events: strings(&ready["events"]),
+            tables: ready["tables"]
+                .as_array()
+                .map(|ts| {
+                    ts.iter()
+                        .filter_map(|t| {
+                            Some((t["name"].as_str()?.to_string(), strings(&t["columns"])))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            ddl: strings(&ready["ddl"]),
+        };
+        let ddl = Ddl::Sql {
+            text: info.ddl.iter().map(|s| format!("{s};\n")).collect(),
+            source: module.clone(),
+        };
+        Ok(LiveStoreMaterializer {
+            config: config.clone(),
+            module,
+            helpers,
+            info,
+            ddl,
+            next_id: 0,
+            _dir: dir,
+        })
+    }
+
+    /// What the helper reported about the schema.
+    pub fn info(&self) -> &SchemaInfo {
+        &self.info
+    }
+
+    /// The JSON Schema of every event's encoded args, and the client documents.
+    pub fn export_schemas(&mut self) -> Result<Value> {
+        let h = &mut self.helpers[0];
+        h.drain(None)?;
+        h.send(&json!({"type": "export-schemas"}))?;
+        let reply = h.receive("exporting the schemas", None)?;
+        if reply["type"] != "schemas" {
+            return Err(h.fail(
+                "exporting the schemas",
+                format!("expected `schemas`, got {reply}"),
+            ));
+        }
+        Ok(reply)
+    }
+}
+
+impl Materializer for LiveStoreMaterializer {
+    fn describe(&self) -> String {
+        format!("livestore:{}", self.config.module.display())
+    }
+
+    fn ddl(&self) -> &Ddl {
+        &self.ddl
+    }
+
+    fn referenced_columns(&self) -> indexmap::IndexMap<String, Vec<String>> {
+        self.info.tables.clone()
+    }
+
+    fn prepare(&mut self, _scratch: &Connection) -> Result<()> {
+        Ok(())
+    }
+
+    fn lookahead(&mut self, events: &[&Event]) -> Result<()> {
+        for h in &mut self.helpers {
+            h.drain(None)?;
+        }
+        let n = self.helpers.len();
+        let mut shares: Vec<Vec<(u64, &Event)>> = vec![Vec::new(); n];
+        for (k, ev) in events.iter().enumerate() {
+            shares[k % n].push((self.next_id, ev));
+            self.next_id += 1;
+        }
+        for (h, share) in self.helpers.iter_mut().zip(&shares) {
+            if !share.is_empty() {
+                h.send_events(share)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn materialize(
+        &mut self,
+        event: &Event,
+        _args: &Value,
+        scratch: &Connection,
+    ) -> Result<Outcome> {
+        let found = self.helpers.iter().enumerate().find_map(|(h, helper)| {
+            helper
+                .queue
+                .iter()
+                .find(|(_, seq, name)| *seq == event.seq && *name == event.name)
+                .map(|&(id, _, _)| (h, id))
+        });
+        let (h, id) = match found {
+            Some(found) => found,
+            None => {
+                for helper in &mut self.helpers {
+                    helper.drain(None)?;
+                }
+                let id = self.next_id;
+                self.next_id += 1;
+                self.helpers[0].send_events(&[(id, event)])?;
+                (0, id)
+            }
+        };
+        let doing = format!("materializing {} {}", event.seq, event.name);
+        let helper = &mut self.helpers[h];
+        let reply = helper.answer(id, &doing, scratch)?;
+        outcome(&reply).map_err(|m| helper.fail(&doing, m))
+    }
+}
+
+/// An answer as the replay's outcome.
+fn outcome(reply: &Value) -> std::result::Result<Outcome, String> {
+    match reply["type"].as_str() {
+        Some("unknown") => Ok(Outcome::Unknown),
+        Some("invalid-args") => {
+            let issues = reply["issues"].as_array().cloned().unwrap_or_default();
+            let describe = |issue: &Value| {
+                let path: String = issue["path"]
+                    .as_array()
+                    .map(|p| {
+                        p.iter()
+                            .map(|seg| match seg {
+                                Value::Number(n) => format!("[{n}]"),
+                                Value::String(s) => format!(".{s}"),
+                                other => format!(".{other}"),
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                format!(
+                    "args{path}: {}",
+                    issue["message"].as_str().unwrap_or("does not decode")
+                )
+            };
+            let first = issues
+                .first()
+                .map(describe)
+                .unwrap_or_else(|| "the args do not decode".into());
+            let more = match issues.len() {
+                0 | 1 => String::new(),
+                n => format!(" (and {} more)", n - 1),
+            };
+            Ok(Outcome::Rejected(Rejection {
+                class: FindingClass::InvalidArgs,
+                message: format!(
+                    "{first}{more}: the args no longer decode with the event's schema; not replayed"
+                ),
+            }))
+        }
+        Some("error") => Ok(Outcome::Rejected(Rejection {
+            class: FindingClass::MaterializerError,
+            message: format!(
+                "the materializer threw: {}",
+                reply["message"].as_str().unwrap_or("")
+            ),
+        })),
+        Some("result") => {
+            let mut statements = Vec::new();
+            for st in reply["statements"].as_array().into_iter().flatten() {
+                let sql = st["sql"]
+                    .as_str()
+                    .ok_or("a statement without SQL")?
+                    .to_string();
+                statements.push(Statement {
+                    sql,
+                    binds: binds(&st["binds"])?,
+                    line: None,
+                    target: None,
+                });
+            }
+            Ok(Outcome::Statements(statements))
+        }
+        _ => Err(format!("unexpected answer {reply}")),
+    }
+}
+
+fn binds(v: &Value) -> std::result::Result<Binds, String> {
+    if let Some(values) = v["positional"].as_array() {
+        if values.is_empty() {
+            return Ok(Binds::None);
+        }
+        return values
+            .iter()
+            .map(bind_value)
+            .collect::<std::result::Result<_, _>>()
+            .map(Binds::Positional);
+    }
+    if let Some(named) = v["named"].as_object() {
+        return named
+            .iter()
+            .map(|(k, v)| Ok((k.clone(), bind_value(v)?)))
+            .collect::<std::result::Result<_, String>>()
+            .map(Binds::Named);
+    }
+    Err(format!("bind values in an unknown shape: {v}"))
+}
+
+fn bind_value(v: &Value) -> std::result::Result<BindValue, String> {
+    let tag = v[0]
+        .as_str()
+        .ok_or_else(|| format!("not a bind value: {v}"))?;
+    Ok(match tag {
+        "u" => BindValue::Unbound,
+        "n" => BindValue::Null,
+        "i" => BindValue::Integer(
+            v[1].as_i64()
+                .ok_or_else(|| format!("not an integer: {v}"))?,
+        ),
+        "I" => BindValue::Integer(
+            v[1].as_str()
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| format!("not a 64-bit integer: {v}"))?,
+        ),
+        "f" => BindValue::Real(match &v[1] {
+            Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
+            Value::String(s) => s.parse().unwrap_or(f64::NAN),
+            _ => return Err(format!("not a double: {v}")),
+        }),
+        "s" => BindValue::Text(v[1].as_str().unwrap_or("").to_string()),
+        "b" => BindValue::Blob(
+            base64::engine::general_purpose::STANDARD
+                .decode(v[1].as_str().unwrap_or(""))
+                .map_err(|e| format!("not base64: {e}"))?,
+        ),
+        other => return Err(format!("unknown bind value tag {other:?}")),
+    })
+}
+
+/// Runs a materializer's `ctx.query` on the scratch database.
+fn run_query(conn: &Connection, msg: &Value) -> Value {
+    let result = (|| -> std::result::Result<Vec<Value>, String> {
+        let sql = msg["sql"].as_str().ok_or("a query without SQL")?;
+        let binds = binds(&msg["binds"])?;
+        let mut stmt = conn.prepare_cached(sql).map_err(|e| e.to_string())?;
+        crate::execute::bind(&mut stmt, &binds).map_err(|e| e.to_string())?;
+        let names: Vec<String> = stmt.column_names().map(|s| s.to_string()).collect();
+        let mut rows = stmt.raw_query();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| e.to_string())? {
+            let mut obj = serde_json::Map::new();
+            for (i, name) in names.iter().enumerate() {
+                use rusqlite::types::ValueRef;
+                let v = match row.get_ref(i).map_err(|e| e.to_string())? {
+                    ValueRef::Null => Value::Null,
+                    ValueRef::Integer(x) => json!(x),
+                    ValueRef::Real(x) => json!(x),
+                    ValueRef::Text(t) => Value::String(String::from_utf8_lossy(t).into_owned()),
+                    ValueRef::Blob(b) => {
+                        json!({"$blob": base64::engine::general_purpose::STANDARD.encode(b)})
+                    }
+                };
+                obj.insert(name.clone(), v);
+            }
+            out.push(Value::Object(obj));
+        }
+        Ok(out)
+    })();
+    match result {
+        Ok(rows) => json!({"type": "rows", "rows": rows}),
+        Err(message) => json!({"type": "query-error", "message": message}),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_name_the_module_and_optionally_its_export() {
+        let c = PluginConfig::parse("livestore:app/schema.ts").unwrap();
+        assert_eq!(c.module, PathBuf::from("app/schema.ts"));
+        assert_eq!(c.export, None);
+        let c = PluginConfig::parse("livestore:app/schema.mjs#appSchema").unwrap();
+        assert_eq!(c.export.as_deref(), Some("appSchema"));
+        assert!(PluginConfig::parse("app/materializers.toml").is_none());
+    }
+
+    #[test]
+    fn bind_values_keep_wa_sqlite_types() {
+        let b = binds(&json!({"positional": [["i", 1], ["f", 1735787045678.0], ["s", "x"], ["n"], ["u"], ["I", "9007199254740993"], ["b", "AQI="]]}))
+            .unwrap();
+        assert_eq!(
+            b,
+            Binds::Positional(vec![
+                BindValue::Integer(1),
+                BindValue::Real(1735787045678.0),
+                BindValue::Text("x".into()),
+                BindValue::Null,
+                BindValue::Unbound,
+                BindValue::Integer(9007199254740993),
+                BindValue::Blob(vec![1, 2]),
+            ])
+        );
+        let b = binds(&json!({"named": {"$id": ["s", "a"]}})).unwrap();
+        assert_eq!(
+            b,
+            Binds::Named(vec![("$id".into(), BindValue::Text("a".into()))])
+        );
+    }
+}
