@@ -50,6 +50,7 @@ enum Command {
     Export(ExportArgs),
     Preflight(PreflightArgs),
     Restore(RestoreArgs),
+    Schema(SchemaArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -588,6 +589,37 @@ struct RestoreArgs {
     format: SimpleFormat,
 }
 
+/// What the app's LiveStore schema says, exported for other tools and for rehearse itself.
+#[derive(Args)]
+struct SchemaArgs {
+    #[command(subcommand)]
+    command: SchemaCommand,
+}
+
+#[derive(Subcommand)]
+enum SchemaCommand {
+    Export(SchemaExportArgs),
+}
+
+/// Export an app's LiveStore schema: the JSON Schema of every event's encoded args
+/// (events/<name>.json, Effect's own JSON Schema generation; what `--event-schemas` and the
+/// definitions' `event_schemas` read), the state DDL exactly as LiveStore creates it
+/// (state.sql), and the client documents (client-documents.json).
+///
+/// Exit 0 when written, 2 when the schema cannot be loaded.
+#[derive(Args)]
+#[command(after_help = "Example:
+  rehearse schema export --materializers livestore:src/livestore/schema.ts --out schemas/myapp/")]
+struct SchemaExportArgs {
+    /// The app's schema: livestore:<module that exports the LiveStore schema>[#export].
+    #[arg(long, short = 'm', value_name = "SPEC")]
+    materializers: PathBuf,
+
+    /// The directory to write into (created if needed).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+}
+
 /// Parses the command line, runs it, and returns the exit code.
 pub fn run() -> Result<u8, Error> {
     let cli = Cli::parse();
@@ -608,6 +640,9 @@ pub fn run() -> Result<u8, Error> {
         Command::Export(args) => run_export(args, color),
         Command::Preflight(args) => run_preflight(args, color),
         Command::Restore(args) => run_restore(args, color),
+        Command::Schema(args) => match args.command {
+            SchemaCommand::Export(args) => run_schema_export(args),
+        },
     }
 }
 
@@ -1061,6 +1096,24 @@ fn run_restore(args: RestoreArgs, color: anstream::ColorChoice) -> Result<u8, Er
     } else {
         exit::FAILED
     })
+}
+
+fn run_schema_export(args: SchemaExportArgs) -> Result<u8, Error> {
+    let Some(config) = rehearse::materialize::livestore::PluginConfig::parse(
+        &args.materializers.to_string_lossy(),
+    ) else {
+        return usage(
+            "schema export reads an app's LiveStore schema: --materializers livestore:<module>",
+        );
+    };
+    let written = rehearse::materialize::livestore::export_schema(&config, &args.out)?;
+    eprintln!(
+        "rehearse: wrote {} event schemas, the state DDL and {} client documents to {}",
+        written.events,
+        written.client_documents,
+        args.out.display()
+    );
+    Ok(exit::PASS)
 }
 
 fn run_inspect(args: InspectArgs) -> Result<u8, Error> {

@@ -835,7 +835,10 @@ fn exports_taken_while_livestore_writes_are_consistent() {
     // Until LiveStore has created the store and committed its first events, there is nothing
     // to export yet.
     while rehearse(&[&"inspect", &store]).code != 0 {
-        assert!(app.try_wait().unwrap().is_none(), "the generator ended early");
+        assert!(
+            app.try_wait().unwrap().is_none(),
+            "the generator ended early"
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
     let mut verdicts = Vec::new();

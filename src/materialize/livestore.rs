@@ -44,6 +44,9 @@ pub const PROTOCOL_VERSION: u64 = 1;
 /// What marks a protocol line on the helper's stdout.
 const PREFIX: &str = "\u{1e}RH1 ";
 
+/// How long rehearse waits for the helper to load the app's schema.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
+
 /// How long rehearse waits for the helper by default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -272,9 +275,14 @@ impl Helper {
         Ok(h)
     }
 
-    /// Reads the helper's `ready`.
+    /// Reads the helper's `ready`. Loading LiveStore and the app takes seconds, more on a busy
+    /// machine, so the per-event timeout does not apply to it.
     fn ready(&mut self) -> Result<Value> {
-        let ready = self.receive("loading the schema", None)?;
+        let per_event = self.timeout;
+        self.timeout = per_event.max(STARTUP_TIMEOUT);
+        let ready = self.receive("loading the schema", None);
+        self.timeout = per_event;
+        let ready = ready?;
         if ready["type"] != "ready" {
             return Err(self.fail(
                 "loading the schema",
@@ -354,7 +362,7 @@ impl Helper {
                     return Err(self.fail(
                         doing,
                         format!(
-                            "no answer within {} s; the helper was stopped (--plugin-timeout sets the limit)",
+                            "no answer within {} s; the helper was stopped (--plugin-timeout sets the limit for each event)",
                             self.timeout.as_secs()
                         ),
                     ));
@@ -690,6 +698,55 @@ impl Materializer for LiveStoreMaterializer {
         let reply = helper.answer(id, &doing, scratch)?;
         outcome(&reply).map_err(|m| helper.fail(&doing, m))
     }
+}
+
+/// What [`export_schema`] wrote.
+#[derive(Debug, Clone, Copy)]
+pub struct ExportedSchema {
+    /// Event schemas written.
+    pub events: usize,
+    /// Client documents listed.
+    pub client_documents: usize,
+}
+
+/// Writes the app's event args schemas (`events/<name>.json`), state DDL (`state.sql`) and
+/// client documents (`client-documents.json`) into `out`, each file atomically.
+pub fn export_schema(config: &PluginConfig, out: &Path) -> Result<ExportedSchema> {
+    let mut config = config.clone();
+    config.helpers = 1;
+    let mut m = LiveStoreMaterializer::start(&config)?;
+    let schemas = m.export_schemas()?;
+    let events_dir = out.join("events");
+    std::fs::create_dir_all(&events_dir).map_err(|e| Error::io(&events_dir, e))?;
+    let pretty = |v: &Value| {
+        let mut text = serde_json::to_string_pretty(v).expect("JSON serializes");
+        text.push('\n');
+        text
+    };
+    let mut events = 0;
+    if let Some(map) = schemas["events"].as_object() {
+        for (name, schema) in map {
+            if name.contains('/') || name.starts_with('.') {
+                return Err(Error::input(
+                    &m.module,
+                    format!("the event name {name:?} cannot be a file name"),
+                ));
+            }
+            crate::render::write_atomic(
+                &events_dir.join(format!("{name}.json")),
+                pretty(schema).as_bytes(),
+            )?;
+            events += 1;
+        }
+    }
+    let ddl: String = m.info.ddl.iter().map(|s| format!("{s};\n")).collect();
+    crate::render::write_atomic(&out.join("state.sql"), ddl.as_bytes())?;
+    let docs = schemas["clientDocuments"].clone();
+    crate::render::write_atomic(&out.join("client-documents.json"), pretty(&docs).as_bytes())?;
+    Ok(ExportedSchema {
+        events,
+        client_documents: docs.as_array().map_or(0, Vec::len),
+    })
 }
 
 /// An answer as the replay's outcome.

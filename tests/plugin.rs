@@ -1,0 +1,456 @@
+//! The LiveStore plugin end to end: the real corpora replayed through the app's own
+//! materializers by the app's own LiveStore 0.4.0 (the fixture app in `tests/livestore/`),
+//! against the SQL path and against what LiveStore recorded.
+//!
+//! Every test needs Node.js; without it each says so on stderr and does not run.
+
+use std::collections::BTreeMap;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+mod common;
+use common::*;
+
+use rehearse::eventlog::{EventLog, LogRow};
+use rehearse::js::BindValue;
+use rehearse::materialize::{Binds, Outcome, Source};
+
+/// The fixture app, or `None` after saying why the test does not run.
+fn app() -> Option<PathBuf> {
+    match livestore_app() {
+        Ok(dir) => Some(dir),
+        Err(why) => {
+            eprintln!("LiveStore cannot run here ({why}): this test did not run");
+            None
+        }
+    }
+}
+
+fn spec(app: &Path, module: &str) -> String {
+    format!("livestore:{}", app.join(module).display())
+}
+
+/// The JSON report's corpora, without what names the materializers.
+fn corpora_of(run: &Run) -> Value {
+    let mut report = json(run);
+    report["corpora"].take()
+}
+
+#[test]
+fn the_plugin_and_the_sql_path_give_the_same_reports() {
+    let Some(app) = app() else { return };
+    let mut corpora = vec![
+        corpus("workspace-n200"),
+        corpus("workspace-n300-lsdev"),
+        corpus("workspace-sync250"),
+        corpus("workspace-n200-edited-row"),
+        corpus("workspace-n200-tampered-changeset"),
+        corpus("workspace-n200-broken-log"),
+    ];
+    let shared = root().join("../shared/livestore/samples");
+    for sample in ["n200", "n5000"] {
+        if shared.join(sample).is_dir() {
+            corpora.push(shared.join(sample));
+        }
+    }
+    let plugin = spec(&app, "app.mjs");
+    for c in &corpora {
+        let sql = rehearse(&[&"check", c, &"-m", &defs(), &"--format", &"json"]);
+        let ours = rehearse(&[&"check", c, &"-m", &plugin, &"--format", &"json"]);
+        assert_eq!(ours.code, sql.code, "{}: {}", c.display(), ours.stderr);
+        assert_eq!(
+            corpora_of(&ours),
+            corpora_of(&sql),
+            "{}: the plugin's report differs from the SQL path's",
+            c.display()
+        );
+    }
+    // The clean ones pass with every table equal to LiveStore's own state.
+    let run = rehearse(&[&"check", &corpus("workspace-n300-lsdev"), &"-m", &plugin]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("replayed 300 events: 300 applied"),
+        "{}",
+        run.stdout
+    );
+}
+
+/// Every statement the plugin returns, event by event, against the `debug` column LiveStore
+/// wrote under `LS_DEV`.
+#[test]
+fn the_plugin_returns_the_statements_livestore_ran() {
+    let Some(app) = app() else { return };
+    let dir = corpus("workspace-n300-lsdev");
+    let source = Source::load(Path::new(&spec(&app, "app.mjs"))).unwrap();
+    let mut materializer = source.instantiate().unwrap();
+    let located = rehearse::corpus::Corpus::locate(&dir).unwrap();
+    let state = rehearse::sqlite::open_input(&located.snapshots[0]).unwrap();
+    let mut recorded: BTreeMap<(i64, i64), Value> = BTreeMap::new();
+    let mut stmt = state
+        .conn
+        .prepare("SELECT seqNumGlobal, seqNumClient, debug FROM __livestore_session_changeset")
+        .unwrap();
+    let mut rows = stmt.query([]).unwrap();
+    while let Some(row) = rows.next().unwrap() {
+        let debug: String = row.get(2).unwrap();
+        recorded.insert(
+            (row.get(0).unwrap(), row.get(1).unwrap()),
+            serde_json::from_str(&debug).unwrap(),
+        );
+    }
+    let scratch = rusqlite::Connection::open_in_memory().unwrap();
+    let log = EventLog::open(&located.eventlog).unwrap();
+    let mut compared = 0;
+    let mut problems = Vec::new();
+    log.for_each(|row| {
+        let LogRow::Event(ev) = row else {
+            panic!("malformed row")
+        };
+        let args: Value = serde_json::from_str(&ev.args_json).unwrap();
+        let Outcome::Statements(ours) = materializer.materialize(&ev, &args, &scratch)? else {
+            problems.push(format!("{} {}: no statements", ev.seq, ev.name));
+            return Ok(ControlFlow::Continue(()));
+        };
+        let theirs = recorded[&ev.seq.pair()].as_array().cloned().unwrap();
+        assert_eq!(ours.len(), theirs.len(), "{} {}", ev.seq, ev.name);
+        for (o, t) in ours.iter().zip(&theirs) {
+            if o.sql != t["statementSql"].as_str().unwrap() {
+                problems.push(format!(
+                    "{} {}: SQL {:?} vs {}",
+                    ev.seq, ev.name, o.sql, t["statementSql"]
+                ));
+            }
+            let binds = match &t["bindValues"] {
+                Value::Array(a) => Binds::Positional(
+                    a.iter()
+                        .map(|v| BindValue::from_json_scalar(v).unwrap())
+                        .collect(),
+                ),
+                Value::Object(m) if m.is_empty() => Binds::None,
+                Value::Object(m) => Binds::Named(
+                    m.iter()
+                        .map(|(k, v)| (k.clone(), BindValue::from_json_scalar(v).unwrap()))
+                        .collect(),
+                ),
+                other => panic!("unexpected bindValues {other}"),
+            };
+            let same = match (&o.binds, &binds) {
+                (Binds::None, Binds::Named(m)) | (Binds::Named(m), Binds::None) => m.is_empty(),
+                (Binds::None, Binds::Positional(v)) | (Binds::Positional(v), Binds::None) => {
+                    v.is_empty()
+                }
+                (a, b) => a == b,
+            };
+            if !same {
+                problems.push(format!(
+                    "{} {}: binds {:?} vs {binds:?}",
+                    ev.seq, ev.name, o.binds
+                ));
+            }
+        }
+        compared += 1;
+        Ok(ControlFlow::Continue(()))
+    })
+    .unwrap();
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    assert_eq!(compared, 300);
+}
+
+#[test]
+fn a_materializer_that_throws_is_a_materializer_error_at_its_event() {
+    let Some(app) = app() else { return };
+    let run = rehearse(&[
+        &"check",
+        &corpus("workspace-n200"),
+        &"-m",
+        &spec(&app, "app-throws.mjs"),
+        &"--format",
+        &"json",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let report = json(&run);
+    let errors: Vec<&Value> = report["corpora"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["class"] == "materializer-error")
+        .collect();
+    assert_eq!(errors.len(), 1, "{errors:#?}");
+    assert_eq!(errors[0]["seqNumGlobal"], 17);
+    assert_eq!(errors[0]["name"], "v1.TodoCompleted");
+    assert_eq!(
+        errors[0]["message"],
+        "the materializer threw: cannot complete todo_twq657isfh: the project is archived"
+    );
+}
+
+#[test]
+fn args_that_no_longer_decode_are_invalid_args_with_the_field_and_the_decoders_message() {
+    let Some(app) = app() else { return };
+    let run = rehearse(&[
+        &"check",
+        &corpus("workspace-n200"),
+        &"-m",
+        &spec(&app, "app-changed-type.mjs"),
+        &"--format",
+        &"json",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let report = json(&run);
+    let invalid: Vec<&Value> = report["corpora"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["class"] == "invalid-args")
+        .collect();
+    // Every v1.CommentEdited in the log, found independently with
+    //   SELECT count(*) FROM eventlog WHERE name = 'v1.CommentEdited'
+    let log = rusqlite::Connection::open_with_flags(
+        corpus("workspace-n200/workspace/eventlog@6.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let edited: i64 = log
+        .query_row(
+            "SELECT count(*) FROM eventlog WHERE name = 'v1.CommentEdited'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(invalid.len() as i64, edited);
+    assert!(invalid.iter().all(|f| f["name"] == "v1.CommentEdited"));
+    let first = invalid[0]["message"].as_str().unwrap();
+    assert!(
+        first.starts_with("args.body: Expected number, actual \""),
+        "{first}"
+    );
+}
+
+#[test]
+fn ctx_query_reads_the_state_as_it_stands_before_the_event() {
+    let Some(app) = app() else { return };
+    // The completion counter is computed from ctx.query instead of in SQL: the state comes out
+    // equal to LiveStore's only if every query saw the events before it and none after.
+    for c in ["workspace-n200", "workspace-n300-lsdev"] {
+        let run = rehearse(&[&"check", &corpus(c), &"-m", &spec(&app, "app-query.mjs")]);
+        assert_eq!(run.code, 0, "{c}: {}{}", run.stdout, run.stderr);
+    }
+    // One helper, one event at a time (no look-ahead), under bisect: the same.
+    let run = rehearse(&[
+        &"bisect",
+        &corpus("workspace-n200"),
+        &"--old",
+        &defs(),
+        &"--new",
+        &spec(&app, "app-query.mjs"),
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+}
+
+#[test]
+fn bisect_compares_the_sql_definitions_with_the_apps_own_materializers() {
+    let Some(app) = app() else { return };
+    let run = rehearse(&[
+        &"bisect",
+        &corpus("workspace-n300-lsdev"),
+        &"--old",
+        &defs(),
+        &"--new",
+        &spec(&app, "app.mjs"),
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout
+            .contains("no difference: the new materializers treat all 300 events the same"),
+        "{}",
+        run.stdout
+    );
+    let run = rehearse(&[
+        &"bisect",
+        &corpus("workspace-n200"),
+        &"--old",
+        &spec(&app, "app.mjs"),
+        &"--new",
+        &spec(&app, "app-throws.mjs"),
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stdout.contains("\ne17 v1.TodoCompleted\n"),
+        "{}",
+        run.stdout
+    );
+}
+
+fn misbehave(app: &Path, how: &str) -> Run {
+    rehearse_env(
+        &[
+            &"check",
+            &corpus("workspace-n200"),
+            &"-m",
+            &spec(app, "app-misbehaves.mjs"),
+            &"--plugin-timeout",
+            &"3",
+            &"--format",
+            &"json",
+        ],
+        &[("REHEARSE_TEST_MISBEHAVE", how)],
+    )
+}
+
+#[test]
+fn a_helper_that_dies_hangs_or_writes_garbage_is_an_error_naming_the_event() {
+    let Some(app) = app() else { return };
+    for (how, says) in [
+        (
+            "exit",
+            "materializing e17 v1.TodoCompleted: the helper exited",
+        ),
+        (
+            "hang",
+            "materializing e17 v1.TodoCompleted: no answer within 3 s",
+        ),
+        (
+            "garbage",
+            "garbage on the protocol stream at or shortly before e",
+        ),
+    ] {
+        let started = std::time::Instant::now();
+        let run = misbehave(&app, how);
+        assert!(started.elapsed().as_secs() < 30, "{how}: rehearse hung");
+        assert_eq!(run.code, 2, "{how}: {}", run.stderr);
+        let report = json(&run);
+        let error = report["corpora"][0]["error"].as_str().unwrap_or_default();
+        assert!(error.contains(says), "{how}: {error}");
+        assert!(
+            error.contains("app-misbehaves.mjs: LiveStore helper"),
+            "{how}: {error}"
+        );
+    }
+
+    // Logging to stdout, in every way JavaScript can, does not disturb the protocol.
+    let run = misbehave(&app, "log");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("livestore: completing todo_twq657isfh"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("livestore: a line straight to fd 1"),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(json(&run)["corpora"][0]["verdict"], "pass");
+}
+
+#[test]
+fn no_node_or_no_packages_is_a_clear_error() {
+    let Some(app) = app() else { return };
+    let run = rehearse_env(
+        &[
+            &"check",
+            &corpus("workspace-n200"),
+            &"-m",
+            &spec(&app, "app.mjs"),
+        ],
+        &[("REHEARSE_NODE", "/nonexistent/node")],
+    );
+    assert_eq!(run.code, 2);
+    assert!(
+        run.stdout.contains("cannot run Node.js") || run.stderr.contains("cannot run Node.js"),
+        "{}{}",
+        run.stdout,
+        run.stderr
+    );
+
+    let lonely = tempfile::tempdir().unwrap();
+    std::fs::write(
+        lonely.path().join("schema.mjs"),
+        "export const schema = 1\n",
+    )
+    .unwrap();
+    let run = rehearse(&[
+        &"check",
+        &corpus("workspace-n200"),
+        &"-m",
+        &format!("livestore:{}", lonely.path().join("schema.mjs").display()),
+    ]);
+    assert_eq!(run.code, 2);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(
+        all.contains("no node_modules with @livestore/livestore"),
+        "{all}"
+    );
+
+    let run = rehearse(&[
+        &"check",
+        &corpus("workspace-n200"),
+        &"-m",
+        &spec(&app, "schema.mjs"),
+    ]);
+    assert_eq!(run.code, 2);
+    let all = format!("{}{}", run.stdout, run.stderr);
+    assert!(all.contains("exports no LiveStore schema"), "{all}");
+}
+
+#[test]
+fn schema_export_writes_the_event_schemas_the_ddl_and_the_client_documents() {
+    let Some(app) = app() else { return };
+    let out = tempfile::tempdir().unwrap();
+    let run = rehearse(&[
+        &"schema",
+        &"export",
+        &"--materializers",
+        &spec(&app, "app.mjs"),
+        &"--out",
+        &out.path(),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // The committed schemas/workspace/events/ were exported from the same app: byte for byte.
+    let committed = root().join("schemas/workspace/events");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&committed).unwrap() {
+        let name = entry.unwrap().file_name();
+        assert_eq!(
+            std::fs::read(out.path().join("events").join(&name)).unwrap(),
+            std::fs::read(committed.join(&name)).unwrap(),
+            "{name:?}"
+        );
+        names.push(name);
+    }
+    assert_eq!(
+        names.len(),
+        std::fs::read_dir(out.path().join("events"))
+            .unwrap()
+            .count()
+    );
+    // The DDL builds the tables LiveStore's own state database has, column for column.
+    let ddl = std::fs::read_to_string(out.path().join("state.sql")).unwrap();
+    let diff_db = out.path().join("ddl.db");
+    rusqlite::Connection::open(&diff_db)
+        .unwrap()
+        .execute_batch(&ddl)
+        .unwrap();
+    let run = rehearse(&[
+        &"diff",
+        &corpus("workspace-n200/workspace/state-186191357563@6.db"),
+        &diff_db,
+        &"--format",
+        &"json",
+    ]);
+    let report = json(&run);
+    let tables = report["corpora"][0]["tables"].as_array().unwrap();
+    assert!(
+        tables.iter().all(|t| t["presence"] == "both"
+            && t["columnsMissing"].as_array().unwrap().is_empty()
+            && t["columnsExtra"].as_array().unwrap().is_empty()),
+        "{tables:#?}"
+    );
+    let docs: Value =
+        serde_json::from_slice(&std::fs::read(out.path().join("client-documents.json")).unwrap())
+            .unwrap();
+    assert_eq!(docs[0]["name"], "uiState");
+    assert_eq!(docs[0]["default"]["id"], "main");
+}
