@@ -274,14 +274,18 @@ pub fn replay(
     mut observe: impl FnMut(Step<'_>),
 ) -> Result<Replayed> {
     let mut r = Replayer::new(conn, materializer, options)?;
-    // Rows are replayed in chunks, each announced to the materializer first: a bounded buffer
-    // that lets a materializer behind a pipe answer a chunk without a round trip per event.
-    let mut chunk: Vec<LogRow> = Vec::with_capacity(LOOKAHEAD);
+    // Rows are replayed in chunks, each announced to the materializer one chunk before it is
+    // replayed: bounded buffers that let a materializer behind a pipe work on the next chunk
+    // while this one is applied, without a round trip per event.
+    let mut reading: Vec<LogRow> = Vec::with_capacity(LOOKAHEAD);
+    let mut announced: Vec<LogRow> = Vec::with_capacity(LOOKAHEAD);
     let mut stopped = false;
     log.for_each(|row| {
-        chunk.push(row);
-        if chunk.len() == LOOKAHEAD {
-            stopped = r.chunk(&mut chunk, &mut observe)?;
+        reading.push(row);
+        if reading.len() == LOOKAHEAD {
+            r.announce(&reading)?;
+            stopped = r.chunk(&mut announced, &mut observe)?;
+            std::mem::swap(&mut reading, &mut announced);
         }
         Ok(if stopped {
             ControlFlow::Break(())
@@ -290,7 +294,10 @@ pub fn replay(
         })
     })?;
     if !stopped {
-        r.chunk(&mut chunk, &mut observe)?;
+        r.announce(&reading)?;
+        if !r.chunk(&mut announced, &mut observe)? {
+            r.chunk(&mut reading, &mut observe)?;
+        }
     }
     let events = r.out.events;
     let out = r.finish(log.sync_status())?;
@@ -302,12 +309,8 @@ pub fn replay(
 const LOOKAHEAD: usize = 256;
 
 impl Replayer<'_> {
-    /// Replays a chunk of rows (emptying it); true when the replay must stop.
-    fn chunk(
-        &mut self,
-        chunk: &mut Vec<LogRow>,
-        observe: &mut impl FnMut(Step<'_>),
-    ) -> Result<bool> {
+    /// Tells the materializer about the events of a chunk it will be asked about.
+    fn announce(&mut self, chunk: &[LogRow]) -> Result<()> {
         let events: Vec<&Event> = chunk
             .iter()
             .filter_map(|row| match row {
@@ -315,7 +318,18 @@ impl Replayer<'_> {
                 LogRow::Malformed { .. } => None,
             })
             .collect();
-        self.materializer.lookahead(&events)?;
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.materializer.lookahead(&events)
+    }
+
+    /// Replays a chunk of rows (emptying it); true when the replay must stop.
+    fn chunk(
+        &mut self,
+        chunk: &mut Vec<LogRow>,
+        observe: &mut impl FnMut(Step<'_>),
+    ) -> Result<bool> {
         for row in chunk.drain(..) {
             let outcome = self.event(row)?;
             if self.out.events.is_multiple_of(1024) {

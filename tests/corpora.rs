@@ -17,10 +17,10 @@ use serde::Deserialize;
 use rehearse::check::{self, CheckOptions};
 use rehearse::definitions::Definitions;
 use rehearse::eventlog::{EventLog, LogRow};
-use rehearse::js::BindValue;
-use rehearse::materialize::Binds;
 use rehearse::materialize::sql::SqlMaterializer;
 use rehearse::report::{CorpusReport, Finding};
+
+mod common;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -236,17 +236,7 @@ fn lsdev_oracle(dir: &Path) -> Result<(), Failed> {
     let defs = Definitions::load(&dir.join(&expect.materializers)).map_err(|e| e.to_string())?;
     let materializer = SqlMaterializer::new(defs);
     let corpus = rehearse::corpus::Corpus::locate(dir).map_err(|e| e.to_string())?;
-    let state = rehearse::sqlite::open_input(&corpus.snapshots[0]).map_err(|e| e.to_string())?;
-    let mut recorded: BTreeMap<(i64, i64), serde_json::Value> = BTreeMap::new();
-    let mut stmt = state
-        .conn
-        .prepare("SELECT seqNumGlobal, seqNumClient, debug FROM __livestore_session_changeset")?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        let debug: Option<String> = row.get(2)?;
-        let debug = debug.ok_or("a changeset row has no debug column: not an LS_DEV state")?;
-        recorded.insert((row.get(0)?, row.get(1)?), serde_json::from_str(&debug)?);
-    }
+    let recorded = common::lsdev_statements(dir)?;
     let log = EventLog::open(&corpus.eventlog).map_err(|e| e.to_string())?;
     let mut compared = 0;
     let mut problems = Vec::new();
@@ -263,57 +253,11 @@ fn lsdev_oracle(dir: &Path) -> Result<(), Failed> {
                 return Ok(ControlFlow::Continue(()));
             }
         };
-        let Some(theirs) = recorded.get(&ev.seq.pair()) else {
-            problems.push(format!(
-                "{} {}: LiveStore recorded nothing",
-                ev.seq, ev.name
-            ));
-            return Ok(ControlFlow::Continue(()));
-        };
-        let theirs = theirs.as_array().cloned().unwrap_or_default();
-        if theirs.len() != ours.len() {
-            problems.push(format!(
-                "{} {}: {} statements, LiveStore ran {}",
-                ev.seq,
-                ev.name,
-                ours.len(),
-                theirs.len()
-            ));
-            return Ok(ControlFlow::Continue(()));
-        }
-        for (o, t) in ours.iter().zip(&theirs) {
-            let sql = t["statementSql"].as_str().unwrap_or_default();
-            if o.sql != sql {
-                problems.push(format!(
-                    "{} {}: SQL differs:\n  ours:   {:?}\n  theirs: {sql:?}",
-                    ev.seq, ev.name, o.sql
-                ));
-            }
-            let binds = match &t["bindValues"] {
-                serde_json::Value::Array(a) => Binds::Positional(
-                    a.iter()
-                        .map(|v| BindValue::from_json_scalar(v).unwrap())
-                        .collect(),
-                ),
-                serde_json::Value::Object(m) if m.is_empty() => Binds::None,
-                serde_json::Value::Object(m) => Binds::Named(
-                    m.iter()
-                        .map(|(k, v)| (k.clone(), BindValue::from_json_scalar(v).unwrap()))
-                        .collect(),
-                ),
-                other => panic!("unexpected bindValues {other}"),
-            };
-            let same = match (&o.binds, &binds) {
-                (Binds::None, Binds::Named(m)) | (Binds::Named(m), Binds::None) => m.is_empty(),
-                (a, b) => a == b,
-            };
-            if !same {
-                problems.push(format!(
-                    "{} {}: binds differ:\n  ours:   {:?}\n  theirs: {binds:?}",
-                    ev.seq, ev.name, o.binds
-                ));
-            }
-        }
+        problems.extend(common::statement_differences(
+            &ev,
+            &ours,
+            recorded.get(&ev.seq.pair()),
+        ));
         compared += 1;
         Ok(ControlFlow::Continue(()))
     })

@@ -4,7 +4,6 @@
 //!
 //! Every test needs Node.js; without it each says so on stderr and does not run.
 
-use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
@@ -14,8 +13,7 @@ mod common;
 use common::*;
 
 use rehearse::eventlog::{EventLog, LogRow};
-use rehearse::js::BindValue;
-use rehearse::materialize::{Binds, Outcome, Source};
+use rehearse::materialize::{Outcome, Source};
 
 /// The fixture app, or `None` after saying why the test does not run.
 fn app() -> Option<PathBuf> {
@@ -86,20 +84,7 @@ fn the_plugin_returns_the_statements_livestore_ran() {
     let source = Source::load(Path::new(&spec(&app, "app.mjs"))).unwrap();
     let mut materializer = source.instantiate().unwrap();
     let located = rehearse::corpus::Corpus::locate(&dir).unwrap();
-    let state = rehearse::sqlite::open_input(&located.snapshots[0]).unwrap();
-    let mut recorded: BTreeMap<(i64, i64), Value> = BTreeMap::new();
-    let mut stmt = state
-        .conn
-        .prepare("SELECT seqNumGlobal, seqNumClient, debug FROM __livestore_session_changeset")
-        .unwrap();
-    let mut rows = stmt.query([]).unwrap();
-    while let Some(row) = rows.next().unwrap() {
-        let debug: String = row.get(2).unwrap();
-        recorded.insert(
-            (row.get(0).unwrap(), row.get(1).unwrap()),
-            serde_json::from_str(&debug).unwrap(),
-        );
-    }
+    let recorded = lsdev_statements(&dir).unwrap();
     let scratch = rusqlite::Connection::open_in_memory().unwrap();
     let log = EventLog::open(&located.eventlog).unwrap();
     let mut compared = 0;
@@ -113,43 +98,11 @@ fn the_plugin_returns_the_statements_livestore_ran() {
             problems.push(format!("{} {}: no statements", ev.seq, ev.name));
             return Ok(ControlFlow::Continue(()));
         };
-        let theirs = recorded[&ev.seq.pair()].as_array().cloned().unwrap();
-        assert_eq!(ours.len(), theirs.len(), "{} {}", ev.seq, ev.name);
-        for (o, t) in ours.iter().zip(&theirs) {
-            if o.sql != t["statementSql"].as_str().unwrap() {
-                problems.push(format!(
-                    "{} {}: SQL {:?} vs {}",
-                    ev.seq, ev.name, o.sql, t["statementSql"]
-                ));
-            }
-            let binds = match &t["bindValues"] {
-                Value::Array(a) => Binds::Positional(
-                    a.iter()
-                        .map(|v| BindValue::from_json_scalar(v).unwrap())
-                        .collect(),
-                ),
-                Value::Object(m) if m.is_empty() => Binds::None,
-                Value::Object(m) => Binds::Named(
-                    m.iter()
-                        .map(|(k, v)| (k.clone(), BindValue::from_json_scalar(v).unwrap()))
-                        .collect(),
-                ),
-                other => panic!("unexpected bindValues {other}"),
-            };
-            let same = match (&o.binds, &binds) {
-                (Binds::None, Binds::Named(m)) | (Binds::Named(m), Binds::None) => m.is_empty(),
-                (Binds::None, Binds::Positional(v)) | (Binds::Positional(v), Binds::None) => {
-                    v.is_empty()
-                }
-                (a, b) => a == b,
-            };
-            if !same {
-                problems.push(format!(
-                    "{} {}: binds {:?} vs {binds:?}",
-                    ev.seq, ev.name, o.binds
-                ));
-            }
-        }
+        problems.extend(statement_differences(
+            &ev,
+            &ours,
+            recorded.get(&ev.seq.pair()),
+        ));
         compared += 1;
         Ok(ControlFlow::Continue(()))
     })
@@ -233,9 +186,15 @@ fn ctx_query_reads_the_state_as_it_stands_before_the_event() {
     let Some(app) = app() else { return };
     // The completion counter is computed from ctx.query instead of in SQL: the state comes out
     // equal to LiveStore's only if every query saw the events before it and none after.
-    for c in ["workspace-n200", "workspace-n300-lsdev"] {
-        let run = rehearse(&[&"check", &corpus(c), &"-m", &spec(&app, "app-query.mjs")]);
-        assert_eq!(run.code, 0, "{c}: {}{}", run.stdout, run.stderr);
+    // 300 and 5,000 events: queries are pending while the next chunks arrive.
+    let mut corpora = vec![corpus("workspace-n200"), corpus("workspace-n300-lsdev")];
+    let n5000 = root().join("../shared/livestore/samples/n5000");
+    if n5000.is_dir() {
+        corpora.push(n5000);
+    }
+    for c in &corpora {
+        let run = rehearse(&[&"check", c, &"-m", &spec(&app, "app-query.mjs")]);
+        assert_eq!(run.code, 0, "{}: {}{}", c.display(), run.stdout, run.stderr);
     }
     // One helper, one event at a time (no look-ahead), under bisect: the same.
     let run = rehearse(&[
@@ -453,4 +412,67 @@ fn schema_export_writes_the_event_schemas_the_ddl_and_the_client_documents() {
             .unwrap();
     assert_eq!(docs[0]["name"], "uiState");
     assert_eq!(docs[0]["default"]["id"], "main");
+}
+
+#[test]
+fn every_message_matches_the_protocol_schema() {
+    let Some(app) = app() else { return };
+    let trace = tempfile::NamedTempFile::new().unwrap();
+    let trace_path = trace.path().to_string_lossy().into_owned();
+    // Results, unknown-free but invalid args, errors and queries all occur across these runs.
+    for module in ["app-query.mjs", "app-throws.mjs", "app-changed-type.mjs"] {
+        let run = rehearse_env(
+            &[
+                &"check",
+                &corpus("workspace-n200"),
+                &"-m",
+                &spec(&app, module),
+            ],
+            &[("REHEARSE_PLUGIN_TRACE", &trace_path)],
+        );
+        assert_ne!(run.code, 2, "{}", run.stderr);
+    }
+    let out = tempfile::tempdir().unwrap();
+    let run = rehearse_env(
+        &[
+            &"schema",
+            &"export",
+            &"-m",
+            &spec(&app, "app.mjs"),
+            &"--out",
+            &out.path(),
+        ],
+        &[("REHEARSE_PLUGIN_TRACE", &trace_path)],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let schema: Value = serde_json::from_slice(
+        &std::fs::read(root().join("schemas/plugin-protocol.schema.json")).unwrap(),
+    )
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let mut kinds = std::collections::BTreeSet::new();
+    for line in std::fs::read_to_string(trace.path()).unwrap().lines() {
+        let msg: Value = serde_json::from_str(line).unwrap();
+        let errors: Vec<String> = validator.iter_errors(&msg).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{line}: {errors:?}");
+        kinds.insert(msg["type"].as_str().unwrap().to_string());
+    }
+    for kind in [
+        "hello",
+        "ready",
+        "events",
+        "result",
+        "invalid-args",
+        "error",
+        "query",
+        "rows",
+        "export-schemas",
+        "schemas",
+        "bye",
+    ] {
+        assert!(
+            kinds.contains(kind),
+            "no {kind} message was exchanged: {kinds:?}"
+        );
+    }
 }

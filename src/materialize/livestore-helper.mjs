@@ -224,14 +224,23 @@ const mark = (i) => {
   writeSync(progressFd, progress, 0, 8, 0)
 }
 
+// Events rehearse announced while a query was waiting for its rows: handled after the
+// current batch, in order.
+const batches = []
+
 const query = (sql, bindValues) => {
   send({ type: 'query', i: inFlight, sql, binds: encodeBinds(bindValues) })
-  const line = readLine()
-  if (line === null) process.exit(0)
-  const reply = JSON.parse(line)
+  let reply
+  for (;;) {
+    const line = readLine()
+    if (line === null) process.exit(0)
+    reply = JSON.parse(line)
+    if (reply.type !== 'events') break
+    batches.push(reply.events)
+  }
   if (reply.type === 'rows') return reply.rows.map(decodeRow)
   if (reply.type === 'query-error') throw new Error(`ctx.query failed: ${reply.message}`)
-  fail(`expected rows for the query of event ${inFlight}, got ${line.slice(0, 200)}`)
+  fail(`expected rows for the query of event ${inFlight}, got ${JSON.stringify(reply).slice(0, 200)}`)
 }
 const dbState = {
   select: (sql, bindValues) => query(sql, bindValues),
@@ -320,6 +329,11 @@ const exportSchemas = () => {
 }
 
 for (;;) {
+  while (batches.length > 0) {
+    for (const ev of batches.shift()) send(materialize(ev))
+    inFlight = null
+    flush()
+  }
   const line = readLine()
   if (line === null) process.exit(0)
   let msg

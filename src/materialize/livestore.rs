@@ -19,7 +19,7 @@
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -88,7 +88,8 @@ fn default_helpers() -> usize {
 }
 
 enum Line {
-    Message(String),
+    /// A message, read on the reader thread so that the replay does not wait for parsing.
+    Message(Reply),
     /// A protocol line that cannot be a whole message, with the helper's progress as it was
     /// read (the helper works on, so later would name a later event).
     Garbage(String, Option<u64>),
@@ -99,6 +100,34 @@ enum Line {
 fn read_progress(path: &Path) -> Option<u64> {
     let bytes = std::fs::read(path).ok()?;
     Some(f64::from_le_bytes(bytes.get(..8)?.try_into().ok()?) as u64)
+}
+
+/// A message from the helper.
+enum Reply {
+    /// What the helper made of an event: its id and the outcome (or why the answer makes no
+    /// sense).
+    Answer(u64, std::result::Result<Outcome, String>),
+    /// Any other message.
+    Other(Value),
+    /// A line that is not JSON: the parser's complaint and the line.
+    Invalid(String, String),
+}
+
+impl Reply {
+    fn parse(text: &str) -> Reply {
+        if let Some((i, statements)) = super::wire::parse_result(text) {
+            return Reply::Answer(i, Ok(Outcome::Statements(statements)));
+        }
+        match serde_json::from_str::<Value>(text) {
+            Ok(msg) => match (msg["type"].as_str(), msg["i"].as_u64()) {
+                (Some("result" | "unknown" | "invalid-args" | "error"), Some(i)) => {
+                    Reply::Answer(i, outcome(&msg))
+                }
+                _ => Reply::Other(msg),
+            },
+            Err(e) => Reply::Invalid(e.to_string(), text.to_string()),
+        }
+    }
 }
 
 /// What the helper says once the schema is loaded.
@@ -121,13 +150,19 @@ struct Helper {
     module: PathBuf,
     timeout: Duration,
     child: Child,
-    stdin: std::io::BufWriter<ChildStdin>,
+    /// Lines for the helper's stdin, written by a thread of their own: a helper busy on
+    /// the events before (or hung) must not block the replay in a write, where no timeout
+    /// can reach it.
+    outbox: std::sync::mpsc::Sender<Vec<u8>>,
     lines: Receiver<Line>,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
     /// Sent and not yet answered: id, position and name of each event.
     queue: VecDeque<(u64, SeqNum, String)>,
     /// Where the helper writes the id of the event it is materializing.
     progress: PathBuf,
+    /// `REHEARSE_PLUGIN_TRACE`: a file that receives every message, one JSON line each (for
+    /// debugging a helper, and for the test holding the protocol to its schema).
+    trace: Option<Arc<Mutex<std::fs::File>>>,
 }
 
 /// The app's materializers, through one or more helpers. Several helpers share a chunk of
@@ -191,6 +226,7 @@ fn node_version(node: &Path) -> Result<(u32, u32)> {
 
 /// How to start a helper.
 struct Launch {
+    trace: Option<Arc<Mutex<std::fs::File>>>,
     dir: PathBuf,
     node: PathBuf,
     args: Vec<String>,
@@ -215,11 +251,21 @@ impl Helper {
             .stderr(Stdio::piped())
             .spawn()
             .map_err(|e| Error::input(&launch.node, format!("cannot start Node.js: {e}")))?;
-        let stdin = std::io::BufWriter::new(child.stdin.take().expect("piped"));
+        let mut stdin = child.stdin.take().expect("piped");
+        let (outbox, unsent) = std::sync::mpsc::channel::<Vec<u8>>();
+        std::thread::spawn(move || {
+            // Ends when the helper stops reading (its pipe breaks) or the helper is dropped.
+            for line in unsent {
+                if stdin.write_all(&line).is_err() {
+                    return;
+                }
+            }
+        });
         let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");
         let (tx, lines) = std::sync::mpsc::channel();
         let progress_path = progress.clone();
+        let trace = launch.trace.clone();
         std::thread::spawn(move || {
             let mut reader = BufReader::new(stdout);
             let mut buf = Vec::new();
@@ -235,7 +281,8 @@ impl Helper {
                         let text = text.trim_end_matches(['\n', '\r']);
                         let line = match text.strip_prefix(PREFIX) {
                             Some(m) if m.starts_with('{') && m.ends_with('}') => {
-                                Line::Message(m.to_string())
+                                traced(&trace, m.as_bytes());
+                                Line::Message(Reply::parse(m))
                             }
                             Some(m) => Line::Garbage(m.to_string(), read_progress(&progress_path)),
                             None => Line::Stray(text.to_string()),
@@ -265,11 +312,12 @@ impl Helper {
             module: module.to_path_buf(),
             timeout,
             child,
-            stdin,
+            outbox,
             lines,
             stderr_tail,
             queue: VecDeque::new(),
             progress,
+            trace: launch.trace.clone(),
         };
         h.send(&hello)?;
         Ok(h)
@@ -280,7 +328,7 @@ impl Helper {
     fn ready(&mut self) -> Result<Value> {
         let per_event = self.timeout;
         self.timeout = per_event.max(STARTUP_TIMEOUT);
-        let ready = self.receive("loading the schema", None);
+        let ready = self.receive_message("loading the schema");
         self.timeout = per_event;
         let ready = ready?;
         if ready["type"] != "ready" {
@@ -298,14 +346,26 @@ impl Helper {
         Ok(ready)
     }
 
-    fn send(&mut self, msg: &Value) -> Result<()> {
+    /// The next message, which must not be an answer about an event.
+    fn receive_message(&mut self, doing: &str) -> Result<Value> {
+        match self.receive(doing, None)? {
+            Reply::Other(msg) => Ok(msg),
+            Reply::Answer(i, _) => Err(self.fail(
+                doing,
+                format!("an answer about event {i} where none was asked for"),
+            )),
+            Reply::Invalid(..) => unreachable!("receive turns invalid lines into errors"),
+        }
+    }
+
+    fn send(&mut self, msg: &impl serde::Serialize) -> Result<()> {
         let mut line = serde_json::to_vec(msg).expect("a message serializes");
         line.push(b'\n');
-        let sent = self
-            .stdin
-            .write_all(&line)
-            .and_then(|()| self.stdin.flush());
-        sent.map_err(|e| self.fail("sending to the helper", e.to_string()))
+        traced(&self.trace, &line);
+        if self.outbox.send(line).is_err() {
+            return Err(self.fail("sending to the helper", "its stdin is closed".into()));
+        }
+        Ok(())
     }
 
     /// The event with this id, as a person reads it.
@@ -352,7 +412,7 @@ impl Helper {
     }
 
     /// The next protocol message; queries are answered against `scratch` on the way.
-    fn receive(&mut self, doing: &str, scratch: Option<&Connection>) -> Result<Value> {
+    fn receive(&mut self, doing: &str, scratch: Option<&Connection>) -> Result<Reply> {
         loop {
             let line = match self.lines.recv_timeout(self.timeout) {
                 Ok(l) => l,
@@ -398,38 +458,34 @@ impl Helper {
                         None,
                     ));
                 }
-                Line::Message(text) => {
-                    let msg: Value = match serde_json::from_str(&text) {
-                        Ok(m) => m,
-                        Err(e) => {
-                            let _ = self.child.kill();
-                            let _ = self.child.wait();
-                            return Err(self.fail(
-                                doing,
-                                format!(
-                                    "the helper sent garbage ({e}): {}",
-                                    crate::materialize::sql::truncate(&text)
-                                ),
-                            ));
-                        }
-                    };
-                    match msg["type"].as_str() {
-                        Some("query") => {
-                            let reply = match scratch {
-                                Some(conn) => run_query(conn, &msg),
-                                None => {
-                                    json!({"type": "query-error", "message": "no database to query here"})
-                                }
-                            };
-                            self.send(&reply)?;
-                        }
-                        Some("fatal") => {
-                            let m = msg["message"].as_str().unwrap_or("").to_string();
-                            return Err(self.fail(doing, m));
-                        }
-                        _ => return Ok(msg),
-                    }
+                Line::Message(Reply::Invalid(e, text)) => {
+                    let _ = self.child.kill();
+                    let _ = self.child.wait();
+                    return Err(self.fail(
+                        doing,
+                        format!(
+                            "the helper sent garbage ({e}): {}",
+                            crate::materialize::sql::truncate(&text)
+                        ),
+                    ));
                 }
+                Line::Message(answer @ Reply::Answer(..)) => return Ok(answer),
+                Line::Message(Reply::Other(msg)) => match msg["type"].as_str() {
+                    Some("query") => {
+                        let reply = match scratch {
+                            Some(conn) => run_query(conn, &msg),
+                            None => {
+                                json!({"type": "query-error", "message": "no database to query here"})
+                            }
+                        };
+                        self.send(&reply)?;
+                    }
+                    Some("fatal") => {
+                        let m = msg["message"].as_str().unwrap_or("").to_string();
+                        return Err(self.fail(doing, m));
+                    }
+                    _ => return Ok(Reply::Other(msg)),
+                },
             }
         }
     }
@@ -442,10 +498,8 @@ impl Helper {
                 return Ok(());
             }
             let doing = format!("materializing {seq} {name}");
-            let reply = self.receive(&doing, None)?;
-            if reply["i"].as_u64() != Some(id) {
-                return Err(self.fail(&doing, format!("answer out of order: {reply}")));
-            }
+            // Nobody asks about this event any more (a bisect or an `--until` stopped early).
+            let _unused = self.answer_to(id, &doing, None)?;
             self.queue.pop_front();
         }
         Ok(())
@@ -455,28 +509,49 @@ impl Helper {
         let mut wire = Vec::with_capacity(events.len());
         for &(id, ev) in events {
             self.queue.push_back((id, ev.seq, ev.name.clone()));
-            wire.push(json!({
-                "i": id,
-                "name": ev.name,
-                "args": ev.args_json,
-                "seq": [ev.seq.global, ev.seq.client, ev.seq.rebase_generation],
-                "parent": [ev.parent.global, ev.parent.client, ev.parent.rebase_generation],
-                "clientId": ev.client_id,
-                "sessionId": ev.session_id,
-            }));
+            wire.push(super::wire::WireEvent::new(id, ev));
         }
-        self.send(&json!({"type": "events", "events": wire}))
+        self.send(&super::wire::EventsMessage {
+            kind: "events",
+            events: wire,
+        })
+    }
+
+    /// The next message, which must be the answer about event `id`.
+    fn answer_to(
+        &mut self,
+        id: u64,
+        doing: &str,
+        scratch: Option<&Connection>,
+    ) -> Result<std::result::Result<Outcome, String>> {
+        match self.receive(doing, scratch)? {
+            Reply::Answer(i, outcome) if i == id => Ok(outcome),
+            Reply::Answer(i, _) => Err(self.fail(
+                doing,
+                format!("answer out of order: about event {i}, expected {id}"),
+            )),
+            Reply::Other(msg) => Err(self.fail(
+                doing,
+                format!(
+                    "expected the answer about event {id}, got {}",
+                    crate::materialize::sql::truncate(&msg.to_string())
+                ),
+            )),
+            Reply::Invalid(..) => unreachable!("receive turns invalid lines into errors"),
+        }
     }
 
     /// The answer for event `id`, which must be in this helper's queue.
-    fn answer(&mut self, id: u64, doing: &str, scratch: &Connection) -> Result<Value> {
+    fn answer(
+        &mut self,
+        id: u64,
+        doing: &str,
+        scratch: &Connection,
+    ) -> Result<std::result::Result<Outcome, String>> {
         self.drain(Some(id))?;
-        let reply = self.receive(doing, Some(scratch))?;
+        let outcome = self.answer_to(id, doing, Some(scratch))?;
         self.queue.pop_front();
-        if reply["i"].as_u64() != Some(id) {
-            return Err(self.fail(doing, format!("answer out of order: {reply}")));
-        }
-        Ok(reply)
+        Ok(outcome)
     }
 }
 
@@ -513,8 +588,6 @@ impl LiveStoreMaterializer {
         };
         let node = node_binary();
         let (major, minor) = node_version(&node)?;
-        // LiveStore's query builder allocates freely: a larger young generation spares the
-        // garbage collector most of its work on long logs.
         let mut args: Vec<String> = Vec::new();
         let ext = module
             .extension()
@@ -549,7 +622,18 @@ impl LiveStoreMaterializer {
         std::fs::write(&script, HELPER).map_err(|e| Error::io(&script, e))?;
         std::os::unix::fs::symlink(&node_modules, dir.path().join("node_modules"))
             .map_err(|e| Error::io(dir.path(), e))?;
+        let trace = match std::env::var_os("REHEARSE_PLUGIN_TRACE") {
+            Some(p) => Some(Arc::new(Mutex::new(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(&p)
+                    .map_err(|e| Error::io(&p, e))?,
+            ))),
+            None => None,
+        };
         let launch = Launch {
+            trace,
             dir: dir.path().to_path_buf(),
             node,
             args,
@@ -622,7 +706,7 @@ impl LiveStoreMaterializer {
         let h = &mut self.helpers[0];
         h.drain(None)?;
         h.send(&json!({"type": "export-schemas"}))?;
-        let reply = h.receive("exporting the schemas", None)?;
+        let reply = h.receive_message("exporting the schemas")?;
         if reply["type"] != "schemas" {
             return Err(h.fail(
                 "exporting the schemas",
@@ -651,9 +735,7 @@ impl Materializer for LiveStoreMaterializer {
     }
 
     fn lookahead(&mut self, events: &[&Event]) -> Result<()> {
-        for h in &mut self.helpers {
-            h.drain(None)?;
-        }
+        // No draining here: the events announced before are still to be asked about.
         let n = self.helpers.len();
         let mut shares: Vec<Vec<(u64, &Event)>> = vec![Vec::new(); n];
         for (k, ev) in events.iter().enumerate() {
@@ -695,8 +777,9 @@ impl Materializer for LiveStoreMaterializer {
         };
         let doing = format!("materializing {} {}", event.seq, event.name);
         let helper = &mut self.helpers[h];
-        let reply = helper.answer(id, &doing, scratch)?;
-        outcome(&reply).map_err(|m| helper.fail(&doing, m))
+        helper
+            .answer(id, &doing, scratch)?
+            .map_err(|m| helper.fail(&doing, m))
     }
 }
 
@@ -747,6 +830,23 @@ pub fn export_schema(config: &PluginConfig, out: &Path) -> Result<ExportedSchema
         events,
         client_documents: docs.as_array().map_or(0, Vec::len),
     })
+}
+
+/// Appends a message to the `REHEARSE_PLUGIN_TRACE` file.
+fn traced(trace: &Option<Arc<Mutex<std::fs::File>>>, line: &[u8]) {
+    if let Some(t) = trace
+        && let Ok(mut f) = t.lock()
+    {
+        let _ = f.write_all(line);
+        if !line.ends_with(b"\n") {
+            let _ = f.write_all(b"\n");
+        }
+    }
+}
+
+#[cfg(test)]
+pub(crate) fn outcome_for_test(reply: &Value) -> std::result::Result<Outcome, String> {
+    outcome(reply)
 }
 
 /// An answer as the replay's outcome.

@@ -8,6 +8,7 @@
 
 pub mod livestore;
 pub mod sql;
+mod wire;
 
 use rusqlite::Connection;
 use serde_json::Value;
