@@ -476,3 +476,68 @@ fn every_message_matches_the_protocol_schema() {
         );
     }
 }
+
+/// A TypeScript schema module runs through the app's own tsx; without tsx, Node's type
+/// stripping where this Node has it, or an error that says what is missing.
+#[test]
+fn a_typescript_schema_module_runs_through_the_apps_tsx_or_says_what_is_missing() {
+    let Some(app) = app() else { return };
+    assert!(
+        app.join("node_modules/tsx").is_dir(),
+        "the fixture installs tsx"
+    );
+    let run = rehearse(&[
+        &"check",
+        &corpus("workspace-n200"),
+        &"-m",
+        &spec(&app, "app.ts"),
+    ]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("replayed 200 events: 200 applied"),
+        "{}",
+        run.stdout
+    );
+
+    // The same app without tsx: its packages, every one but tsx, linked into a directory of
+    // its own.
+    let bare = tempfile::tempdir().unwrap();
+    let modules = bare.path().join("node_modules");
+    std::fs::create_dir(&modules).unwrap();
+    for entry in std::fs::read_dir(app.join("node_modules")).unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.file_name();
+        if name != "tsx" && name != ".bin" {
+            std::os::unix::fs::symlink(entry.path(), modules.join(&name)).unwrap();
+        }
+    }
+    for file in ["app.ts", "schema.mjs"] {
+        std::fs::copy(app.join(file), bare.path().join(file)).unwrap();
+    }
+    let run = rehearse(&[
+        &"check",
+        &corpus("workspace-n200"),
+        &"-m",
+        &format!("livestore:{}", bare.path().join("app.ts").display()),
+    ]);
+    let version = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .unwrap();
+    let version = String::from_utf8_lossy(&version.stdout);
+    let mut parts = version.trim().trim_start_matches('v').split('.');
+    let major: u32 = parts.next().unwrap().parse().unwrap();
+    let minor: u32 = parts.next().unwrap().parse().unwrap();
+    if (major, minor) >= (22, 6) {
+        assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    } else {
+        assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+        assert!(
+            run.stderr.contains(&format!(
+                "a TypeScript module needs the app's own tsx (npm i -D tsx) or Node.js 22.6 or later for type stripping; this is Node.js {major}.{minor}"
+            )),
+            "{}",
+            run.stderr
+        );
+    }
+}

@@ -107,7 +107,12 @@ fn install_livestore_app() -> Result<PathBuf, String> {
             std::fs::copy(entry.path(), app.join(entry.file_name())).map_err(|e| e.to_string())?;
         }
     }
-    if app.join("node_modules/@livestore/livestore").is_dir() {
+    // Installed from this very lock file, or installed again.
+    let lock = std::fs::read(app.join("package-lock.json")).map_err(|e| e.to_string())?;
+    let stamp = app.join("node_modules/.rehearse-installed-lock.json");
+    if app.join("node_modules/@livestore/livestore").is_dir()
+        && std::fs::read(&stamp).is_ok_and(|s| s == lock)
+    {
         return Ok(app);
     }
     if !has("npm") {
@@ -119,6 +124,7 @@ fn install_livestore_app() -> Result<PathBuf, String> {
         .output()
         .map_err(|e| e.to_string())?;
     if out.status.success() && app.join("node_modules/@livestore/livestore").is_dir() {
+        std::fs::write(&stamp, &lock).map_err(|e| e.to_string())?;
         Ok(app)
     } else {
         Err(format!(
