@@ -411,14 +411,19 @@ impl Helper {
         }
     }
 
+    /// Ends a helper that can no longer be trusted to answer.
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// The next protocol message; queries are answered against `scratch` on the way.
     fn receive(&mut self, doing: &str, scratch: Option<&Connection>) -> Result<Reply> {
         loop {
             let line = match self.lines.recv_timeout(self.timeout) {
                 Ok(l) => l,
                 Err(RecvTimeoutError::Timeout) => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
+                    self.stop();
                     return Err(self.fail(
                         doing,
                         format!(
@@ -440,8 +445,7 @@ impl Helper {
                     }
                 }
                 Line::Garbage(text, at) => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
+                    self.stop();
                     // Something below JavaScript wrote to the helper's stdout (the helper
                     // keeps JavaScript's own writes off it); the helper was on `at` when it
                     // was read, so the culprit is that event or one shortly before.
@@ -459,8 +463,7 @@ impl Helper {
                     ));
                 }
                 Line::Message(Reply::Invalid(e, text)) => {
-                    let _ = self.child.kill();
-                    let _ = self.child.wait();
+                    self.stop();
                     return Err(self.fail(
                         doing,
                         format!(
@@ -564,8 +567,7 @@ impl Drop for Helper {
             }
             std::thread::sleep(Duration::from_millis(5));
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
