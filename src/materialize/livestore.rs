@@ -31,8 +31,7 @@ use serde_json::{Value, json};
 use crate::definitions::Ddl;
 use crate::error::{Error, Result};
 use crate::eventlog::{Event, SeqNum};
-use crate::js::BindValue;
-use crate::materialize::{Binds, Materializer, Outcome, Rejection, Statement};
+use crate::materialize::{Materializer, Outcome, Rejection, Statement};
 use crate::report::FindingClass;
 
 /// The helper script, embedded so that nothing rehearse-specific is installed at run time.
@@ -906,7 +905,7 @@ fn outcome(reply: &Value) -> std::result::Result<Outcome, String> {
                     .to_string();
                 statements.push(Statement {
                     sql,
-                    binds: binds(&st["binds"])?,
+                    binds: super::wire::binds(&st["binds"])?,
                     line: None,
                     target: None,
                 });
@@ -917,63 +916,11 @@ fn outcome(reply: &Value) -> std::result::Result<Outcome, String> {
     }
 }
 
-fn binds(v: &Value) -> std::result::Result<Binds, String> {
-    if let Some(values) = v["positional"].as_array() {
-        if values.is_empty() {
-            return Ok(Binds::None);
-        }
-        return values
-            .iter()
-            .map(bind_value)
-            .collect::<std::result::Result<_, _>>()
-            .map(Binds::Positional);
-    }
-    if let Some(named) = v["named"].as_object() {
-        return named
-            .iter()
-            .map(|(k, v)| Ok((k.clone(), bind_value(v)?)))
-            .collect::<std::result::Result<_, String>>()
-            .map(Binds::Named);
-    }
-    Err(format!("bind values in an unknown shape: {v}"))
-}
-
-fn bind_value(v: &Value) -> std::result::Result<BindValue, String> {
-    let tag = v[0]
-        .as_str()
-        .ok_or_else(|| format!("not a bind value: {v}"))?;
-    Ok(match tag {
-        "u" => BindValue::Unbound,
-        "n" => BindValue::Null,
-        "i" => BindValue::Integer(
-            v[1].as_i64()
-                .ok_or_else(|| format!("not an integer: {v}"))?,
-        ),
-        "I" => BindValue::Integer(
-            v[1].as_str()
-                .and_then(|s| s.parse().ok())
-                .ok_or_else(|| format!("not a 64-bit integer: {v}"))?,
-        ),
-        "f" => BindValue::Real(match &v[1] {
-            Value::Number(n) => n.as_f64().unwrap_or(f64::NAN),
-            Value::String(s) => s.parse().unwrap_or(f64::NAN),
-            _ => return Err(format!("not a double: {v}")),
-        }),
-        "s" => BindValue::Text(v[1].as_str().unwrap_or("").to_string()),
-        "b" => BindValue::Blob(
-            base64::engine::general_purpose::STANDARD
-                .decode(v[1].as_str().unwrap_or(""))
-                .map_err(|e| format!("not base64: {e}"))?,
-        ),
-        other => return Err(format!("unknown bind value tag {other:?}")),
-    })
-}
-
 /// Runs a materializer's `ctx.query` on the scratch database.
 fn run_query(conn: &Connection, msg: &Value) -> Value {
     let result = (|| -> std::result::Result<Vec<Value>, String> {
         let sql = msg["sql"].as_str().ok_or("a query without SQL")?;
-        let binds = binds(&msg["binds"])?;
+        let binds = super::wire::binds(&msg["binds"])?;
         let mut stmt = conn.prepare_cached(sql).map_err(|e| e.to_string())?;
         crate::execute::bind(&mut stmt, &binds).map_err(|e| e.to_string())?;
         let names: Vec<String> = stmt.column_names().map(|s| s.to_string()).collect();
@@ -1007,6 +954,8 @@ fn run_query(conn: &Connection, msg: &Value) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::js::BindValue;
+    use crate::materialize::Binds;
 
     #[test]
     fn specs_name_the_module_and_optionally_its_export() {
@@ -1020,7 +969,7 @@ mod tests {
 
     #[test]
     fn bind_values_keep_wa_sqlite_types() {
-        let b = binds(&json!({"positional": [["i", 1], ["f", 1735787045678.0], ["s", "x"], ["n"], ["u"], ["I", "9007199254740993"], ["b", "AQI="]]}))
+        let b = crate::materialize::wire::binds(&json!({"positional": [["i", 1], ["f", 1735787045678.0], ["s", "x"], ["n"], ["u"], ["I", "9007199254740993"], ["b", "AQI="]]}))
             .unwrap();
         assert_eq!(
             b,
@@ -1034,7 +983,7 @@ mod tests {
                 BindValue::Blob(vec![1, 2]),
             ])
         );
-        let b = binds(&json!({"named": {"$id": ["s", "a"]}})).unwrap();
+        let b = crate::materialize::wire::binds(&json!({"named": {"$id": ["s", "a"]}})).unwrap();
         assert_eq!(
             b,
             Binds::Named(vec![("$id".into(), BindValue::Text("a".into()))])

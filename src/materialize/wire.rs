@@ -49,11 +49,10 @@ impl<'a> WireEvent<'a> {
     }
 }
 
-/// `{"type": "result", "i": …, "statements": [...]}`; `writeTables` is not needed here.
+/// `{"type": "result", "i": …, "statements": [...]}` (the type is checked before);
+/// `writeTables` is not needed here.
 #[derive(Deserialize)]
 struct ResultMessage<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
     i: u64,
     #[serde(borrow)]
     statements: Vec<WireStatement<'a>>,
@@ -71,6 +70,29 @@ struct WireStatement<'a> {
 enum WireBinds {
     Positional(Vec<WireBind>),
     Named(indexmap::IndexMap<String, WireBind>),
+}
+
+impl WireBinds {
+    fn into_binds(self) -> Binds {
+        match self {
+            WireBinds::Positional(v) if v.is_empty() => Binds::None,
+            WireBinds::Positional(v) => Binds::Positional(v.into_iter().map(|b| b.0).collect()),
+            WireBinds::Named(m) => Binds::Named(m.into_iter().map(|(k, b)| (k, b.0)).collect()),
+        }
+    }
+}
+
+/// Bind values (`$defs/binds`) in a message already read as a `Value`: a query's, or a
+/// statement's in a `result` the fast path left alone.
+pub(crate) fn binds(v: &serde_json::Value) -> Result<Binds, String> {
+    WireBinds::deserialize(v)
+        .map(WireBinds::into_binds)
+        .map_err(|e| {
+            format!(
+                "bind values {}: {e}",
+                crate::materialize::sql::truncate(&v.to_string())
+            )
+        })
 }
 
 /// A tagged bind value: `["i", 1]`, `["s", "text"]`, `["n"]`, … (`$defs/bindValue`).
@@ -148,19 +170,12 @@ pub(crate) fn parse_result(text: &str) -> Option<(u64, Vec<Statement>)> {
         return None;
     }
     let msg: ResultMessage = serde_json::from_str(text).ok()?;
-    if msg.kind != "result" {
-        return None;
-    }
     let statements = msg
         .statements
         .into_iter()
         .map(|st| Statement {
             sql: st.sql.into_owned(),
-            binds: match st.binds {
-                WireBinds::Positional(v) if v.is_empty() => Binds::None,
-                WireBinds::Positional(v) => Binds::Positional(v.into_iter().map(|b| b.0).collect()),
-                WireBinds::Named(m) => Binds::Named(m.into_iter().map(|(k, b)| (k, b.0)).collect()),
-            },
+            binds: st.binds.into_binds(),
             line: None,
             target: None,
         })
