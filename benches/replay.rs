@@ -10,7 +10,11 @@
 //! When the LiveStore fixture app is installed (`target/livestore-app/`, which
 //! `cargo test --test plugin` sets up where Node.js is present), the same corpora are also
 //! replayed through the LiveStore plugin: the app's own materializers run by LiveStore 0.4.0
-//! in Node.js helpers, against LiveStore's own rematerialization speed.
+//! in Node.js helpers, against LiveStore's own rematerialization speed, and beside the speed of
+//! LiveStore's statement code alone (the same events through LiveStore's
+//! `getExecStatementsFromMaterializer` in one bare Node.js loop), which the plugin runs for
+//! every event, spread over its helpers, with the pipe and rehearse's SQLite on top. Short logs are replayed five times, each
+//! through freshly started helpers, and the median reported with the range.
 //!
 //! Figures are printed, never asserted: a timed test would fail on a busy machine.
 
@@ -142,45 +146,167 @@ fn livestore_rematerialize(corpus: &Path) -> Option<(f64, f64)> {
     Some((secs, v["eventlogEvents"].as_f64()? / secs))
 }
 
+/// LiveStore's own statement code alone on a corpus's events (tests/livestore/statements-alone.mjs:
+/// one Node.js process, no pipe, no SQLite), which the plugin runs for every event, spread over
+/// its helpers, with more on top: what the plugin adds, and what its helpers gain. The events come from a traced replay through one helper. Cold and warm seconds
+/// The events, cold and warm seconds and the cold pass's CPU seconds, or None where it could
+/// not run.
+fn statements_alone(corpus: &Path) -> Option<(f64, f64, f64, f64)> {
+    let app = root().join("target/livestore-app");
+    std::fs::copy(
+        root().join("tests/livestore/statements-alone.mjs"),
+        app.join("statements-alone.mjs"),
+    )
+    .ok()?;
+    let scratch = tempfile::tempdir().ok()?;
+    let trace = scratch.path().join("trace.jsonl");
+    let replayed = Command::new(env!("CARGO_BIN_EXE_rehearse"))
+        .arg("replay")
+        .arg(corpus)
+        .arg("--materializers")
+        .arg(format!("livestore:{}", app.join("app.mjs").display()))
+        .args(["--plugin-jobs", "1", "--out"])
+        .arg(scratch.path().join("state.db"))
+        .env("REHEARSE_PLUGIN_TRACE", &trace)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .ok()?;
+    if !replayed.success() {
+        return None;
+    }
+    let out = Command::new("node")
+        .arg("statements-alone.mjs")
+        .arg(&trace)
+        .current_dir(&app)
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().find(|l| l.starts_with(r#"{"events""#))?;
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    Some((
+        v["events"].as_f64()?,
+        v["cold"]["seconds"].as_f64()?,
+        v["warm"]["seconds"].as_f64()?,
+        v["cold"]["cpuSeconds"].as_f64()?,
+    ))
+}
+
+/// CPU time (user + system) of this process, and of its children that have been waited for
+/// (the helpers, once a materializer is dropped), in seconds.
+fn cpu_seconds() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name, which is in parentheses and may hold spaces:
+    // utime, stime, cutime and cstime are the 12th to 15th of them, in clock ticks.
+    let fields: Vec<f64> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or("")
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0.0))
+        .collect();
+    let ticks = 100.0;
+    match fields.get(11..15) {
+        Some(f) => ((f[0] + f[1]) / ticks, (f[2] + f[3]) / ticks),
+        None => (0.0, 0.0),
+    }
+}
+
 /// The check through the LiveStore plugin, in this (child) process: replay alone, then the
 /// full check. Memory here is rehearse's own; the helpers are Node.js processes of their own.
 /// `livestore` is LiveStore's own rate on the same log (measured in this run, or the
 /// reference figure), for the ratio.
+///
+/// Every replay starts fresh helpers, so each pays the cold start (module loading outside the
+/// timing, JIT warm-up inside it) as a user's run does. A short log is replayed five times and
+/// the median reported, with the range: on a shared VM one second-long run can be 30% off.
 fn run_plugin(corpus: &Path, livestore: (f64, &str)) {
     let source = rehearse::materialize::Source::load(Path::new(&format!(
         "livestore:{}",
         root().join("target/livestore-app/app.mjs").display()
     )))
     .unwrap();
-    let t = Instant::now();
-    let mut materializer = source.instantiate().unwrap();
-    let start_s = t.elapsed().as_secs_f64();
-    let t = Instant::now();
     let options = CheckOptions {
         no_compare: true,
         ..CheckOptions::default()
     };
-    let replayed = check::check_corpus(corpus, materializer.as_mut(), &options).unwrap();
-    let replay_s = t.elapsed().as_secs_f64();
+    // The helpers' start alone, for the CPU they spend outside the replay.
+    let before = cpu_seconds();
+    let t = Instant::now();
+    drop(source.instantiate().unwrap());
+    let start_s = t.elapsed().as_secs_f64();
+    let start_cpu = cpu_seconds().1 - before.1;
+
+    let mut replays = Vec::new();
+    let mut own_cpu = Vec::new();
+    let mut helpers_cpu = Vec::new();
+    let events = loop {
+        let before = cpu_seconds();
+        let mut materializer = source.instantiate().unwrap();
+        let t = Instant::now();
+        let own = cpu_seconds().0;
+        let replayed = check::check_corpus(corpus, materializer.as_mut(), &options).unwrap();
+        replays.push(t.elapsed().as_secs_f64());
+        own_cpu.push(cpu_seconds().0 - own);
+        drop(materializer);
+        helpers_cpu.push(cpu_seconds().1 - before.1 - start_cpu);
+        if replays.len() == 5 || replays[0] > 5.0 {
+            break replayed.events;
+        }
+    };
+    let median = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        (v[v.len() / 2], v[0], v[v.len() - 1])
+    };
+    let (replay_s, fastest, slowest) = median(&replays);
+    let spread = if replays.len() > 1 {
+        format!(
+            " (median of {}: {fastest:.3}-{slowest:.3} s)",
+            replays.len()
+        )
+    } else {
+        String::new()
+    };
+
     let mut materializer = source.instantiate().unwrap();
     let t = Instant::now();
     let report =
         check::check_corpus(corpus, materializer.as_mut(), &CheckOptions::default()).unwrap();
     let check_s = t.elapsed().as_secs_f64();
     println!(
-        "{:<28} {:>8} events  plugin start {:>5.2} s   replay {:>7.3} s {:>7.0} events/s ({:>4.1}x LiveStore's {:.0} {})   check {:>7.3} s {:>7.0} events/s   findings {:>3}   peak RSS {:>6.1} MiB",
+        "{:<28} {:>8} events  plugin start {:>5.2} s   replay {:>7.3} s{spread} {:>7.0} events/s ({:>4.1}x LiveStore's {:.0} {})   check {:>7.3} s {:>7.0} events/s   findings {:>3}   peak RSS {:>6.1} MiB",
         corpus.file_name().unwrap_or_default().to_string_lossy(),
-        replayed.events,
+        events,
         start_s,
         replay_s,
-        replayed.events as f64 / replay_s,
-        replayed.events as f64 / replay_s / livestore.0,
+        events as f64 / replay_s,
+        events as f64 / replay_s / livestore.0,
         livestore.0,
         livestore.1,
         check_s,
         report.events as f64 / check_s,
         report.findings.len(),
         peak_rss_kib().unwrap_or(0) as f64 / 1024.0,
+    );
+    // The helpers' CPU is what their processes used in all, less their start measured apart:
+    // only meaningful where the replay dwarfs the start's own variation.
+    let helpers = if replay_s > 5.0 {
+        format!(
+            ", the helpers {:.2} s ({} helpers on {} cores; their start takes {start_cpu:.2} s more)",
+            median(&helpers_cpu).0,
+            source.helpers().unwrap_or(1),
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+        )
+    } else {
+        String::new()
+    };
+    println!(
+        "{:<28} {:>8}         CPU in the replay: rehearse {:.2} s{helpers}",
+        "",
+        "",
+        median(&own_cpu).0,
     );
 }
 
@@ -275,6 +401,17 @@ fn main() {
             .unwrap();
         if !status.success() {
             eprintln!("{}: plugin failed", c.display());
+        }
+        match statements_alone(c) {
+            Some((events, cold, warm, cpu)) => println!(
+                "{:<28} LiveStore's statement code alone (one Node.js process, no pipe, no SQLite): cold {cold:>6.3} s ({:.1}x LiveStore's {rate:.0} {how}; {cpu:.2} s CPU), warm {warm:>6.3} s",
+                "",
+                events / cold / rate,
+            ),
+            None => eprintln!(
+                "{}: LiveStore's statement code alone could not be measured",
+                c.display()
+            ),
         }
     }
 }

@@ -161,6 +161,14 @@ impl Source {
         }
     }
 
+    /// How many helper processes share the work (the plugin only).
+    pub fn helpers(&self) -> Option<usize> {
+        match self {
+            Source::LiveStore(c) => Some(c.helpers),
+            Source::Sql(_) => None,
+        }
+    }
+
     /// Sets how many helper processes share the work (the plugin only).
     pub fn set_helpers(&mut self, helpers: usize) {
         if let Source::LiveStore(c) = self {
