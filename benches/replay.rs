@@ -26,6 +26,10 @@ use rehearse::check::{self, CheckOptions};
 use rehearse::definitions::Definitions;
 use rehearse::materialize::sql::SqlMaterializer;
 
+/// The binary's allocator (src/main.rs), so that the figures are the binary's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }

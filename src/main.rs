@@ -5,6 +5,13 @@ mod cli;
 
 use std::process::ExitCode;
 
+/// The replay allocates and frees small buffers for every event (rows, values, changes,
+/// protocol messages): glibc's malloc took a third of rehearse's own CPU in profiles, and
+/// mimalloc makes `check` of the 100,000-event store about a quarter faster for 7 MiB more
+/// peak memory.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     match cli::run() {
         Ok(code) => ExitCode::from(code),
