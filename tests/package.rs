@@ -832,9 +832,17 @@ fn exports_taken_while_livestore_writes_are_consistent() {
         .spawn()
         .unwrap();
     let store = live.join("workspace");
-    // Until LiveStore has created the store and committed its first events, there is nothing
-    // to export yet.
-    while rehearse(&[&"inspect", &store]).code != 0 {
+    // Until LiveStore has booted and committed its first event, there is nothing to export
+    // yet: it creates the event log's tables before it migrates the state database, so a log
+    // that opens may still sit beside a state database without its tables (an export then
+    // rightly says go-replay).
+    let has_events = || {
+        let run = rehearse(&[&"inspect", &store, &"--format", &"json"]);
+        run.code == 0
+            && serde_json::from_str::<Value>(&run.stdout)
+                .is_ok_and(|v| v["events"].as_u64().is_some_and(|n| n > 0))
+    };
+    while !has_events() {
         assert!(
             app.try_wait().unwrap().is_none(),
             "the generator ended early"
