@@ -121,24 +121,33 @@ fn large_store() -> Option<PathBuf> {
     ok.then_some(target)
 }
 
-/// LiveStore's own rematerialization of a corpus: the generator's `boot.mjs` opens a copy of
-/// the store with its state database deleted, so LiveStore rebuilds it from the log. Its
-/// boot time and events per second, or None where it could not run.
-fn livestore_rematerialize(corpus: &Path) -> Option<(f64, f64)> {
+/// Runs a script of the fixture app (`target/livestore-app/`) with Node.js and reads the JSON
+/// line it prints: LiveStore logs to stdout too, so the line is the one that starts with
+/// `prefix`.
+fn node_json(script: &str, args: &[&std::ffi::OsStr], prefix: &str) -> Option<serde_json::Value> {
     let out = Command::new("node")
-        .arg("boot.mjs")
-        .arg("--out")
-        .arg(corpus)
-        .arg("--mode")
-        .arg("delete-state")
+        .arg(script)
+        .args(args)
         .current_dir(root().join("target/livestore-app"))
         .stderr(std::process::Stdio::null())
         .output()
         .ok()?;
-    // LiveStore logs to stdout too; boot.mjs's own line is the JSON object.
     let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find(|l| l.starts_with(r#"{"mode""#))?;
-    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    let line = text.lines().find(|l| l.starts_with(prefix))?;
+    serde_json::from_str(line).ok()
+}
+
+/// LiveStore's own rematerialization of a corpus: the generator's `boot.mjs` opens a copy of
+/// the store with its state database deleted, so LiveStore rebuilds it from the log. Its
+/// boot time and events per second, or None where it could not run.
+fn livestore_rematerialize(corpus: &Path) -> Option<(f64, f64)> {
+    let args = [
+        "--out".as_ref(),
+        corpus.as_os_str(),
+        "--mode".as_ref(),
+        "delete-state".as_ref(),
+    ];
+    let v = node_json("boot.mjs", &args, r#"{"mode""#)?;
     if v["rowCountsMatchCorpus"] != serde_json::Value::Bool(true) {
         eprintln!(
             "{}: LiveStore's rebuild does not match the corpus",
@@ -150,9 +159,10 @@ fn livestore_rematerialize(corpus: &Path) -> Option<(f64, f64)> {
     Some((secs, v["eventlogEvents"].as_f64()? / secs))
 }
 
-/// LiveStore's own statement code alone on a corpus's events (tests/livestore/statements-alone.mjs:
-/// one Node.js process, no pipe, no SQLite), which the plugin runs for every event, spread over
-/// its helpers, with more on top: what the plugin adds, and what its helpers gain. The events come from a traced replay through one helper. Cold and warm seconds
+/// LiveStore's own statement code alone on a corpus's events
+/// (tests/livestore/statements-alone.mjs: one Node.js process, no pipe, no SQLite), which the
+/// plugin runs for every event, spread over its helpers, with more on top: what the plugin
+/// adds, and what its helpers gain. The events come from a traced replay through one helper.
 /// The events, cold and warm seconds and the cold pass's CPU seconds, or None where it could
 /// not run.
 fn statements_alone(corpus: &Path) -> Option<(f64, f64, f64, f64)> {
@@ -179,16 +189,7 @@ fn statements_alone(corpus: &Path) -> Option<(f64, f64, f64, f64)> {
     if !replayed.success() {
         return None;
     }
-    let out = Command::new("node")
-        .arg("statements-alone.mjs")
-        .arg(&trace)
-        .current_dir(&app)
-        .stderr(std::process::Stdio::null())
-        .output()
-        .ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text.lines().find(|l| l.starts_with(r#"{"events""#))?;
-    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    let v = node_json("statements-alone.mjs", &[trace.as_os_str()], r#"{"events""#)?;
     Some((
         v["events"].as_f64()?,
         v["cold"]["seconds"].as_f64()?,
@@ -259,12 +260,13 @@ fn run_plugin(corpus: &Path, livestore: (f64, &str)) {
             break replayed.events;
         }
     };
-    let median = |v: &[f64]| {
+    // The median, the fastest and the slowest.
+    let median_and_range = |v: &[f64]| {
         let mut v = v.to_vec();
         v.sort_by(f64::total_cmp);
         (v[v.len() / 2], v[0], v[v.len() - 1])
     };
-    let (replay_s, fastest, slowest) = median(&replays);
+    let (replay_s, fastest, slowest) = median_and_range(&replays);
     let spread = if replays.len() > 1 {
         format!(
             " (median of {}: {fastest:.3}-{slowest:.3} s)",
@@ -299,7 +301,7 @@ fn run_plugin(corpus: &Path, livestore: (f64, &str)) {
     let helpers = if replay_s > 5.0 {
         format!(
             ", the helpers {:.2} s ({} helpers on {} cores; their start takes {start_cpu:.2} s more)",
-            median(&helpers_cpu).0,
+            median_and_range(&helpers_cpu).0,
             source.helpers().unwrap_or(1),
             std::thread::available_parallelism().map_or(1, |n| n.get()),
         )
@@ -310,7 +312,7 @@ fn run_plugin(corpus: &Path, livestore: (f64, &str)) {
         "{:<28} {:>8}         CPU in the replay: rehearse {:.2} s{helpers}",
         "",
         "",
-        median(&own_cpu).0,
+        median_and_range(&own_cpu).0,
     );
 }
 
