@@ -111,25 +111,32 @@ fn the_plugin_returns_the_statements_livestore_ran() {
     assert_eq!(compared, 300);
 }
 
-#[test]
-fn a_materializer_that_throws_is_a_materializer_error_at_its_event() {
-    let Some(app) = app() else { return };
+/// `check --format json` of the 200-event corpus through one of the fixture's app modules,
+/// which must fail (exit 1): its findings of `class`.
+fn failing_check(app: &Path, module: &str, class: &str) -> Vec<Value> {
     let run = rehearse(&[
         &"check",
         &corpus("workspace-n200"),
         &"-m",
-        &spec(&app, "app-throws.mjs"),
+        &spec(app, module),
         &"--format",
         &"json",
     ]);
     assert_eq!(run.code, 1, "{}", run.stderr);
     let report = json(&run);
-    let errors: Vec<&Value> = report["corpora"][0]["findings"]
+    report["corpora"][0]["findings"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|f| f["class"] == "materializer-error")
-        .collect();
+        .filter(|f| f["class"] == class)
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn a_materializer_that_throws_is_a_materializer_error_at_its_event() {
+    let Some(app) = app() else { return };
+    let errors = failing_check(&app, "app-throws.mjs", "materializer-error");
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert_eq!(errors[0]["seqNumGlobal"], 17);
     assert_eq!(errors[0]["name"], "v1.TodoCompleted");
@@ -142,22 +149,7 @@ fn a_materializer_that_throws_is_a_materializer_error_at_its_event() {
 #[test]
 fn args_that_no_longer_decode_are_invalid_args_with_the_field_and_the_decoders_message() {
     let Some(app) = app() else { return };
-    let run = rehearse(&[
-        &"check",
-        &corpus("workspace-n200"),
-        &"-m",
-        &spec(&app, "app-changed-type.mjs"),
-        &"--format",
-        &"json",
-    ]);
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    let report = json(&run);
-    let invalid: Vec<&Value> = report["corpora"][0]["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|f| f["class"] == "invalid-args")
-        .collect();
+    let invalid = failing_check(&app, "app-changed-type.mjs", "invalid-args");
     // Every v1.CommentEdited in the log, found independently with
     //   SELECT count(*) FROM eventlog WHERE name = 'v1.CommentEdited'
     let log = rusqlite::Connection::open_with_flags(
