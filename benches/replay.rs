@@ -227,11 +227,17 @@ fn cpu_seconds() -> (f64, f64) {
 /// timing, JIT warm-up inside it) as a user's run does. A short log is replayed five times and
 /// the median reported, with the range: on a shared VM one second-long run can be 30% off.
 fn run_plugin(corpus: &Path, livestore: (f64, &str)) {
-    let source = rehearse::materialize::Source::load(Path::new(&format!(
+    let mut source = rehearse::materialize::Source::load(Path::new(&format!(
         "livestore:{}",
         root().join("target/livestore-app/app.mjs").display()
     )))
     .unwrap();
+    if let Some(n) = std::env::var("REHEARSE_BENCH_PLUGIN_JOBS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+    {
+        source.set_helpers(n);
+    }
     let options = CheckOptions {
         no_compare: true,
         ..CheckOptions::default()
@@ -302,7 +308,7 @@ fn run_plugin(corpus: &Path, livestore: (f64, &str)) {
         format!(
             ", the helpers {:.2} s ({} helpers on {} cores; their start takes {start_cpu:.2} s more)",
             median_and_range(&helpers_cpu).0,
-            source.helpers().unwrap_or(1),
+            source.helpers(events as u64).unwrap_or(1),
             std::thread::available_parallelism().map_or(1, |n| n.get()),
         )
     } else {

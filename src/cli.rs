@@ -137,8 +137,8 @@ struct ReplayDefs {
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     plugin_timeout: u64,
 
-    /// How many LiveStore helper processes share a replay (default: 2 where there are two
-    /// cores).
+    /// How many LiveStore helper processes share a replay. Default: one, and a second once
+    /// the log holds 20,000 events or more, where there are two cores.
     #[arg(long, value_name = "N")]
     plugin_jobs: Option<usize>,
 

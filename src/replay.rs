@@ -273,6 +273,7 @@ pub fn replay(
     options: &ReplayOptions,
     mut observe: impl FnMut(Step<'_>),
 ) -> Result<Replayed> {
+    materializer.expect_events(log.count()?)?;
     let mut r = Replayer::new(conn, materializer, options)?;
     // Rows are replayed in chunks, each announced to the materializer one chunk before it is
     // replayed: bounded buffers that let a materializer behind a pipe work on the next chunk

@@ -13,7 +13,7 @@ mod common;
 use common::*;
 
 use rehearse::eventlog::{EventLog, LogRow};
-use rehearse::materialize::{Outcome, Source};
+use rehearse::materialize::{Materializer, Outcome, Source};
 
 /// The fixture app, or `None` after saying why the test does not run.
 fn app() -> Option<PathBuf> {
@@ -184,9 +184,20 @@ fn ctx_query_reads_the_state_as_it_stands_before_the_event() {
     if n5000.is_dir() {
         corpora.push(n5000);
     }
+    // One helper (what these short logs get), and two sharing every chunk round-robin.
     for c in &corpora {
-        let run = rehearse(&[&"check", c, &"-m", &spec(&app, "app-query.mjs")]);
-        assert_eq!(run.code, 0, "{}: {}{}", c.display(), run.stdout, run.stderr);
+        for jobs in ["1", "2"] {
+            let query = spec(&app, "app-query.mjs");
+            let run = rehearse(&[&"check", c, &"-m", &query, &"--plugin-jobs", &jobs]);
+            assert_eq!(
+                run.code,
+                0,
+                "{} with {jobs} helpers: {}{}",
+                c.display(),
+                run.stdout,
+                run.stderr
+            );
+        }
     }
     // One helper, one event at a time (no look-ahead), under bisect: the same.
     let run = rehearse(&[
@@ -198,6 +209,49 @@ fn ctx_query_reads_the_state_as_it_stands_before_the_event() {
         &spec(&app, "app-query.mjs"),
     ]);
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+}
+
+/// A long log starts a second helper while the first one works; it takes its share of the
+/// chunks once it has loaded the schema, and the queries it answers still see the state as it
+/// stands before their events.
+#[test]
+fn a_helper_started_for_a_long_log_joins_once_it_has_loaded_the_schema() {
+    let Some(app) = app() else { return };
+    let Source::LiveStore(config) = Source::load(Path::new(&spec(&app, "app-query.mjs"))).unwrap()
+    else {
+        panic!("not the plugin")
+    };
+    if rehearse::materialize::livestore::helpers_for(u64::MAX) < 2 {
+        eprintln!("one core: a long log gets one helper here; this test did not run");
+        return;
+    }
+    let mut m = rehearse::materialize::livestore::LiveStoreMaterializer::start(&config).unwrap();
+    assert_eq!(m.helpers_running().unwrap(), (1, 0));
+    m.expect_events(1_000_000).unwrap();
+    let (running, starting) = m.helpers_running().unwrap();
+    assert_eq!(running + starting, 2);
+    let t = std::time::Instant::now();
+    while m.helpers_running().unwrap().0 < 2 {
+        assert!(
+            t.elapsed().as_secs() < 120,
+            "the second helper never loaded"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    // The replay asks for as many helpers as a 300-event log repays (one): the second stays.
+    let report = rehearse::check::check_corpus(
+        &corpus("workspace-n300-lsdev"),
+        &mut m,
+        &rehearse::check::CheckOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(m.helpers_running().unwrap(), (2, 0));
+    assert_eq!(report.events, 300);
+    assert!(
+        report.findings.is_empty() && report.verdict == rehearse::report::Verdict::Pass,
+        "{:?}",
+        report.findings
+    );
 }
 
 #[test]
@@ -234,13 +288,15 @@ fn bisect_compares_the_sql_definitions_with_the_apps_own_materializers() {
     );
 }
 
-fn misbehave(app: &Path, how: &str) -> Run {
+fn misbehave(app: &Path, how: &str, helpers: &str) -> Run {
     rehearse_env(
         &[
             &"check",
             &corpus("workspace-n200"),
             &"-m",
             &spec(app, "app-misbehaves.mjs"),
+            &"--plugin-jobs",
+            &helpers,
             &"--plugin-timeout",
             &"3",
             &"--format",
@@ -253,27 +309,36 @@ fn misbehave(app: &Path, how: &str) -> Run {
 #[test]
 fn a_helper_that_dies_hangs_or_writes_garbage_is_an_error_naming_the_event() {
     let Some(app) = app() else { return };
-    for (how, says) in [
+    // With one helper, and with two sharing the chunks round-robin.
+    for (how, helpers, says) in [
         (
             "exit",
+            "1",
+            "materializing e17 v1.TodoCompleted: the helper exited",
+        ),
+        (
+            "exit",
+            "2",
             "materializing e17 v1.TodoCompleted: the helper exited",
         ),
         (
             "hang",
+            "2",
             "materializing e17 v1.TodoCompleted: no answer within 3 s",
         ),
         (
             "garbage",
+            "2",
             "garbage on the protocol stream at or shortly before e",
         ),
     ] {
         let started = std::time::Instant::now();
-        let run = misbehave(&app, how);
+        let run = misbehave(&app, how, helpers);
         assert!(started.elapsed().as_secs() < 30, "{how}: rehearse hung");
-        assert_eq!(run.code, 2, "{how}: {}", run.stderr);
+        assert_eq!(run.code, 2, "{how}, {helpers} helpers: {}", run.stderr);
         let report = json(&run);
         let error = report["corpora"][0]["error"].as_str().unwrap_or_default();
-        assert!(error.contains(says), "{how}: {error}");
+        assert!(error.contains(says), "{how}, {helpers} helpers: {error}");
         assert!(
             error.contains("app-misbehaves.mjs: LiveStore helper"),
             "{how}: {error}"
@@ -281,7 +346,7 @@ fn a_helper_that_dies_hangs_or_writes_garbage_is_an_error_naming_the_event() {
     }
 
     // Logging to stdout, in every way JavaScript can, does not disturb the protocol.
-    let run = misbehave(&app, "log");
+    let run = misbehave(&app, "log", "2");
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
         run.stderr.contains("livestore: completing todo_twq657isfh"),

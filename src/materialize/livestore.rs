@@ -20,7 +20,7 @@ use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -58,8 +58,9 @@ pub struct PluginConfig {
     pub export: Option<String>,
     /// How long to wait for any one reply.
     pub timeout: Duration,
-    /// How many helper processes share the work.
-    pub helpers: usize,
+    /// How many helper processes share the work: exactly this many, started up front, or
+    /// `None` for as many as the log's length repays ([`helpers_for`]).
+    pub helpers: Option<usize>,
 }
 
 impl PluginConfig {
@@ -74,16 +75,29 @@ impl PluginConfig {
             module: PathBuf::from(module),
             export,
             timeout: DEFAULT_TIMEOUT,
-            helpers: default_helpers(),
+            helpers: None,
         })
     }
 }
 
-/// Two helpers where there are two cores: LiveStore's own code is most of the work.
-fn default_helpers() -> usize {
+/// At most two helpers by default, fewer on one core: LiveStore's own code is most of the
+/// work, and two were all this could be measured on (benches/replay.rs).
+pub fn max_helpers() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get().min(2))
         .unwrap_or(1)
+}
+
+/// Events a further helper must have to work on before it pays for its start: loading
+/// LiveStore costs a helper 1.2–2 s of CPU and every helper warms V8 up afresh, which on the
+/// 5,000-event sample made two helpers no faster than one and their start 0.2–0.9 s longer,
+/// while on 100,000 events two were 10–20% faster (2 cores).
+const EVENTS_PER_HELPER: u64 = 20_000;
+
+/// How many helpers an automatic replay of `events` events runs.
+pub fn helpers_for(events: u64) -> usize {
+    let wanted = 1 + events / EVENTS_PER_HELPER;
+    max_helpers().min(usize::try_from(wanted).unwrap_or(usize::MAX))
 }
 
 enum Line {
@@ -167,10 +181,17 @@ struct Helper {
 /// The app's materializers, through one or more helpers. Several helpers share a chunk of
 /// events round-robin; each still answers `ctx.query` against the state as it stands before
 /// its event, because rehearse reads a helper's answers only when the replay reaches them.
+///
+/// Unless told how many, one helper starts and the replay begins with it; more start once
+/// the log is known to be long enough to repay them, and join when they have loaded the
+/// schema, so no one waits for their start.
 pub struct LiveStoreMaterializer {
     config: PluginConfig,
     module: PathBuf,
     helpers: Vec<Helper>,
+    /// Helpers still loading the schema.
+    starting: Vec<Helper>,
+    launch: Launch,
     info: SchemaInfo,
     ddl: Ddl,
     next_id: u64,
@@ -329,7 +350,27 @@ impl Helper {
         self.timeout = per_event.max(STARTUP_TIMEOUT);
         let ready = self.receive_message("loading the schema");
         self.timeout = per_event;
-        let ready = ready?;
+        self.check_ready(ready?)
+    }
+
+    /// Whether a helper started while the replay runs has loaded the schema, without waiting
+    /// for it.
+    fn poll_ready(&mut self) -> Result<bool> {
+        loop {
+            let line = match self.lines.try_recv() {
+                Ok(line) => line,
+                Err(TryRecvError::Empty) => return Ok(false),
+                Err(TryRecvError::Disconnected) => Line::Closed,
+            };
+            if let Some(reply) = self.handle(line, "loading the schema", None)? {
+                let ready = self.message(reply, "loading the schema")?;
+                self.check_ready(ready)?;
+                return Ok(true);
+            }
+        }
+    }
+
+    fn check_ready(&mut self, ready: Value) -> Result<Value> {
         if ready["type"] != "ready" {
             return Err(self.fail(
                 "loading the schema",
@@ -347,7 +388,12 @@ impl Helper {
 
     /// The next message, which must not be an answer about an event.
     fn receive_message(&mut self, doing: &str) -> Result<Value> {
-        match self.receive(doing, None)? {
+        let reply = self.receive(doing, None)?;
+        self.message(reply, doing)
+    }
+
+    fn message(&mut self, reply: Reply, doing: &str) -> Result<Value> {
+        match reply {
             Reply::Other(msg) => Ok(msg),
             Reply::Answer(i, _) => Err(self.fail(
                 doing,
@@ -433,62 +479,77 @@ impl Helper {
                 }
                 Err(RecvTimeoutError::Disconnected) => Line::Closed,
             };
-            match line {
-                Line::Closed => {
-                    let _ = self.child.wait();
-                    return Err(self.fail(doing, "the helper exited".into()));
-                }
-                Line::Stray(text) => {
-                    if !text.trim().is_empty() {
-                        eprintln!("livestore: {text}");
-                    }
-                }
-                Line::Garbage(text, at) => {
-                    self.stop();
-                    // Something below JavaScript wrote to the helper's stdout (the helper
-                    // keeps JavaScript's own writes off it); the helper was on `at` when it
-                    // was read, so the culprit is that event or one shortly before.
-                    let near = at
-                        .and_then(|id| self.event_named(id))
-                        .map(|ev| format!(" at or shortly before {ev}"))
-                        .unwrap_or_default();
-                    return Err(self.fail_at(
-                        "reading the helper's answers",
-                        format!(
-                            "garbage on the protocol stream{near}: {}",
-                            crate::materialize::sql::truncate(&text)
-                        ),
-                        None,
-                    ));
-                }
-                Line::Message(Reply::Invalid(e, text)) => {
-                    self.stop();
-                    return Err(self.fail(
-                        doing,
-                        format!(
-                            "the helper sent garbage ({e}): {}",
-                            crate::materialize::sql::truncate(&text)
-                        ),
-                    ));
-                }
-                Line::Message(answer @ Reply::Answer(..)) => return Ok(answer),
-                Line::Message(Reply::Other(msg)) => match msg["type"].as_str() {
-                    Some("query") => {
-                        let reply = match scratch {
-                            Some(conn) => run_query(conn, &msg),
-                            None => {
-                                json!({"type": "query-error", "message": "no database to query here"})
-                            }
-                        };
-                        self.send(&reply)?;
-                    }
-                    Some("fatal") => {
-                        let m = msg["message"].as_str().unwrap_or("").to_string();
-                        return Err(self.fail(doing, m));
-                    }
-                    _ => return Ok(Reply::Other(msg)),
-                },
+            if let Some(reply) = self.handle(line, doing, scratch)? {
+                return Ok(reply);
             }
+        }
+    }
+
+    /// What a line from the helper means: a reply, nothing more to say (the app's own output,
+    /// passed on; a query, answered against `scratch`), or an error.
+    fn handle(
+        &mut self,
+        line: Line,
+        doing: &str,
+        scratch: Option<&Connection>,
+    ) -> Result<Option<Reply>> {
+        match line {
+            Line::Closed => {
+                let _ = self.child.wait();
+                Err(self.fail(doing, "the helper exited".into()))
+            }
+            Line::Stray(text) => {
+                if !text.trim().is_empty() {
+                    eprintln!("livestore: {text}");
+                }
+                Ok(None)
+            }
+            Line::Garbage(text, at) => {
+                self.stop();
+                // Something below JavaScript wrote to the helper's stdout (the helper keeps
+                // JavaScript's own writes off it); the helper was on `at` when it was read, so
+                // the culprit is that event or one shortly before.
+                let near = at
+                    .and_then(|id| self.event_named(id))
+                    .map(|ev| format!(" at or shortly before {ev}"))
+                    .unwrap_or_default();
+                Err(self.fail_at(
+                    "reading the helper's answers",
+                    format!(
+                        "garbage on the protocol stream{near}: {}",
+                        crate::materialize::sql::truncate(&text)
+                    ),
+                    None,
+                ))
+            }
+            Line::Message(Reply::Invalid(e, text)) => {
+                self.stop();
+                Err(self.fail(
+                    doing,
+                    format!(
+                        "the helper sent garbage ({e}): {}",
+                        crate::materialize::sql::truncate(&text)
+                    ),
+                ))
+            }
+            Line::Message(answer @ Reply::Answer(..)) => Ok(Some(answer)),
+            Line::Message(Reply::Other(msg)) => match msg["type"].as_str() {
+                Some("query") => {
+                    let reply = match scratch {
+                        Some(conn) => run_query(conn, &msg),
+                        None => {
+                            json!({"type": "query-error", "message": "no database to query here"})
+                        }
+                    };
+                    self.send(&reply)?;
+                    Ok(None)
+                }
+                Some("fatal") => {
+                    let m = msg["message"].as_str().unwrap_or("").to_string();
+                    Err(self.fail(doing, m))
+                }
+                _ => Ok(Some(Reply::Other(msg))),
+            },
         }
     }
 
@@ -650,7 +711,7 @@ impl LiveStoreMaterializer {
         };
         // All start at once (loading LiveStore takes a second), then each says it is ready.
         let mut helpers = Vec::new();
-        for n in 0..config.helpers.max(1) {
+        for n in 0..config.helpers.unwrap_or(1).max(1) {
             helpers.push(Helper::spawn(&launch, n, &module, config.timeout)?);
         }
         let mut ready = Value::Null;
@@ -690,11 +751,35 @@ impl LiveStoreMaterializer {
             config: config.clone(),
             module,
             helpers,
+            starting: Vec::new(),
+            launch,
             info,
             ddl,
             next_id: 0,
             _dir: dir,
         })
+    }
+
+    /// Helpers that have loaded the schema since they were started, and are not yet sharing
+    /// the work, start sharing it.
+    fn join_started(&mut self) -> Result<()> {
+        let mut k = 0;
+        while k < self.starting.len() {
+            if self.starting[k].poll_ready()? {
+                let h = self.starting.remove(k);
+                self.helpers.push(h);
+            } else {
+                k += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// How many helpers share the work now (after taking in those that have loaded the
+    /// schema), and how many are still starting.
+    pub fn helpers_running(&mut self) -> Result<(usize, usize)> {
+        self.join_started()?;
+        Ok((self.helpers.len(), self.starting.len()))
     }
 
     /// What the helper reported about the schema.
@@ -735,7 +820,21 @@ impl Materializer for LiveStoreMaterializer {
         Ok(())
     }
 
+    fn expect_events(&mut self, events: u64) -> Result<()> {
+        if self.config.helpers.is_some() {
+            return Ok(());
+        }
+        let running = self.helpers.len() + self.starting.len();
+        for n in running..helpers_for(events) {
+            let h = Helper::spawn(&self.launch, n, &self.module, self.config.timeout)?;
+            self.starting.push(h);
+        }
+        Ok(())
+    }
+
     fn lookahead(&mut self, events: &[&Event]) -> Result<()> {
+        // Helpers that have loaded the schema take their share from this chunk on.
+        self.join_started()?;
         // No draining here: the events announced before are still to be asked about.
         let n = self.helpers.len();
         let mut shares: Vec<Vec<(u64, &Event)>> = vec![Vec::new(); n];
@@ -797,7 +896,7 @@ pub struct ExportedSchema {
 /// client documents (`client-documents.json`) into `out`, each file atomically.
 pub fn export_schema(config: &PluginConfig, out: &Path) -> Result<ExportedSchema> {
     let mut config = config.clone();
-    config.helpers = 1;
+    config.helpers = Some(1);
     let mut m = LiveStoreMaterializer::start(&config)?;
     let schemas = m.export_schemas()?;
     let events_dir = out.join("events");
@@ -965,6 +1064,19 @@ mod tests {
         let c = PluginConfig::parse("livestore:app/schema.mjs#appSchema").unwrap();
         assert_eq!(c.export.as_deref(), Some("appSchema"));
         assert!(PluginConfig::parse("app/materializers.toml").is_none());
+    }
+
+    #[test]
+    fn short_logs_get_one_helper_and_long_ones_as_many_as_the_cores_allow() {
+        assert_eq!(helpers_for(0), 1);
+        assert_eq!(helpers_for(5_000), 1);
+        assert_eq!(helpers_for(EVENTS_PER_HELPER - 1), 1);
+        assert_eq!(helpers_for(EVENTS_PER_HELPER), max_helpers().min(2));
+        assert_eq!(helpers_for(100_000), max_helpers());
+        assert_eq!(
+            PluginConfig::parse("livestore:a.mjs").unwrap().helpers,
+            None
+        );
     }
 
     #[test]

@@ -108,6 +108,12 @@ pub trait Materializer {
     fn materialize(&mut self, event: &Event, args: &Value, scratch: &Connection)
     -> Result<Outcome>;
 
+    /// How many events the log holds, before the replay starts: a materializer may size its
+    /// resources to it.
+    fn expect_events(&mut self, _events: u64) -> Result<()> {
+        Ok(())
+    }
+
     /// The events the replay will ask about next, in order, so that a materializer behind a
     /// pipe can send them in one go. Some may never be asked about (a row the log checks
     /// skip); one asked about without a look ahead is answered on its own.
@@ -161,18 +167,19 @@ impl Source {
         }
     }
 
-    /// How many helper processes share the work (the plugin only).
-    pub fn helpers(&self) -> Option<usize> {
+    /// How many helper processes share a replay of `events` events (the plugin only).
+    pub fn helpers(&self, events: u64) -> Option<usize> {
         match self {
-            Source::LiveStore(c) => Some(c.helpers),
+            Source::LiveStore(c) => Some(c.helpers.unwrap_or(livestore::helpers_for(events))),
             Source::Sql(_) => None,
         }
     }
 
-    /// Sets how many helper processes share the work (the plugin only).
+    /// Sets how many helper processes share the work (the plugin only), instead of as many as
+    /// the log's length repays.
     pub fn set_helpers(&mut self, helpers: usize) {
         if let Source::LiveStore(c) = self {
-            c.helpers = helpers.max(1);
+            c.helpers = Some(helpers.max(1));
         }
     }
 }
