@@ -856,13 +856,20 @@ impl Materializer for LiveStoreMaterializer {
         _args: &Value,
         scratch: &Connection,
     ) -> Result<Outcome> {
-        let found = self.helpers.iter().enumerate().find_map(|(h, helper)| {
-            helper
-                .queue
+        let is_event =
+            |&&(_, seq, ref name): &&(u64, SeqNum, String)| seq == event.seq && *name == event.name;
+        // Asked in the order announced, the event heads its helper's queue, unless events
+        // before it were skipped.
+        let found =
+            self.helpers
                 .iter()
-                .find(|(_, seq, name)| *seq == event.seq && *name == event.name)
-                .map(|&(id, _, _)| (h, id))
-        });
+                .enumerate()
+                .find_map(|(h, helper)| helper.queue.front().filter(is_event).map(|e| (h, e.0)))
+                .or_else(|| {
+                    self.helpers.iter().enumerate().find_map(|(h, helper)| {
+                        helper.queue.iter().find(is_event).map(|e| (h, e.0))
+                    })
+                });
         let (h, id) = match found {
             Some(found) => found,
             None => {
