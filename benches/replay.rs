@@ -13,8 +13,9 @@
 //! in Node.js helpers, against LiveStore's own rematerialization speed, and beside the speed of
 //! LiveStore's statement code alone (the same events through LiveStore's
 //! `getExecStatementsFromMaterializer` in one bare Node.js loop), which the plugin runs for
-//! every event, spread over its helpers, with the pipe and rehearse's SQLite on top. Short logs are replayed five times, each
-//! through freshly started helpers, and the median reported with the range.
+//! every event, spread over its helpers, with the pipe and rehearse's SQLite on top. Short
+//! logs are replayed five times, each through freshly started helpers, and the median reported
+//! with the range.
 //!
 //! Figures are printed, never asserted: a timed test would fail on a busy machine.
 
@@ -223,9 +224,12 @@ fn cpu_seconds() -> (f64, f64) {
 /// `livestore` is LiveStore's own rate on the same log (measured in this run, or the
 /// reference figure), for the ratio.
 ///
-/// Every replay starts fresh helpers, so each pays the cold start (module loading outside the
-/// timing, JIT warm-up inside it) as a user's run does. A short log is replayed five times and
-/// the median reported, with the range: on a shared VM one second-long run can be 30% off.
+/// Every replay starts fresh helpers, so each pays the cold start as a user's run does: the
+/// first helper's module loading outside the timing, JIT warm-up inside it, and for a long log
+/// the second helper's whole start inside it too (it loads while the first one works). A short
+/// log is replayed five times and the median reported, with the range: on a shared VM one
+/// second-long run can be 30% off. `REHEARSE_BENCH_PLUGIN_JOBS=N` starts N helpers up front
+/// instead, as `--plugin-jobs N` does.
 fn run_plugin(corpus: &Path, livestore: (f64, &str)) {
     let mut source = rehearse::materialize::Source::load(Path::new(&format!(
         "livestore:{}",

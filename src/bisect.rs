@@ -18,7 +18,7 @@ use crate::corpus::Corpus;
 use crate::error::Result;
 use crate::eventlog::{Event, EventLog, SeqNum};
 use crate::materialize::Materializer;
-use crate::replay::{EventOutcome, EventResult, ReplayOptions, Replayer};
+use crate::replay::{Ahead, EventOutcome, EventResult, ReplayOptions, Replayer, read_ahead};
 use crate::report::{ChangeSide, ChangeSides, EventRef, Finding, FindingClass};
 
 /// What to compare.
@@ -141,13 +141,26 @@ pub fn bisect(
     let mut replay = options.replay.clone();
     replay.values = true;
     replay.no_writers = true;
+    let length = log.count()?;
+    old.expect_events(length)?;
+    new.expect_events(length)?;
     let mut a = Replayer::new(&scratch_old, old, &replay)?;
     let mut b = Replayer::new(&scratch_new, new, &replay)?;
     let (mut names_a, mut names_b) = (ColumnNames::default(), ColumnNames::default());
     let mut differences = Vec::new();
     let mut complete = true;
     let mut events = 0;
-    log.for_each(|row| {
+    // Both sides see each chunk before its events: a plugin side then answers a chunk at a
+    // time instead of one round trip per event.
+    read_ahead(&log, |item| {
+        let row = match item {
+            Ahead::Announce(rows) => {
+                a.announce(rows)?;
+                b.announce(rows)?;
+                return Ok(ControlFlow::Continue(()));
+            }
+            Ahead::Row(row) => row,
+        };
         events += 1;
         let oa = a.event(row.clone())?;
         let ob = b.event(row)?;

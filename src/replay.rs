@@ -275,31 +275,10 @@ pub fn replay(
 ) -> Result<Replayed> {
     materializer.expect_events(log.count()?)?;
     let mut r = Replayer::new(conn, materializer, options)?;
-    // Rows are replayed in chunks, each announced to the materializer one chunk before it is
-    // replayed: bounded buffers that let a materializer behind a pipe work on the next chunk
-    // while this one is applied, without a round trip per event.
-    let mut reading: Vec<LogRow> = Vec::with_capacity(LOOKAHEAD);
-    let mut announced: Vec<LogRow> = Vec::with_capacity(LOOKAHEAD);
-    let mut stopped = false;
-    log.for_each(|row| {
-        reading.push(row);
-        if reading.len() == LOOKAHEAD {
-            r.announce(&reading)?;
-            stopped = r.chunk(&mut announced, &mut observe)?;
-            std::mem::swap(&mut reading, &mut announced);
-        }
-        Ok(if stopped {
-            ControlFlow::Break(())
-        } else {
-            ControlFlow::Continue(())
-        })
+    read_ahead(log, |item| match item {
+        Ahead::Announce(rows) => r.announce(rows).map(ControlFlow::Continue),
+        Ahead::Row(row) => r.replay_row(row, &mut observe),
     })?;
-    if !stopped {
-        r.announce(&reading)?;
-        if !r.chunk(&mut announced, &mut observe)? {
-            r.chunk(&mut reading, &mut observe)?;
-        }
-    }
     let events = r.out.events;
     let out = r.finish(log.sync_status())?;
     observe(Step::Read(events));
@@ -309,9 +288,58 @@ pub fn replay(
 /// Rows announced to the materializer at a time.
 const LOOKAHEAD: usize = 256;
 
+/// What [`read_ahead`] hands on: rows to announce, or the next row to replay.
+pub enum Ahead<'a> {
+    /// The next chunk of rows, before any of them is replayed.
+    Announce(&'a [LogRow]),
+    /// The next row to replay, announced before.
+    Row(LogRow),
+}
+
+/// Reads `log` in chunks, each announced one chunk before its rows are handed on one by one:
+/// bounded buffers that let a materializer behind a pipe work on the next chunk while this one
+/// is applied, without a round trip per event. Stops when `f` breaks.
+pub fn read_ahead(
+    log: &EventLog,
+    mut f: impl FnMut(Ahead<'_>) -> Result<ControlFlow<()>>,
+) -> Result<()> {
+    let mut reading: Vec<LogRow> = Vec::with_capacity(LOOKAHEAD);
+    let mut announced: Vec<LogRow> = Vec::with_capacity(LOOKAHEAD);
+    let mut stopped = false;
+    log.for_each(|row| {
+        reading.push(row);
+        if reading.len() == LOOKAHEAD {
+            if f(Ahead::Announce(&reading))?.is_break() {
+                stopped = true;
+                return Ok(ControlFlow::Break(()));
+            }
+            for row in announced.drain(..) {
+                if f(Ahead::Row(row))?.is_break() {
+                    stopped = true;
+                    return Ok(ControlFlow::Break(()));
+                }
+            }
+            std::mem::swap(&mut reading, &mut announced);
+        }
+        Ok(ControlFlow::Continue(()))
+    })?;
+    if stopped {
+        return Ok(());
+    }
+    if !reading.is_empty() && f(Ahead::Announce(&reading))?.is_break() {
+        return Ok(());
+    }
+    for row in announced.drain(..).chain(reading.drain(..)) {
+        if f(Ahead::Row(row))?.is_break() {
+            break;
+        }
+    }
+    Ok(())
+}
+
 impl Replayer<'_> {
     /// Tells the materializer about the events of a chunk it will be asked about.
-    fn announce(&mut self, chunk: &[LogRow]) -> Result<()> {
+    pub fn announce(&mut self, chunk: &[LogRow]) -> Result<()> {
         let events: Vec<&Event> = chunk
             .iter()
             .filter_map(|row| match row {
@@ -325,29 +353,26 @@ impl Replayer<'_> {
         self.materializer.lookahead(&events)
     }
 
-    /// Replays a chunk of rows (emptying it); true when the replay must stop.
-    fn chunk(
+    /// Replays one row, telling `observe`; breaks when the replay must stop.
+    fn replay_row(
         &mut self,
-        chunk: &mut Vec<LogRow>,
+        row: LogRow,
         observe: &mut impl FnMut(Step<'_>),
-    ) -> Result<bool> {
-        for row in chunk.drain(..) {
-            let outcome = self.event(row)?;
-            if self.out.events.is_multiple_of(1024) {
-                observe(Step::Read(self.out.events));
-            }
-            if let (Some(ev), EventResult::Applied { changes }) = (&outcome.event, &outcome.result)
-            {
-                observe(Step::Applied { event: ev, changes });
-            }
-            if outcome.stop {
-                if let Some(ev) = &outcome.event {
-                    self.stopped_at(ev.seq);
-                }
-                return Ok(true);
-            }
+    ) -> Result<ControlFlow<()>> {
+        let outcome = self.event(row)?;
+        if self.out.events.is_multiple_of(1024) {
+            observe(Step::Read(self.out.events));
         }
-        Ok(false)
+        if let (Some(ev), EventResult::Applied { changes }) = (&outcome.event, &outcome.result) {
+            observe(Step::Applied { event: ev, changes });
+        }
+        if outcome.stop {
+            if let Some(ev) = &outcome.event {
+                self.stopped_at(ev.seq);
+            }
+            return Ok(ControlFlow::Break(()));
+        }
+        Ok(ControlFlow::Continue(()))
     }
 
     fn row(&mut self, row: LogRow) -> Result<(EventResult, bool)> {

@@ -288,6 +288,37 @@ fn bisect_compares_the_sql_definitions_with_the_apps_own_materializers() {
     );
 }
 
+/// Bisect through the plugin sends the helper a chunk of events at a time, as a check does,
+/// instead of one round trip per event (which made it take 4.5 s instead of 3.2 s on the
+/// 5,000-event sample).
+#[test]
+fn bisect_sends_the_helper_events_a_chunk_at_a_time() {
+    let Some(app) = app() else { return };
+    let trace = tempfile::NamedTempFile::new().unwrap();
+    let trace_path = trace.path().to_string_lossy().into_owned();
+    let run = rehearse_env(
+        &[
+            &"bisect",
+            &corpus("workspace-n300-lsdev"),
+            &"--old",
+            &defs(),
+            &"--new",
+            &spec(&app, "app.mjs"),
+        ],
+        &[("REHEARSE_PLUGIN_TRACE", &trace_path)],
+    );
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    let sizes: Vec<usize> = std::fs::read_to_string(trace.path())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|m| m["type"] == "events")
+        .map(|m| m["events"].as_array().unwrap().len())
+        .collect();
+    // 300 events: a chunk of 256, then the remaining 44.
+    assert_eq!(sizes, [256, 44]);
+}
+
 fn misbehave(app: &Path, how: &str, helpers: &str) -> Run {
     rehearse_env(
         &[
