@@ -38,10 +38,16 @@ pub struct RestoreOptions {
     pub preflight: PreflightOptions,
 }
 
+/// The version of `restore --format json` (schemas/restore.schema.json); a change that could
+/// break a reader raises it.
+pub const RESTORE_VERSION: u32 = 1;
+
 /// What a restore did.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Restored {
+    /// [`RESTORE_VERSION`].
+    pub version: u32,
     /// The pre-flight that allowed (or refused) it.
     pub preflight: Preflight,
     /// Whether the store was restored.
@@ -156,6 +162,7 @@ pub fn restore(
 
     let pre = preflight::preflight(package, materializer, &options.preflight)?;
     let mut out = Restored {
+        version: RESTORE_VERSION,
         preflight: pre,
         restored: false,
         refused: None,

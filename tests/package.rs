@@ -102,7 +102,28 @@ fn validator(schema: &str) -> jsonschema::Validator {
         &std::fs::read_to_string(root().join("schemas").join(schema)).unwrap(),
     )
     .unwrap();
-    jsonschema::validator_for(&schema).unwrap()
+    jsonschema::options()
+        .with_retriever(OurSchemas)
+        .build(&schema)
+        .unwrap()
+}
+
+/// Our schemas refer to each other by their `$id`s, which name the files in `schemas/`.
+struct OurSchemas;
+
+impl jsonschema::Retrieve for OurSchemas {
+    fn retrieve(
+        &self,
+        uri: &jsonschema::Uri<String>,
+    ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+        let name = uri
+            .as_str()
+            .strip_prefix("https://github.com/rehearse/rehearse/schemas/")
+            .ok_or_else(|| format!("not one of rehearse's schemas: {}", uri.as_str()))?;
+        Ok(serde_json::from_str(&std::fs::read_to_string(
+            root().join("schemas").join(name),
+        )?)?)
+    }
 }
 
 fn assert_valid(validator: &jsonschema::Validator, value: &Value) {
@@ -552,6 +573,14 @@ fn restore_round_trips_and_keeps_the_store_it_replaces() {
     let run = restore(&package, &target, &[&"--format", &"json"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     let report = json(&run);
+    let restore_schema = validator("restore.schema.json");
+    assert_valid(&restore_schema, &report);
+    // The pre-flight inside is held to its own schema.
+    let mut wrong = report.clone();
+    wrong["preflight"]["verdict"] = "maybe".into();
+    assert!(!restore_schema.is_valid(&wrong));
+    assert_eq!(report["restored"], true);
+    assert_eq!(report["preflight"]["verdict"], "go");
     let previous = PathBuf::from(report["previous"].as_str().unwrap());
     assert!(
         previous
@@ -617,6 +646,21 @@ fn restore_refuses_no_go_and_needs_from_log_for_go_replay() {
         run.stdout.contains("restore with --from-log"),
         "{}",
         run.stdout
+    );
+    assert!(!target.exists());
+    // As data: refused, and why.
+    let run = restore(&edited, &target, &[&"--format", &"json"]);
+    assert_eq!(run.code, 1);
+    let report = json(&run);
+    assert_valid(&validator("restore.schema.json"), &report);
+    assert_eq!(report["restored"], false);
+    assert_eq!(report["preflight"]["verdict"], "go-replay");
+    assert!(
+        report["refused"]
+            .as_str()
+            .unwrap()
+            .contains("restore with --from-log"),
+        "{report}"
     );
     assert!(!target.exists());
 
