@@ -18,7 +18,7 @@ use crate::corpus::Corpus;
 use crate::error::Result;
 use crate::eventlog::{Event, EventLog, SeqNum};
 use crate::materialize::Materializer;
-use crate::replay::{Ahead, EventOutcome, EventResult, ReplayOptions, Replayer, read_ahead};
+use crate::replay::{self, Ahead, EventOutcome, EventResult, ReplayOptions, Replayer, read_ahead};
 use crate::report::{ChangeSide, ChangeSides, EventRef, Finding, FindingClass};
 
 /// What to compare.
@@ -141,9 +141,8 @@ pub fn bisect(
     let mut replay = options.replay.clone();
     replay.values = true;
     replay.no_writers = true;
-    let length = log.count()?;
-    old.expect_events(length)?;
-    new.expect_events(length)?;
+    replay::tell_length(&log, old)?;
+    replay::tell_length(&log, new)?;
     let mut a = Replayer::new(&scratch_old, old, &replay)?;
     let mut b = Replayer::new(&scratch_new, new, &replay)?;
     let (mut names_a, mut names_b) = (ColumnNames::default(), ColumnNames::default());

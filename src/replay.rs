@@ -273,7 +273,7 @@ pub fn replay(
     options: &ReplayOptions,
     mut observe: impl FnMut(Step<'_>),
 ) -> Result<Replayed> {
-    materializer.expect_events(log.count()?)?;
+    tell_length(log, materializer)?;
     let mut r = Replayer::new(conn, materializer, options)?;
     read_ahead(log, |item| match item {
         Ahead::Announce(rows) => r.announce(rows).map(ControlFlow::Continue),
@@ -283,6 +283,15 @@ pub fn replay(
     let out = r.finish(log.sync_status())?;
     observe(Step::Read(events));
     Ok(out)
+}
+
+/// Tells the materializer how many events the log holds. Only a hint: a log too damaged to
+/// count is still streamed, and its damage reported where the rows are read.
+pub fn tell_length(log: &EventLog, materializer: &mut dyn Materializer) -> Result<()> {
+    match log.count() {
+        Ok(n) => materializer.expect_events(n),
+        Err(_) => Ok(()),
+    }
 }
 
 /// Rows announced to the materializer at a time.

@@ -441,6 +441,55 @@ fn a_bare_event_log_replays_and_skips_the_comparison() {
     assert_eq!(c["applied"], 200);
 }
 
+/// The log's length is only a hint to the materializer (how many helpers to start): a log whose
+/// counting index is damaged while its rows read fine still replays, as it did before rehearse
+/// counted events (it was unreadable, exit 2, for a while).
+#[test]
+fn a_log_that_cannot_be_counted_still_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&corpus("workspace-n200"), dir.path());
+    let log = dir.path().join("workspace/eventlog@6.db");
+    let (root, page_size): (i64, i64) = {
+        let c = rusqlite::Connection::open(&log).unwrap();
+        let root = c
+            .query_row(
+                "SELECT rootpage FROM sqlite_master WHERE name = 'idx_eventlog_seqNumGlobal'",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let page_size = c.query_row("PRAGMA page_size", [], |r| r.get(0)).unwrap();
+        // The count uses this index, the replay's ordered read does not.
+        let plan: String = c
+            .query_row(
+                "EXPLAIN QUERY PLAN SELECT count(*) FROM eventlog",
+                [],
+                |r| r.get(3),
+            )
+            .unwrap();
+        assert!(plan.contains("idx_eventlog_seqNumGlobal"), "{plan}");
+        (root, page_size)
+    };
+    let mut bytes = std::fs::read(&log).unwrap();
+    let at = ((root - 1) * page_size) as usize;
+    bytes[at..at + page_size as usize].fill(0xff);
+    std::fs::write(&log, bytes).unwrap();
+    let counted = rusqlite::Connection::open(&log).unwrap().query_row(
+        "SELECT count(*) FROM eventlog",
+        [],
+        |r| r.get::<_, i64>(0),
+    );
+    assert!(counted.is_err(), "the index still counts: {counted:?}");
+
+    let run = rehearse(&[&"check", &dir.path(), &"-m", &defs()]);
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("replayed 200 events: 200 applied"),
+        "{}",
+        run.stdout
+    );
+}
+
 #[test]
 fn on_error_stop_stops_at_the_first_failing_event() {
     let defs = corpus("workspace-n200-materializer-error/materializers.toml");
