@@ -306,11 +306,13 @@ fn run_plugin(corpus: &Path, livestore: (f64, &str)) {
         report.findings.len(),
         peak_rss_kib().unwrap_or(0) as f64 / 1024.0,
     );
-    // The helpers' CPU is what their processes used in all, less their start measured apart:
-    // only meaningful where the replay dwarfs the start's own variation.
+    // The helpers' CPU is what their processes used in all, less the start measured apart
+    // (the helpers `instantiate` waits for: the first, or all that --plugin-jobs asks for; a
+    // second one started for a long log loads inside the replay and is counted in it): only
+    // meaningful where the replay dwarfs the start's own variation.
     let helpers = if replay_s > 5.0 {
         format!(
-            ", the helpers {:.2} s ({} helpers on {} cores; their start takes {start_cpu:.2} s more)",
+            ", the helpers {:.2} s ({} helpers on {} cores; the start before the replay takes {start_cpu:.2} s more)",
             median_and_range(&helpers_cpu).0,
             source.helpers(events as u64).unwrap_or(1),
             std::thread::available_parallelism().map_or(1, |n| n.get()),
