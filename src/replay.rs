@@ -634,7 +634,8 @@ impl Replayer<'_> {
     fn named_rows(&self, statements: &[Statement]) -> Vec<(Arc<str>, Vec<SqlValue>)> {
         let mut rows = Vec::new();
         for st in statements {
-            let (table, values) = match &st.target {
+            let target = st.target();
+            let (table, values) = match target.as_deref() {
                 Some(Target::Row { table, values }) => (table, values),
                 Some(Target::Where { table, equals, .. }) => (table, equals),
                 None => continue,
@@ -663,7 +664,7 @@ impl Replayer<'_> {
     fn target_rows(&self, statements: &[Statement]) -> Vec<(Arc<str>, Vec<SqlValue>)> {
         let mut rows = self.named_rows(statements);
         for st in statements {
-            match &st.target {
+            match st.target().as_deref() {
                 None | Some(Target::Row { .. }) => {}
                 Some(Target::Where {
                     table,

@@ -211,6 +211,60 @@ fn ctx_query_reads_the_state_as_it_stands_before_the_event() {
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
 }
 
+/// A statement the app returns that SQLite rejects is a materializer error, and the rows it
+/// meant to change are blamed on it as on the SQL path: the plugin's statements say nothing of
+/// their rows, so rehearse reads them from the SQL (before, the divergent row was blamed on
+/// nobody: "e68 … meant to write it" was missing).
+#[test]
+fn a_statement_that_fails_blames_the_same_rows_as_on_the_sql_path() {
+    let Some(app) = app() else { return };
+    let failing_defs = corpus("workspace-n200-materializer-error/materializers.toml");
+    let sql = rehearse(&[
+        &"check",
+        &corpus("workspace-n200"),
+        &"-m",
+        &failing_defs,
+        &"--format",
+        &"json",
+    ]);
+    let ours = rehearse(&[
+        &"check",
+        &corpus("workspace-n200"),
+        &"-m",
+        &spec(&app, "app-failing-sql.mjs"),
+        &"--format",
+        &"json",
+    ]);
+    assert_eq!(
+        (sql.code, ours.code),
+        (1, 1),
+        "{}{}",
+        sql.stderr,
+        ours.stderr
+    );
+    // The SQL path names the definition's line; the plugin has none.
+    let findings = |run: &Run| -> Value {
+        let mut f = json(run)["corpora"][0]["findings"].take();
+        for x in f.as_array_mut().unwrap() {
+            let m = x["message"].as_str().unwrap().to_string();
+            if let (true, Some(end)) = (m.starts_with("the statement ("), m.find(") ")) {
+                x["message"] = format!("the statement {}", &m[end + 2..]).into();
+            }
+        }
+        f
+    };
+    let ours = findings(&ours);
+    assert_eq!(ours, findings(&sql));
+    assert_eq!(ours[0]["class"], "materializer-error");
+    assert!(
+        ours[1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("e68 (v1.UserDeactivated) meant to write it but was not applied"),
+        "{ours}"
+    );
+}
+
 /// A long log starts a second helper while the first one works; it takes its share of the
 /// chunks once it has loaded the schema, and the queries it answers still see the state as it
 /// stands before their events.

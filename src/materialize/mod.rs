@@ -8,6 +8,7 @@
 
 pub mod livestore;
 pub mod sql;
+pub mod target;
 mod wire;
 
 use rusqlite::Connection;
@@ -31,6 +32,17 @@ pub struct Statement {
     /// The rows it means to change, where the materializer knows them: when the event is
     /// rolled back, later events that change these rows are listed as its downstream impact.
     pub target: Option<Target>,
+}
+
+impl Statement {
+    /// The rows it means to change: as the materializer said, or else as its SQL reads
+    /// ([`target::derive`]; only when needed, as that reads the SQL text).
+    pub fn target(&self) -> Option<std::borrow::Cow<'_, Target>> {
+        match &self.target {
+            Some(t) => Some(std::borrow::Cow::Borrowed(t)),
+            None => target::derive(&self.sql, &self.binds).map(std::borrow::Cow::Owned),
+        }
+    }
 }
 
 /// The rows a statement means to change.
