@@ -10,6 +10,7 @@
 
 use crate::js::BindValue;
 use crate::materialize::{Binds, Target};
+use crate::sqlite::quote_ident;
 
 /// The target of `sql` run with `binds`, where its shape is one of those above.
 pub fn derive(sql: &str, binds: &Binds) -> Option<Target> {
@@ -32,10 +33,7 @@ pub fn derive(sql: &str, binds: &Binds) -> Option<Target> {
 }
 
 fn insert(t: &mut Tokens, params: &mut Params) -> Option<Target> {
-    if t.peek_word().as_deref() == Some("OR") {
-        t.word();
-        t.word()?;
-    }
+    t.skip_or_conflict()?;
     t.keyword("INTO")?;
     row(t, params)
 }
@@ -69,10 +67,7 @@ fn row(t: &mut Tokens, params: &mut Params) -> Option<Target> {
 }
 
 fn update(t: &mut Tokens, params: &mut Params) -> Option<Target> {
-    if t.peek_word().as_deref() == Some("OR") {
-        t.word();
-        t.word()?;
-    }
+    t.skip_or_conflict()?;
     let table = t.ident()?;
     t.keyword("SET")?;
     // The assignments only matter for the parameters they take before the WHERE.
@@ -111,7 +106,7 @@ fn filtered(table: String, t: &mut Tokens, params: &mut Params) -> Option<Target
         "WHERE {}",
         equals
             .iter()
-            .map(|(c, _)| format!("\"{}\" = ?", c.replace('"', "\"\"")))
+            .map(|(c, _)| format!("{} = ?", quote_ident(c)))
             .collect::<Vec<_>>()
             .join(" AND ")
     );
@@ -308,6 +303,15 @@ impl Tokens {
             Token::Word(w) => Some(w.to_ascii_uppercase()),
             _ => None,
         }
+    }
+
+    /// `OR ROLLBACK`, `OR IGNORE`, … after INSERT or UPDATE: the rows named are the same.
+    fn skip_or_conflict(&mut self) -> Option<()> {
+        if self.peek_word().as_deref() == Some("OR") {
+            self.word();
+            self.word()?;
+        }
+        Some(())
     }
 
     fn keyword(&mut self, k: &str) -> Option<()> {
