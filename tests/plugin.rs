@@ -111,25 +111,30 @@ fn the_plugin_returns_the_statements_livestore_ran() {
     assert_eq!(compared, 300);
 }
 
-/// `check --format json` of the 200-event corpus through one of the fixture's app modules,
-/// which must fail (exit 1): its findings of `class`.
-fn failing_check(app: &Path, module: &str, class: &str) -> Vec<Value> {
+/// `check --format json` of the 200-event corpus through `materializers`, which must fail
+/// (exit 1): its findings.
+fn failing_findings(materializers: impl AsRef<std::ffi::OsStr>) -> Vec<Value> {
     let run = rehearse(&[
         &"check",
         &corpus("workspace-n200"),
         &"-m",
-        &spec(app, module),
+        &materializers,
         &"--format",
         &"json",
     ]);
     assert_eq!(run.code, 1, "{}", run.stderr);
-    let report = json(&run);
-    report["corpora"][0]["findings"]
-        .as_array()
-        .unwrap()
-        .iter()
+    let mut report = json(&run);
+    match report["corpora"][0]["findings"].take() {
+        Value::Array(findings) => findings,
+        other => panic!("findings are not a list: {other}"),
+    }
+}
+
+/// As [`failing_findings`], through one of the fixture's app modules: its findings of `class`.
+fn failing_check(app: &Path, module: &str, class: &str) -> Vec<Value> {
+    failing_findings(spec(app, module))
+        .into_iter()
         .filter(|f| f["class"] == class)
-        .cloned()
         .collect()
 }
 
@@ -218,50 +223,28 @@ fn ctx_query_reads_the_state_as_it_stands_before_the_event() {
 #[test]
 fn a_statement_that_fails_blames_the_same_rows_as_on_the_sql_path() {
     let Some(app) = app() else { return };
-    let failing_defs = corpus("workspace-n200-materializer-error/materializers.toml");
-    let sql = rehearse(&[
-        &"check",
-        &corpus("workspace-n200"),
-        &"-m",
-        &failing_defs,
-        &"--format",
-        &"json",
-    ]);
-    let ours = rehearse(&[
-        &"check",
-        &corpus("workspace-n200"),
-        &"-m",
-        &spec(&app, "app-failing-sql.mjs"),
-        &"--format",
-        &"json",
-    ]);
-    assert_eq!(
-        (sql.code, ours.code),
-        (1, 1),
-        "{}{}",
-        sql.stderr,
-        ours.stderr
-    );
     // The SQL path names the definition's line; the plugin has none.
-    let findings = |run: &Run| -> Value {
-        let mut f = json(run)["corpora"][0]["findings"].take();
-        for x in f.as_array_mut().unwrap() {
+    let without_lines = |mut findings: Vec<Value>| {
+        for x in &mut findings {
             let m = x["message"].as_str().unwrap().to_string();
             if let (true, Some(end)) = (m.starts_with("the statement ("), m.find(") ")) {
                 x["message"] = format!("the statement {}", &m[end + 2..]).into();
             }
         }
-        f
+        findings
     };
-    let ours = findings(&ours);
-    assert_eq!(ours, findings(&sql));
+    let sql = without_lines(failing_findings(corpus(
+        "workspace-n200-materializer-error/materializers.toml",
+    )));
+    let ours = without_lines(failing_findings(spec(&app, "app-failing-sql.mjs")));
+    assert_eq!(ours, sql);
     assert_eq!(ours[0]["class"], "materializer-error");
     assert!(
         ours[1]["message"]
             .as_str()
             .unwrap()
             .contains("e68 (v1.UserDeactivated) meant to write it but was not applied"),
-        "{ours}"
+        "{ours:#?}"
     );
 }
 
