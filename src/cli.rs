@@ -1108,9 +1108,15 @@ fn run_schema_export(args: SchemaExportArgs) -> Result<u8, Error> {
     };
     let written = rehearse::materialize::livestore::export_schema(&config, &args.out)?;
     eprintln!(
-        "rehearse: wrote {} event schemas, the state DDL and {} client documents to {}",
+        "rehearse: wrote {} event schema{}, the state DDL and {} client document{} to {}",
         written.events,
+        if written.events == 1 { "" } else { "s" },
         written.client_documents,
+        if written.client_documents == 1 {
+            ""
+        } else {
+            "s"
+        },
         args.out.display()
     );
     Ok(exit::PASS)

@@ -492,6 +492,12 @@ fn schema_export_writes_the_event_schemas_the_ddl_and_the_client_documents() {
         &out.path(),
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("the state DDL and 1 client document to"),
+        "{}",
+        run.stderr
+    );
     // The committed schemas/workspace/events/ were exported from the same app: byte for byte.
     let committed = root().join("schemas/workspace/events");
     let mut names = Vec::new();
