@@ -9,6 +9,7 @@
 //! event that was not applied (its downstream impact). The log is streamed; what grows is
 //! bounded by the state and by the findings, not by the number of events.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -632,9 +633,13 @@ impl Replayer<'_> {
     /// The rows the statements name outright by their key (an insert's values, an update's or
     /// delete's `key = value` conditions), without reading the database.
     fn named_rows(&self, statements: &[Statement]) -> Vec<(Arc<str>, Vec<SqlValue>)> {
+        let targets: Vec<_> = statements.iter().map(Statement::target).collect();
+        self.named_rows_of(&targets)
+    }
+
+    fn named_rows_of(&self, targets: &[Option<Cow<'_, Target>>]) -> Vec<(Arc<str>, Vec<SqlValue>)> {
         let mut rows = Vec::new();
-        for st in statements {
-            let target = st.target();
+        for target in targets {
             let (table, values) = match target.as_deref() {
                 Some(Target::Row { table, values }) => (table, values),
                 Some(Target::Where { table, equals, .. }) => (table, equals),
@@ -662,9 +667,11 @@ impl Replayer<'_> {
     /// The keys of the rows the statements mean to change: the rows they name, and the rows
     /// their `WHERE` clauses select in the current state.
     fn target_rows(&self, statements: &[Statement]) -> Vec<(Arc<str>, Vec<SqlValue>)> {
-        let mut rows = self.named_rows(statements);
-        for st in statements {
-            match st.target().as_deref() {
+        // A target read from SQL text is parsed once, for both passes.
+        let targets: Vec<_> = statements.iter().map(Statement::target).collect();
+        let mut rows = self.named_rows_of(&targets);
+        for target in &targets {
+            match target.as_deref() {
                 None | Some(Target::Row { .. }) => {}
                 Some(Target::Where {
                     table,
