@@ -34,10 +34,129 @@ impl BindValue {
             Value::Null => BindValue::Null,
             Value::Bool(b) => BindValue::Integer(i64::from(*b)),
             Value::Number(n) => bind_number(js_number(n)),
-            Value::String(s) => BindValue::Text(s.clone()),
+            Value::String(s) => BindValue::Text(text(s)),
             Value::Array(_) | Value::Object(_) => return None,
         })
     }
+}
+
+// Lone surrogates. A JS string is UTF-16 and may hold a surrogate that is not half of a pair
+// (text cut in the middle of an emoji by `slice`). `JSON.stringify` writes one as a `\ud83d`
+// escape, which is how `argsJson` keeps it; serde_json refuses such JSON, as a Rust string is
+// UTF-8. Where it goes next decides what LiveStore stores: wa-sqlite binds the string as UTF-8,
+// with U+FFFD in its place; `JSON.stringify` of it (a JSON column) keeps the escape. So a
+// parsed value keeps it as a stand-in character, U+10F800 + (surrogate - U+D800), the last
+// 2,048 code points of Supplementary Private Use Area-B, turned into U+FFFD by [`text`] and
+// back into its escape by [`stringify`]. A character of that range in real text is read the
+// same way: a limit, for code points that are never in practice written.
+const STAND_IN_BASE: u32 = 0x10_F800;
+
+/// The lone surrogate `c` stands for, if it is a stand-in.
+fn stood_in(c: char) -> Option<u32> {
+    let c = c as u32;
+    (c >= STAND_IN_BASE).then(|| 0xD800 + (c - STAND_IN_BASE))
+}
+
+/// Parses JSON as `JSON.parse` does: lone surrogates are kept, as stand-ins.
+pub fn parse_json(json: &str) -> serde_json::Result<Value> {
+    serde_json::from_str(json).or_else(|e| {
+        match rewrite_lone_surrogates(json, |unit| {
+            char::from_u32(STAND_IN_BASE + u32::from(unit) - 0xD800)
+                .expect("stand-ins are scalar values")
+                .to_string()
+        }) {
+            Some(rewritten) => serde_json::from_str(&rewritten).map_err(|_| e),
+            None => Err(e),
+        }
+    })
+}
+
+/// JSON text with every lone surrogate escape replaced by a U+FFFD escape, as wa-sqlite binds
+/// a string holding one: for JSON that a JS program wrote (`JSON.stringify`) and rehearse reads
+/// as SQL text and bind values. `None` when the text has none.
+pub fn replace_lone_surrogates(json: &str) -> Option<String> {
+    rewrite_lone_surrogates(json, |_| "\\ufffd".to_string())
+}
+
+/// The text wa-sqlite binds for a JS string: its UTF-8, U+FFFD for each lone surrogate.
+pub fn text(s: &str) -> String {
+    // A stand-in's UTF-8 starts with 0xF4 0x8F; most text has no 0xF4 at all.
+    if !s.as_bytes().contains(&0xF4) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| if stood_in(c).is_some() { '\u{FFFD}' } else { c })
+        .collect()
+}
+
+/// JS `a + b` of two strings: a lone high surrogate at the end of `a` and a lone low one at the
+/// start of `b` make one character, as two UTF-16 halves do.
+pub fn concat(a: &str, b: &str) -> String {
+    let mut out = String::with_capacity(a.len() + b.len());
+    out.push_str(a);
+    let mut rest = b.chars();
+    if let (Some(high), Some(low)) = (
+        a.chars().next_back().and_then(stood_in),
+        b.chars().next().and_then(stood_in),
+    ) && (0xD800..0xDC00).contains(&high)
+        && (0xDC00..0xE000).contains(&low)
+    {
+        out.pop();
+        out.extend(char::from_u32(
+            0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00),
+        ));
+        rest.next();
+    }
+    out.extend(rest);
+    out
+}
+
+/// `json` with each `\uXXXX` escape of a lone surrogate replaced by `with(surrogate)`, or
+/// `None` if there is none. Escaped backslashes (`\\ud83d`) are text, not escapes.
+fn rewrite_lone_surrogates(json: &str, with: impl Fn(u16) -> String) -> Option<String> {
+    let bytes = json.as_bytes();
+    let unit_at = |i: usize| -> Option<u16> {
+        let hex = bytes.get(i..i + 6)?;
+        if hex[0] != b'\\' || hex[1] != b'u' || !hex[2..].iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        u16::from_str_radix(std::str::from_utf8(&hex[2..]).ok()?, 16).ok()
+    };
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        let Some(unit) = unit_at(i) else {
+            // Another escape (`\\`, `\"`, `\n`, …): skip the character it escapes.
+            i += 2;
+            continue;
+        };
+        let paired = match unit {
+            0xD800..=0xDBFF => unit_at(i + 6).is_some_and(|u| (0xDC00..=0xDFFF).contains(&u)),
+            0xDC00..=0xDFFF => false,
+            _ => {
+                i += 6;
+                continue;
+            }
+        };
+        if paired {
+            i += 12;
+            continue;
+        }
+        let o = out.get_or_insert_with(|| String::with_capacity(json.len()));
+        o.push_str(&json[copied..i]);
+        o.push_str(&with(unit));
+        i += 6;
+        copied = i;
+    }
+    out.map(|mut o| {
+        o.push_str(&json[copied..]);
+        o
+    })
 }
 
 /// wa-sqlite's number rule: int32 values bind as integers, everything else as a double.
@@ -130,6 +249,9 @@ fn write_string(s: &str, out: &mut String) {
             '\t' => out.push_str("\\t"),
             c if (c as u32) < 0x20 => {
                 out.push_str(&format!("\\u{:04x}", c as u32));
+            }
+            c if stood_in(c).is_some() => {
+                out.push_str(&format!("\\u{:04x}", stood_in(c).unwrap_or(0xFFFD)));
             }
             c => out.push(c),
         }
@@ -386,6 +508,47 @@ mod tests {
         );
         assert_eq!(stringify(&json!("a\u{1}\"\n")), r#""a\u0001\"\n""#);
         assert_eq!(stringify(&json!([1.0, 2.5, null])), "[1,2.5,null]");
+    }
+
+    #[test]
+    fn lone_surrogates_bind_as_u_fffd_and_stringify_as_their_escapes() {
+        // What LiveStore wrote (corpora/lone-surrogates): a cut emoji, a lone low surrogate,
+        // a whole pair, and an escaped backslash before `ud83d`, which is text.
+        let raw = r#"{"a":"Zo\ud83d","b":["\ude00x","😀","\ud83d\ude00"],"\ud83c":"\\ud83d"}"#;
+        assert!(serde_json::from_str::<Value>(raw).is_err());
+        let v = parse_json(raw).unwrap();
+        assert_eq!(
+            stringify(&v),
+            r#"{"a":"Zo\ud83d","b":["\ude00x","😀","😀"],"\ud83c":"\\ud83d"}"#
+        );
+        let text_of = |v: &Value| match BindValue::from_json_scalar(v) {
+            Some(BindValue::Text(t)) => t,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(text_of(&v["a"]), "Zo\u{FFFD}");
+        assert_eq!(text_of(&v["b"][0]), "\u{FFFD}x");
+        assert_eq!(text_of(&v["b"][2]), "😀");
+        // Every surrogate has its own stand-in.
+        for unit in [0xD800, 0xDBFF, 0xDC00, 0xDFFF] {
+            let v = parse_json(&format!(r#""\u{unit:04x}""#)).unwrap();
+            assert_eq!(stringify(&v), format!(r#""\u{unit:04x}""#));
+        }
+        // A helper's answer: U+FFFD, as wa-sqlite binds it; nothing to do without one.
+        assert_eq!(
+            replace_lone_surrogates(r#"["\ud83dA","\ud83d\ude00","\\ud83d"]"#).unwrap(),
+            r#"["\ufffdA","\ud83d\ude00","\\ud83d"]"#
+        );
+        assert_eq!(
+            replace_lone_surrogates(r#"["\ud83d\ude00","\u00e9"]"#),
+            None
+        );
+        // JS `+` joins two halves into the character.
+        let halves = parse_json(r#"["\ud83d","\ude00"]"#).unwrap();
+        let joined = concat(halves[0].as_str().unwrap(), halves[1].as_str().unwrap());
+        assert_eq!(joined, "😀");
+        assert_eq!(concat("a", "b"), "ab");
+        // Not JSON stays an error, with serde_json's message.
+        assert!(parse_json(r#"{"a":"\ud83d"#).is_err());
     }
 
     #[test]

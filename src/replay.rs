@@ -411,7 +411,7 @@ impl Replayer<'_> {
                 ),
             );
         }
-        let args: Value = match serde_json::from_str(&ev.args_json) {
+        let args: Value = match crate::js::parse_json(&ev.args_json) {
             Ok(v) => v,
             Err(e) => {
                 self.finding(

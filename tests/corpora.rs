@@ -245,7 +245,7 @@ fn lsdev_oracle(dir: &Path) -> Result<(), Failed> {
             problems.push("malformed row".to_string());
             return Ok(ControlFlow::Continue(()));
         };
-        let args: serde_json::Value = serde_json::from_str(&ev.args_json).unwrap();
+        let args = rehearse::js::parse_json(&ev.args_json).unwrap();
         let ours = match materializer.statements(&ev, &args) {
             Some(Ok(s)) => s,
             other => {

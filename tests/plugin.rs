@@ -46,6 +46,7 @@ fn the_plugin_and_the_sql_path_give_the_same_reports() {
         corpus("workspace-n200-edited-row"),
         corpus("workspace-n200-tampered-changeset"),
         corpus("workspace-n200-broken-log"),
+        corpus("lone-surrogates"),
     ];
     let shared = root().join("../shared/livestore/samples");
     for sample in ["n200", "n5000"] {
@@ -80,11 +81,16 @@ fn the_plugin_and_the_sql_path_give_the_same_reports() {
 #[test]
 fn the_plugin_returns_the_statements_livestore_ran() {
     let Some(app) = app() else { return };
-    let dir = corpus("workspace-n300-lsdev");
     let source = Source::load(Path::new(&spec(&app, "app.mjs"))).unwrap();
+    for (name, events) in [("workspace-n300-lsdev", 300), ("lone-surrogates", 13)] {
+        the_plugin_returns_the_statements_livestore_ran_for(&source, &corpus(name), events);
+    }
+}
+
+fn the_plugin_returns_the_statements_livestore_ran_for(source: &Source, dir: &Path, events: usize) {
     let mut materializer = source.instantiate().unwrap();
-    let located = rehearse::corpus::Corpus::locate(&dir).unwrap();
-    let recorded = lsdev_statements(&dir).unwrap();
+    let located = rehearse::corpus::Corpus::locate(dir).unwrap();
+    let recorded = lsdev_statements(dir).unwrap();
     let scratch = rusqlite::Connection::open_in_memory().unwrap();
     let log = EventLog::open(&located.eventlog).unwrap();
     let mut compared = 0;
@@ -93,7 +99,7 @@ fn the_plugin_returns_the_statements_livestore_ran() {
         let LogRow::Event(ev) = row else {
             panic!("malformed row")
         };
-        let args: Value = serde_json::from_str(&ev.args_json).unwrap();
+        let args = rehearse::js::parse_json(&ev.args_json).unwrap();
         let Outcome::Statements(ours) = materializer.materialize(&ev, &args, &scratch)? else {
             problems.push(format!("{} {}: no statements", ev.seq, ev.name));
             return Ok(ControlFlow::Continue(()));
@@ -107,8 +113,13 @@ fn the_plugin_returns_the_statements_livestore_ran() {
         Ok(ControlFlow::Continue(()))
     })
     .unwrap();
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
-    assert_eq!(compared, 300);
+    assert!(
+        problems.is_empty(),
+        "{}: {}",
+        dir.display(),
+        problems.join("\n")
+    );
+    assert_eq!(compared, events, "{}", dir.display());
 }
 
 /// `check --format json` of the 200-event corpus through `materializers`, which must fail

@@ -569,7 +569,10 @@ fn js_add(a: Val, b: Val) -> Result<Val, String> {
     }
     let is_str = |v: &Val| matches!(v, Val::Present(Value::String(_)));
     if is_str(&a) || is_str(&b) {
-        return Ok(Val::Present(Value::String(text(&a)? + &text(&b)?)));
+        return Ok(Val::Present(Value::String(js::concat(
+            &text(&a)?,
+            &text(&b)?,
+        ))));
     }
     for v in [&a, &b] {
         if matches!(v, Val::Present(Value::Array(_) | Value::Object(_))) {

@@ -128,6 +128,22 @@ enum Reply {
 
 impl Reply {
     fn parse(text: &str) -> Reply {
+        match Reply::parse_json(text) {
+            // A string the materializer built may hold a lone surrogate (text cut inside an
+            // emoji), which JSON.stringify writes as an escape serde_json refuses; wa-sqlite
+            // would bind U+FFFD in its place, and so does rehearse.
+            Reply::Invalid(e, line) => match crate::js::replace_lone_surrogates(text) {
+                Some(replaced) => match Reply::parse_json(&replaced) {
+                    Reply::Invalid(..) => Reply::Invalid(e, line),
+                    reply => reply,
+                },
+                None => Reply::Invalid(e, line),
+            },
+            reply => reply,
+        }
+    }
+
+    fn parse_json(text: &str) -> Reply {
         if let Some((i, statements)) = super::wire::parse_result(text) {
             return Reply::Answer(i, Ok(Outcome::Statements(statements)));
         }

@@ -413,7 +413,7 @@ fn returning_clause(cols: &[String]) -> String {
 fn client_document_set(doc: &ClientDocument, args: &Value) -> Result<(String, Binds), Rejection> {
     let name = &doc.table;
     let id = match args.get("id") {
-        Some(Value::String(s)) => s.clone(),
+        Some(Value::String(s)) => js::text(s),
         Some(other) => {
             return Err(invalid_args(format!(
                 "{name}Set: args.id must be a string, found {}",

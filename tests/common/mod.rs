@@ -155,7 +155,8 @@ pub fn lsdev_statements(corpus: &Path) -> Result<BTreeMap<(i64, i64), Value>, St
         );
         recorded.insert(
             key,
-            serde_json::from_str(&debug).map_err(|e| e.to_string())?,
+            // JSON.stringify's: a bind value may hold a lone surrogate.
+            rehearse::js::parse_json(&debug).map_err(|e| e.to_string())?,
         );
     }
     Ok(recorded)
