@@ -159,6 +159,21 @@ impl Reply {
     }
 }
 
+/// The event id an answer the helper wrote names at its start (`{"type":"result","i":12,…`),
+/// even when the rest of it does not parse.
+fn answered_id(text: &str) -> Option<u64> {
+    let rest = text.strip_prefix(r#"{"type":""#)?;
+    let (kind, rest) = rest.split_once('"')?;
+    if !matches!(kind, "result" | "unknown" | "invalid-args" | "error") {
+        return None;
+    }
+    let digits = rest.strip_prefix(r#","i":"#)?;
+    let end = digits
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(digits.len());
+    digits[..end].parse().ok()
+}
+
 /// What the helper says once the schema is loaded.
 #[derive(Debug, Clone)]
 pub struct SchemaInfo {
@@ -540,13 +555,16 @@ impl Helper {
             }
             Line::Message(Reply::Invalid(e, text)) => {
                 self.stop();
-                Err(self.fail(
-                    doing,
-                    format!(
-                        "the helper sent garbage ({e}): {}",
-                        crate::materialize::sql::truncate(&text)
-                    ),
-                ))
+                let message = format!(
+                    "the helper sent garbage ({e}): {}",
+                    crate::materialize::sql::truncate(&text)
+                );
+                // An answer names its event before anything can go wrong in it; the helper
+                // has worked ahead since, so the event in flight is not the one to name.
+                Err(match answered_id(&text) {
+                    Some(id) => self.fail_at(doing, message, Some(id)),
+                    None => self.fail(doing, message),
+                })
             }
             Line::Message(answer @ Reply::Answer(..)) => Ok(Some(answer)),
             Line::Message(Reply::Other(msg)) => match msg["type"].as_str() {
@@ -1078,6 +1096,21 @@ mod tests {
     use super::*;
     use crate::js::BindValue;
     use crate::materialize::Binds;
+
+    #[test]
+    fn a_broken_answer_still_names_its_event() {
+        assert_eq!(
+            answered_id(r#"{"type":"result","i":12,"statements":[{"sql":"\ud83d"#),
+            Some(12)
+        );
+        assert_eq!(
+            answered_id(r#"{"type":"error","i":0,"message":"x"}"#),
+            Some(0)
+        );
+        assert_eq!(answered_id(r#"{"type":"ready","i":3}"#), None);
+        assert_eq!(answered_id(r#"{"type": "result", "i": 3}"#), None);
+        assert_eq!(answered_id(r#"{"type":"result","i":"#), None);
+    }
 
     #[test]
     fn specs_name_the_module_and_optionally_its_export() {
