@@ -217,7 +217,12 @@ fn bind_one(stmt: &mut rusqlite::Statement<'_>, i: usize, v: &BindValue) -> rusq
         BindValue::Null => &rusqlite::types::Null,
         BindValue::Integer(x) => x,
         BindValue::Real(x) => x,
-        BindValue::Text(x) => x,
+        // wa-sqlite binds a JS string as a NUL-terminated C string (length -1), so LiveStore
+        // stores text only up to its first NUL (corpora/js-strings); JSON text escapes NUL.
+        BindValue::Text(x) => {
+            let end = x.find('\0').unwrap_or(x.len());
+            return stmt.raw_bind_parameter(i, &x[..end]);
+        }
         BindValue::Blob(x) => x,
     };
     stmt.raw_bind_parameter(i, value)

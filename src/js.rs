@@ -512,7 +512,7 @@ mod tests {
 
     #[test]
     fn lone_surrogates_bind_as_u_fffd_and_stringify_as_their_escapes() {
-        // What LiveStore wrote (corpora/lone-surrogates): a cut emoji, a lone low surrogate,
+        // What LiveStore wrote (corpora/js-values): a cut emoji, a lone low surrogate,
         // a whole pair, and an escaped backslash before `ud83d`, which is text.
         let raw = r#"{"a":"Zo\ud83d","b":["\ude00x","😀","\ud83d\ude00"],"\ud83c":"\\ud83d"}"#;
         assert!(serde_json::from_str::<Value>(raw).is_err());

@@ -46,7 +46,7 @@ fn the_plugin_and_the_sql_path_give_the_same_reports() {
         corpus("workspace-n200-edited-row"),
         corpus("workspace-n200-tampered-changeset"),
         corpus("workspace-n200-broken-log"),
-        corpus("lone-surrogates"),
+        corpus("js-values"),
     ];
     let shared = root().join("../shared/livestore/samples");
     for sample in ["n200", "n5000"] {
@@ -82,7 +82,7 @@ fn the_plugin_and_the_sql_path_give_the_same_reports() {
 fn the_plugin_returns_the_statements_livestore_ran() {
     let Some(app) = app() else { return };
     let source = Source::load(Path::new(&spec(&app, "app.mjs"))).unwrap();
-    for (name, events) in [("workspace-n300-lsdev", 300), ("lone-surrogates", 13)] {
+    for (name, events) in [("workspace-n300-lsdev", 300), ("js-values", 30)] {
         the_plugin_returns_the_statements_livestore_ran_for(&source, &corpus(name), events);
     }
 }

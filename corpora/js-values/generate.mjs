@@ -1,10 +1,17 @@
 #!/usr/bin/env node
-// Writes a real LiveStore 0.4.0 store (the generator's workspace app) whose args hold lone
-// UTF-16 surrogates: text cut in the middle of an emoji, as an app that truncates strings
-// with `slice` does. JSON.stringify writes each one as a `\ud83d` escape in argsJson; wa-sqlite
-// binds it as U+FFFD in a text column, while a JSON column keeps the escape. They reach every
-// path: query-builder inserts and updates, a raw-SQL materializer's binds, a where clause on
-// an id that holds one, JSON columns and object keys, and the client document's json_set.
+// Writes a real LiveStore 0.4.0 store (the generator's workspace app) whose args hold the
+// JavaScript values a replay in another language gets wrong most easily:
+// - lone UTF-16 surrogates: text cut in the middle of an emoji, as an app that truncates
+//   strings with `slice` does. JSON.stringify writes each as a `\ud83d` escape in argsJson;
+//   wa-sqlite binds it as U+FFFD in a text column, while a JSON column keeps the escape. They
+//   reach every path: query-builder inserts and updates, a raw-SQL materializer's binds, a
+//   where clause on an id that holds one, JSON columns and object keys, and the client
+//   document's json_set;
+// - NUL in text: wa-sqlite binds a string as a C string, so LiveStore stores the text up to
+//   the NUL (in a JSON column it is an escape); U+2028 and U+2029, which JSON.stringify leaves
+//   raw;
+// - numbers at wa-sqlite's int32 boundary (bound as integers inside it, doubles outside),
+//   -0, 1e21 and the smallest double, and dates before 1970 and far in the future.
 //
 // Run it with LS_DEV=1 beside the generator's schema.mjs, where @livestore/livestore@0.4.0
 // and @livestore/adapter-node@0.4.0 are installed (a copy of ../shared/livestore/gen after
@@ -67,6 +74,46 @@ const log = [
   events.commentEdited({ id: 'cmt_1', body: `${low}${low}`, editedAt: at(10) }),
   events.uiStateSet({ draft: cut('half 😀', 6), selectedProjectId: 'prj_1' }),
   events.searchPerformed({ query: cut('🔍', 1), resultCount: 1, at: at(11) }),
+  // NUL, U+2028 and U+2029 in text and in JSON columns.
+  events.userRegistered({ id: 'usr_nul', name: 'before\u0000after', email: 'nul@example.com', role: 'guest', createdAt: at(12) }),
+  events.userProfileUpdated({
+    id: 'usr_nul',
+    patch: { settings: { theme: 'light', locale: 'x\u0000y\u2028z\u2029', notifications: { email: false, push: true, digest: 'never' } } },
+    updatedAt: at(13),
+  }),
+  events.todoCreated({
+    id: 'todo_\u0000nul', projectId: 'prj_1', text: 'line\u2028sep\u2029para', priority: 0, assigneeId: null,
+    tags: ['a\u0000b'], checklist: [], createdAt: at(14),
+  }),
+  events.todoUpdated({ id: 'todo_\u0000nul', text: 'nul\u0000cut', updatedAt: at(15) }),
+  // Numbers at wa-sqlite's int32 boundary and beyond, in real and integer columns.
+  ...[
+    [2147483647, 2147483647],
+    [2147483648, -2147483648],
+    [-2147483649, 0],
+    [-0, 4],
+    [1e21, 3],
+    [5e-324, 1],
+    [9007199254740993, 2],
+    [0.1 + 0.2, 4],
+  ].map(([estimate, priority], i) =>
+    events.todoCreated({
+      id: `todo_num${i}`, projectId: 'prj_1', text: `number ${i}`, priority, estimate, assigneeId: null,
+      tags: [], checklist: [], createdAt: at(16 + i),
+    }),
+  ),
+  events.projectCreated({
+    id: 'prj_2', name: 'Edges', ownerId: 'usr_1', color: '#2563eb', description: null, budget: -1.5e-7,
+    visibility: 'public', meta: { tags: [], starred: true }, createdAt: new Date(-1),
+  }),
+  // Dates: before 1970, with a dueDate (epoch ms, an integer column) far in the future.
+  events.todoCreated({
+    id: 'todo_dates', projectId: 'prj_2', text: 'dates', priority: 0, assigneeId: null, tags: [], checklist: [],
+    dueDate: new Date(8.64e15), createdAt: new Date(Date.UTC(1969, 6, 20, 20, 17, 40, 1)),
+  }),
+  events.projectArchived({ id: 'prj_2', archivedAt: new Date(Date.UTC(-1, 0, 1)) }),
+  events.uiStateSet({ zoom: -0, draft: 'z\u0000' }),
+  events.uiStateSet({ zoom: 1e-7 }),
 ]
 for (const e of log) store.commit(e)
 // Let the leader write everything before shutting down.
