@@ -141,8 +141,8 @@ pub fn bisect(
     let mut replay = options.replay.clone();
     replay.values = true;
     replay.no_writers = true;
-    replay::tell_length(&log, old)?;
-    replay::tell_length(&log, new)?;
+    replay::begin_log(&log, old)?;
+    replay::begin_log(&log, new)?;
     let mut a = Replayer::new(&scratch_old, old, &replay)?;
     let mut b = Replayer::new(&scratch_new, new, &replay)?;
     let (mut names_a, mut names_b) = (ColumnNames::default(), ColumnNames::default());

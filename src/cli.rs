@@ -16,7 +16,7 @@ use rehearse::corpus::{self, Partition};
 use rehearse::eventlog::EventLog;
 use rehearse::exit;
 use rehearse::inspect;
-use rehearse::materialize::Source;
+use rehearse::materialize::{Materializer, Source};
 use rehearse::render::{self, human::HumanOptions};
 use rehearse::replay::{OnError, ReplayOptions, Step};
 use rehearse::report::{CorpusReport, Report, Severities};
@@ -285,6 +285,12 @@ struct CheckArgs {
     /// the runs (materializers that read the clock or random numbers) as nondeterministic.
     #[arg(long)]
     determinism: bool,
+
+    /// Start new LiveStore helpers for every corpus. By default each of the run's parallel
+    /// lanes keeps its helpers from one corpus to the next, as loading the app costs a helper
+    /// one to two seconds of CPU.
+    #[arg(long)]
+    plugin_fresh: bool,
 
     /// For `git bisect run`: exit 125 (skip this commit) instead of 2 when the corpus or the
     /// materializers cannot be loaded.
@@ -774,51 +780,85 @@ fn check_gate(args: CheckArgs, color: anstream::ColorChoice) -> Result<u8, Error
             message: e.to_string(),
         })?;
     let bar = progress_bar(&corpora, args.no_progress);
-    let reports: Vec<CorpusReport> = pool.install(|| {
-        corpora
-            .par_iter()
-            .map(|path| {
-                let mut materializer = match defs.instantiate() {
-                    Ok(m) => m,
-                    Err(e) => {
-                        return CorpusReport::error(&path.display().to_string(), e.to_string());
-                    }
-                };
-                let mut seen = 0;
-                let observe = |step: Step<'_>| {
-                    if let Step::Read(n) = step {
-                        bar.inc(n - seen);
-                        seen = n;
-                    }
-                };
-                let report =
-                    check::check_corpus_observed(path, materializer.as_mut(), &options, observe)
-                        .and_then(|mut report| {
-                            if args.determinism {
-                                let mut first = defs.instantiate()?;
-                                let mut second = defs.instantiate()?;
-                                let found = rehearse::bisect::determinism(
-                                    path,
-                                    first.as_mut(),
-                                    second.as_mut(),
-                                    &rehearse::bisect::BisectOptions {
-                                        state: options.state.clone(),
-                                        replay: options.replay.clone(),
-                                        ..Default::default()
-                                    },
-                                )?;
-                                report.findings.extend(found);
-                                report.finish(&options.severities);
-                            }
-                            Ok(report)
-                        });
-                match report {
-                    Ok(report) => report,
-                    Err(e) => CorpusReport::error(&path.display().to_string(), e.to_string()),
+    let check_one = |path: &PathBuf, materializer: &mut dyn Materializer| {
+        let mut seen = 0;
+        let observe = |step: Step<'_>| {
+            if let Step::Read(n) = step {
+                bar.inc(n - seen);
+                seen = n;
+            }
+        };
+        check::check_corpus_observed(path, materializer, &options, observe).and_then(
+            |mut report| {
+                if args.determinism {
+                    let mut first = defs.instantiate()?;
+                    let mut second = defs.instantiate()?;
+                    let found = rehearse::bisect::determinism(
+                        path,
+                        first.as_mut(),
+                        second.as_mut(),
+                        &rehearse::bisect::BisectOptions {
+                            state: options.state.clone(),
+                            replay: options.replay.clone(),
+                            ..Default::default()
+                        },
+                    )?;
+                    report.findings.extend(found);
+                    report.finish(&options.severities);
                 }
-            })
-            .collect()
-    });
+                Ok(report)
+            },
+        )
+    };
+    let failed =
+        |path: &PathBuf, e: Error| CorpusReport::error(&path.display().to_string(), e.to_string());
+    let reports: Vec<CorpusReport> = if defs.costly_to_start() && !args.plugin_fresh {
+        // Each lane keeps its helpers from one corpus to the next (a new one only after an
+        // error), and takes the corpora in a fixed order: lane k checks corpora k, k + lanes,
+        // and so on, so a run's assignment does not depend on timing.
+        let lanes = pool.current_num_threads().clamp(1, corpora.len().max(1));
+        let mut checked: Vec<(usize, CorpusReport)> = pool.install(|| {
+            (0..lanes)
+                .into_par_iter()
+                .flat_map_iter(|lane| {
+                    let mut materializer: Option<Box<dyn Materializer>> = None;
+                    let mut out = Vec::new();
+                    for i in (lane..corpora.len()).step_by(lanes) {
+                        let path = &corpora[i];
+                        let m = match materializer.take().map_or_else(|| defs.instantiate(), Ok) {
+                            Ok(m) => materializer.insert(m),
+                            Err(e) => {
+                                out.push((i, failed(path, e)));
+                                continue;
+                            }
+                        };
+                        match check_one(path, m.as_mut()) {
+                            Ok(report) => out.push((i, report)),
+                            Err(e) => {
+                                // The helper may be what failed: the next corpus gets new ones.
+                                materializer = None;
+                                out.push((i, failed(path, e)));
+                            }
+                        }
+                    }
+                    out
+                })
+                .collect()
+        });
+        checked.sort_by_key(|(i, _)| *i);
+        checked.into_iter().map(|(_, r)| r).collect()
+    } else {
+        pool.install(|| {
+            corpora
+                .par_iter()
+                .map(|path| {
+                    defs.instantiate()
+                        .and_then(|mut m| check_one(path, m.as_mut()))
+                        .unwrap_or_else(|e| failed(path, e))
+                })
+                .collect()
+        })
+    };
     bar.finish_and_clear();
     let mut report = Report::new(args.defs.materializers.display().to_string(), reports);
     report.partition = partition.map(|p| p.to_string());

@@ -274,7 +274,7 @@ pub fn replay(
     options: &ReplayOptions,
     mut observe: impl FnMut(Step<'_>),
 ) -> Result<Replayed> {
-    tell_length(log, materializer)?;
+    begin_log(log, materializer)?;
     let mut r = Replayer::new(conn, materializer, options)?;
     read_ahead(log, |item| match item {
         Ahead::Announce(rows) => r.announce(rows).map(ControlFlow::Continue),
@@ -286,9 +286,11 @@ pub fn replay(
     Ok(out)
 }
 
-/// Tells the materializer how many events the log holds. Only a hint: a log too damaged to
-/// count is still streamed, and its damage reported where the rows are read.
-pub fn tell_length(log: &EventLog, materializer: &mut dyn Materializer) -> Result<()> {
+/// Tells the materializer a log's replay begins, and how many events the log holds. The count
+/// is only a hint: a log too damaged to count is still streamed, and its damage reported where
+/// the rows are read.
+pub fn begin_log(log: &EventLog, materializer: &mut dyn Materializer) -> Result<()> {
+    materializer.begin_log()?;
     match log.count() {
         Ok(n) => materializer.expect_events(n),
         Err(_) => Ok(()),

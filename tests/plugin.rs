@@ -367,6 +367,130 @@ fn bisect_sends_the_helper_events_a_chunk_at_a_time() {
     assert_eq!(sizes, [256, 44]);
 }
 
+/// The helpers a traced run started (each says `hello` first).
+fn helper_starts(trace: &Path) -> usize {
+    std::fs::read_to_string(trace)
+        .unwrap()
+        .lines()
+        .filter(|l| l.starts_with(r#"{"type":"hello""#))
+        .count()
+}
+
+/// A check of several corpora keeps each lane's helpers from one corpus to the next (loading
+/// the app costs a helper 1-2 s of CPU; seven small corpora took 8.4 s with a helper each and
+/// 2.9 s so), and reports exactly what new helpers for every corpus report.
+#[test]
+fn a_check_of_several_corpora_starts_its_helpers_once_per_lane() {
+    let Some(app) = app() else { return };
+    let corpora = [
+        corpus("workspace-n200"),
+        corpus("workspace-n300-lsdev"),
+        corpus("workspace-sync250"),
+        corpus("workspace-n200-edited-row"),
+    ];
+    let mut reports = Vec::new();
+    for (jobs, fresh, starts) in [("1", false, 1), ("2", false, 2), ("1", true, 4)] {
+        let trace = tempfile::NamedTempFile::new().unwrap();
+        let trace_path = trace.path().to_string_lossy().into_owned();
+        let plugin = spec(&app, "app.mjs");
+        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
+            vec![&"check", &"-m", &plugin, &"-j", &jobs, &"--format", &"json"];
+        if fresh {
+            args.push(&"--plugin-fresh");
+        }
+        for c in &corpora {
+            args.push(c);
+        }
+        let run = rehearse_env(&args, &[("REHEARSE_PLUGIN_TRACE", &trace_path)]);
+        assert_eq!(run.code, 1, "{}", run.stderr);
+        assert_eq!(
+            helper_starts(trace.path()),
+            starts,
+            "-j {jobs}, fresh {fresh}"
+        );
+        reports.push(run.stdout);
+    }
+    assert_eq!(reports[0], reports[1]);
+    assert_eq!(reports[0], reports[2]);
+}
+
+/// A replay stopped early (`--on-error stop`) leaves the rest of its announced events in the
+/// helpers' queues; the same sequence numbers and names come again in the next corpus, which
+/// must get its own answers: the report equals the one new helpers give.
+#[test]
+fn a_corpus_stopped_early_leaves_nothing_for_the_next() {
+    let Some(app) = app() else { return };
+    let plugin = spec(&app, "app-throws.mjs");
+    let (n200, edited, n300) = (
+        corpus("workspace-n200"),
+        corpus("workspace-n200-edited-row"),
+        corpus("workspace-n300-lsdev"),
+    );
+    let run = |fresh: &str| {
+        rehearse(&[
+            &"check",
+            &n200,
+            &edited,
+            &n300,
+            &"-m",
+            &plugin,
+            &"--on-error",
+            &"stop",
+            &"-j",
+            &"1",
+            &"--plugin-jobs",
+            &"2",
+            &"--format",
+            &"json",
+            &fresh,
+        ])
+    };
+    let (kept, fresh) = (run("--no-progress"), run("--plugin-fresh"));
+    assert_eq!(kept.code, 1, "{}", kept.stderr);
+    let report = json(&kept);
+    // Both n200 logs stop at the throwing event (the 19th row read); n300 replays whole.
+    for c in 0..2 {
+        assert_eq!(report["corpora"][c]["events"], 19, "{}", kept.stdout);
+        assert_eq!(report["corpora"][c]["applied"], 18, "{}", kept.stdout);
+    }
+    assert_eq!(report["corpora"][2]["applied"], 300);
+    assert_eq!(kept.stdout, fresh.stdout);
+}
+
+/// A helper that failed is not used again: the lane's next corpus gets a new one.
+#[test]
+fn after_a_helper_fails_the_next_corpus_gets_a_new_one() {
+    let Some(app) = app() else { return };
+    let trace = tempfile::NamedTempFile::new().unwrap();
+    let trace_path = trace.path().to_string_lossy().into_owned();
+    let run = rehearse_env(
+        &[
+            &"check",
+            &corpus("workspace-n200"),
+            &corpus("workspace-n300-lsdev"),
+            &"-m",
+            &spec(&app, "app-misbehaves.mjs"),
+            &"-j",
+            &"1",
+            &"--format",
+            &"json",
+        ],
+        &[
+            ("REHEARSE_TEST_MISBEHAVE", "exit"),
+            ("REHEARSE_PLUGIN_TRACE", &trace_path),
+        ],
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    let report = json(&run);
+    let error = report["corpora"][0]["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("e17 v1.TodoCompleted: the helper exited"),
+        "{error}"
+    );
+    assert_eq!(report["corpora"][1]["verdict"], "pass", "{}", run.stdout);
+    assert_eq!(helper_starts(trace.path()), 2);
+}
+
 fn misbehave(app: &Path, how: &str, helpers: &str) -> Run {
     rehearse_env(
         &[

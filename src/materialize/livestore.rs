@@ -854,6 +854,15 @@ impl Materializer for LiveStoreMaterializer {
         Ok(())
     }
 
+    fn begin_log(&mut self) -> Result<()> {
+        // Events announced for a log whose replay stopped early (an error, `--until`) share
+        // sequence numbers and names with this one's: their answers are read and dropped.
+        for helper in &mut self.helpers {
+            helper.drain(None)?;
+        }
+        Ok(())
+    }
+
     fn expect_events(&mut self, events: u64) -> Result<()> {
         if self.config.helpers.is_some() {
             return Ok(());

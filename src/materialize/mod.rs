@@ -120,6 +120,12 @@ pub trait Materializer {
     fn materialize(&mut self, event: &Event, args: &Value, scratch: &Connection)
     -> Result<Outcome>;
 
+    /// A replay of a log begins. One materializer may replay several logs in turn (a helper
+    /// process is costly to start): nothing announced for an earlier one may answer for this.
+    fn begin_log(&mut self) -> Result<()> {
+        Ok(())
+    }
+
     /// How many events the log holds, before the replay starts: a materializer may size its
     /// resources to it.
     fn expect_events(&mut self, _events: u64) -> Result<()> {
@@ -170,6 +176,12 @@ impl Source {
             Source::Sql(defs) => defs.load_event_schemas(),
             Source::LiveStore(_) => Ok(None),
         }
+    }
+
+    /// Whether a materializer is worth keeping for the next corpus: the plugin's helpers take
+    /// one to two seconds of CPU each to load the app, a definitions file nothing.
+    pub fn costly_to_start(&self) -> bool {
+        matches!(self, Source::LiveStore(_))
     }
 
     /// Sets how long to wait for the helper (the plugin only).
