@@ -339,6 +339,10 @@ fn main() {
         run_one(Path::new(&args[i + 1]));
         return;
     }
+    if args.iter().any(|a| a == "--many-plugin") {
+        run_plugin_many();
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--one-bisect") {
         run_bisect(Path::new(&args[i + 1]));
         return;
@@ -432,4 +436,56 @@ fn main() {
             ),
         }
     }
+    run_plugin_many();
+}
+
+/// `rehearse check` of every committed corpus at once through the plugin, end to end (the
+/// binary, helpers' start included): helpers kept from one corpus to the next in each lane,
+/// as by default, and new ones for every corpus (`--plugin-fresh`).
+fn run_plugin_many() {
+    let mut corpora: Vec<PathBuf> = std::fs::read_dir(root().join("corpora"))
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.join("expect.toml").is_file())
+        .filter(|p| {
+            // The plugin replays the workspace app; other corpora are other apps.
+            std::fs::read_to_string(p.join("expect.toml"))
+                .is_ok_and(|t| t.contains("materializers = \"../workspace/materializers.toml\""))
+        })
+        .collect();
+    corpora.sort();
+    let app = format!(
+        "livestore:{}",
+        root().join("target/livestore-app/app.mjs").display()
+    );
+    let mut line = format!(
+        "{:<28} check of {} committed corpora, -j {}, end to end:",
+        "many corpora",
+        corpora.len(),
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    );
+    for fresh in [false, true] {
+        let t = Instant::now();
+        let status = Command::new(env!("CARGO_BIN_EXE_rehearse"))
+            .arg("check")
+            .args(&corpora)
+            .args(["-m", &app, "--no-progress", "--format", "json"])
+            .args(fresh.then_some("--plugin-fresh"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        let took = t.elapsed().as_secs_f64();
+        // Some committed corpora hold findings on purpose: exit 1 is a finished check.
+        if !matches!(status.code(), Some(0 | 1)) {
+            eprintln!("many corpora through the plugin: check failed ({status})");
+            return;
+        }
+        line += &if fresh {
+            format!("   new helpers for every corpus {took:>6.2} s")
+        } else {
+            format!("   helpers kept per lane {took:>6.2} s")
+        };
+    }
+    println!("{line}");
 }
