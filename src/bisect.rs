@@ -227,8 +227,9 @@ fn event_ref(ev: &Event) -> EventRef {
 }
 
 /// Replays `corpus` twice through the same definitions (`first` and `second` are two
-/// instances of them) and reports every event whose changes differ between the runs as
-/// `nondeterministic`.
+/// instances of them; `second` may have replayed the log before, which shows up state a
+/// materializer keeps between events) and reports every event whose changes differ between
+/// the runs as `nondeterministic`.
 pub fn determinism(
     corpus_path: &Path,
     first: &mut dyn Materializer,
@@ -253,7 +254,7 @@ pub fn determinism(
                 FindingClass::Nondeterministic,
                 Some(seq),
                 Some(&d.event.name),
-                "two replays of this event changed different rows or values: its materializer reads the clock, random numbers or an unstable order",
+                "two replays of this event changed different rows or values: its materializer reads the clock, random numbers or an unstable order, or keeps state from the events before",
             );
             f.args = Some(d.args);
             let side = |label: &str, s: Side| ChangeSide {

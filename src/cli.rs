@@ -788,27 +788,26 @@ fn check_gate(args: CheckArgs, color: anstream::ColorChoice) -> Result<u8, Error
                 seen = n;
             }
         };
-        check::check_corpus_observed(path, materializer, &options, observe).and_then(
-            |mut report| {
-                if args.determinism {
-                    let mut first = defs.instantiate()?;
-                    let mut second = defs.instantiate()?;
-                    let found = rehearse::bisect::determinism(
-                        path,
-                        first.as_mut(),
-                        second.as_mut(),
-                        &rehearse::bisect::BisectOptions {
-                            state: options.state.clone(),
-                            replay: options.replay.clone(),
-                            ..Default::default()
-                        },
-                    )?;
-                    report.findings.extend(found);
-                    report.finish(&options.severities);
-                }
-                Ok(report)
-            },
-        )
+        let mut report = check::check_corpus_observed(path, materializer, &options, observe)?;
+        if args.determinism {
+            // The second replay runs through the materializer that has just replayed this log,
+            // so one that keeps state from one event to the next (a plugin module's variables)
+            // differs from a new one, as one that reads the clock does.
+            let mut first = defs.instantiate()?;
+            let found = rehearse::bisect::determinism(
+                path,
+                first.as_mut(),
+                materializer,
+                &rehearse::bisect::BisectOptions {
+                    state: options.state.clone(),
+                    replay: options.replay.clone(),
+                    ..Default::default()
+                },
+            )?;
+            report.findings.extend(found);
+            report.finish(&options.severities);
+        }
+        Ok::<_, Error>(report)
     };
     let failed =
         |path: &PathBuf, e: Error| CorpusReport::error(&path.display().to_string(), e.to_string());

@@ -457,6 +457,56 @@ fn a_corpus_stopped_early_leaves_nothing_for_the_next() {
     assert_eq!(kept.stdout, fresh.stdout);
 }
 
+/// `--determinism` runs its second replay through the helper that has just replayed the log,
+/// so a materializer that keeps state in a module variable is found, as helpers kept from one
+/// corpus to the next would carry it on (with two new helpers both replays agreed).
+#[test]
+fn determinism_finds_a_materializer_that_keeps_state_between_events() {
+    let Some(app) = app() else { return };
+    let check = |module: &str| {
+        let run = rehearse(&[
+            &"check",
+            &corpus("workspace-n200"),
+            &"-m",
+            &spec(&app, module),
+            &"--determinism",
+            &"--format",
+            &"json",
+        ]);
+        let report = json(&run);
+        let flagged: Vec<String> = report["corpora"][0]["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["class"] == "nondeterministic")
+            .map(|f| {
+                format!(
+                    "e{} {}",
+                    f["seqNumGlobal"],
+                    f["name"].as_str().unwrap_or("")
+                )
+            })
+            .collect();
+        (run, flagged)
+    };
+    let (run, flagged) = check("app-stateful.mjs");
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    // Every v1.TodoCompleted writes another count the second time.
+    let completions = flagged
+        .iter()
+        .filter(|f| f.contains("v1.TodoCompleted"))
+        .count();
+    assert!(completions >= 10, "{flagged:?}");
+    assert!(
+        flagged[0].contains("e17") && flagged[0].contains("v1.TodoCompleted"),
+        "{flagged:?}"
+    );
+    // The app itself keeps nothing: no finding.
+    let (run, flagged) = check("app.mjs");
+    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    assert!(flagged.is_empty(), "{flagged:?}");
+}
+
 /// A helper that failed is not used again: the lane's next corpus gets a new one.
 #[test]
 fn after_a_helper_fails_the_next_corpus_gets_a_new_one() {
