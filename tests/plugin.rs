@@ -836,7 +836,9 @@ fn a_typescript_schema_module_runs_through_the_apps_tsx_or_says_what_is_missing(
         &"-m",
         &format!("livestore:{}", bare.path().join("app.ts").display()),
     ]);
-    let version = std::process::Command::new("node")
+    // The Node.js rehearse runs: REHEARSE_NODE where set.
+    let node = std::env::var_os("REHEARSE_NODE").unwrap_or_else(|| "node".into());
+    let version = std::process::Command::new(node)
         .arg("--version")
         .output()
         .unwrap();
