@@ -64,11 +64,20 @@ pub struct PluginConfig {
 }
 
 impl PluginConfig {
-    /// Parses `livestore:<path>[#export]`; `None` for any other materializer spec.
+    /// Parses `livestore:<path>[#export]`; `None` for any other materializer spec. What follows
+    /// the last `#` is an export only if it is a JavaScript identifier and the whole is not a
+    /// file, so a path with a `#` in it still names its module.
     pub fn parse(spec: &str) -> Option<PluginConfig> {
         let rest = spec.strip_prefix("livestore:")?;
+        let identifier = |e: &str| {
+            let mut chars = e.chars();
+            chars
+                .next()
+                .is_some_and(|c| c.is_alphabetic() || c == '_' || c == '$')
+                && chars.all(|c| c.is_alphanumeric() || c == '_' || c == '$')
+        };
         let (module, export) = match rest.rsplit_once('#') {
-            Some((m, e)) if !e.is_empty() => (m, Some(e.to_string())),
+            Some((m, e)) if identifier(e) && !Path::new(rest).is_file() => (m, Some(e.to_string())),
             _ => (rest, None),
         };
         Some(PluginConfig {
@@ -1129,6 +1138,15 @@ mod tests {
         let c = PluginConfig::parse("livestore:app/schema.mjs#appSchema").unwrap();
         assert_eq!(c.export.as_deref(), Some("appSchema"));
         assert!(PluginConfig::parse("app/materializers.toml").is_none());
+        // A `#` in a directory name, or in a file that exists, is part of the path.
+        let c = PluginConfig::parse("livestore:apps/#1 ü/schema.ts").unwrap();
+        assert_eq!(c.module, PathBuf::from("apps/#1 ü/schema.ts"));
+        assert_eq!(c.export, None);
+        let dir = tempfile::tempdir().unwrap();
+        let odd = dir.path().join("schema#v2");
+        std::fs::write(&odd, "").unwrap();
+        let c = PluginConfig::parse(&format!("livestore:{}", odd.display())).unwrap();
+        assert_eq!((c.module, c.export), (odd, None));
     }
 
     #[test]
