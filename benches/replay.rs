@@ -341,6 +341,7 @@ fn main() {
     }
     if args.iter().any(|a| a == "--many-plugin") {
         run_plugin_many();
+        run_plugin_large_args();
         return;
     }
     if let Some(i) = args.iter().position(|a| a == "--one-bisect") {
@@ -437,6 +438,70 @@ fn main() {
         }
     }
     run_plugin_many();
+    run_plugin_large_args();
+}
+
+/// Replay through the plugin of a log whose events carry large args: the 200-event corpus with
+/// every TodoCreated's text grown to 800 KB (56 events, 45 MB of argsJson, a few chunks of
+/// many megabytes each), end to end (`rehearse replay`, the helper's start included). The
+/// helper once joined its input on every 64 KB read, and took 20.7 s here.
+fn run_plugin_large_args() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("eventlog@6.db");
+    std::fs::copy(
+        root().join("corpora/workspace-n200/workspace/eventlog@6.db"),
+        &log,
+    )
+    .unwrap();
+    let conn = rusqlite::Connection::open(&log).unwrap();
+    let grown = conn
+        .execute(
+            "UPDATE eventlog SET argsJson = json_set(argsJson, '$.text', hex(randomblob(400000))) WHERE name IN ('v1.TodoCreated', 'v2.TodoCreated')",
+            [],
+        )
+        .unwrap();
+    let bytes: i64 = conn
+        .query_row("SELECT sum(length(argsJson)) FROM eventlog", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    drop(conn);
+    let app = format!(
+        "livestore:{}",
+        root().join("target/livestore-app/app.mjs").display()
+    );
+    let mut line = format!(
+        "{:<28} {grown} events with 800 KB args, {:.0} MB of argsJson, replay end to end:",
+        "large args",
+        bytes as f64 / 1e6
+    );
+    for (label, materializers) in [
+        ("plugin", app),
+        (
+            "SQL path",
+            root()
+                .join("corpora/workspace/materializers.toml")
+                .display()
+                .to_string(),
+        ),
+    ] {
+        let t = Instant::now();
+        let status = Command::new(env!("CARGO_BIN_EXE_rehearse"))
+            .arg("replay")
+            .arg(dir.path())
+            .args(["-m", &materializers, "--out"])
+            .arg(dir.path().join(format!("{label}.db")))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        if !status.success() {
+            eprintln!("large args through the {label}: replay failed ({status})");
+            return;
+        }
+        line += &format!("   {label} {:>6.2} s", t.elapsed().as_secs_f64());
+    }
+    println!("{line}");
 }
 
 /// `rehearse check` of every committed corpus at once through the plugin, end to end (the

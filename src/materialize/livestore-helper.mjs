@@ -53,20 +53,25 @@ module.syncBuiltinESMExports()
 
 // Lines from fd 0, read synchronously (after flushing what is queued: rehearse may be
 // waiting for it).
-let pending = Buffer.alloc(0)
-let scanned = 0
-const chunk = Buffer.alloc(1 << 16)
+// The bytes read past the last line returned, and the earlier pieces of the line being read
+// (none with a newline): a line is joined once, when its end arrives, so a message of many
+// megabytes (events with large args) costs one copy, not one per read.
+let rest = Buffer.alloc(0)
+let pieces = []
 const readLine = () => {
   flush()
   for (;;) {
-    const nl = pending.indexOf(10, scanned)
+    const nl = rest.indexOf(10)
     if (nl >= 0) {
-      const line = pending.subarray(0, nl).toString('utf8')
-      pending = pending.subarray(nl + 1)
-      scanned = 0
+      pieces.push(rest.subarray(0, nl))
+      const line = (pieces.length === 1 ? pieces[0] : Buffer.concat(pieces)).toString('utf8')
+      pieces = []
+      rest = rest.subarray(nl + 1)
       return line
     }
-    scanned = pending.length
+    if (rest.length > 0) pieces.push(rest)
+    rest = Buffer.alloc(0)
+    const chunk = Buffer.allocUnsafe(1 << 16)
     let n
     try {
       n = fs.readSync(0, chunk, 0, chunk.length, null)
@@ -79,7 +84,7 @@ const readLine = () => {
       throw e
     }
     if (n === 0) return null
-    pending = Buffer.concat([pending, chunk.subarray(0, n)])
+    rest = chunk.subarray(0, n)
   }
 }
 
