@@ -816,7 +816,7 @@ fn check_gate(args: CheckArgs, color: anstream::ColorChoice) -> Result<u8, Error
         // error) and takes a fixed share of the corpora, so a run's assignment does not depend
         // on timing.
         let lanes = pool.current_num_threads().clamp(1, corpora.len().max(1));
-        let shares = lane_shares(&corpora, lanes);
+        let shares = corpus::lane_shares(&corpora, lanes);
         let mut checked: Vec<(usize, CorpusReport)> = pool.install(|| {
             shares
                 .par_iter()
@@ -1138,32 +1138,6 @@ fn run_restore(args: RestoreArgs, color: anstream::ColorChoice) -> Result<u8, Er
     })
 }
 
-/// The corpora each of `lanes` lanes checks, by index, in order: the largest logs first, each
-/// to the lane with the fewest bytes of log so far (the lowest on a tie), so that one large
-/// corpus does not share a lane with others while another lane idles. Depends only on the
-/// corpora, never on timing.
-fn lane_shares(corpora: &[PathBuf], lanes: usize) -> Vec<Vec<usize>> {
-    let size = |path: &PathBuf| {
-        rehearse::corpus::Corpus::locate(path)
-            .ok()
-            .and_then(|c| std::fs::metadata(&c.eventlog).ok())
-            .map_or(0, |m| m.len())
-    };
-    let mut by_size: Vec<(u64, usize)> = corpora.iter().map(size).zip(0..).collect();
-    by_size.sort_by_key(|&(bytes, i)| (std::cmp::Reverse(bytes), i));
-    let mut shares = vec![Vec::new(); lanes];
-    let mut load = vec![0u64; lanes];
-    for (bytes, i) in by_size {
-        let lane = (0..lanes).min_by_key(|&l| (load[l], l)).unwrap_or(0);
-        load[lane] += bytes.max(1);
-        shares[lane].push(i);
-    }
-    for share in &mut shares {
-        share.sort_unstable();
-    }
-    shares
-}
-
 fn run_schema_export(args: SchemaExportArgs) -> Result<u8, Error> {
     let Some(config) = rehearse::materialize::livestore::PluginConfig::parse(
         &args.materializers.to_string_lossy(),
@@ -1197,36 +1171,4 @@ fn run_inspect(args: InspectArgs) -> Result<u8, Error> {
         anstream::ColorChoice::Never,
     )?;
     Ok(exit::PASS)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::path::Path;
-
-    #[test]
-    fn lanes_take_the_largest_logs_first_each_to_the_least_loaded_lane() {
-        let corpora: Vec<PathBuf> = [
-            "workspace-n200",       // 96 KiB of log
-            "workspace-n300-lsdev", // 120 KiB
-            "workspace-sync250",    // 112 KiB
-            "workspace-n200-edited-row",
-            "js-values", // 48 KiB
-        ]
-        .iter()
-        .map(|c| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("corpora")
-                .join(c)
-        })
-        .collect();
-        assert_eq!(lane_shares(&corpora, 2), [vec![1, 3], vec![0, 2, 4]]);
-        assert_eq!(lane_shares(&corpora, 1), [vec![0, 1, 2, 3, 4]]);
-        // Corpora that cannot be found weigh alike, and still spread.
-        let missing = vec![
-            PathBuf::from("/nonexistent/a"),
-            PathBuf::from("/nonexistent/b"),
-        ];
-        assert_eq!(lane_shares(&missing, 2), [vec![0], vec![1]]);
-    }
 }
