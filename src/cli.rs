@@ -282,7 +282,8 @@ struct CheckArgs {
     no_progress: bool,
 
     /// Also replay every corpus a second time and report events whose changes differ between
-    /// the runs (materializers that read the clock or random numbers) as nondeterministic.
+    /// the runs (materializers that read the clock or random numbers, or keep state from one
+    /// event to the next) as nondeterministic.
     #[arg(long)]
     determinism: bool,
 
