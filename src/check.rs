@@ -9,7 +9,7 @@ use crate::corpus::{self, Corpus};
 use crate::definitions::Ddl;
 use crate::error::{Error, Result};
 use crate::eventlog::EventLog;
-use crate::materialize::Materializer;
+use crate::materialize::{Materializer, Source};
 use crate::recorded::{self, ChangesetCheck};
 use crate::replay::{self, ReplayOptions};
 use crate::report::{
@@ -55,6 +55,70 @@ struct Replay {
     notes: Vec<String>,
     changesets: Option<ChangesetStats>,
     first_divergence: Option<Finding>,
+}
+
+/// Checks every corpus with `check`, in `pool`, and returns the reports in the corpora's order
+/// (a corpus whose check fails gets an error report). A materializer that is costly to start
+/// (the plugin's helpers) is kept from one corpus to the next unless `fresh`: each of the
+/// pool's lanes takes a fixed share of the corpora ([`corpus::lane_shares`]), so which
+/// corpora share one depends only on the corpora, never on timing; after an error the lane's
+/// next corpus gets a new one. Otherwise every corpus gets its own, on whichever thread is
+/// free.
+pub fn check_each(
+    pool: &rayon::ThreadPool,
+    corpora: &[PathBuf],
+    source: &Source,
+    fresh: bool,
+    check: impl Fn(&Path, &mut dyn Materializer) -> Result<CorpusReport> + Sync,
+) -> Vec<CorpusReport> {
+    use rayon::prelude::*;
+    let failed =
+        |path: &Path, e: Error| CorpusReport::error(&path.display().to_string(), e.to_string());
+    if !source.costly_to_start() || fresh {
+        return pool.install(|| {
+            corpora
+                .par_iter()
+                .map(|path| {
+                    source
+                        .instantiate()
+                        .and_then(|mut m| check(path, m.as_mut()))
+                        .unwrap_or_else(|e| failed(path, e))
+                })
+                .collect()
+        });
+    }
+    let lanes = pool.current_num_threads().clamp(1, corpora.len().max(1));
+    let shares = corpus::lane_shares(corpora, lanes);
+    let mut checked: Vec<(usize, CorpusReport)> = pool.install(|| {
+        shares
+            .par_iter()
+            .flat_map_iter(|share| {
+                let mut materializer: Option<Box<dyn Materializer>> = None;
+                let mut out = Vec::new();
+                for &i in share {
+                    let path = &corpora[i];
+                    let m = match materializer.take().map_or_else(|| source.instantiate(), Ok) {
+                        Ok(m) => materializer.insert(m),
+                        Err(e) => {
+                            out.push((i, failed(path, e)));
+                            continue;
+                        }
+                    };
+                    match check(path, m.as_mut()) {
+                        Ok(report) => out.push((i, report)),
+                        Err(e) => {
+                            // The helper may be what failed: the next corpus gets new ones.
+                            materializer = None;
+                            out.push((i, failed(path, e)));
+                        }
+                    }
+                }
+                out
+            })
+            .collect()
+    });
+    checked.sort_by_key(|(i, _)| *i);
+    checked.into_iter().map(|(_, r)| r).collect()
 }
 
 fn replay_corpus(

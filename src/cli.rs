@@ -2,11 +2,10 @@
 //! library never sees clap types.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use rayon::prelude::*;
 
 use rehearse::Error;
 use rehearse::baseline::Baseline;
@@ -781,7 +780,7 @@ fn check_gate(args: CheckArgs, color: anstream::ColorChoice) -> Result<u8, Error
             message: e.to_string(),
         })?;
     let bar = progress_bar(&corpora, args.no_progress);
-    let check_one = |path: &PathBuf, materializer: &mut dyn Materializer| {
+    let check_one = |path: &Path, materializer: &mut dyn Materializer| {
         let mut seen = 0;
         let observe = |step: Step<'_>| {
             if let Step::Read(n) = step {
@@ -810,56 +809,7 @@ fn check_gate(args: CheckArgs, color: anstream::ColorChoice) -> Result<u8, Error
         }
         Ok::<_, Error>(report)
     };
-    let failed =
-        |path: &PathBuf, e: Error| CorpusReport::error(&path.display().to_string(), e.to_string());
-    let reports: Vec<CorpusReport> = if defs.costly_to_start() && !args.plugin_fresh {
-        // Each lane keeps its helpers from one corpus to the next (a new one only after an
-        // error) and takes a fixed share of the corpora, so a run's assignment does not depend
-        // on timing.
-        let lanes = pool.current_num_threads().clamp(1, corpora.len().max(1));
-        let shares = corpus::lane_shares(&corpora, lanes);
-        let mut checked: Vec<(usize, CorpusReport)> = pool.install(|| {
-            shares
-                .par_iter()
-                .flat_map_iter(|share| {
-                    let mut materializer: Option<Box<dyn Materializer>> = None;
-                    let mut out = Vec::new();
-                    for &i in share {
-                        let path = &corpora[i];
-                        let m = match materializer.take().map_or_else(|| defs.instantiate(), Ok) {
-                            Ok(m) => materializer.insert(m),
-                            Err(e) => {
-                                out.push((i, failed(path, e)));
-                                continue;
-                            }
-                        };
-                        match check_one(path, m.as_mut()) {
-                            Ok(report) => out.push((i, report)),
-                            Err(e) => {
-                                // The helper may be what failed: the next corpus gets new ones.
-                                materializer = None;
-                                out.push((i, failed(path, e)));
-                            }
-                        }
-                    }
-                    out
-                })
-                .collect()
-        });
-        checked.sort_by_key(|(i, _)| *i);
-        checked.into_iter().map(|(_, r)| r).collect()
-    } else {
-        pool.install(|| {
-            corpora
-                .par_iter()
-                .map(|path| {
-                    defs.instantiate()
-                        .and_then(|mut m| check_one(path, m.as_mut()))
-                        .unwrap_or_else(|e| failed(path, e))
-                })
-                .collect()
-        })
-    };
+    let reports = check::check_each(&pool, &corpora, &defs, args.plugin_fresh, check_one);
     bar.finish_and_clear();
     let mut report = Report::new(args.defs.materializers.display().to_string(), reports);
     report.partition = partition.map(|p| p.to_string());
