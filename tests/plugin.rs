@@ -342,9 +342,7 @@ fn bisect_compares_the_sql_definitions_with_the_apps_own_materializers() {
 #[test]
 fn bisect_sends_the_helper_events_a_chunk_at_a_time() {
     let Some(app) = app() else { return };
-    let trace = tempfile::NamedTempFile::new().unwrap();
-    let trace_path = trace.path().to_string_lossy().into_owned();
-    let run = rehearse_env(
+    let (run, trace) = traced(
         &[
             &"bisect",
             &corpus("workspace-n300-lsdev"),
@@ -353,11 +351,10 @@ fn bisect_sends_the_helper_events_a_chunk_at_a_time() {
             &"--new",
             &spec(&app, "app.mjs"),
         ],
-        &[("REHEARSE_PLUGIN_TRACE", &trace_path)],
+        &[],
     );
     assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    let sizes: Vec<usize> = std::fs::read_to_string(trace.path())
-        .unwrap()
+    let sizes: Vec<usize> = trace
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
         .filter(|m| m["type"] == "events")
@@ -367,10 +364,19 @@ fn bisect_sends_the_helper_events_a_chunk_at_a_time() {
     assert_eq!(sizes, [256, 44]);
 }
 
+/// Runs rehearse with `env` and the plugin's trace on: the run, and every message exchanged.
+fn traced(args: &[&dyn AsRef<std::ffi::OsStr>], env: &[(&str, &str)]) -> (Run, String) {
+    let trace = tempfile::NamedTempFile::new().unwrap();
+    let trace_path = trace.path().to_string_lossy().into_owned();
+    let mut env = env.to_vec();
+    env.push(("REHEARSE_PLUGIN_TRACE", &trace_path));
+    let run = rehearse_env(args, &env);
+    (run, std::fs::read_to_string(trace.path()).unwrap())
+}
+
 /// The helpers a traced run started (each says `hello` first).
-fn helper_starts(trace: &Path) -> usize {
-    std::fs::read_to_string(trace)
-        .unwrap()
+fn helper_starts(trace: &str) -> usize {
+    trace
         .lines()
         .filter(|l| l.starts_with(r#"{"type":"hello""#))
         .count()
@@ -390,8 +396,6 @@ fn a_check_of_several_corpora_starts_its_helpers_once_per_lane() {
     ];
     let mut reports = Vec::new();
     for (jobs, fresh, starts) in [("1", false, 1), ("2", false, 2), ("1", true, 4)] {
-        let trace = tempfile::NamedTempFile::new().unwrap();
-        let trace_path = trace.path().to_string_lossy().into_owned();
         let plugin = spec(&app, "app.mjs");
         let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
             vec![&"check", &"-m", &plugin, &"-j", &jobs, &"--format", &"json"];
@@ -401,13 +405,9 @@ fn a_check_of_several_corpora_starts_its_helpers_once_per_lane() {
         for c in &corpora {
             args.push(c);
         }
-        let run = rehearse_env(&args, &[("REHEARSE_PLUGIN_TRACE", &trace_path)]);
+        let (run, trace) = traced(&args, &[]);
         assert_eq!(run.code, 1, "{}", run.stderr);
-        assert_eq!(
-            helper_starts(trace.path()),
-            starts,
-            "-j {jobs}, fresh {fresh}"
-        );
+        assert_eq!(helper_starts(&trace), starts, "-j {jobs}, fresh {fresh}");
         reports.push(run.stdout);
     }
     assert_eq!(reports[0], reports[1]);
@@ -511,9 +511,7 @@ fn determinism_finds_a_materializer_that_keeps_state_between_events() {
 #[test]
 fn after_a_helper_fails_the_next_corpus_gets_a_new_one() {
     let Some(app) = app() else { return };
-    let trace = tempfile::NamedTempFile::new().unwrap();
-    let trace_path = trace.path().to_string_lossy().into_owned();
-    let run = rehearse_env(
+    let (run, trace) = traced(
         &[
             &"check",
             &corpus("workspace-n200"),
@@ -525,10 +523,7 @@ fn after_a_helper_fails_the_next_corpus_gets_a_new_one() {
             &"--format",
             &"json",
         ],
-        &[
-            ("REHEARSE_TEST_MISBEHAVE", "exit"),
-            ("REHEARSE_PLUGIN_TRACE", &trace_path),
-        ],
+        &[("REHEARSE_TEST_MISBEHAVE", "exit")],
     );
     assert_eq!(run.code, 2, "{}", run.stderr);
     let report = json(&run);
@@ -538,7 +533,7 @@ fn after_a_helper_fails_the_next_corpus_gets_a_new_one() {
         "{error}"
     );
     assert_eq!(report["corpora"][1]["verdict"], "pass", "{}", run.stdout);
-    assert_eq!(helper_starts(trace.path()), 2);
+    assert_eq!(helper_starts(&trace), 2);
 }
 
 fn misbehave(app: &Path, how: &str, helpers: &str) -> Run {
