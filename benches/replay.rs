@@ -160,6 +160,22 @@ fn livestore_rematerialize(corpus: &Path) -> Option<(f64, f64)> {
     Some((secs, v["eventlogEvents"].as_f64()? / secs))
 }
 
+/// The plugin spec of the fixture app (`cargo test --test plugin` installs it).
+fn fixture_app() -> String {
+    format!(
+        "livestore:{}",
+        root().join("target/livestore-app/app.mjs").display()
+    )
+}
+
+/// The rehearse binary with its output discarded: the bench prints its own figures.
+fn quiet_rehearse() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rehearse"));
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    cmd
+}
+
 /// LiveStore's own statement code alone on a corpus's events
 /// (tests/livestore/statements-alone.mjs: one Node.js process, no pipe, no SQLite), which the
 /// plugin runs for every event, spread over its helpers, with more on top: what the plugin
@@ -175,16 +191,14 @@ fn statements_alone(corpus: &Path) -> Option<(f64, f64, f64, f64)> {
     .ok()?;
     let scratch = tempfile::tempdir().ok()?;
     let trace = scratch.path().join("trace.jsonl");
-    let replayed = Command::new(env!("CARGO_BIN_EXE_rehearse"))
+    let replayed = quiet_rehearse()
         .arg("replay")
         .arg(corpus)
         .arg("--materializers")
-        .arg(format!("livestore:{}", app.join("app.mjs").display()))
+        .arg(fixture_app())
         .args(["--plugin-jobs", "1", "--out"])
         .arg(scratch.path().join("state.db"))
         .env("REHEARSE_PLUGIN_TRACE", &trace)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
         .status()
         .ok()?;
     if !replayed.success() {
@@ -231,11 +245,7 @@ fn cpu_seconds() -> (f64, f64) {
 /// second-long run can be 30% off. `REHEARSE_BENCH_PLUGIN_JOBS=N` starts N helpers up front
 /// instead, as `--plugin-jobs N` does.
 fn run_plugin(corpus: &Path, livestore: (f64, &str)) {
-    let mut source = rehearse::materialize::Source::load(Path::new(&format!(
-        "livestore:{}",
-        root().join("target/livestore-app/app.mjs").display()
-    )))
-    .unwrap();
+    let mut source = rehearse::materialize::Source::load(Path::new(&fixture_app())).unwrap();
     if let Some(n) = std::env::var("REHEARSE_BENCH_PLUGIN_JOBS")
         .ok()
         .and_then(|n| n.parse().ok())
@@ -466,10 +476,7 @@ fn run_plugin_large_args() {
         })
         .unwrap();
     drop(conn);
-    let app = format!(
-        "livestore:{}",
-        root().join("target/livestore-app/app.mjs").display()
-    );
+    let app = fixture_app();
     let mut line = format!(
         "{:<28} {grown} events with 800 KB args, {:.0} MB of argsJson, replay end to end:",
         "large args",
@@ -486,13 +493,11 @@ fn run_plugin_large_args() {
         ),
     ] {
         let t = Instant::now();
-        let status = Command::new(env!("CARGO_BIN_EXE_rehearse"))
+        let status = quiet_rehearse()
             .arg("replay")
             .arg(dir.path())
             .args(["-m", &materializers, "--out"])
             .arg(dir.path().join(format!("{label}.db")))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
             .status()
             .unwrap();
         if !status.success() {
@@ -519,10 +524,7 @@ fn run_plugin_many() {
         })
         .collect();
     corpora.sort();
-    let app = format!(
-        "livestore:{}",
-        root().join("target/livestore-app/app.mjs").display()
-    );
+    let app = fixture_app();
     let mut line = format!(
         "{:<28} check of {} committed corpora, -j {}, end to end:",
         "many corpora",
@@ -531,13 +533,11 @@ fn run_plugin_many() {
     );
     for fresh in [false, true] {
         let t = Instant::now();
-        let status = Command::new(env!("CARGO_BIN_EXE_rehearse"))
+        let status = quiet_rehearse()
             .arg("check")
             .args(&corpora)
             .args(["-m", &app, "--no-progress", "--format", "json"])
             .args(fresh.then_some("--plugin-fresh"))
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
             .status()
             .unwrap();
         let took = t.elapsed().as_secs_f64();
