@@ -62,8 +62,8 @@ struct Replay {
 /// (the plugin's helpers) is kept from one corpus to the next unless `fresh`: each of the
 /// pool's lanes takes a fixed share of the corpora ([`corpus::lane_shares`]), so which
 /// corpora share one depends only on the corpora, never on timing; after an error the lane's
-/// next corpus gets a new one. Otherwise every corpus gets its own, on whichever thread is
-/// free.
+/// next corpus gets a new one. Otherwise every corpus gets its own materializer, on whichever
+/// thread is free.
 pub fn check_each(
     pool: &rayon::ThreadPool,
     corpora: &[PathBuf],
@@ -74,21 +74,13 @@ pub fn check_each(
     use rayon::prelude::*;
     let failed =
         |path: &Path, e: Error| CorpusReport::error(&path.display().to_string(), e.to_string());
-    if !source.costly_to_start() || fresh {
-        return pool.install(|| {
-            corpora
-                .par_iter()
-                .map(|path| {
-                    source
-                        .instantiate()
-                        .and_then(|mut m| check(path, m.as_mut()))
-                        .unwrap_or_else(|e| failed(path, e))
-                })
-                .collect()
-        });
-    }
-    let lanes = pool.current_num_threads().clamp(1, corpora.len().max(1));
-    let shares = corpus::lane_shares(corpora, lanes);
+    let shares = if source.costly_to_start() && !fresh {
+        let lanes = pool.current_num_threads().clamp(1, corpora.len().max(1));
+        corpus::lane_shares(corpora, lanes)
+    } else {
+        // A share of one: rayon hands each corpus to whichever thread is free.
+        (0..corpora.len()).map(|i| vec![i]).collect()
+    };
     let mut checked: Vec<(usize, CorpusReport)> = pool.install(|| {
         shares
             .par_iter()
