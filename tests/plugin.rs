@@ -831,16 +831,7 @@ fn a_typescript_schema_module_runs_through_the_apps_tsx_or_says_what_is_missing(
         &"-m",
         &format!("livestore:{}", bare.path().join("app.ts").display()),
     ]);
-    // The Node.js rehearse runs: REHEARSE_NODE where set.
-    let node = std::env::var_os("REHEARSE_NODE").unwrap_or_else(|| "node".into());
-    let version = std::process::Command::new(node)
-        .arg("--version")
-        .output()
-        .unwrap();
-    let version = String::from_utf8_lossy(&version.stdout);
-    let mut parts = version.trim().trim_start_matches('v').split('.');
-    let major: u32 = parts.next().unwrap().parse().unwrap();
-    let minor: u32 = parts.next().unwrap().parse().unwrap();
+    let (major, minor) = node_version();
     if (major, minor) >= (22, 6) {
         assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
     } else {
@@ -853,4 +844,62 @@ fn a_typescript_schema_module_runs_through_the_apps_tsx_or_says_what_is_missing(
             run.stderr
         );
     }
+}
+
+/// The major and minor version of the Node.js rehearse runs: REHEARSE_NODE where set.
+fn node_version() -> (u32, u32) {
+    let node = std::env::var_os("REHEARSE_NODE").unwrap_or_else(|| "node".into());
+    let version = std::process::Command::new(node)
+        .arg("--version")
+        .output()
+        .unwrap();
+    let version = String::from_utf8_lossy(&version.stdout);
+    let mut parts = version.trim().trim_start_matches('v').split('.');
+    let major = parts.next().unwrap().parse().unwrap();
+    let minor = parts.next().unwrap().parse().unwrap();
+    (major, minor)
+}
+
+/// Where Node.js rewrites modules in-thread (22.15, 23.5 and later), the helper has Effect
+/// remember the schemas LiveStore builds anew for every update and client-document set; never
+/// with REHEARSE_PLUGIN_MEMO=off, nor on an older Node.js (its loader thread would cost a
+/// second at start). Run with REHEARSE_NODE set to such a Node.js, the other plugin tests check
+/// that the statements stay exactly LiveStore's.
+#[test]
+fn the_helper_remembers_effects_schemas_only_where_node_rewrites_modules_in_thread() {
+    let Some(app) = app() else { return };
+    let plugin = spec(&app, "app.mjs");
+    let memoized = |env: &[(&str, &str)]| {
+        let out = tempfile::tempdir().unwrap();
+        let state = out.path().join("state.db");
+        let (run, trace) = traced(
+            &[
+                &"replay",
+                &corpus("workspace-n300-lsdev"),
+                &"-m",
+                &plugin,
+                &"--out",
+                &state,
+            ],
+            env,
+        );
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        let ready: Value = trace
+            .lines()
+            .map(|l| serde_json::from_str::<Value>(l).unwrap())
+            .find(|m| m["type"] == "ready")
+            .unwrap();
+        ready["memoized"].clone()
+    };
+    let in_thread = matches!(node_version(), (22, 15..) | (23, 5..) | (24.., _));
+    let expected = if in_thread {
+        serde_json::json!(["Schema.parseJson", "Schema.partial"])
+    } else {
+        serde_json::json!([])
+    };
+    assert_eq!(memoized(&[]), expected, "Node.js {:?}", node_version());
+    assert_eq!(
+        memoized(&[("REHEARSE_PLUGIN_MEMO", "off")]),
+        serde_json::json!([])
+    );
 }

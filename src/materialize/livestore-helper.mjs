@@ -143,6 +143,55 @@ if (hello.type !== 'hello' || hello.version !== PROTOCOL_VERSION) {
   fail(`this helper speaks protocol ${PROTOCOL_VERSION}; rehearse sent ${helloLine.slice(0, 200)}`)
 }
 
+// LiveStore builds a new Effect schema for every update and every client-document set
+// (`Schema.partial(table.rowSchema)`, `Schema.parseJson(valueSchema)`), and Effect compiles a
+// new encoder for each new schema: more than half of LiveStore's own time per event. Both are
+// pure functions of the schema they are given, so where Node.js can rewrite a module as it
+// loads, in this thread (module.registerHooks: Node.js 22.15, 23.5 and later; Node 20's
+// module.register adds a loader thread that costs a second at start), the helper has them
+// remember their result per schema. LiveStore's code is unchanged and so are its statements.
+// REHEARSE_PLUGIN_MEMO=off runs Effect exactly as installed.
+const memoized = new Set()
+if (typeof module.registerHooks === 'function' && process.env.REHEARSE_PLUGIN_MEMO !== 'off') {
+  const memoize = ['parseJson', 'partial']
+  module.registerHooks({
+    load(url, context, nextLoad) {
+      const loaded = nextLoad(url, context)
+      if (!url.endsWith('/effect/dist/esm/Schema.js') || loaded.format !== 'module' || loaded.source == null) {
+        return loaded
+      }
+      let source = typeof loaded.source === 'string' ? loaded.source : Buffer.from(loaded.source).toString('utf8')
+      let rewritten = false
+      for (const name of memoize) {
+        // A one-line definition, as Effect's build writes them: wrapped where it stands, so
+        // line numbers in Effect's stack traces stay true.
+        source = source.replace(new RegExp(`^export const ${name} = (.+);$`, 'm'), (_, definition) => {
+          memoized.add(`Schema.${name}`)
+          rewritten = true
+          return `export const ${name} = rehearse$memo(${definition});`
+        })
+      }
+      if (!rewritten) return loaded
+      // Only a call with one schema (a class) is remembered, under that schema.
+      source += `
+function rehearse$memo(f) {
+  const results = new WeakMap()
+  return function (schema) {
+    if (arguments.length !== 1 || typeof schema !== 'function') return f.apply(this, arguments)
+    let result = results.get(schema)
+    if (result === undefined) {
+      result = f(schema)
+      results.set(schema, result)
+    }
+    return result
+  }
+}
+`
+      return { ...loaded, source }
+    },
+  })
+}
+
 let common, effect, JSONSchema, appModule
 try {
   common = await import('@livestore/common')
@@ -215,6 +264,7 @@ send({
   events: [...schema.eventsDefsMap.keys()].sort(),
   tables: tables(),
   ddl: stateDdl(),
+  memoized: [...memoized].sort(),
 })
 flush()
 
