@@ -25,6 +25,7 @@ use std::time::Instant;
 
 use rehearse::check::{self, CheckOptions};
 use rehearse::definitions::Definitions;
+use rehearse::materialize::livestore::LiveStoreMaterializer;
 use rehearse::materialize::sql::SqlMaterializer;
 
 /// The binary's allocator (src/main.rs), so that the figures are the binary's.
@@ -252,6 +253,11 @@ fn run_plugin(corpus: &Path, livestore: (f64, &str)) {
     {
         source.set_helpers(n);
     }
+    let rehearse::materialize::Source::LiveStore(config) = &source else {
+        unreachable!("the fixture app is a livestore: source")
+    };
+    // The concrete materializer, which can say how many helpers it ran.
+    let start = || LiveStoreMaterializer::start(config).unwrap();
     let options = CheckOptions {
         no_compare: true,
         ..CheckOptions::default()
@@ -259,25 +265,26 @@ fn run_plugin(corpus: &Path, livestore: (f64, &str)) {
     // The helpers' start alone, for the CPU they spend outside the replay.
     let before = cpu_seconds();
     let t = Instant::now();
-    drop(source.instantiate().unwrap());
+    drop(start());
     let start_s = t.elapsed().as_secs_f64();
     let start_cpu = cpu_seconds().1 - before.1;
 
     let mut replays = Vec::new();
     let mut own_cpu = Vec::new();
     let mut helpers_cpu = Vec::new();
-    let events = loop {
+    let (events, helpers_used) = loop {
         let before = cpu_seconds();
-        let mut materializer = source.instantiate().unwrap();
+        let mut materializer = start();
         let t = Instant::now();
         let own = cpu_seconds().0;
-        let replayed = check::check_corpus(corpus, materializer.as_mut(), &options).unwrap();
+        let replayed = check::check_corpus(corpus, &mut materializer, &options).unwrap();
         replays.push(t.elapsed().as_secs_f64());
         own_cpu.push(cpu_seconds().0 - own);
+        let (running, starting) = materializer.helpers_running().unwrap();
         drop(materializer);
         helpers_cpu.push(cpu_seconds().1 - before.1 - start_cpu);
         if replays.len() == 5 || replays[0] > 5.0 {
-            break replayed.events;
+            break (replayed.events, running + starting);
         }
     };
     // The median, the fastest and the slowest.
@@ -296,10 +303,9 @@ fn run_plugin(corpus: &Path, livestore: (f64, &str)) {
         String::new()
     };
 
-    let mut materializer = source.instantiate().unwrap();
+    let mut materializer = start();
     let t = Instant::now();
-    let report =
-        check::check_corpus(corpus, materializer.as_mut(), &CheckOptions::default()).unwrap();
+    let report = check::check_corpus(corpus, &mut materializer, &CheckOptions::default()).unwrap();
     let check_s = t.elapsed().as_secs_f64();
     println!(
         "{:<28} {:>8} events  plugin start {:>5.2} s   replay {:>7.3} s{spread} {:>7.0} events/s ({:>4.1}x LiveStore's {:.0} {})   check {:>7.3} s {:>7.0} events/s   findings {:>3}   peak RSS {:>6.1} MiB",
@@ -324,7 +330,7 @@ fn run_plugin(corpus: &Path, livestore: (f64, &str)) {
         format!(
             ", the helpers {:.2} s ({} helpers on {} cores; the start before the replay takes {start_cpu:.2} s more)",
             median_and_range(&helpers_cpu).0,
-            source.helpers(events as u64).unwrap_or(1),
+            helpers_used,
             std::thread::available_parallelism().map_or(1, |n| n.get()),
         )
     } else {
@@ -401,8 +407,20 @@ fn main() {
     // LiveStore's own rebuild of the large store takes minutes (about 272 s here): measured
     // when asked for, otherwise the reference figure stands in.
     let measure_large = std::env::var("REHEARSE_BENCH_LIVESTORE").as_deref() == Ok("all");
+    // LiveStore itself runs on the `node` on PATH, the plugin on REHEARSE_NODE where set: the
+    // helper is faster from Node.js 22.15 on (README, "The LiveStore plugin").
+    let version = |node: &std::ffi::OsStr| {
+        Command::new(node)
+            .arg("--version")
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_else(|e| e.to_string())
+    };
+    let plugin_node = std::env::var_os("REHEARSE_NODE").unwrap_or_else(|| "node".into());
     println!(
-        "LiveStore plugin (the workspace app's own materializers through Node.js); LiveStore's own rematerialization measured in this run{}",
+        "LiveStore plugin (the workspace app's own materializers through Node.js {}; LiveStore itself on {}); LiveStore's own rematerialization measured in this run{}",
+        version(&plugin_node),
+        version("node".as_ref()),
         if measure_large {
             ""
         } else {

@@ -137,7 +137,8 @@ struct ReplayDefs {
     plugin_timeout: u64,
 
     /// How many LiveStore helper processes share a replay. Default: one, and a second once
-    /// the log holds 20,000 events or more, where there are two cores.
+    /// the log holds 20,000 events or more, where there are two cores (three on Node.js 22.15
+    /// or later, where one helper keeps pace with rehearse).
     #[arg(long, value_name = "N")]
     plugin_jobs: Option<usize>,
 

@@ -89,24 +89,29 @@ impl PluginConfig {
     }
 }
 
-/// At most two helpers by default, fewer on one core: LiveStore's own code is most of the
-/// work, and two were all this could be measured on (benches/replay.rs).
-pub fn max_helpers() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get().min(2))
-        .unwrap_or(1)
+/// At most two helpers by default: LiveStore's own code is most of the work, and two were all
+/// this could be measured on (benches/replay.rs). Each needs a core; where the helper has
+/// Effect remember its schemas (`memoized`, Node.js 22.15 and later), one helper works about as
+/// fast as rehearse applies its answers, so rehearse's own thread needs a core too: on two
+/// cores a second helper made the 100,000-event store 20-25% slower (9.5-9.7 s against
+/// 7.3-8.0 s), where without the memo it was 10-20% faster.
+pub fn max_helpers(memoized: bool) -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let for_helpers = if memoized { cores - 1 } else { cores };
+    for_helpers.clamp(1, 2)
 }
 
 /// Events a further helper must have to work on before it pays for its start: loading
 /// LiveStore costs a helper 1.2–2 s of CPU and every helper warms V8 up afresh, which on the
 /// 5,000-event sample made two helpers no faster than one and their start 0.2–0.9 s longer,
-/// while on 100,000 events two were 10–20% faster (2 cores).
+/// while on 100,000 events two were 10–20% faster (2 cores, Effect as installed).
 const EVENTS_PER_HELPER: u64 = 20_000;
 
-/// How many helpers an automatic replay of `events` events runs.
-pub fn helpers_for(events: u64) -> usize {
+/// How many helpers an automatic replay of `events` events runs, with helpers that have
+/// (`memoized`) or have not Effect remember its schemas.
+pub fn helpers_for(events: u64, memoized: bool) -> usize {
     let wanted = 1 + events / EVENTS_PER_HELPER;
-    max_helpers().min(usize::try_from(wanted).unwrap_or(usize::MAX))
+    max_helpers(memoized).min(usize::try_from(wanted).unwrap_or(usize::MAX))
 }
 
 enum Line {
@@ -196,6 +201,8 @@ pub struct SchemaInfo {
     pub tables: indexmap::IndexMap<String, Vec<String>>,
     /// LiveStore's own `CREATE` statements for the user tables.
     pub ddl: Vec<String>,
+    /// The Effect constructors the helpers remember per schema (none on Node.js before 22.15).
+    pub memoized: Vec<String>,
 }
 
 /// One helper process and the events sent to it.
@@ -785,6 +792,7 @@ impl LiveStoreMaterializer {
                 })
                 .unwrap_or_default(),
             ddl: strings(&ready["ddl"]),
+            memoized: strings(&ready["memoized"]),
         };
         let ddl = Ddl::Sql {
             text: info.ddl.iter().map(|s| format!("{s};\n")).collect(),
@@ -823,6 +831,14 @@ impl LiveStoreMaterializer {
     pub fn helpers_running(&mut self) -> Result<(usize, usize)> {
         self.join_started()?;
         Ok((self.helpers.len(), self.starting.len()))
+    }
+
+    /// How many helpers a replay of `events` events runs: as many as asked for, or as many as
+    /// the log's length repays with these helpers.
+    pub fn helpers_for(&self, events: u64) -> usize {
+        self.config
+            .helpers
+            .unwrap_or_else(|| helpers_for(events, !self.info.memoized.is_empty()))
     }
 
     /// What the helper reported about the schema.
@@ -877,7 +893,7 @@ impl Materializer for LiveStoreMaterializer {
             return Ok(());
         }
         let running = self.helpers.len() + self.starting.len();
-        for n in running..helpers_for(events) {
+        for n in running..self.helpers_for(events) {
             let h = Helper::spawn(&self.launch, n, &self.module, self.config.timeout)?;
             self.starting.push(h);
         }
@@ -1151,11 +1167,19 @@ mod tests {
 
     #[test]
     fn short_logs_get_one_helper_and_long_ones_as_many_as_the_cores_allow() {
-        assert_eq!(helpers_for(0), 1);
-        assert_eq!(helpers_for(5_000), 1);
-        assert_eq!(helpers_for(EVENTS_PER_HELPER - 1), 1);
-        assert_eq!(helpers_for(EVENTS_PER_HELPER), max_helpers().min(2));
-        assert_eq!(helpers_for(100_000), max_helpers());
+        for memoized in [false, true] {
+            assert_eq!(helpers_for(0, memoized), 1);
+            assert_eq!(helpers_for(5_000, memoized), 1);
+            assert_eq!(helpers_for(EVENTS_PER_HELPER - 1, memoized), 1);
+            assert_eq!(helpers_for(100_000, memoized), max_helpers(memoized));
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        // Each helper gets a core; so does rehearse where a helper keeps pace with it.
+        assert_eq!(helpers_for(EVENTS_PER_HELPER, false), cores.min(2));
+        assert_eq!(
+            helpers_for(EVENTS_PER_HELPER, true),
+            (cores - 1).clamp(1, 2)
+        );
         assert_eq!(
             PluginConfig::parse("livestore:a.mjs").unwrap().helpers,
             None

@@ -191,14 +191,6 @@ impl Source {
         }
     }
 
-    /// How many helper processes share a replay of `events` events (the plugin only).
-    pub fn helpers(&self, events: u64) -> Option<usize> {
-        match self {
-            Source::LiveStore(c) => Some(c.helpers.unwrap_or(livestore::helpers_for(events))),
-            Source::Sql(_) => None,
-        }
-    }
-
     /// Sets how many helper processes share the work (the plugin only), instead of as many as
     /// the log's length repays.
     pub fn set_helpers(&mut self, helpers: usize) {
