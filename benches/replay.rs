@@ -328,9 +328,9 @@ fn run_plugin(corpus: &Path, livestore: (f64, &str)) {
     // meaningful where the replay dwarfs the start's own variation.
     let helpers = if replay_s > 5.0 {
         format!(
-            ", the helpers {:.2} s ({} helpers on {} cores; the start before the replay takes {start_cpu:.2} s more)",
+            ", the helpers {:.2} s ({helpers_used} helper{} on {} cores; the start before the replay takes {start_cpu:.2} s more)",
             median_and_range(&helpers_cpu).0,
-            helpers_used,
+            if helpers_used == 1 { "" } else { "s" },
             std::thread::available_parallelism().map_or(1, |n| n.get()),
         )
     } else {
