@@ -137,8 +137,9 @@ struct ReplayDefs {
     plugin_timeout: u64,
 
     /// How many LiveStore helper processes share a replay. Default: one, and a second once
-    /// the log holds 20,000 events or more, where there are two cores (three on Node.js 22.15
-    /// or later, where one helper keeps pace with rehearse).
+    /// the log holds 20,000 events or more, where there are two cores (three where the helper
+    /// remembers Effect's schemas, as by default on Node.js 22.15 or later: one such helper
+    /// keeps pace with rehearse).
     #[arg(long, value_name = "N")]
     plugin_jobs: Option<usize>,
 

@@ -863,45 +863,84 @@ fn node_version() -> (u32, u32) {
 }
 
 /// Where Node.js rewrites modules in-thread (22.15, 23.5 and later), the helper has Effect
-/// remember the schemas LiveStore builds anew for every update and client-document set; never
-/// with REHEARSE_PLUGIN_MEMO=off, nor on an older Node.js (its loader thread would cost a
-/// second at start). Run with REHEARSE_NODE set to such a Node.js, the other plugin tests check
-/// that the statements stay exactly LiveStore's.
+/// remember the schemas LiveStore builds anew for every update and client-document set; with
+/// REHEARSE_PLUGIN_MEMO=on also through an older Node.js's loader thread (which costs a second
+/// at start, so not by default), and never with `off`.
 #[test]
-fn the_helper_remembers_effects_schemas_only_where_node_rewrites_modules_in_thread() {
+fn the_helper_remembers_effects_schemas_by_default_only_where_node_rewrites_modules_in_thread() {
     let Some(app) = app() else { return };
-    let plugin = spec(&app, "app.mjs");
-    let memoized = |env: &[(&str, &str)]| {
-        let out = tempfile::tempdir().unwrap();
-        let state = out.path().join("state.db");
-        let (run, trace) = traced(
-            &[
-                &"replay",
-                &corpus("workspace-n300-lsdev"),
-                &"-m",
-                &plugin,
-                &"--out",
-                &state,
-            ],
-            env,
-        );
-        assert_eq!(run.code, 0, "{}", run.stderr);
-        let ready: Value = trace
-            .lines()
-            .map(|l| serde_json::from_str::<Value>(l).unwrap())
-            .find(|m| m["type"] == "ready")
-            .unwrap();
-        ready["memoized"].clone()
-    };
+    let both = serde_json::json!(["Schema.parseJson", "Schema.partial"]);
+    let none = serde_json::json!([]);
     let in_thread = matches!(node_version(), (22, 15..) | (23, 5..) | (24.., _));
-    let expected = if in_thread {
-        serde_json::json!(["Schema.parseJson", "Schema.partial"])
-    } else {
-        serde_json::json!([])
-    };
-    assert_eq!(memoized(&[]), expected, "Node.js {:?}", node_version());
-    assert_eq!(
-        memoized(&[("REHEARSE_PLUGIN_MEMO", "off")]),
-        serde_json::json!([])
+    let by_default = if in_thread { &both } else { &none };
+    for (memo, expected) in [("auto", by_default), ("on", &both), ("off", &none)] {
+        let (_, ready) = answers(&app, &corpus("workspace-n200"), memo);
+        assert_eq!(
+            &ready["memoized"],
+            expected,
+            "REHEARSE_PLUGIN_MEMO={memo}, Node.js {:?}",
+            node_version()
+        );
+    }
+}
+
+/// The helper's answers in a replay of `dir` with REHEARSE_PLUGIN_MEMO=`memo` (one helper, so
+/// in log order), and its `ready`.
+fn answers(app: &Path, dir: &Path, memo: &str) -> (Vec<String>, Value) {
+    let out = tempfile::tempdir().unwrap();
+    let state = out.path().join("state.db");
+    let plugin = spec(app, "app.mjs");
+    let (run, trace) = traced(
+        &[
+            &"replay",
+            &dir,
+            &"-m",
+            &plugin,
+            &"--plugin-jobs",
+            &"1",
+            &"--out",
+            &state,
+        ],
+        &[("REHEARSE_PLUGIN_MEMO", memo)],
     );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let mut ready = Value::Null;
+    let mut answers = Vec::new();
+    // By their start: args with lone surrogates (js-values) are not JSON serde_json reads.
+    for line in trace.lines() {
+        let kind = line
+            .strip_prefix(r#"{"type":""#)
+            .and_then(|rest| rest.split_once('"'))
+            .map(|(kind, _)| kind);
+        match kind {
+            Some("ready") => ready = serde_json::from_str(line).unwrap(),
+            Some("result" | "unknown" | "invalid-args" | "error") => answers.push(line.to_string()),
+            _ => {}
+        }
+    }
+    (answers, ready)
+}
+
+/// Remembering Effect's schemas changes nothing LiveStore answers: every answer, byte for byte,
+/// with the memo on (in-thread or through the loader thread, whichever this Node.js has) and
+/// off, on the logs with the most updates and client-document sets.
+#[test]
+fn remembered_schemas_give_the_answers_effect_as_installed_gives() {
+    let Some(app) = app() else { return };
+    let mut corpora = vec![corpus("workspace-n300-lsdev"), corpus("js-values")];
+    let sample = root().join("../shared/livestore/samples/n5000");
+    if sample.is_dir() {
+        corpora.push(sample);
+    }
+    for c in &corpora {
+        let (on, ready) = answers(&app, c, "on");
+        assert_ne!(ready["memoized"], serde_json::json!([]));
+        let (off, ready) = answers(&app, c, "off");
+        assert_eq!(ready["memoized"], serde_json::json!([]));
+        assert!(on.len() >= 30, "{}: {} answers", c.display(), on.len());
+        assert_eq!(on.len(), off.len(), "{}", c.display());
+        for (a, b) in on.iter().zip(&off) {
+            assert_eq!(a, b, "{}", c.display());
+        }
+    }
 }

@@ -146,34 +146,31 @@ if (hello.type !== 'hello' || hello.version !== PROTOCOL_VERSION) {
 // LiveStore builds a new Effect schema for every update and every client-document set
 // (`Schema.partial(table.rowSchema)`, `Schema.parseJson(valueSchema)`), and Effect compiles a
 // new encoder for each new schema: more than half of LiveStore's own time per event. Both are
-// pure functions of the schema they are given, so where Node.js can rewrite a module as it
-// loads, in this thread (module.registerHooks: Node.js 22.15, 23.5 and later; Node 20's
-// module.register adds a loader thread that costs a second at start), the helper has them
-// remember their result per schema. LiveStore's code is unchanged and so are its statements.
-// REHEARSE_PLUGIN_MEMO=off runs Effect exactly as installed.
-const memoized = new Set()
-if (typeof module.registerHooks === 'function' && process.env.REHEARSE_PLUGIN_MEMO !== 'off') {
-  const memoize = ['parseJson', 'partial']
-  module.registerHooks({
-    load(url, context, nextLoad) {
-      const loaded = nextLoad(url, context)
-      if (!url.endsWith('/effect/dist/esm/Schema.js') || loaded.format !== 'module' || loaded.source == null) {
-        return loaded
-      }
-      let source = typeof loaded.source === 'string' ? loaded.source : Buffer.from(loaded.source).toString('utf8')
-      let rewritten = false
-      for (const name of memoize) {
-        // A one-line definition, as Effect's build writes them: wrapped where it stands, so
-        // line numbers in Effect's stack traces stay true.
-        source = source.replace(new RegExp(`^export const ${name} = (.+);$`, 'm'), (_, definition) => {
-          memoized.add(`Schema.${name}`)
-          rewritten = true
-          return `export const ${name} = rehearse$memo(${definition});`
-        })
-      }
-      if (!rewritten) return loaded
-      // Only a call with one schema (a class) is remembered, under that schema.
-      source += `
+// pure functions of the schema they are given, so the helper rewrites effect's Schema module as
+// it loads to have them remember their result per schema. LiveStore's code is unchanged and so
+// are its statements. REHEARSE_PLUGIN_MEMO: `auto` (the default) where Node.js rewrites modules
+// in this thread (module.registerHooks: 22.15, 23.5 and later); `on` also through Node.js 20's
+// loader thread (module.register), which costs about a second at start; `off` runs Effect
+// exactly as installed.
+//
+// Self-contained: Node.js 20's loader thread gets this function's source.
+function memoizeEffectSchema(url, loaded) {
+  if (!url.endsWith('/effect/dist/esm/Schema.js') || loaded.format !== 'module' || loaded.source == null) {
+    return loaded
+  }
+  let source = typeof loaded.source === 'string' ? loaded.source : new TextDecoder().decode(loaded.source)
+  let rewritten = false
+  for (const name of ['parseJson', 'partial']) {
+    // A one-line definition, as Effect's build writes them: wrapped where it stands, so line
+    // numbers in Effect's stack traces stay true.
+    source = source.replace(new RegExp(`^export const ${name} = (.+);$`, 'm'), (_, definition) => {
+      rewritten = true
+      return `export const ${name} = rehearse$memo(${definition});`
+    })
+  }
+  if (!rewritten) return loaded
+  // Only a call with one schema (a class) is remembered, under that schema.
+  source += `
 function rehearse$memo(f) {
   const results = new WeakMap()
   return function (schema) {
@@ -187,9 +184,21 @@ function rehearse$memo(f) {
   }
 }
 `
-      return { ...loaded, source }
-    },
-  })
+  return { ...loaded, source }
+}
+
+const memo = process.env.REHEARSE_PLUGIN_MEMO ?? 'auto'
+if (!['auto', 'on', 'off'].includes(memo)) {
+  fail(`REHEARSE_PLUGIN_MEMO is ${JSON.stringify(memo)}; it may be auto, on or off`)
+}
+if (memo !== 'off' && typeof module.registerHooks === 'function') {
+  module.registerHooks({ load: (url, context, nextLoad) => memoizeEffectSchema(url, nextLoad(url, context)) })
+} else if (memo === 'on' && typeof module.register === 'function') {
+  const hooks = `${memoizeEffectSchema}
+export async function load(url, context, nextLoad) {
+  return memoizeEffectSchema(url, await nextLoad(url, context))
+}`
+  module.register(`data:text/javascript,${encodeURIComponent(hooks)}`)
 }
 
 let common, effect, JSONSchema, appModule
@@ -208,6 +217,13 @@ try {
   fail(`cannot load ${hello.module}: ${e?.stack ?? e}`)
 }
 const { Schema, ParseResult, Either, Effect } = effect
+
+// What the app's Effect now remembers, asked of Effect itself (the rewrite may have found other
+// definitions, or run in another thread).
+const probe = Schema.Struct({ rehearse: Schema.String })
+const memoized = Object.entries({ 'Schema.parseJson': Schema.parseJson, 'Schema.partial': Schema.partial })
+  .filter(([, construct]) => construct(probe) === construct(probe))
+  .map(([name]) => name)
 
 const isSchema = (v) => v !== null && typeof v === 'object' && v.eventsDefsMap instanceof Map && v.state?.sqlite?.tables instanceof Map
 let schema
@@ -264,7 +280,7 @@ send({
   events: [...schema.eventsDefsMap.keys()].sort(),
   tables: tables(),
   ddl: stateDdl(),
-  memoized: [...memoized].sort(),
+  memoized,
 })
 flush()
 
