@@ -91,10 +91,10 @@ impl PluginConfig {
 
 /// At most two helpers by default: LiveStore's own code is most of the work, and two were all
 /// this could be measured on (benches/replay.rs). Each needs a core; where the helper has
-/// Effect remember its schemas (`memoized`, Node.js 22.15 and later), one helper works about as
-/// fast as rehearse applies its answers, so rehearse's own thread needs a core too: on two
-/// cores a second helper made the 100,000-event store 20-25% slower (9.5-9.7 s against
-/// 7.3-8.0 s), where without the memo it was 10-20% faster.
+/// Effect remember its schemas (`memoized`; by default on Node.js 22.15 and later), one helper
+/// works about as fast as rehearse applies its answers, so rehearse's own thread needs a core
+/// too: on two cores a second helper made the 100,000-event store about a quarter slower
+/// (9.5-9.7 s against 7.3-8.0 s), where without the memo it was 10-20% faster.
 pub fn max_helpers(memoized: bool) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let for_helpers = if memoized { cores - 1 } else { cores };
@@ -201,7 +201,8 @@ pub struct SchemaInfo {
     pub tables: indexmap::IndexMap<String, Vec<String>>,
     /// LiveStore's own `CREATE` statements for the user tables.
     pub ddl: Vec<String>,
-    /// The Effect constructors the helpers remember per schema (none on Node.js before 22.15).
+    /// The Effect constructors the helpers remember per schema: none with
+    /// `REHEARSE_PLUGIN_MEMO=off`, nor by default before Node.js 22.15.
     pub memoized: Vec<String>,
 }
 
