@@ -107,6 +107,14 @@ pub fn max_helpers(memoized: bool) -> usize {
 /// while on 100,000 events two were 10–20% faster (2 cores, Effect as installed).
 const EVENTS_PER_HELPER: u64 = 20_000;
 
+/// Events from which a log on an older Node.js (20.6 to 22.14) gets helpers that remember
+/// Effect's schemas through the loader thread (REHEARSE_PLUGIN_MEMO=on), started while the
+/// first works and taking over from it once loaded: their start costs about a second more, in
+/// the background, and the first helper does some 20,000 events meanwhile; then each event
+/// costs about half. 100,000 events on Node.js 20: 20.0-20.5 s end to end with the first
+/// helper and a second as installed, 11.6-11.9 s with the memo up front.
+const EVENTS_FOR_MEMO_ON: u64 = 40_000;
+
 /// How many helpers an automatic replay of `events` events runs, with helpers that have
 /// (`memoized`) or have not Effect remember its schemas.
 pub fn helpers_for(events: u64, memoized: bool) -> usize {
@@ -122,6 +130,17 @@ enum Line {
     Garbage(String, Option<u64>),
     Stray(String),
     Closed,
+}
+
+/// A JSON array's strings.
+fn strings(v: &Value) -> Vec<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn read_progress(path: &Path) -> Option<u64> {
@@ -219,6 +238,9 @@ struct Helper {
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
     /// Sent and not yet answered: id, position and name of each event.
     queue: VecDeque<(u64, SeqNum, String)>,
+    /// The Effect constructors it remembers (from its `ready`; until then what it was asked to
+    /// remember).
+    memoized: Vec<String>,
     /// Where the helper writes the id of the event it is materializing.
     progress: PathBuf,
     /// `REHEARSE_PLUGIN_TRACE`: a file that receives every message, one JSON line each (for
@@ -232,7 +254,8 @@ struct Helper {
 ///
 /// Unless told how many, one helper starts and the replay begins with it; more start once
 /// the log is known to be long enough to repay them, and join when they have loaded the
-/// schema, so no one waits for their start.
+/// schema, so no one waits for their start. Helpers that remember Effect's schemas take over
+/// from those that do not: the latter take no more events once the former have joined.
 pub struct LiveStoreMaterializer {
     config: PluginConfig,
     module: PathBuf,
@@ -243,6 +266,14 @@ pub struct LiveStoreMaterializer {
     info: SchemaInfo,
     ddl: Ddl,
     next_id: u64,
+    /// Helpers started so far (each has a progress file of its own).
+    spawned: usize,
+    /// A long log may still get helpers started with the memo on through the loader thread
+    /// ([`EVENTS_FOR_MEMO_ON`]): automatic helpers, REHEARSE_PLUGIN_MEMO unset, and a Node.js
+    /// that has module.register but whose first helper did not remember Effect's schemas.
+    may_turn_memo_on: bool,
+    /// Helpers are now started with the memo on.
+    memo_on: bool,
     _dir: tempfile::TempDir,
 }
 
@@ -305,12 +336,23 @@ struct Launch {
 
 impl Helper {
     /// Starts a helper and sends it the schema module; its `ready` is read later.
-    fn spawn(launch: &Launch, n: usize, module: &Path, timeout: Duration) -> Result<Helper> {
+    /// `memo_on`: remember Effect's schemas even through Node.js 20's loader thread.
+    fn spawn(
+        launch: &Launch,
+        n: usize,
+        module: &Path,
+        timeout: Duration,
+        memo_on: bool,
+    ) -> Result<Helper> {
         let progress = launch.dir.join(format!("progress-{n}"));
         std::fs::write(&progress, [0u8; 8]).map_err(|e| Error::io(&progress, e))?;
         let mut hello = launch.hello.clone();
         hello["progressFile"] = json!(progress);
-        let mut child = Command::new(&launch.node)
+        let mut command = Command::new(&launch.node);
+        if memo_on {
+            command.env("REHEARSE_PLUGIN_MEMO", "on");
+        }
+        let mut child = command
             .args(&launch.args)
             .arg(&launch.script)
             .current_dir(&launch.cwd)
@@ -384,6 +426,11 @@ impl Helper {
             lines,
             stderr_tail,
             queue: VecDeque::new(),
+            memoized: if memo_on {
+                vec!["(asked for)".to_string()]
+            } else {
+                Vec::new()
+            },
             progress,
             trace: launch.trace.clone(),
         };
@@ -431,6 +478,7 @@ impl Helper {
                 format!("the helper speaks protocol {}", ready["version"]),
             ));
         }
+        self.memoized = strings(&ready["memoized"]);
         Ok(ready)
     }
 
@@ -762,22 +810,14 @@ impl LiveStoreMaterializer {
         };
         // All start at once (loading LiveStore takes a second), then each says it is ready.
         let mut helpers = Vec::new();
-        for n in 0..config.helpers.unwrap_or(1).max(1) {
-            helpers.push(Helper::spawn(&launch, n, &module, config.timeout)?);
+        let spawned = config.helpers.unwrap_or(1).max(1);
+        for n in 0..spawned {
+            helpers.push(Helper::spawn(&launch, n, &module, config.timeout, false)?);
         }
         let mut ready = Value::Null;
         for h in &mut helpers {
             ready = h.ready()?;
         }
-        let strings = |v: &Value| -> Vec<String> {
-            v.as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|s| s.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
         let info = SchemaInfo {
             livestore_version: ready["livestoreVersion"].as_str().map(str::to_string),
             state_schema_hash: ready["stateSchemaHash"].as_str().unwrap_or("").to_string(),
@@ -799,6 +839,10 @@ impl LiveStoreMaterializer {
             text: info.ddl.iter().map(|s| format!("{s};\n")).collect(),
             source: module.clone(),
         };
+        let may_turn_memo_on = config.helpers.is_none()
+            && std::env::var_os("REHEARSE_PLUGIN_MEMO").is_none()
+            && (major, minor) >= (20, 6)
+            && info.memoized.is_empty();
         Ok(LiveStoreMaterializer {
             config: config.clone(),
             module,
@@ -808,6 +852,9 @@ impl LiveStoreMaterializer {
             info,
             ddl,
             next_id: 0,
+            spawned,
+            may_turn_memo_on,
+            memo_on: false,
             _dir: dir,
         })
     }
@@ -819,6 +866,9 @@ impl LiveStoreMaterializer {
         while k < self.starting.len() {
             if self.starting[k].poll_ready()? {
                 let h = self.starting.remove(k);
+                if !h.memoized.is_empty() {
+                    self.info.memoized = h.memoized.clone();
+                }
                 self.helpers.push(h);
             } else {
                 k += 1;
@@ -839,7 +889,29 @@ impl LiveStoreMaterializer {
     pub fn helpers_for(&self, events: u64) -> usize {
         self.config
             .helpers
-            .unwrap_or_else(|| helpers_for(events, !self.info.memoized.is_empty()))
+            .unwrap_or_else(|| helpers_for(events, self.memoizing()))
+    }
+
+    /// Whether a helper that remembers Effect's schemas works or is starting: those that do
+    /// not then stop taking events.
+    fn memoizing(&self) -> bool {
+        self.helpers
+            .iter()
+            .chain(&self.starting)
+            .any(|h| !h.memoized.is_empty())
+    }
+
+    fn spawn(&mut self) -> Result<()> {
+        let h = Helper::spawn(
+            &self.launch,
+            self.spawned,
+            &self.module,
+            self.config.timeout,
+            self.memo_on,
+        )?;
+        self.spawned += 1;
+        self.starting.push(h);
+        Ok(())
     }
 
     /// What the helper reported about the schema.
@@ -893,10 +965,21 @@ impl Materializer for LiveStoreMaterializer {
         if self.config.helpers.is_some() {
             return Ok(());
         }
-        let running = self.helpers.len() + self.starting.len();
-        for n in running..self.helpers_for(events) {
-            let h = Helper::spawn(&self.launch, n, &self.module, self.config.timeout)?;
-            self.starting.push(h);
+        if self.may_turn_memo_on && events >= EVENTS_FOR_MEMO_ON {
+            self.may_turn_memo_on = false;
+            self.memo_on = true;
+        }
+        // Those that will share the work: helpers as installed retire once one that remembers
+        // Effect's schemas is there.
+        let memoizing = self.memoizing() || self.memo_on;
+        let sharing = self
+            .helpers
+            .iter()
+            .chain(&self.starting)
+            .filter(|h| !memoizing || !h.memoized.is_empty())
+            .count();
+        for _ in sharing..helpers_for(events, memoizing) {
+            self.spawn()?;
         }
         Ok(())
     }
@@ -904,16 +987,25 @@ impl Materializer for LiveStoreMaterializer {
     fn lookahead(&mut self, events: &[&Event]) -> Result<()> {
         // Helpers that have loaded the schema take their share from this chunk on.
         self.join_started()?;
+        // Once one that remembers Effect's schemas is there, those that do not take no more
+        // events, and end when they have answered theirs.
+        let memoizing = self.helpers.iter().any(|h| !h.memoized.is_empty());
+        if memoizing {
+            self.helpers
+                .retain(|h| !h.memoized.is_empty() || !h.queue.is_empty());
+        }
         // No draining here: the events announced before are still to be asked about.
-        let n = self.helpers.len();
-        let mut shares: Vec<Vec<(u64, &Event)>> = vec![Vec::new(); n];
+        let sharing: Vec<usize> = (0..self.helpers.len())
+            .filter(|&h| !memoizing || !self.helpers[h].memoized.is_empty())
+            .collect();
+        let mut shares: Vec<Vec<(u64, &Event)>> = vec![Vec::new(); sharing.len()];
         for (k, ev) in events.iter().enumerate() {
-            shares[k % n].push((self.next_id, ev));
+            shares[k % sharing.len()].push((self.next_id, ev));
             self.next_id += 1;
         }
-        for (h, share) in self.helpers.iter_mut().zip(&shares) {
+        for (&h, share) in sharing.iter().zip(&shares) {
             if !share.is_empty() {
-                h.send_events(share)?;
+                self.helpers[h].send_events(share)?;
             }
         }
         Ok(())
