@@ -238,8 +238,9 @@ struct Helper {
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
     /// Sent and not yet answered: id, position and name of each event.
     queue: VecDeque<(u64, SeqNum, String)>,
-    /// The Effect constructors it remembers (from its `ready`; until then what it was asked to
-    /// remember).
+    /// Whether it remembers Effect's schemas: what it was started with until its `ready` says.
+    memoizes: bool,
+    /// The Effect constructors its `ready` says it remembers.
     memoized: Vec<String>,
     /// Where the helper writes the id of the event it is materializing.
     progress: PathBuf,
@@ -426,16 +427,19 @@ impl Helper {
             lines,
             stderr_tail,
             queue: VecDeque::new(),
-            memoized: if memo_on {
-                vec!["(asked for)".to_string()]
-            } else {
-                Vec::new()
-            },
+            memoizes: memo_on,
+            memoized: Vec::new(),
             progress,
             trace: launch.trace.clone(),
         };
         h.send(&hello)?;
         Ok(h)
+    }
+
+    /// Whether it gets a share of new events: all helpers do, unless one that remembers
+    /// Effect's schemas is there (`memoizing`); then only those that do.
+    fn takes_events(&self, memoizing: bool) -> bool {
+        self.memoizes || !memoizing
     }
 
     /// Reads the helper's `ready`. Loading LiveStore and the app takes seconds, more on a busy
@@ -479,6 +483,7 @@ impl Helper {
             ));
         }
         self.memoized = strings(&ready["memoized"]);
+        self.memoizes = !self.memoized.is_empty();
         Ok(ready)
     }
 
@@ -866,7 +871,7 @@ impl LiveStoreMaterializer {
         while k < self.starting.len() {
             if self.starting[k].poll_ready()? {
                 let h = self.starting.remove(k);
-                if !h.memoized.is_empty() {
+                if h.memoizes {
                     self.info.memoized = h.memoized.clone();
                 }
                 self.helpers.push(h);
@@ -898,7 +903,7 @@ impl LiveStoreMaterializer {
         self.helpers
             .iter()
             .chain(&self.starting)
-            .any(|h| !h.memoized.is_empty())
+            .any(|h| h.memoizes)
     }
 
     fn spawn(&mut self) -> Result<()> {
@@ -976,7 +981,7 @@ impl Materializer for LiveStoreMaterializer {
             .helpers
             .iter()
             .chain(&self.starting)
-            .filter(|h| !memoizing || !h.memoized.is_empty())
+            .filter(|h| h.takes_events(memoizing))
             .count();
         for _ in sharing..helpers_for(events, memoizing) {
             self.spawn()?;
@@ -989,14 +994,12 @@ impl Materializer for LiveStoreMaterializer {
         self.join_started()?;
         // Once one that remembers Effect's schemas is there, those that do not take no more
         // events, and end when they have answered theirs.
-        let memoizing = self.helpers.iter().any(|h| !h.memoized.is_empty());
-        if memoizing {
-            self.helpers
-                .retain(|h| !h.memoized.is_empty() || !h.queue.is_empty());
-        }
+        let memoizing = self.helpers.iter().any(|h| h.memoizes);
+        self.helpers
+            .retain(|h| h.takes_events(memoizing) || !h.queue.is_empty());
         // No draining here: the events announced before are still to be asked about.
         let sharing: Vec<usize> = (0..self.helpers.len())
-            .filter(|&h| !memoizing || !self.helpers[h].memoized.is_empty())
+            .filter(|&h| self.helpers[h].takes_events(memoizing))
             .collect();
         let mut shares: Vec<Vec<(u64, &Event)>> = vec![Vec::new(); sharing.len()];
         for (k, ev) in events.iter().enumerate() {
