@@ -30,6 +30,18 @@ fn spec(app: &Path, module: &str) -> String {
     format!("livestore:{}", app.join(module).display())
 }
 
+/// `corpora`, and those of the shared real stores `samples` names that are present.
+fn with_shared_samples(mut corpora: Vec<PathBuf>, samples: &[&str]) -> Vec<PathBuf> {
+    let shared = root().join("../shared/livestore/samples");
+    corpora.extend(
+        samples
+            .iter()
+            .map(|s| shared.join(s))
+            .filter(|dir| dir.is_dir()),
+    );
+    corpora
+}
+
 /// The JSON report's corpora, without what names the materializers.
 fn corpora_of(run: &Run) -> Value {
     let mut report = json(run);
@@ -39,21 +51,18 @@ fn corpora_of(run: &Run) -> Value {
 #[test]
 fn the_plugin_and_the_sql_path_give_the_same_reports() {
     let Some(app) = app() else { return };
-    let mut corpora = vec![
-        corpus("workspace-n200"),
-        corpus("workspace-n300-lsdev"),
-        corpus("workspace-sync250"),
-        corpus("workspace-n200-edited-row"),
-        corpus("workspace-n200-tampered-changeset"),
-        corpus("workspace-n200-broken-log"),
-        corpus("js-values"),
-    ];
-    let shared = root().join("../shared/livestore/samples");
-    for sample in ["n200", "n5000"] {
-        if shared.join(sample).is_dir() {
-            corpora.push(shared.join(sample));
-        }
-    }
+    let corpora = with_shared_samples(
+        vec![
+            corpus("workspace-n200"),
+            corpus("workspace-n300-lsdev"),
+            corpus("workspace-sync250"),
+            corpus("workspace-n200-edited-row"),
+            corpus("workspace-n200-tampered-changeset"),
+            corpus("workspace-n200-broken-log"),
+            corpus("js-values"),
+        ],
+        &["n200", "n5000"],
+    );
     let plugin = spec(&app, "app.mjs");
     for c in &corpora {
         let sql = rehearse(&[&"check", c, &"-m", &defs(), &"--format", &"json"]);
@@ -195,11 +204,10 @@ fn ctx_query_reads_the_state_as_it_stands_before_the_event() {
     // The completion counter is computed from ctx.query instead of in SQL: the state comes out
     // equal to LiveStore's only if every query saw the events before it and none after.
     // 300 and 5,000 events: queries are pending while the next chunks arrive.
-    let mut corpora = vec![corpus("workspace-n200"), corpus("workspace-n300-lsdev")];
-    let n5000 = root().join("../shared/livestore/samples/n5000");
-    if n5000.is_dir() {
-        corpora.push(n5000);
-    }
+    let corpora = with_shared_samples(
+        vec![corpus("workspace-n200"), corpus("workspace-n300-lsdev")],
+        &["n5000"],
+    );
     // One helper (what these short logs get), and two sharing every chunk round-robin.
     for c in &corpora {
         for jobs in ["1", "2"] {
@@ -932,11 +940,10 @@ fn answers(app: &Path, dir: &Path, memo: &str) -> (Vec<String>, Value) {
 #[test]
 fn remembered_schemas_give_the_answers_effect_as_installed_gives() {
     let Some(app) = app() else { return };
-    let mut corpora = vec![corpus("workspace-n300-lsdev"), corpus("js-values")];
-    let sample = root().join("../shared/livestore/samples/n5000");
-    if sample.is_dir() {
-        corpora.push(sample);
-    }
+    let corpora = with_shared_samples(
+        vec![corpus("workspace-n300-lsdev"), corpus("js-values")],
+        &["n5000"],
+    );
     for c in &corpora {
         let (on, ready) = answers(&app, c, "on");
         assert_ne!(ready["memoized"], serde_json::json!([]));
