@@ -12,7 +12,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::changes::{self, ColumnNames, RowOp};
+use crate::replay::changes::{self, ColumnNames, RowOp};
 use crate::check;
 use crate::corpus::Corpus;
 use crate::error::Result;

@@ -13,13 +13,13 @@ use indexmap::IndexMap;
 use rusqlite::Connection;
 use serde::Serialize;
 
-use crate::changes::{self, ColumnNames, RowOp};
+use crate::replay::changes::{self, ColumnNames, RowOp};
 use crate::check;
 use crate::corpus::Corpus;
 use crate::error::{Error, Result};
 use crate::eventlog::{EventLog, SeqNum};
 use crate::materialize::Materializer;
-use crate::recorded;
+use crate::replay::recorded;
 use crate::replay::{self, ReplayOptions, Step};
 use crate::report::EventRef;
 use crate::session::Changeset;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use rehearse::Error;
-use rehearse::baseline::Baseline;
+use rehearse::report::baseline::Baseline;
 use rehearse::check::{self, CheckOptions};
 use rehearse::compare::CompareOptions;
 use rehearse::corpus::{self, Partition};
@@ -19,7 +19,7 @@ use rehearse::materialize::{Materializer, Source};
 use rehearse::render::{self, human::HumanOptions};
 use rehearse::replay::{OnError, ReplayOptions, Step};
 use rehearse::report::{CorpusReport, Report, Severities};
-use rehearse::schemas::EventSchemas;
+use rehearse::validate::EventSchemas;
 use rehearse::snapshot;
 
 const ABOUT: &str = "Rehearse a log-only restore: replay LiveStore event logs through materializers \
@@ -547,8 +547,8 @@ struct Gates {
 }
 
 impl Gates {
-    fn options(self, replay: ReplayOptions) -> rehearse::preflight::PreflightOptions {
-        rehearse::preflight::PreflightOptions {
+    fn options(self, replay: ReplayOptions) -> rehearse::backup::preflight::PreflightOptions {
+        rehearse::backup::preflight::PreflightOptions {
             expect_schema_hash: self.expect_schema_hash,
             min_app_version: self.min_app_version,
             check: CheckOptions {
@@ -1043,30 +1043,30 @@ fn run_diff(args: DiffArgs, color: anstream::ColorChoice) -> Result<u8, Error> {
 }
 
 fn run_export(args: ExportArgs, color: anstream::ColorChoice) -> Result<u8, Error> {
-    let exported = rehearse::export::export(
+    let exported = rehearse::backup::export::export(
         &args.store,
         &args.out,
-        &rehearse::export::ExportOptions {
+        &rehearse::backup::export::ExportOptions {
             aux: args.aux,
             app_version: args.app_version,
             state: args.state,
         },
     )?;
-    emit(args.format, &exported, rehearse::export::render, color)?;
+    emit(args.format, &exported, rehearse::backup::export::render, color)?;
     Ok(exit::PASS)
 }
 
 fn run_preflight(args: PreflightArgs, color: anstream::ColorChoice) -> Result<u8, Error> {
     let (defs, replay) = args.defs.load()?;
     let mut materializer = defs.instantiate()?;
-    let report = rehearse::preflight::preflight(
+    let report = rehearse::backup::preflight::preflight(
         &args.package,
         materializer.as_mut(),
         &args.gates.options(replay),
     )?;
-    emit(args.format, &report, rehearse::preflight::render, color)?;
+    emit(args.format, &report, rehearse::backup::preflight::render, color)?;
     Ok(match report.verdict {
-        rehearse::preflight::Verdict::NoGo => exit::FAILED,
+        rehearse::backup::preflight::Verdict::NoGo => exit::FAILED,
         _ => exit::PASS,
     })
 }
@@ -1074,16 +1074,16 @@ fn run_preflight(args: PreflightArgs, color: anstream::ColorChoice) -> Result<u8
 fn run_restore(args: RestoreArgs, color: anstream::ColorChoice) -> Result<u8, Error> {
     let (defs, replay) = args.defs.load()?;
     let mut materializer = defs.instantiate()?;
-    let restored = rehearse::restore::restore(
+    let restored = rehearse::backup::restore::restore(
         &args.package,
         &args.to,
         materializer.as_mut(),
-        &rehearse::restore::RestoreOptions {
+        &rehearse::backup::restore::RestoreOptions {
             from_log: args.from_log,
             preflight: args.gates.options(replay),
         },
     )?;
-    emit(args.format, &restored, rehearse::restore::render, color)?;
+    emit(args.format, &restored, rehearse::backup::restore::render, color)?;
     Ok(if restored.restored {
         exit::PASS
     } else {

@@ -28,37 +28,27 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod baseline;
 pub mod bisect;
+pub mod backup;
 pub mod blame;
-pub mod capture;
-pub mod changes;
 pub mod check;
 pub mod compare;
 pub mod corpus;
 pub mod definitions;
 pub mod error;
 pub mod eventlog;
-pub mod execute;
 pub mod exit;
-pub mod export;
 pub mod files;
 pub mod inspect;
-pub mod integrity;
 pub mod js;
-pub mod manifest;
 pub mod materialize;
-pub mod preflight;
-pub mod recorded;
 pub mod render;
 pub mod replay;
 pub mod report;
-pub mod restore;
-pub mod schemas;
 pub mod session;
 pub mod snapshot;
 pub mod sqlite;
+pub mod validate;
 pub mod value;
-pub mod writers;
 
 pub use error::{Error, Result};

@@ -276,7 +276,7 @@ fn lsdev_oracle(dir: &Path) -> Result<(), Failed> {
 /// (`__livestore_session_changeset`, decoded with the session extension): same tables, same
 /// keys, event by event.
 fn recorded_changesets(dir: &Path) -> Result<(), Failed> {
-    use rehearse::capture::ChangeOp;
+    use rehearse::replay::capture::ChangeOp;
     use rehearse::session::Changeset;
     use std::collections::BTreeSet;
 

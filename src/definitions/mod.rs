@@ -611,10 +611,10 @@ impl Definitions {
     }
 
     /// The event args schemas the definitions name (`event_schemas`), loaded.
-    pub fn load_event_schemas(&self) -> Result<Option<crate::schemas::EventSchemas>> {
+    pub fn load_event_schemas(&self) -> Result<Option<crate::validate::EventSchemas>> {
         self.event_schemas
             .as_deref()
-            .map(crate::schemas::EventSchemas::load)
+            .map(crate::validate::EventSchemas::load)
             .transpose()
     }
 

@@ -1192,7 +1192,7 @@ fn run_query(conn: &Connection, msg: &Value) -> Value {
         let sql = msg["sql"].as_str().ok_or("a query without SQL")?;
         let binds = super::wire::binds(&msg["binds"])?;
         let mut stmt = conn.prepare_cached(sql).map_err(|e| e.to_string())?;
-        crate::execute::bind(&mut stmt, &binds).map_err(|e| e.to_string())?;
+        crate::replay::execute::bind(&mut stmt, &binds).map_err(|e| e.to_string())?;
         let names: Vec<String> = stmt.column_names().map(|s| s.to_string()).collect();
         let mut rows = stmt.raw_query();
         let mut out = Vec::new();

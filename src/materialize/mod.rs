@@ -171,7 +171,7 @@ impl Source {
 
     /// The JSON Schemas of the events' args the definitions name, if any. The plugin needs
     /// none: the app's Effect schemas decode the args.
-    pub fn event_schemas(&self) -> Result<Option<crate::schemas::EventSchemas>> {
+    pub fn event_schemas(&self) -> Result<Option<crate::validate::EventSchemas>> {
         match self {
             Source::Sql(defs) => defs.load_event_schemas(),
             Source::LiveStore(_) => Ok(None),

@@ -190,15 +190,15 @@ fn finding(out: &mut String, f: &Finding, sides: [&str; 2]) {
         );
     }
     if let Some(sides) = &f.changes {
-        let expected = crate::changes::render(&sides.expected.rows);
-        let actual = crate::changes::render(&sides.actual.rows);
+        let expected = crate::replay::changes::render(&sides.expected.rows);
+        let actual = crate::replay::changes::render(&sides.actual.rows);
         let _ = writeln!(
             out,
             "        {} {}",
             paint(MINUS, &format!("- {}", sides.expected.label)),
             paint(PLUS, &format!("+ {}", sides.actual.label))
         );
-        for line in crate::changes::diff(&expected, &actual) {
+        for line in crate::replay::changes::diff(&expected, &actual) {
             let styled = match line.chars().next() {
                 Some('-') => paint(MINUS, &line),
                 Some('+') => paint(PLUS, &line),
@@ -426,7 +426,7 @@ pub fn bisect(r: &crate::bisect::BisectReport) -> String {
     }
     for d in &r.differences {
         event_heading(&mut out, "", &d.seq().to_string(), &d.event.name, &d.args);
-        for line in crate::changes::diff(&d.old.render(), &d.new.render()) {
+        for line in crate::replay::changes::diff(&d.old.render(), &d.new.render()) {
             let styled = match line.chars().next() {
                 Some('-') => paint(MINUS, &line),
                 Some('+') => paint(PLUS, &line),
@@ -494,11 +494,11 @@ pub fn blame(r: &crate::blame::BlameReport) -> String {
         let replayed = e
             .replayed
             .as_ref()
-            .map(|op| crate::changes::render(std::slice::from_ref(op)));
+            .map(|op| crate::replay::changes::render(std::slice::from_ref(op)));
         let recorded = e
             .recorded
             .as_ref()
-            .map(|op| crate::changes::render(std::slice::from_ref(op)));
+            .map(|op| crate::replay::changes::render(std::slice::from_ref(op)));
         match (replayed, recorded) {
             (Some(a), Some(b)) if a == b => {
                 let _ = writeln!(out, "    {}", a.join(" "));

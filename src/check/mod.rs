@@ -10,7 +10,7 @@ use crate::definitions::Ddl;
 use crate::error::{Error, Result};
 use crate::eventlog::EventLog;
 use crate::materialize::{Materializer, Source};
-use crate::recorded::{self, ChangesetCheck};
+use crate::replay::recorded::{self, ChangesetCheck};
 use crate::replay::{self, ReplayOptions};
 use crate::report::{
     ChangesetStats, ComparisonState, ComparisonStatus, CorpusReport, Divergence, EventRef, Finding,
@@ -19,7 +19,7 @@ use crate::report::{
 use crate::snapshot;
 use crate::sqlite;
 use crate::value::SqlValue;
-use crate::writers::WriterIndex;
+use crate::replay::writers::WriterIndex;
 use std::collections::{HashMap, HashSet};
 
 /// Settings for checking a corpus.

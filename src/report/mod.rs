@@ -5,6 +5,8 @@
 //! camelCase like LiveStore's own (`seqNumGlobal`). Everything in it is derived from the inputs
 //! alone (no clock, no absolute paths, stable order), so the same inputs give the same bytes.
 
+pub mod baseline;
+
 use std::collections::BTreeMap;
 
 use serde::Serialize;
@@ -287,7 +289,7 @@ pub struct ChangeSide {
     /// What this side is, e.g. "LiveStore recorded".
     pub label: String,
     /// Its row operations, by table and key.
-    pub rows: Vec<crate::changes::RowOp>,
+    pub rows: Vec<crate::replay::changes::RowOp>,
 }
 
 /// How the replay's changes compared, event by event, with the changesets LiveStore recorded.
@@ -484,7 +486,7 @@ pub struct CorpusReport {
     pub error: Option<String>,
     /// Baseline entries for this corpus that no longer occur.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub stale_baseline: Vec<crate::baseline::BaselineEntry>,
+    pub stale_baseline: Vec<crate::report::baseline::BaselineEntry>,
     /// Whether stale baseline entries fail the corpus (`--strict-baseline`).
     #[serde(skip)]
     pub strict_baseline: bool,

@@ -6,7 +6,7 @@
 //! and after. The session extension ([`crate::session`]) can say the same, but a session and a
 //! changeset per event re-read each table's schema and prepare statements every time: it made
 //! the 100,000-event check four times slower. The pre-update hook the session extension is
-//! built on reports each row change directly; [`crate::changes::net`] folds an event's changes
+//! built on reports each row change directly; [`crate::replay::changes::net`] folds an event's changes
 //! per row the way a changeset does, and a test holds the result against LiveStore's own
 //! changesets, event by event. Tables without a primary key, which changesets leave out, are
 //! captured too, keyed by rowid.

@@ -25,9 +25,9 @@ use serde::{Deserialize, Serialize};
 use crate::corpus::STORAGE_FORMAT;
 use crate::error::{Error, Result};
 use crate::files;
-use crate::manifest::{self, Manifest, Role};
+use crate::backup::manifest::{self, Manifest, Role};
 use crate::materialize::Materializer;
-use crate::preflight::{self, Preflight, PreflightOptions, Verdict};
+use crate::backup::preflight::{self, Preflight, PreflightOptions, Verdict};
 
 /// How to restore.
 #[derive(Debug, Clone, Default)]

@@ -13,7 +13,7 @@ use crate::corpus::{self, Corpus};
 use crate::error::{Error, Result};
 use crate::files;
 use crate::inspect;
-use crate::manifest::{
+use crate::backup::manifest::{
     self, AUX_DIR, EVENTLOG_FILE, FileEntry, MANIFEST_FILE, MANIFEST_VERSION, Manifest, Role,
     STATE_FILE, Tool,
 };

@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use std::sync::Arc;
 
-use crate::capture::{ChangeOp, RowChange};
+use crate::replay::capture::{ChangeOp, RowChange};
 use crate::session::{Change, Changeset, Op};
 use crate::sqlite;
 use crate::value::SqlValue;
@@ -312,7 +312,7 @@ mod tests {
         drop(session);
         conn.execute_batch("ROLLBACK").unwrap();
 
-        let cap = crate::capture::Capture::install(&conn, true).unwrap();
+        let cap = crate::replay::capture::Capture::install(&conn, true).unwrap();
         conn.execute_batch(script).unwrap();
         let ours = net(
             &cap.take(),

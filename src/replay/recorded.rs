@@ -12,8 +12,8 @@ use std::collections::{HashMap, HashSet};
 
 use rusqlite::Connection;
 
-use crate::capture::RowChange;
-use crate::changes::{self, ColumnNames};
+use crate::replay::capture::RowChange;
+use crate::replay::changes::{self, ColumnNames};
 use crate::eventlog::{Event, SeqNum};
 use crate::report::{ChangeSide, ChangeSides, ChangesetStats, Finding, FindingClass};
 use crate::session::Changeset;

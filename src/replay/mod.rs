@@ -9,6 +9,13 @@
 //! event that was not applied (its downstream impact). The log is streamed; what grows is
 //! bounded by the state and by the findings, not by the number of events.
 
+pub mod capture;
+pub mod changes;
+pub mod execute;
+pub mod integrity;
+pub mod recorded;
+pub mod writers;
+
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ops::ControlFlow;
@@ -17,19 +24,19 @@ use std::sync::Arc;
 use rusqlite::Connection;
 use serde_json::Value;
 
-use crate::capture::{Capture, RowChange};
+use crate::replay::capture::{Capture, RowChange};
 use crate::error::{Error, Result};
 use crate::eventlog::{Event, EventLog, LogRow, SeqNum, SyncStatus};
-use crate::execute::Executor;
-use crate::integrity::{Disposition, LogChecker};
+use crate::replay::execute::Executor;
+use crate::replay::integrity::{Disposition, LogChecker};
 use crate::js::BindValue;
 use crate::materialize::{Materializer, Outcome, Statement, Target};
 use crate::report::{EventRef, Finding, FindingClass};
-use crate::schemas::EventSchemas;
+use crate::validate::EventSchemas;
 use crate::value::SqlValue;
-use crate::writers::{Writer, WriterIndex};
+use crate::replay::writers::{Writer, WriterIndex};
 
-pub use crate::execute::sqlite_message;
+pub use crate::replay::execute::sqlite_message;
 
 /// What to do when an event's materializer fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -698,7 +705,7 @@ impl Replayer<'_> {
                     let width = key_cols.len().max(1);
                     let found: rusqlite::Result<Vec<Vec<SqlValue>>> = (|| {
                         let mut stmt = self.conn.prepare(&sql)?;
-                        crate::execute::bind(
+                        crate::replay::execute::bind(
                             &mut stmt,
                             &crate::materialize::Binds::Positional(binds.clone()),
                         )?;

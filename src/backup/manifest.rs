@@ -33,7 +33,7 @@ pub const AUX_DIR: &str = "aux";
 
 /// The JSON Schema of the manifest, compiled into the binary so a package is checked against
 /// the schema of the version that reads it.
-pub const MANIFEST_SCHEMA: &str = include_str!("../schemas/manifest.schema.json");
+pub const MANIFEST_SCHEMA: &str = include_str!("../../schemas/manifest.schema.json");
 
 /// A backup package's manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

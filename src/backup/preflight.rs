@@ -18,7 +18,7 @@ use crate::corpus;
 use crate::error::{Error, Result};
 use crate::files;
 use crate::inspect;
-use crate::manifest::{self, MANIFEST_FILE, Manifest, Role};
+use crate::backup::manifest::{self, MANIFEST_FILE, Manifest, Role};
 use crate::materialize::Materializer;
 use crate::report::{ComparisonState, CorpusReport, FindingClass, Level};
 use crate::sqlite;

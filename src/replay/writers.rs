@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::capture::{ChangeOp, RowChange};
+use crate::replay::capture::{ChangeOp, RowChange};
 use crate::eventlog::SeqNum;
 use crate::value::SqlValue;
 
