@@ -708,13 +708,8 @@ fn progress_bar(corpora: &[PathBuf], hidden: bool) -> indicatif::ProgressBar {
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
     bar.set_message(format!(
-        "{} {}",
-        corpora.len(),
-        if corpora.len() == 1 {
-            "corpus"
-        } else {
-            "corpora"
-        }
+        "{}",
+        rehearse::text::count(corpora.len(), "corpus")
     ));
     bar
 }
@@ -817,11 +812,10 @@ fn check_gate(args: CheckArgs, color: anstream::ColorChoice) -> Result<u8, Error
     report.partition = partition.map(|p| p.to_string());
     if let Some(path) = &args.write_baseline {
         let written = Baseline::from_report(&report);
-        render::write_atomic(path, written.to_json().as_bytes())?;
+        rehearse::files::write_atomic(path, written.to_json().as_bytes())?;
         eprintln!(
-            "rehearse: wrote {} finding{} to the baseline {}",
-            written.findings.len(),
-            if written.findings.len() == 1 { "" } else { "s" },
+            "rehearse: wrote {} to the baseline {}",
+            rehearse::text::count(written.findings.len(), "finding"),
             path.display()
         );
         written.apply(&mut report, false);
@@ -834,13 +828,13 @@ fn check_gate(args: CheckArgs, color: anstream::ColorChoice) -> Result<u8, Error
         }
     }
     if let Some(path) = &args.json {
-        render::write_atomic(path, render::json::to_string(&report).as_bytes())?;
+        rehearse::files::write_atomic(path, render::json::to_string(&report).as_bytes())?;
     }
     if let Some(path) = &args.junit {
-        render::write_atomic(path, render::junit::render(&report).as_bytes())?;
+        rehearse::files::write_atomic(path, render::junit::render(&report).as_bytes())?;
     }
     if let Some(path) = &args.markdown {
-        render::write_atomic(path, render::markdown::render(&report).as_bytes())?;
+        rehearse::files::write_atomic(path, render::markdown::render(&report).as_bytes())?;
     }
     let human = HumanOptions {
         max_findings: max(args.max_findings),
@@ -1101,15 +1095,9 @@ fn run_schema_export(args: SchemaExportArgs) -> Result<u8, Error> {
     };
     let written = rehearse::materialize::livestore::export_schema(&config, &args.out)?;
     eprintln!(
-        "rehearse: wrote {} event schema{}, the state DDL and {} client document{} to {}",
-        written.events,
-        if written.events == 1 { "" } else { "s" },
-        written.client_documents,
-        if written.client_documents == 1 {
-            ""
-        } else {
-            "s"
-        },
+        "rehearse: wrote {}, the state DDL and {} to {}",
+        rehearse::text::count(written.events, "event schema"),
+        rehearse::text::count(written.client_documents, "client document"),
         args.out.display()
     );
     Ok(exit::PASS)

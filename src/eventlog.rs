@@ -154,8 +154,8 @@ impl EventLog {
             return Err(Error::input(
                 path,
                 format!(
-                    "the eventlog table lacks column{} {} (LiveStore 0.4 writes all of {})",
-                    if missing.len() == 1 { "" } else { "s" },
+                    "the eventlog table lacks {} {} (LiveStore 0.4 writes all of {})",
+                    crate::text::plural(missing.len(), "column"),
                     missing.join(", "),
                     EVENTLOG_COLUMNS.join(", ")
                 ),

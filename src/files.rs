@@ -9,7 +9,7 @@
 //! the copy as before it, with no journal beside it; otherwise it tries again.
 
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -221,6 +221,48 @@ pub fn exchange_dirs(a: &Path, b: &Path) -> Result<()> {
         fsync_dir(&parent_of(a))?;
     }
     Ok(())
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it, synced, then renamed, so a
+/// reader never sees half a report.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".rehearse-tmp")
+        .tempfile_in(dir)
+        .map_err(|e| Error::io(dir, e))?;
+    tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
+    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
+    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    Ok(())
+}
+
+/// Writes a database atomically: `VACUUM INTO` a temporary file beside `path`, then rename.
+pub fn write_database(conn: &Connection, path: &Path) -> Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".rehearse-tmp")
+        .suffix(".db")
+        .tempfile_in(&dir)
+        .map_err(|e| Error::io(&dir, e))?;
+    let tmp_path = tmp.path().to_path_buf();
+    // VACUUM INTO wants a file that does not exist yet; keep the name, drop the file.
+    drop(tmp);
+    let _ = std::fs::remove_file(&tmp_path);
+    let result = conn
+        .execute("VACUUM INTO ?1", [tmp_path.to_string_lossy()])
+        .map_err(|e| Error::sqlite(path, "cannot write the database", e))
+        .and_then(|_| std::fs::rename(&tmp_path, path).map_err(|e| Error::io(path, e)));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp_path);
+    }
+    result
 }
 
 #[cfg(test)]

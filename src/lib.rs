@@ -49,6 +49,7 @@ pub mod session;
 pub mod snapshot;
 pub mod sqlite;
 pub mod validate;
+pub mod text;
 pub mod value;
 
 pub use error::{Error, Result};

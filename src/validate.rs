@@ -123,7 +123,7 @@ impl EventSchemas {
             .map(|e| ArgsError {
                 pointer: e.instance_path().to_string(),
                 keyword: e.kind().keyword().to_string(),
-                value: crate::materialize::sql::truncate(&js::stringify(e.instance())),
+                value: crate::text::truncate(&js::stringify(e.instance())),
                 message: e.to_string(),
             })
             .collect()

@@ -549,9 +549,8 @@ pub fn preflight(
             log_name,
             Verdict::NoGo,
             format!(
-                "the log does not replay: {} error-class finding{} ({}); the first at {} {}: {}",
-                blocking.len(),
-                if blocking.len() == 1 { "" } else { "s" },
+                "the log does not replay: {} ({}); the first at {} {}: {}",
+                crate::text::count(blocking.len(), "error-class finding"),
                 classes.join(", "),
                 first
                     .seq()
@@ -616,9 +615,8 @@ pub fn preflight(
                 state_name,
                 Verdict::GoReplay,
                 format!(
-                    "snapshot diverges: restore by replaying the log ({} difference{} from the replay{}; the first: {})",
-                    diverging.len(),
-                    if diverging.len() == 1 { "" } else { "s" },
+                    "snapshot diverges: restore by replaying the log ({} from the replay{}; the first: {})",
+                    crate::text::count(diverging.len(), "difference"),
                     if tables.is_empty() {
                         String::new()
                     } else {

@@ -236,7 +236,7 @@ pub fn restore(
             backup: std::path::absolute(&backup).unwrap_or(backup.clone()),
             new_eventlog_sha256: log.sha256.clone(),
         };
-        crate::render::write_atomic(
+        crate::files::write_atomic(
             &intent_path(target),
             &serde_json::to_vec_pretty(&intent).expect("an intent serializes"),
         )?;

@@ -201,7 +201,7 @@ fn replay_corpus(
         notes.push(format!("replay stopped at {seq} (--on-error stop)"));
     }
     if let Some(keep) = &options.keep {
-        write_database(&scratch, keep)?;
+        crate::files::write_database(&scratch, keep)?;
     }
     Ok(Replay {
         corpus,
@@ -301,7 +301,7 @@ pub fn check_corpus_observed(
             if options.write_pending {
                 let text = snapshot::dump(&run.scratch, "main", &eventlog_name(&run.corpus))
                     .map_err(|e| Error::scratch("dump the replayed state", e))?;
-                crate::render::write_atomic(&pending, text.as_bytes())?;
+                crate::files::write_atomic(&pending, text.as_bytes())?;
                 notes.push(format!(
                     "the replay differs from the accepted snapshot: wrote {}; review it and run `rehearse accept`",
                     pending.display()
@@ -398,7 +398,7 @@ pub fn record_corpus(
     let target = snapshot::path_for(&run.corpus.eventlog);
     let text = snapshot::dump(&run.scratch, "main", &eventlog_name(&run.corpus))
         .map_err(|e| Error::scratch("dump the replayed state", e))?;
-    crate::render::write_atomic(&target, text.as_bytes())?;
+    crate::files::write_atomic(&target, text.as_bytes())?;
     let pending = snapshot::pending_for(&run.corpus.eventlog);
     if pending.is_file() {
         let _ = std::fs::remove_file(&pending);
@@ -594,37 +594,12 @@ pub fn copy_ddl(source: &Connection, source_path: &Path, target: &Connection) ->
                 format!(
                     "its schema does not recreate: {} (in `{}`)",
                     replay::sqlite_message(e),
-                    crate::materialize::sql::truncate(&sql)
+                    crate::text::truncate(&sql)
                 ),
             )
         })?;
     }
     Ok(())
-}
-
-/// Writes a database atomically: `VACUUM INTO` a temporary file beside `path`, then rename.
-pub fn write_database(conn: &Connection, path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = tempfile::Builder::new()
-        .prefix(".rehearse-tmp")
-        .suffix(".db")
-        .tempfile_in(&dir)
-        .map_err(|e| Error::io(&dir, e))?;
-    let tmp_path = tmp.path().to_path_buf();
-    // VACUUM INTO wants a file that does not exist yet; keep the name, drop the file.
-    drop(tmp);
-    let _ = std::fs::remove_file(&tmp_path);
-    let result = conn
-        .execute("VACUUM INTO ?1", [tmp_path.to_string_lossy()])
-        .map_err(|e| Error::sqlite(path, "cannot write the database", e))
-        .and_then(|_| std::fs::rename(&tmp_path, path).map_err(|e| Error::io(path, e)));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp_path);
-    }
-    result
 }
 
 fn show_key(d: &RowDivergence) -> String {

@@ -618,7 +618,7 @@ impl Helper {
                     "reading the helper's answers",
                     format!(
                         "garbage on the protocol stream{near}: {}",
-                        crate::materialize::sql::truncate(&text)
+                        crate::text::truncate(&text)
                     ),
                     None,
                 ))
@@ -627,7 +627,7 @@ impl Helper {
                 self.stop();
                 let message = format!(
                     "the helper sent garbage ({e}): {}",
-                    crate::materialize::sql::truncate(&text)
+                    crate::text::truncate(&text)
                 );
                 // An answer names its event before anything can go wrong in it; the helper
                 // has worked ahead since, so the event in flight is not the one to name.
@@ -701,7 +701,7 @@ impl Helper {
                 doing,
                 format!(
                     "expected the answer about event {id}, got {}",
-                    crate::materialize::sql::truncate(&msg.to_string())
+                    crate::text::truncate(&msg.to_string())
                 ),
             )),
             Reply::Invalid(..) => unreachable!("receive turns invalid lines into errors"),
@@ -1086,7 +1086,7 @@ pub fn export_schema(config: &PluginConfig, out: &Path) -> Result<ExportedSchema
                     format!("the event name {name:?} cannot be a file name"),
                 ));
             }
-            crate::render::write_atomic(
+            crate::files::write_atomic(
                 &events_dir.join(format!("{name}.json")),
                 pretty(schema).as_bytes(),
             )?;
@@ -1094,9 +1094,9 @@ pub fn export_schema(config: &PluginConfig, out: &Path) -> Result<ExportedSchema
         }
     }
     let ddl: String = m.info.ddl.iter().map(|s| format!("{s};\n")).collect();
-    crate::render::write_atomic(&out.join("state.sql"), ddl.as_bytes())?;
+    crate::files::write_atomic(&out.join("state.sql"), ddl.as_bytes())?;
     let docs = schemas["clientDocuments"].clone();
-    crate::render::write_atomic(&out.join("client-documents.json"), pretty(&docs).as_bytes())?;
+    crate::files::write_atomic(&out.join("client-documents.json"), pretty(&docs).as_bytes())?;
     Ok(ExportedSchema {
         events,
         client_documents: docs.as_array().map_or(0, Vec::len),
@@ -1192,7 +1192,7 @@ fn run_query(conn: &Connection, msg: &Value) -> Value {
         let sql = msg["sql"].as_str().ok_or("a query without SQL")?;
         let binds = super::wire::binds(&msg["binds"])?;
         let mut stmt = conn.prepare_cached(sql).map_err(|e| e.to_string())?;
-        crate::replay::execute::bind(&mut stmt, &binds).map_err(|e| e.to_string())?;
+        crate::materialize::binds::bind(&mut stmt, &binds).map_err(|e| e.to_string())?;
         let names: Vec<String> = stmt.column_names().map(|s| s.to_string()).collect();
         let mut rows = stmt.raw_query();
         let mut out = Vec::new();

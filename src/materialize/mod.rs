@@ -6,6 +6,7 @@
 //! produced them. [`sql::SqlMaterializer`] reads TOML definitions; other sources (the app's own
 //! TypeScript materializers through a helper process) plug in behind the same trait.
 
+pub mod binds;
 pub mod livestore;
 pub mod sql;
 pub mod target;

@@ -20,6 +20,7 @@ use crate::js::{self, BindValue};
 use crate::materialize::{Binds, Materializer, Outcome, Rejection, Statement, Target};
 use crate::report::FindingClass;
 use crate::sqlite::quote_ident;
+use crate::text::truncate;
 
 /// Materializes events from TOML definitions.
 #[derive(Debug, Clone)]
@@ -499,17 +500,6 @@ fn materializer_error(message: String) -> Rejection {
     Rejection {
         class: FindingClass::MaterializerError,
         message,
-    }
-}
-
-/// Shortens a value for a message, on a character boundary.
-pub fn truncate(s: &str) -> String {
-    const MAX: usize = 120;
-    if s.chars().count() <= MAX {
-        s.to_string()
-    } else {
-        let cut: String = s.chars().take(MAX).collect();
-        format!("{cut}… ({} chars)", s.chars().count())
     }
 }
 

@@ -90,7 +90,7 @@ pub(crate) fn binds(v: &serde_json::Value) -> Result<Binds, String> {
         .map_err(|e| {
             format!(
                 "bind values {}: {e}",
-                crate::materialize::sql::truncate(&v.to_string())
+                crate::text::truncate(&v.to_string())
             )
         })
 }

@@ -3,6 +3,7 @@
 //! Output is plain text with ANSI styles; the caller writes it through `anstream`, which drops
 //! the styles when the stream is not a terminal or `NO_COLOR` is set.
 
+use crate::text::count;
 use std::fmt::Write;
 
 use anstyle::{AnsiColor, Style};
@@ -110,9 +111,8 @@ fn corpus_report(out: &mut String, c: &CorpusReport, options: &HumanOptions) {
             .min(c.findings.len());
         let _ = writeln!(
             out,
-            "  {} finding{}:",
-            c.findings.len(),
-            if c.findings.len() == 1 { "" } else { "s" }
+            "  {}:",
+            count(c.findings.len(), "finding")
         );
         for f in &c.findings[..shown] {
             finding(out, f, options.sides);
@@ -186,7 +186,7 @@ fn finding(out: &mut String, f: &Finding, sides: [&str; 2]) {
             out,
             "        {} {}",
             paint(DIM, "args:"),
-            crate::materialize::sql::truncate(args)
+            crate::text::truncate(args)
         );
     }
     if let Some(sides) = &f.changes {
@@ -381,9 +381,8 @@ fn summary(out: &mut String, r: &Report) {
     if s.warnings > 0 {
         let _ = write!(
             extra,
-            "; {} warning{}",
-            s.warnings,
-            if s.warnings == 1 { "" } else { "s" }
+            "; {}",
+            count(s.warnings, "warning")
         );
     }
     if s.baselined > 0 {
@@ -392,16 +391,14 @@ fn summary(out: &mut String, r: &Report) {
     if s.stale_baseline > 0 {
         let _ = write!(
             extra,
-            "; {} stale baseline entr{}",
-            s.stale_baseline,
-            if s.stale_baseline == 1 { "y" } else { "ies" }
+            "; {}",
+            count(s.stale_baseline, "stale baseline entry")
         );
     }
     let _ = writeln!(
         out,
-        "{verdict}: {} {}, {} passed, {} failed, {} unreadable; {}{extra}",
-        s.corpora,
-        if s.corpora == 1 { "corpus" } else { "corpora" },
+        "{verdict}: {}, {} passed, {} failed, {} unreadable; {}{extra}",
+        count(s.corpora, "corpus"),
         s.passed,
         s.failed,
         s.errors,
@@ -451,9 +448,9 @@ pub fn bisect(r: &crate::bisect::BisectReport) -> String {
     };
     let _ = writeln!(
         out,
-        "\n{}: {n} event{} treated differently; {tail}{consequence}",
+        "\n{}: {} treated differently; {tail}{consequence}",
         paint(FAIL, "different"),
-        if n == 1 { "" } else { "s" }
+        count(n, "event")
     );
     out
 }
@@ -587,6 +584,6 @@ fn event_heading(out: &mut String, indent: &str, seq: &str, name: &str, args: &s
         out,
         "{indent}  {} {}",
         paint(DIM, "args:"),
-        crate::materialize::sql::truncate(args)
+        crate::text::truncate(args)
     );
 }

@@ -72,10 +72,10 @@ pub fn render(report: &Report) -> String {
                     out,
                     "      <failure message=\"{}\" type=\"{}\">{}</failure>",
                     esc(&format!(
-                        "{} {} finding{} in {}",
+                        "{} {} {} in {}",
                         failing.len(),
                         class.as_str(),
-                        if failing.len() == 1 { "" } else { "s" },
+                        crate::text::plural(failing.len(), "finding"),
                         c.corpus
                     )),
                     class.as_str(),

@@ -1,6 +1,7 @@
 //! A Markdown summary for a CI job summary page (`$GITHUB_STEP_SUMMARY`, a merge-request
 //! comment): one table row per corpus, then the findings of the failing ones.
 
+use crate::text::count;
 use std::fmt::Write;
 
 use crate::report::{FindingClass, Level, Report, Verdict};
@@ -22,16 +23,13 @@ pub fn render(report: &Report) -> String {
     let _ = writeln!(out, "## rehearse: {verdict}\n");
     let _ = writeln!(
         out,
-        "{} {}: {} passed, {} failed, {} unreadable; {} error{}, {} warning{}, {} baselined.\n",
-        s.corpora,
-        if s.corpora == 1 { "corpus" } else { "corpora" },
+        "{}: {} passed, {} failed, {} unreadable; {}, {}, {} baselined.\n",
+        count(s.corpora, "corpus"),
         s.passed,
         s.failed,
         s.errors,
-        s.errors_found,
-        if s.errors_found == 1 { "" } else { "s" },
-        s.warnings,
-        if s.warnings == 1 { "" } else { "s" },
+        count(s.errors_found, "error"),
+        count(s.warnings, "warning"),
         s.baselined
     );
     out.push_str("| corpus | verdict | events | applied | findings |\n|---|---|---:|---:|---|\n");
@@ -93,14 +91,13 @@ pub fn render(report: &Report) -> String {
         if !c.stale_baseline.is_empty() {
             let _ = writeln!(
                 out,
-                "\n{} baseline entr{} no longer occur{}: remove {} from the baseline.",
-                c.stale_baseline.len(),
+                "\n{} no longer {}: remove {} from the baseline.",
+                count(c.stale_baseline.len(), "baseline entry"),
                 if c.stale_baseline.len() == 1 {
-                    "y"
+                    "occurs"
                 } else {
-                    "ies"
+                    "occur"
                 },
-                if c.stale_baseline.len() == 1 { "s" } else { "" },
                 if c.stale_baseline.len() == 1 {
                     "it"
                 } else {

@@ -6,10 +6,10 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{Connection, ToSql};
+use rusqlite::Connection;
 
-use crate::js::BindValue;
-use crate::materialize::{Binds, Statement};
+use crate::materialize::Statement;
+use crate::materialize::binds::bind;
 use crate::sqlite;
 
 /// Runs SQL statements the way wa-sqlite does, with cached prepared statements.
@@ -184,53 +184,11 @@ pub fn sqlite_message(e: rusqlite::Error) -> String {
     }
 }
 
-/// wa-sqlite's `bind_collection`: positional values go to parameters 1…n of each statement,
-/// named values to parameters of the same name; anything else stays NULL.
-pub fn bind(stmt: &mut rusqlite::Statement<'_>, binds: &Binds) -> rusqlite::Result<()> {
-    let n = stmt.parameter_count();
-    match binds {
-        Binds::None => {}
-        Binds::Positional(values) => {
-            for (i, v) in values.iter().enumerate().take(n) {
-                bind_one(stmt, i + 1, v)?;
-            }
-        }
-        Binds::Named(values) => {
-            let names: Vec<Option<String>> = (1..=n)
-                .map(|i| stmt.parameter_name(i).map(str::to_string))
-                .collect();
-            for (i, name) in names.iter().enumerate() {
-                if let Some(name) = name
-                    && let Some((_, v)) = values.iter().find(|(k, _)| k == name)
-                {
-                    bind_one(stmt, i + 1, v)?;
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-fn bind_one(stmt: &mut rusqlite::Statement<'_>, i: usize, v: &BindValue) -> rusqlite::Result<()> {
-    let value: &dyn ToSql = match v {
-        BindValue::Unbound => return Ok(()),
-        BindValue::Null => &rusqlite::types::Null,
-        BindValue::Integer(x) => x,
-        BindValue::Real(x) => x,
-        // wa-sqlite binds a JS string as a NUL-terminated C string (length -1), so LiveStore
-        // stores text only up to its first NUL (corpora/js-strings); JSON text escapes NUL.
-        BindValue::Text(x) => {
-            let end = x.find('\0').unwrap_or(x.len());
-            return stmt.raw_bind_parameter(i, &x[..end]);
-        }
-        BindValue::Blob(x) => x,
-    };
-    stmt.raw_bind_parameter(i, value)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::js::BindValue;
+    use crate::materialize::Binds;
 
     #[test]
     fn keywords_skip_comments() {

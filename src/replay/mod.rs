@@ -428,7 +428,7 @@ impl Replayer<'_> {
                     &ev,
                     format!(
                         "argsJson is not valid JSON ({e}), so the event cannot be replayed: {}",
-                        crate::materialize::sql::truncate(&ev.args_json)
+                        crate::text::truncate(&ev.args_json)
                     ),
                 );
                 return Ok((EventResult::NotApplied, false));
@@ -565,7 +565,7 @@ impl Replayer<'_> {
                     .iter()
                     .map(|&i| self.statement_label(statements, i))
                     .collect();
-                let sql = crate::materialize::sql::truncate(statements[first].sql.trim());
+                let sql = crate::text::truncate(statements[first].sql.trim());
                 let i = self.finding(
                     FindingClass::ZeroRows,
                     ev,
@@ -705,7 +705,7 @@ impl Replayer<'_> {
                     let width = key_cols.len().max(1);
                     let found: rusqlite::Result<Vec<Vec<SqlValue>>> = (|| {
                         let mut stmt = self.conn.prepare(&sql)?;
-                        crate::replay::execute::bind(
+                        crate::materialize::binds::bind(
                             &mut stmt,
                             &crate::materialize::Binds::Positional(binds.clone()),
                         )?;

@@ -121,9 +121,8 @@ impl<'a> ChangesetCheck<'a> {
             };
         if theirs != ours {
             let summary = format!(
-                "this event's changes differ from the changeset LiveStore recorded for it ({} row{} recorded, {} replayed)",
-                theirs.len(),
-                if theirs.len() == 1 { "" } else { "s" },
+                "this event's changes differ from the changeset LiveStore recorded for it ({} recorded, {} replayed)",
+                crate::text::count(theirs.len(), "row"),
                 ours.len()
             );
             self.differs(ev, theirs, ours, summary);
