@@ -12,12 +12,11 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::replay::changes::{self, ColumnNames, RowOp};
-use crate::check;
-use crate::corpus::Corpus;
 use crate::error::Result;
-use crate::eventlog::{Event, EventLog, SeqNum};
+use crate::eventlog::{Event, SeqNum};
 use crate::materialize::Materializer;
+use crate::replay::changes::{self, ColumnNames, RowOp};
+use crate::replay::setup::Setup;
 use crate::replay::{self, Ahead, EventOutcome, EventResult, ReplayOptions, Replayer, read_ahead};
 use crate::report::{ChangeSide, ChangeSides, EventRef, Finding, FindingClass};
 
@@ -130,19 +129,17 @@ pub fn bisect(
     new: &mut dyn Materializer,
     options: &BisectOptions,
 ) -> Result<BisectReport> {
-    let corpus = Corpus::locate(corpus_path)?;
-    let log = EventLog::open(&corpus.eventlog)?;
-    let recorded = check::recorded_state(&corpus, options.state.as_deref(), &*old)?;
-    let recorded_db = recorded.as_ref().map(|(db, _)| db);
+    let setup = Setup::open(corpus_path, options.state.as_deref(), &*old)?;
+    let log = &setup.log;
     let (old_name, new_name) = (old.describe(), new.describe());
     let dir = options.replay.scratch_dir.as_deref();
-    let scratch_old = check::scratch_for(corpus_path, old, recorded_db, dir)?;
-    let scratch_new = check::scratch_for(corpus_path, new, recorded_db, dir)?;
+    let scratch_old = setup.scratch(old, dir)?;
+    let scratch_new = setup.scratch(new, dir)?;
     let mut replay = options.replay.clone();
     replay.values = true;
     replay.no_writers = true;
-    replay::begin_log(&log, old)?;
-    replay::begin_log(&log, new)?;
+    replay::begin_log(log, old)?;
+    replay::begin_log(log, new)?;
     let mut a = Replayer::new(&scratch_old, old, &replay)?;
     let mut b = Replayer::new(&scratch_new, new, &replay)?;
     let (mut names_a, mut names_b) = (ColumnNames::default(), ColumnNames::default());
@@ -151,7 +148,7 @@ pub fn bisect(
     let mut events = 0;
     // Both sides see each chunk before its events: a plugin side then answers a chunk at a
     // time instead of one round trip per event.
-    read_ahead(&log, |item| {
+    read_ahead(log, |item| {
         let row = match item {
             Ahead::Announce(rows) => {
                 a.announce(rows)?;
@@ -188,7 +185,7 @@ pub fn bisect(
     a.finish(None)?;
     b.finish(None)?;
     Ok(BisectReport {
-        corpus: corpus.name,
+        corpus: setup.corpus.name.clone(),
         old: old_name,
         new: new_name,
         events,

@@ -13,13 +13,12 @@ use indexmap::IndexMap;
 use rusqlite::Connection;
 use serde::Serialize;
 
-use crate::replay::changes::{self, ColumnNames, RowOp};
-use crate::check;
-use crate::corpus::Corpus;
 use crate::error::{Error, Result};
-use crate::eventlog::{EventLog, SeqNum};
+use crate::eventlog::SeqNum;
 use crate::materialize::Materializer;
+use crate::replay::changes::{self, ColumnNames, RowOp};
 use crate::replay::recorded;
+use crate::replay::setup::Setup;
 use crate::replay::{self, ReplayOptions, Step};
 use crate::report::EventRef;
 use crate::session::Changeset;
@@ -71,16 +70,10 @@ pub fn blame(
     key: &[String],
     options: &ReplayOptions,
 ) -> Result<BlameReport> {
-    let corpus = Corpus::locate(corpus_path)?;
-    let log = EventLog::open(&corpus.eventlog)?;
-    let recorded = check::recorded_state(&corpus, None, &*materializer)?;
-    let recorded_db = recorded.as_ref().map(|(db, _)| db);
-    let scratch = check::scratch_for(
-        corpus_path,
-        materializer,
-        recorded_db,
-        options.scratch_dir.as_deref(),
-    )?;
+    let setup = Setup::open(corpus_path, None, &*materializer)?;
+    let log = &setup.log;
+    let recorded_db = setup.recorded.as_ref().map(|r| &r.db);
+    let scratch = setup.scratch(materializer, options.scratch_dir.as_deref())?;
     let cols = sqlite::table_columns(&scratch, "main", table)
         .map_err(|e| Error::scratch("read the table's columns", e))?;
     if cols.is_empty() {
@@ -194,7 +187,7 @@ pub fn blame(
     }
 
     Ok(BlameReport {
-        corpus: corpus.name.clone(),
+        corpus: setup.corpus.name.clone(),
         table: table.to_string(),
         key_columns: key_cols.iter().map(|c| c.name.clone()).collect(),
         key: key.clone(),

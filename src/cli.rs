@@ -8,7 +8,6 @@ use std::sync::Arc;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use rehearse::Error;
-use rehearse::report::baseline::Baseline;
 use rehearse::check::{self, CheckOptions};
 use rehearse::compare::CompareOptions;
 use rehearse::corpus::{self, Partition};
@@ -18,9 +17,10 @@ use rehearse::inspect;
 use rehearse::materialize::{Materializer, Source};
 use rehearse::render::{self, human::HumanOptions};
 use rehearse::replay::{OnError, ReplayOptions, Step};
+use rehearse::report::baseline::Baseline;
 use rehearse::report::{CorpusReport, Report, Severities};
-use rehearse::validate::EventSchemas;
 use rehearse::snapshot;
+use rehearse::validate::EventSchemas;
 
 const ABOUT: &str = "Rehearse a log-only restore: replay LiveStore event logs through materializers \
 and compare the result with the state LiveStore recorded.";
@@ -1010,7 +1010,8 @@ fn run_blame(args: BlameArgs, color: anstream::ColorChoice) -> Result<u8, Error>
 }
 
 fn run_diff(args: DiffArgs, color: anstream::ColorChoice) -> Result<u8, Error> {
-    let corpus = check::diff_databases(&args.a, &args.b, &args.compare.options())?;
+    let corpus =
+        rehearse::compare::diff::diff_databases(&args.a, &args.b, &args.compare.options())?;
     let report = Report::new(String::new(), vec![corpus]);
     match args.format {
         SimpleFormat::Json => out(
@@ -1046,7 +1047,12 @@ fn run_export(args: ExportArgs, color: anstream::ColorChoice) -> Result<u8, Erro
             state: args.state,
         },
     )?;
-    emit(args.format, &exported, rehearse::backup::export::render, color)?;
+    emit(
+        args.format,
+        &exported,
+        rehearse::backup::export::render,
+        color,
+    )?;
     Ok(exit::PASS)
 }
 
@@ -1058,7 +1064,12 @@ fn run_preflight(args: PreflightArgs, color: anstream::ColorChoice) -> Result<u8
         materializer.as_mut(),
         &args.gates.options(replay),
     )?;
-    emit(args.format, &report, rehearse::backup::preflight::render, color)?;
+    emit(
+        args.format,
+        &report,
+        rehearse::backup::preflight::render,
+        color,
+    )?;
     Ok(match report.verdict {
         rehearse::backup::preflight::Verdict::NoGo => exit::FAILED,
         _ => exit::PASS,
@@ -1077,7 +1088,12 @@ fn run_restore(args: RestoreArgs, color: anstream::ColorChoice) -> Result<u8, Er
             preflight: args.gates.options(replay),
         },
     )?;
-    emit(args.format, &restored, rehearse::backup::restore::render, color)?;
+    emit(
+        args.format,
+        &restored,
+        rehearse::backup::restore::render,
+        color,
+    )?;
     Ok(if restored.restored {
         exit::PASS
     } else {

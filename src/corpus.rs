@@ -497,32 +497,6 @@ pub fn choose_snapshot(
     }
 }
 
-/// The corpora each of `lanes` lanes checks, by index, in order: the largest logs first, each
-/// to the lane with the fewest bytes of log so far (the lowest on a tie), so that one large
-/// corpus does not share a lane with others while another lane idles. Depends only on the
-/// corpora, never on timing.
-pub fn lane_shares(corpora: &[PathBuf], lanes: usize) -> Vec<Vec<usize>> {
-    let size = |path: &PathBuf| {
-        Corpus::locate(path)
-            .ok()
-            .and_then(|c| std::fs::metadata(&c.eventlog).ok())
-            .map_or(0, |m| m.len())
-    };
-    let mut by_size: Vec<(u64, usize)> = corpora.iter().map(size).zip(0..).collect();
-    by_size.sort_by_key(|&(bytes, i)| (std::cmp::Reverse(bytes), i));
-    let mut shares = vec![Vec::new(); lanes];
-    let mut load = vec![0u64; lanes];
-    for (bytes, i) in by_size {
-        let lane = (0..lanes).min_by_key(|&l| (load[l], l)).unwrap_or(0);
-        load[lane] += bytes.max(1);
-        shares[lane].push(i);
-    }
-    for share in &mut shares {
-        share.sort_unstable();
-    }
-    shares
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -579,31 +553,5 @@ mod tests {
         assert_eq!(classify("state@6.db"), None);
         assert_eq!(classify("eventlog.db"), None);
         assert_eq!(classify("notes@6.db"), None);
-    }
-
-    #[test]
-    fn lanes_take_the_largest_logs_first_each_to_the_least_loaded_lane() {
-        let corpora: Vec<PathBuf> = [
-            "workspace-n200",       // 96 KiB of log
-            "workspace-n300-lsdev", // 120 KiB
-            "workspace-sync250",    // 112 KiB
-            "workspace-n200-edited-row",
-            "js-values", // 48 KiB
-        ]
-        .iter()
-        .map(|c| {
-            Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("corpora")
-                .join(c)
-        })
-        .collect();
-        assert_eq!(lane_shares(&corpora, 2), [vec![1, 3], vec![0, 2, 4]]);
-        assert_eq!(lane_shares(&corpora, 1), [vec![0, 1, 2, 3, 4]]);
-        // Corpora that cannot be found weigh alike, and still spread.
-        let missing = vec![
-            PathBuf::from("/nonexistent/a"),
-            PathBuf::from("/nonexistent/b"),
-        ];
-        assert_eq!(lane_shares(&missing, 2), [vec![0], vec![1]]);
     }
 }

@@ -28,8 +28,8 @@
 //! ```
 #![warn(missing_docs)]
 
-pub mod bisect;
 pub mod backup;
+pub mod bisect;
 pub mod blame;
 pub mod check;
 pub mod compare;
@@ -48,8 +48,8 @@ pub mod report;
 pub mod session;
 pub mod snapshot;
 pub mod sqlite;
-pub mod validate;
 pub mod text;
+pub mod validate;
 pub mod value;
 
 pub use error::{Error, Result};

@@ -9,14 +9,14 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::corpus::{self, Corpus};
-use crate::error::{Error, Result};
-use crate::files;
-use crate::inspect;
 use crate::backup::manifest::{
     self, AUX_DIR, EVENTLOG_FILE, FileEntry, MANIFEST_FILE, MANIFEST_VERSION, Manifest, Role,
     STATE_FILE, Tool,
 };
+use crate::corpus::{self, Corpus};
+use crate::error::{Error, Result};
+use crate::files;
+use crate::inspect;
 use crate::report::CorpusKind;
 
 /// What to put in a package besides the log and the state.

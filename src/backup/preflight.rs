@@ -13,12 +13,12 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::backup::manifest::{self, MANIFEST_FILE, Manifest, Role};
 use crate::check::{self, CheckOptions};
 use crate::corpus;
 use crate::error::{Error, Result};
 use crate::files;
 use crate::inspect;
-use crate::backup::manifest::{self, MANIFEST_FILE, Manifest, Role};
 use crate::materialize::Materializer;
 use crate::report::{ComparisonState, CorpusReport, FindingClass, Level};
 use crate::sqlite;

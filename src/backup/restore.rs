@@ -22,12 +22,12 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::backup::manifest::{self, Manifest, Role};
+use crate::backup::preflight::{self, Preflight, PreflightOptions, Verdict};
 use crate::corpus::STORAGE_FORMAT;
 use crate::error::{Error, Result};
 use crate::files;
-use crate::backup::manifest::{self, Manifest, Role};
 use crate::materialize::Materializer;
-use crate::backup::preflight::{self, Preflight, PreflightOptions, Verdict};
 
 /// How to restore.
 #[derive(Debug, Clone, Default)]

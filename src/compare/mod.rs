@@ -6,6 +6,9 @@
 //! LiveStore's bookkeeping tables (`__livestore_*`) are left out unless asked for: their
 //! contents legitimately differ between a live state database and a replay (FORMAT.md §4.4).
 
+pub mod diff;
+pub mod divergence;
+
 use std::cmp::Ordering;
 
 use rusqlite::Connection;

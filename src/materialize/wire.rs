@@ -87,12 +87,7 @@ impl WireBinds {
 pub(crate) fn binds(v: &serde_json::Value) -> Result<Binds, String> {
     WireBinds::deserialize(v)
         .map(WireBinds::into_binds)
-        .map_err(|e| {
-            format!(
-                "bind values {}: {e}",
-                crate::text::truncate(&v.to_string())
-            )
-        })
+        .map_err(|e| format!("bind values {}: {e}", crate::text::truncate(&v.to_string())))
 }
 
 /// A tagged bind value: `["i", 1]`, `["s", "text"]`, `["n"]`, … (`$defs/bindValue`).

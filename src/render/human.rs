@@ -109,11 +109,7 @@ fn corpus_report(out: &mut String, c: &CorpusReport, options: &HumanOptions) {
             .max_findings
             .unwrap_or(usize::MAX)
             .min(c.findings.len());
-        let _ = writeln!(
-            out,
-            "  {}:",
-            count(c.findings.len(), "finding")
-        );
+        let _ = writeln!(out, "  {}:", count(c.findings.len(), "finding"));
         for f in &c.findings[..shown] {
             finding(out, f, options.sides);
         }
@@ -379,11 +375,7 @@ fn summary(out: &mut String, r: &Report) {
     };
     let mut extra = String::new();
     if s.warnings > 0 {
-        let _ = write!(
-            extra,
-            "; {}",
-            count(s.warnings, "warning")
-        );
+        let _ = write!(extra, "; {}", count(s.warnings, "warning"));
     }
     if s.baselined > 0 {
         let _ = write!(extra, "; {} baselined", s.baselined);

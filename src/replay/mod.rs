@@ -14,6 +14,7 @@ pub mod changes;
 pub mod execute;
 pub mod integrity;
 pub mod recorded;
+pub mod setup;
 pub mod writers;
 
 use std::borrow::Cow;
@@ -24,17 +25,17 @@ use std::sync::Arc;
 use rusqlite::Connection;
 use serde_json::Value;
 
-use crate::replay::capture::{Capture, RowChange};
 use crate::error::{Error, Result};
 use crate::eventlog::{Event, EventLog, LogRow, SeqNum, SyncStatus};
-use crate::replay::execute::Executor;
-use crate::replay::integrity::{Disposition, LogChecker};
 use crate::js::BindValue;
 use crate::materialize::{Materializer, Outcome, Statement, Target};
+use crate::replay::capture::{Capture, RowChange};
+use crate::replay::execute::Executor;
+use crate::replay::integrity::{Disposition, LogChecker};
+use crate::replay::writers::{Writer, WriterIndex};
 use crate::report::{EventRef, Finding, FindingClass};
 use crate::validate::EventSchemas;
 use crate::value::SqlValue;
-use crate::replay::writers::{Writer, WriterIndex};
 
 pub use crate::replay::execute::sqlite_message;
 

@@ -12,9 +12,9 @@ use std::collections::{HashMap, HashSet};
 
 use rusqlite::Connection;
 
+use crate::eventlog::{Event, SeqNum};
 use crate::replay::capture::RowChange;
 use crate::replay::changes::{self, ColumnNames};
-use crate::eventlog::{Event, SeqNum};
 use crate::report::{ChangeSide, ChangeSides, ChangesetStats, Finding, FindingClass};
 use crate::session::Changeset;
 use crate::value::SqlValue;

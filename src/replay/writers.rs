@@ -8,8 +8,8 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::replay::capture::{ChangeOp, RowChange};
 use crate::eventlog::SeqNum;
+use crate::replay::capture::{ChangeOp, RowChange};
 use crate::value::SqlValue;
 
 /// The event that last wrote a row.

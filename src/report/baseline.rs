@@ -13,40 +13,10 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::report::{Finding, Report};
+use crate::report::{BaselineEntry, Finding, Report};
 
 /// Version of the baseline format.
 pub const BASELINE_VERSION: u32 = 1;
-
-/// One acknowledged finding.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct BaselineEntry {
-    /// The corpus, as named on the command line.
-    pub corpus: String,
-    /// The finding's class.
-    pub class: String,
-    /// The event's global sequence number.
-    pub seq_num_global: Option<i64>,
-    /// The event's client sequence number.
-    pub seq_num_client: Option<i64>,
-    /// The event's rebase generation.
-    pub seq_num_rebase_generation: Option<i64>,
-    /// The event's name.
-    pub name: Option<String>,
-    /// State divergences: the table.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub table: Option<String>,
-    /// State divergences: how it diverges.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub divergence: Option<String>,
-    /// Row divergences: the key, as in the report (`{"type": "text", "value": "…"}`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub key: Option<String>,
-    /// Column divergences: the column.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub column: Option<String>,
-}
 
 impl BaselineEntry {
     /// The entry that acknowledges `finding` in `corpus`.

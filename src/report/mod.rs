@@ -9,7 +9,7 @@ pub mod baseline;
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::eventlog::SeqNum;
 use crate::value::SqlValue;
@@ -486,7 +486,7 @@ pub struct CorpusReport {
     pub error: Option<String>,
     /// Baseline entries for this corpus that no longer occur.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub stale_baseline: Vec<crate::report::baseline::BaselineEntry>,
+    pub stale_baseline: Vec<BaselineEntry>,
     /// Whether stale baseline entries fail the corpus (`--strict-baseline`).
     #[serde(skip)]
     pub strict_baseline: bool,
@@ -568,6 +568,37 @@ pub fn sort_findings(findings: &mut [Finding]) {
                 _ => std::cmp::Ordering::Equal,
             })
     });
+}
+
+/// One acknowledged finding: what identifies it across runs (never its message, which may be
+/// reworded). Baselines are lists of these ([`baseline`]); the report lists the stale ones.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct BaselineEntry {
+    /// The corpus, as named on the command line.
+    pub corpus: String,
+    /// The finding's class.
+    pub class: String,
+    /// The event's global sequence number.
+    pub seq_num_global: Option<i64>,
+    /// The event's client sequence number.
+    pub seq_num_client: Option<i64>,
+    /// The event's rebase generation.
+    pub seq_num_rebase_generation: Option<i64>,
+    /// The event's name.
+    pub name: Option<String>,
+    /// State divergences: the table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// State divergences: how it diverges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub divergence: Option<String>,
+    /// Row divergences: the key, as in the report (`{"type": "text", "value": "…"}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Column divergences: the column.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
 }
 
 /// Totals across corpora.

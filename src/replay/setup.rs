@@ -1,0 +1,158 @@
+//! Everything a replay needs before its first event, done the same way for every command that
+//! replays (`check`, `record`, `bisect`, `blame`, `preflight`): the corpus located, its log
+//! opened, the recorded state it is held against chosen and opened read-only, and a scratch
+//! database holding the state's tables.
+
+use std::path::{Path, PathBuf};
+
+use rusqlite::Connection;
+
+use crate::corpus::{self, Corpus};
+use crate::definitions::Ddl;
+use crate::error::{Error, Result};
+use crate::eventlog::EventLog;
+use crate::materialize::Materializer;
+use crate::replay::execute::sqlite_message;
+use crate::sqlite;
+use crate::text::truncate;
+
+/// The recorded state database a replay is held against, and why that one.
+pub struct Recorded {
+    /// The database, open read-only.
+    pub db: sqlite::InputDb,
+    /// Why this one (named on the command line, the only one, the one whose tables match).
+    pub reason: String,
+}
+
+/// A corpus ready to replay.
+pub struct Setup {
+    /// The corpus as located.
+    pub corpus: Corpus,
+    /// Its event log.
+    pub log: EventLog,
+    /// The recorded state beside the log (or the one named), if any.
+    pub recorded: Option<Recorded>,
+    /// What the user should know about how the inputs were read.
+    pub notes: Vec<String>,
+}
+
+impl Setup {
+    /// Locates the corpus at `path`, opens its log, and chooses the recorded state: `state`
+    /// when named, otherwise among the state files beside the log the one whose tables match
+    /// what `materializer` writes.
+    pub fn open(
+        path: &Path,
+        state: Option<&Path>,
+        materializer: &dyn Materializer,
+    ) -> Result<Setup> {
+        let corpus = Corpus::locate(path)?;
+        let log = EventLog::open(&corpus.eventlog)?;
+        let mut notes = corpus.notes.clone();
+        notes.extend(log.notes().iter().cloned());
+        let chosen = match state {
+            Some(p) => Some((p.to_path_buf(), "named with --state".to_string())),
+            None => corpus::choose_snapshot(&corpus.snapshots, &materializer.referenced_columns())?,
+        };
+        let recorded = match chosen {
+            Some((p, reason)) => {
+                let db = sqlite::open_input(&p)?;
+                notes.extend(db.notes.iter().cloned());
+                Some(Recorded { db, reason })
+            }
+            None => None,
+        };
+        Ok(Setup {
+            corpus,
+            log,
+            recorded,
+            notes,
+        })
+    }
+
+    /// The recorded state's path, or an empty one.
+    pub fn recorded_path(&self) -> PathBuf {
+        self.recorded
+            .as_ref()
+            .map(|r| r.db.path.clone())
+            .unwrap_or_default()
+    }
+
+    /// A new scratch database for `materializer` (in memory, or in a temporary file under
+    /// `dir`), holding the state DDL.
+    pub fn scratch(
+        &self,
+        materializer: &mut dyn Materializer,
+        dir: Option<&Path>,
+    ) -> Result<sqlite::Scratch> {
+        scratch_for(
+            Path::new(&self.corpus.name),
+            materializer,
+            self.recorded.as_ref().map(|r| &r.db),
+            dir,
+        )
+    }
+}
+
+/// A scratch database holding the state DDL the materializer names (its own, or the recorded
+/// state database's), checked against the materializer.
+fn scratch_for(
+    corpus: &Path,
+    materializer: &mut dyn Materializer,
+    recorded: Option<&sqlite::InputDb>,
+    dir: Option<&Path>,
+) -> Result<sqlite::Scratch> {
+    let scratch = sqlite::Scratch::open(dir)?;
+    match materializer.ddl() {
+        Ddl::Sql { text, source } => {
+            scratch
+                .execute_batch(text)
+                .map_err(|e| Error::Definitions {
+                    path: source.clone(),
+                    line: None,
+                    event: None,
+                    message: format!("the state DDL does not run: {}", sqlite_message(e)),
+                })?;
+        }
+        Ddl::Recorded => {
+            let Some(db) = recorded else {
+                return Err(Error::input(
+                    corpus,
+                    format!(
+                        "the materializers ({}) take their DDL from the recorded state database, but this corpus has none; give `ddl_file` in their [state] table",
+                        materializer.describe()
+                    ),
+                ));
+            };
+            copy_ddl(&db.conn, &db.path, &scratch)?;
+        }
+    }
+    materializer.prepare(&scratch)?;
+    Ok(scratch)
+}
+
+/// Copies the schema of a recorded state database (FORMAT.md §14 step 5): every `CREATE`
+/// statement in `sqlite_master` order, tables before the indexes on them.
+pub fn copy_ddl(source: &Connection, source_path: &Path, target: &Connection) -> Result<()> {
+    let mut stmt = source
+        .prepare(
+            "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid",
+        )
+        .map_err(|e| Error::sqlite(source_path, "cannot read the schema", e))?;
+    let sqls: Vec<String> = stmt
+        .query_map([], |r| r.get(0))
+        .and_then(|rows| rows.collect())
+        .map_err(|e| Error::sqlite(source_path, "cannot read the schema", e))?;
+    for sql in sqls {
+        target.execute_batch(&sql).map_err(|e| {
+            Error::input(
+                source_path,
+                format!(
+                    "its schema does not recreate: {} (in `{}`)",
+                    sqlite_message(e),
+                    truncate(&sql)
+                ),
+            )
+        })?;
+    }
+    Ok(())
+}
