@@ -207,19 +207,10 @@ fn rows(
 
 fn difference(ev: &Event, old: Side, new: Side) -> Difference {
     Difference {
-        event: event_ref(ev),
+        event: EventRef::new(ev.seq, ev.name.clone()),
         args: ev.args_json.clone(),
         old,
         new,
-    }
-}
-
-fn event_ref(ev: &Event) -> EventRef {
-    EventRef {
-        seq_num_global: ev.seq.global,
-        seq_num_client: ev.seq.client,
-        seq_num_rebase_generation: ev.seq.rebase_generation,
-        name: ev.name.clone(),
     }
 }
 

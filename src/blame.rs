@@ -200,12 +200,7 @@ pub fn blame(
 
 fn entry(seq: SeqNum, name: &str, args: &str) -> BlameEntry {
     BlameEntry {
-        event: EventRef {
-            seq_num_global: seq.global,
-            seq_num_client: seq.client,
-            seq_num_rebase_generation: seq.rebase_generation,
-            name: name.to_string(),
-        },
+        event: EventRef::new(seq, name),
         args: args.to_string(),
         replayed: None,
         recorded: None,

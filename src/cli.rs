@@ -2,7 +2,7 @@
 //! library never sees clap types.
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -14,9 +14,9 @@ use rehearse::corpus::{self, Partition};
 use rehearse::eventlog::EventLog;
 use rehearse::exit;
 use rehearse::inspect;
-use rehearse::materialize::{Materializer, Source};
+use rehearse::materialize::Source;
 use rehearse::render::{self, human::HumanOptions};
-use rehearse::replay::{OnError, ReplayOptions, Step};
+use rehearse::replay::{OnError, ReplayOptions};
 use rehearse::report::baseline::Baseline;
 use rehearse::report::{CorpusReport, Report, Severities};
 use rehearse::snapshot;
@@ -71,6 +71,18 @@ enum Format {
     Github,
     /// A Markdown summary for a CI job summary page.
     Markdown,
+}
+
+impl Format {
+    fn library(self) -> render::Format {
+        match self {
+            Format::Human => render::Format::Human,
+            Format::Json => render::Format::Json,
+            Format::Junit => render::Format::Junit,
+            Format::Github => render::Format::Github,
+            Format::Markdown => render::Format::Markdown,
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -753,126 +765,82 @@ fn check_gate(args: CheckArgs, color: anstream::ColorChoice) -> Result<u8, Error
             Err(e) => return usage(&format!("--severity {e}")),
         }
     }
-    let baseline = args.baseline.as_deref().map(Baseline::load).transpose()?;
-    let (defs, replay) = args.defs.load()?;
-    let options = CheckOptions {
-        replay,
-        compare: args.compare.options(),
-        keep: args.keep.clone(),
-        state: args.state.clone(),
-        no_compare: false,
-        severities,
-        write_pending: match args.pending {
-            Pending::Always => true,
-            Pending::Never => false,
-            Pending::Auto => !snapshot::in_ci(),
+    let baseline = match (&args.baseline, &args.write_baseline) {
+        (_, Some(path)) => check::BaselineUse::Write(path.clone()),
+        (Some(path), None) => check::BaselineUse::Apply {
+            baseline: Baseline::load(path)?,
+            strict: args.strict_baseline,
         },
-        skip_changesets: args.no_changesets,
+        (None, None) => check::BaselineUse::None,
     };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(args.jobs.unwrap_or(0))
-        .build()
-        .map_err(|e| Error::Input {
-            path: PathBuf::from("--jobs"),
-            message: e.to_string(),
-        })?;
+    let (source, replay) = args.defs.load()?;
     let bar = progress_bar(&corpora, args.no_progress);
-    let check_one = |path: &Path, materializer: &mut dyn Materializer| {
-        let mut seen = 0;
-        let observe = |step: Step<'_>| {
-            if let Step::Read(n) = step {
-                bar.inc(n - seen);
-                seen = n;
-            }
-        };
-        let mut report = check::check_corpus_observed(path, materializer, &options, observe)?;
-        if args.determinism {
-            // The second replay runs through the materializer that has just replayed this log,
-            // so one that keeps state from one event to the next (a plugin module's variables)
-            // differs from a new one, as one that reads the clock does.
-            let mut first = defs.instantiate()?;
-            let found = rehearse::bisect::determinism(
-                path,
-                first.as_mut(),
-                materializer,
-                &rehearse::bisect::BisectOptions {
-                    state: options.state.clone(),
-                    replay: options.replay.clone(),
-                    ..Default::default()
-                },
-            )?;
-            report.findings.extend(found);
-            report.finish(&options.severities);
-        }
-        Ok::<_, Error>(report)
+    let plan = check::Plan {
+        options: CheckOptions {
+            replay,
+            compare: args.compare.options(),
+            keep: args.keep.clone(),
+            state: args.state.clone(),
+            no_compare: false,
+            severities,
+            write_pending: match args.pending {
+                Pending::Always => true,
+                Pending::Never => false,
+                Pending::Auto => !snapshot::in_ci(),
+            },
+            skip_changesets: args.no_changesets,
+        },
+        corpora,
+        source,
+        materializers: args.defs.materializers.display().to_string(),
+        jobs: args.jobs.unwrap_or(0),
+        fresh: args.plugin_fresh,
+        determinism: args.determinism,
+        baseline,
+        partition,
     };
-    let reports = check::check_each(&pool, &corpora, &defs, args.plugin_fresh, check_one);
+    let report = check::run(&plan, &|event| match event {
+        check::Event::Read { rows } => bar.inc(rows),
+        check::Event::CorpusDone(_) => {}
+        check::Event::BaselineWritten { path, findings } => bar.suspend(|| {
+            eprintln!(
+                "rehearse: wrote {} to the baseline {}",
+                rehearse::text::count(findings, "finding"),
+                path.display()
+            )
+        }),
+    })?;
     bar.finish_and_clear();
-    let mut report = Report::new(args.defs.materializers.display().to_string(), reports);
-    report.partition = partition.map(|p| p.to_string());
-    if let Some(path) = &args.write_baseline {
-        let written = Baseline::from_report(&report);
-        rehearse::files::write_atomic(path, written.to_json().as_bytes())?;
-        eprintln!(
-            "rehearse: wrote {} to the baseline {}",
-            rehearse::text::count(written.findings.len(), "finding"),
-            path.display()
-        );
-        written.apply(&mut report, false);
-    } else if let Some(b) = &baseline {
-        b.apply(&mut report, args.strict_baseline);
-    }
     for c in &report.corpora {
         if let Some(e) = &c.error {
             eprintln!("rehearse: error: {e}");
         }
-    }
-    if let Some(path) = &args.json {
-        rehearse::files::write_atomic(path, render::json::to_string(&report).as_bytes())?;
-    }
-    if let Some(path) = &args.junit {
-        rehearse::files::write_atomic(path, render::junit::render(&report).as_bytes())?;
-    }
-    if let Some(path) = &args.markdown {
-        rehearse::files::write_atomic(path, render::markdown::render(&report).as_bytes())?;
     }
     let human = HumanOptions {
         max_findings: max(args.max_findings),
         verbose: args.verbose,
         ..HumanOptions::default()
     };
-    for format in &args.format {
-        match format {
-            Format::Human => out(&render::human::report(&report, &human), color)?,
-            Format::Json => out(
-                &render::json::to_string(&report),
-                anstream::ColorChoice::Never,
-            )?,
-            Format::Junit => out(
-                &render::junit::render(&report),
-                anstream::ColorChoice::Never,
-            )?,
-            Format::Github => out(
-                &render::github::render(&report),
-                anstream::ColorChoice::Never,
-            )?,
-            Format::Markdown => out(
-                &render::markdown::render(&report),
-                anstream::ColorChoice::Never,
-            )?,
+    for (path, format) in [
+        (&args.json, render::Format::Json),
+        (&args.junit, render::Format::Junit),
+        (&args.markdown, render::Format::Markdown),
+    ] {
+        if let Some(path) = path {
+            let text = render::render(&report, format, &human);
+            rehearse::files::write_atomic(path, text.as_bytes())?;
         }
     }
-    Ok(gate(&report))
-}
-
-fn gate(report: &Report) -> u8 {
-    if report.has_errors() {
-        exit::USAGE_OR_INPUT
-    } else if report.passed() {
-        exit::PASS
-    } else {
-        exit::FAILED
+    for format in &args.format {
+        let format = format.library();
+        let color = if format.is_human() {
+            color
+        } else {
+            anstream::ColorChoice::Never
+        };
+        out(&render::render(&report, format, &human), color)?;
     }
+    Ok(report.exit_code())
 }
 
 fn run_record(args: RecordArgs, color: anstream::ColorChoice) -> Result<u8, Error> {
@@ -908,7 +876,7 @@ fn run_record(args: RecordArgs, color: anstream::ColorChoice) -> Result<u8, Erro
         &render::human::report(&report, &HumanOptions::default()),
         color,
     )?;
-    Ok(gate(&report))
+    Ok(report.exit_code())
 }
 
 fn run_accept(args: AcceptArgs) -> Result<u8, Error> {
@@ -955,7 +923,7 @@ fn run_replay(args: ReplayArgs, color: anstream::ColorChoice) -> Result<u8, Erro
         }
     }
     eprintln!("rehearse: wrote {}", args.out.display());
-    Ok(gate(&report))
+    Ok(report.exit_code())
 }
 
 fn run_bisect(args: BisectArgs, color: anstream::ColorChoice) -> Result<u8, Error> {
@@ -1034,7 +1002,7 @@ fn run_diff(args: DiffArgs, color: anstream::ColorChoice) -> Result<u8, Error> {
             out(&text, color)?;
         }
     }
-    Ok(gate(&report))
+    Ok(report.exit_code())
 }
 
 fn run_export(args: ExportArgs, color: anstream::ColorChoice) -> Result<u8, Error> {

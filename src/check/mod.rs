@@ -2,8 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
+pub mod run;
 pub mod schedule;
 
+pub use run::{BaselineUse, Event, Plan, run};
 pub use schedule::check_each;
 
 use crate::compare::divergence::{self, ColumnPositions, Sides, divergence_finding};

@@ -50,12 +50,7 @@ pub fn attribute(log: &EventLog, recorded: &Connection, findings: &mut [Finding]
                 .unwrap_or_default();
             f.message
                 .push_str(&format!("; LiveStore last wrote it at {seq} ({name})"));
-            f.recorded_writer = Some(EventRef {
-                seq_num_global: seq.global,
-                seq_num_client: seq.client,
-                seq_num_rebase_generation: seq.rebase_generation,
-                name,
-            });
+            f.recorded_writer = Some(EventRef::new(*seq, name));
         }
     }
     Ok(())

@@ -175,12 +175,7 @@ impl Quarantine {
                     *self.overflow.entry(i).or_default() += 1;
                     continue;
                 }
-                f.downstream.push(EventRef {
-                    seq_num_global: ev.seq.global,
-                    seq_num_client: ev.seq.client,
-                    seq_num_rebase_generation: ev.seq.rebase_generation,
-                    name: ev.name.clone(),
-                });
+                f.downstream.push(EventRef::new(ev.seq, ev.name.clone()));
             }
         }
     }

@@ -162,6 +162,16 @@ pub struct EventRef {
 }
 
 impl EventRef {
+    /// The event at `seq` named `name`: the one place an `EventRef` is made.
+    pub fn new(seq: SeqNum, name: impl Into<String>) -> EventRef {
+        EventRef {
+            seq_num_global: seq.global,
+            seq_num_client: seq.client,
+            seq_num_rebase_generation: seq.rebase_generation,
+            name: name.into(),
+        }
+    }
+
     /// The event's sequence number.
     pub fn seq(&self) -> SeqNum {
         SeqNum {
@@ -702,5 +712,17 @@ impl Report {
     /// Whether any corpus could not be read.
     pub fn has_errors(&self) -> bool {
         self.corpora.iter().any(|c| c.verdict == Verdict::Error)
+    }
+
+    /// The exit code this report gives the gate ([`crate::exit`]): a corpus that could not be
+    /// read outweighs a failing one.
+    pub fn exit_code(&self) -> u8 {
+        if self.has_errors() {
+            crate::exit::USAGE_OR_INPUT
+        } else if self.passed() {
+            crate::exit::PASS
+        } else {
+            crate::exit::FAILED
+        }
     }
 }
