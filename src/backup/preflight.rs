@@ -207,7 +207,8 @@ fn safe_relative(path: &str) -> bool {
     !path.is_empty() && p.components().all(|c| matches!(c, Component::Normal(_)))
 }
 
-/// Runs the pre-flight of the package at `package`.
+/// Runs the pre-flight of the package at `package`: each phase adds its checks, and the
+/// gravest failure decides the verdict.
 pub fn preflight(
     package: &Path,
     materializer: &mut dyn Materializer,
@@ -220,36 +221,78 @@ pub fn preflight(
             "not a directory; a backup package is a directory",
         ));
     }
-    let mut checks = Checks { list: Vec::new() };
+    let mut run = Run {
+        package,
+        checks: Checks { list: Vec::new() },
+        unreadable: BTreeSet::new(),
+    };
     let materializers = materializer.describe();
-    let done = |checks: Checks, manifest, replay| {
-        let (verdict, reason) = checks.verdict();
-        Ok(Preflight {
+    let Some(manifest) = run.manifest() else {
+        for c in ["file", "integrity", "log-head", "replay", "snapshot"] {
+            run.checks.skip(c, None, "no usable manifest");
+        }
+        return Ok(run.finish(materializers, None, None));
+    };
+    run.files(&manifest)?;
+    run.integrity(&manifest);
+    run.gates(&manifest, options);
+    let Some(eventlog) = run.eventlog(&manifest) else {
+        for c in ["log-head", "replay", "snapshot"] {
+            run.checks
+                .skip(c, None, "the event log is missing or unreadable");
+        }
+        log_only_losses(&mut run.checks, &manifest);
+        return Ok(run.finish(materializers, Some(manifest), None));
+    };
+    run.log_head(&manifest, &eventlog);
+    let report = run.replay(&manifest, &eventlog, materializer, options)?;
+    log_only_losses(&mut run.checks, &manifest);
+    Ok(run.finish(materializers, Some(manifest), Some(report)))
+}
+
+/// One pre-flight in progress: the checks so far, and which files turned out unreadable (left
+/// out of the later phases).
+struct Run<'a> {
+    package: &'a Path,
+    checks: Checks,
+    unreadable: BTreeSet<Role>,
+}
+
+impl Run<'_> {
+    fn finish(
+        self,
+        materializers: String,
+        manifest: Option<Manifest>,
+        replay: Option<CorpusReport>,
+    ) -> Preflight {
+        let (verdict, reason) = self.checks.verdict();
+        Preflight {
             version: PREFLIGHT_VERSION,
-            package: package.display().to_string(),
-            materializers: materializers.clone(),
+            package: self.package.display().to_string(),
+            materializers,
             verdict,
             reason,
-            checks: checks.list,
+            checks: self.checks.list,
             manifest,
             replay,
-        })
-    };
+        }
+    }
 
-    // The manifest: without it nothing says what the files should be.
-    let manifest_path = package.join(MANIFEST_FILE);
-    let manifest = if !manifest_path.is_file() {
-        checks.fail(
-            "manifest",
-            Some(MANIFEST_FILE),
-            Verdict::NoGo,
-            "missing: nothing proves these files are the ones that were exported",
-        );
-        None
-    } else {
+    /// The manifest: without it nothing says what the files should be.
+    fn manifest(&mut self) -> Option<Manifest> {
+        let manifest_path = self.package.join(MANIFEST_FILE);
+        if !manifest_path.is_file() {
+            self.checks.fail(
+                "manifest",
+                Some(MANIFEST_FILE),
+                Verdict::NoGo,
+                "missing: nothing proves these files are the ones that were exported",
+            );
+            return None;
+        }
         match manifest::load(&manifest_path) {
             Ok(m) => {
-                checks.pass(
+                self.checks.pass(
                     "manifest",
                     Some(MANIFEST_FILE),
                     format!(
@@ -260,7 +303,7 @@ pub fn preflight(
                 Some(m)
             }
             Err(e) => {
-                checks.fail(
+                self.checks.fail(
                     "manifest",
                     Some(MANIFEST_FILE),
                     Verdict::NoGo,
@@ -269,335 +312,357 @@ pub fn preflight(
                 None
             }
         }
-    };
-    let Some(manifest) = manifest else {
-        for c in ["file", "integrity", "log-head", "replay", "snapshot"] {
-            checks.skip(c, None, "no usable manifest");
-        }
-        return done(checks, None, None);
-    };
-
-    // Every listed file, by size and checksum; a failure costs what the file is for. A file
-    // that is missing or does not read as a database is also left out of the replay; one that
-    // only changed is still replayed or compared, to say how it changed.
-    let mut unreadable = BTreeSet::new();
-    let mut listed = BTreeSet::new();
-    for f in &manifest.files {
-        listed.insert(f.path.clone());
-        let name = Some(f.path.as_str());
-        if !safe_relative(&f.path) {
-            checks.fail(
-                "file",
-                name,
-                Verdict::NoGo,
-                "the path leaves the package directory",
-            );
-            unreadable.insert(f.role);
-            continue;
-        }
-        let path = package.join(&f.path);
-        if !path.is_file() {
-            checks.fail(
-                "file",
-                name,
-                consequence_of(f.role),
-                format!("{} is missing", role_name(f.role)),
-            );
-            unreadable.insert(f.role);
-            continue;
-        }
-        let (bytes, sha256) = manifest::digest(&path)?;
-        if bytes != f.bytes {
-            checks.fail(
-                "file",
-                name,
-                consequence_of(f.role),
-                format!(
-                    "{bytes} bytes, the manifest says {} (truncated or replaced)",
-                    f.bytes
-                ),
-            );
-        } else if sha256 != f.sha256 {
-            checks.fail(
-                "file",
-                name,
-                consequence_of(f.role),
-                format!(
-                    "SHA-256 {sha256} differs from the manifest's {} (changed since export)",
-                    f.sha256
-                ),
-            );
-        } else {
-            checks.pass("file", name, format!("{bytes} bytes, SHA-256 matches"));
-        }
-    }
-    if manifest
-        .files
-        .iter()
-        .filter(|f| f.role == Role::State)
-        .count()
-        > 1
-    {
-        checks.fail(
-            "file",
-            None,
-            Verdict::NoGo,
-            "the manifest lists more than one state database",
-        );
-    }
-    let mut unlisted = Vec::new();
-    walk(package, package, &mut |rel| {
-        if rel != MANIFEST_FILE && !listed.contains(rel) {
-            unlisted.push(rel.to_string());
-        }
-    })?;
-    if unlisted.is_empty() {
-        checks.pass("unlisted-files", None, "no file outside the manifest");
-    } else {
-        checks.fail(
-            "unlisted-files",
-            None,
-            Verdict::NoGo,
-            format!(
-                "not in the manifest: {} (the package is not what was exported)",
-                unlisted.join(", ")
-            ),
-        );
     }
 
-    // Each SQLite file reads as a sound database.
-    for f in &manifest.files {
-        let path = package.join(&f.path);
-        if !safe_relative(&f.path) || !path.is_file() {
-            continue;
-        }
-        if f.role == Role::Auxiliary && !files::is_sqlite(&path) {
-            continue;
-        }
-        let name = Some(f.path.as_str());
-        match integrity(&path) {
-            Ok(()) => checks.pass("integrity", name, "PRAGMA integrity_check: ok"),
-            Err(msg) => {
-                checks.fail("integrity", name, consequence_of(f.role), msg);
-                unreadable.insert(f.role);
+    /// Every listed file, by size and checksum; a failure costs what the file is for. A file
+    /// that is missing or does not read as a database is also left out of the replay; one that
+    /// only changed is still replayed or compared, to say how it changed. Then: no file the
+    /// manifest does not list.
+    fn files(&mut self, manifest: &Manifest) -> Result<()> {
+        let mut listed = BTreeSet::new();
+        for f in &manifest.files {
+            listed.insert(f.path.clone());
+            let name = Some(f.path.as_str());
+            if !safe_relative(&f.path) {
+                self.checks.fail(
+                    "file",
+                    name,
+                    Verdict::NoGo,
+                    "the path leaves the package directory",
+                );
+                self.unreadable.insert(f.role);
+                continue;
             }
-        }
-    }
-
-    // Gates.
-    if manifest.storage_format_version == corpus::STORAGE_FORMAT {
-        checks.pass(
-            "storage-format",
-            None,
-            format!(
-                "LiveStore storage format {}",
-                manifest.storage_format_version
-            ),
-        );
-    } else {
-        checks.fail(
-            "storage-format",
-            None,
-            Verdict::NoGo,
-            format!(
-                "LiveStore storage format {} is not supported; rehearse reads format {}",
-                manifest.storage_format_version,
-                corpus::STORAGE_FORMAT
-            ),
-        );
-    }
-    match (&options.expect_schema_hash, &manifest.state_schema_hash) {
-        (None, _) => checks.skip("schema-hash", None, "no --expect-schema-hash given"),
-        (Some(want), Some(have)) if want == have => {
-            checks.pass("schema-hash", None, format!("state schema hash {have}, as expected"))
-        }
-        (Some(want), have) => checks.fail(
-            "schema-hash",
-            None,
-            Verdict::NoGo,
-            format!(
-                "the package's state schema hash is {}, the app expects {want}: it was taken from another version of the app's tables",
-                have.as_deref().unwrap_or("absent")
-            ),
-        ),
-    }
-    match &options.min_app_version {
-        None => checks.skip("app-version", None, "no --min-app-version given"),
-        Some(min) => match app_version_gate(min, manifest.app_version.as_deref()) {
-            Ok(msg) => checks.pass("app-version", None, msg),
-            Err(msg) => checks.fail("app-version", None, Verdict::NoGo, msg),
-        },
-    }
-
-    // The log as the manifest describes it.
-    let log_ok = !unreadable.contains(&Role::Eventlog);
-    let eventlog = manifest
-        .file(Role::Eventlog)
-        .map(|f| package.join(&f.path))
-        .filter(|_| log_ok);
-    let Some(eventlog) = eventlog else {
-        checks.skip("log-head", None, "the event log is missing or unreadable");
-        checks.skip("replay", None, "the event log is missing or unreadable");
-        checks.skip("snapshot", None, "the event log is missing or unreadable");
-        log_only_losses(&mut checks, &manifest);
-        return done(checks, Some(manifest), None);
-    };
-    let log_name = manifest.file(Role::Eventlog).map(|f| f.path.as_str());
-    match inspect::inspect(&eventlog) {
-        Err(e) => checks.fail(
-            "log-head",
-            log_name,
-            Verdict::NoGo,
-            error_text(&e, &eventlog),
-        ),
-        Ok(ins) => {
-            let mut diffs = Vec::new();
-            if ins.events != manifest.events {
-                diffs.push(format!(
-                    "{} events, the manifest says {}",
-                    ins.events, manifest.events
-                ));
+            let path = self.package.join(&f.path);
+            if !path.is_file() {
+                self.checks.fail(
+                    "file",
+                    name,
+                    consequence_of(f.role),
+                    format!("{} is missing", role_name(f.role)),
+                );
+                self.unreadable.insert(f.role);
+                continue;
             }
-            if ins.last != manifest.last_event {
-                diffs.push(format!(
-                    "last event {}, the manifest says {}",
-                    seq_text(ins.last),
-                    seq_text(manifest.last_event)
-                ));
-            }
-            if ins.sync_head != manifest.sync_head {
-                diffs.push(format!(
-                    "sync head {:?}, the manifest says {:?}",
-                    ins.sync_head, manifest.sync_head
-                ));
-            }
-            if ins.names != manifest.event_counts {
-                let names: BTreeSet<&String> = ins
-                    .names
-                    .keys()
-                    .chain(manifest.event_counts.keys())
-                    .collect();
-                let differing: Vec<String> = names
-                    .into_iter()
-                    .filter(|n| ins.names.get(*n) != manifest.event_counts.get(*n))
-                    .map(|n| {
-                        format!(
-                            "{n} {} (manifest {})",
-                            ins.names.get(n).copied().unwrap_or(0),
-                            manifest.event_counts.get(n).copied().unwrap_or(0)
-                        )
-                    })
-                    .collect();
-                diffs.push(format!("events per name differ: {}", differing.join(", ")));
-            }
-            if diffs.is_empty() {
-                checks.pass(
-                    "log-head",
-                    log_name,
+            let (bytes, sha256) = manifest::digest(&path)?;
+            if bytes != f.bytes {
+                self.checks.fail(
+                    "file",
+                    name,
+                    consequence_of(f.role),
                     format!(
-                        "{} events up to {}, sync head {}, counts per name as in the manifest",
-                        ins.events,
-                        seq_text(ins.last),
-                        ins.sync_head
-                            .map(|h| h.to_string())
-                            .unwrap_or("none".into())
+                        "{bytes} bytes, the manifest says {} (truncated or replaced)",
+                        f.bytes
+                    ),
+                );
+            } else if sha256 != f.sha256 {
+                self.checks.fail(
+                    "file",
+                    name,
+                    consequence_of(f.role),
+                    format!(
+                        "SHA-256 {sha256} differs from the manifest's {} (changed since export)",
+                        f.sha256
                     ),
                 );
             } else {
-                checks.fail("log-head", log_name, Verdict::NoGo, diffs.join("; "));
+                self.checks
+                    .pass("file", name, format!("{bytes} bytes, SHA-256 matches"));
+            }
+        }
+        if manifest
+            .files
+            .iter()
+            .filter(|f| f.role == Role::State)
+            .count()
+            > 1
+        {
+            self.checks.fail(
+                "file",
+                None,
+                Verdict::NoGo,
+                "the manifest lists more than one state database",
+            );
+        }
+        let mut unlisted = Vec::new();
+        walk(self.package, self.package, &mut |rel| {
+            if rel != MANIFEST_FILE && !listed.contains(rel) {
+                unlisted.push(rel.to_string());
+            }
+        })?;
+        if unlisted.is_empty() {
+            self.checks
+                .pass("unlisted-files", None, "no file outside the manifest");
+        } else {
+            self.checks.fail(
+                "unlisted-files",
+                None,
+                Verdict::NoGo,
+                format!(
+                    "not in the manifest: {} (the package is not what was exported)",
+                    unlisted.join(", ")
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    /// Each SQLite file reads as a sound database.
+    fn integrity(&mut self, manifest: &Manifest) {
+        for f in &manifest.files {
+            let path = self.package.join(&f.path);
+            if !safe_relative(&f.path) || !path.is_file() {
+                continue;
+            }
+            if f.role == Role::Auxiliary && !files::is_sqlite(&path) {
+                continue;
+            }
+            let name = Some(f.path.as_str());
+            match integrity(&path) {
+                Ok(()) => self
+                    .checks
+                    .pass("integrity", name, "PRAGMA integrity_check: ok"),
+                Err(msg) => {
+                    self.checks
+                        .fail("integrity", name, consequence_of(f.role), msg);
+                    self.unreadable.insert(f.role);
+                }
             }
         }
     }
 
-    // The replay, and the snapshot against it.
-    let state_entry = manifest.file(Role::State);
-    let state_ok = state_entry.is_some() && !unreadable.contains(&Role::State);
-    let mut check_options = options.check.clone();
-    check_options.no_compare = !state_ok;
-    check_options.state = state_entry
-        .filter(|_| state_ok)
-        .map(|f| package.join(&f.path));
-    check_options.keep = None;
-    check_options.write_pending = false;
-    // A damaged snapshot is left out altogether: the log is replayed on its own.
-    let corpus = if state_ok {
-        package
-    } else {
-        eventlog.as_path()
-    };
-    let report = check::check_corpus(corpus, materializer, &check_options)?;
-    let blocking: Vec<_> = report
-        .findings
-        .iter()
-        .filter(|f| f.severity == Level::Error && !about_snapshot(f.class))
-        .collect();
-    if blocking.is_empty() {
-        checks.pass(
-            "replay",
-            log_name,
-            format!(
-                "{} events replayed through {}: {} applied, no error-class finding",
-                report.events, materializers, report.applied
+    /// The storage format, and the operator's schema-hash and app-version gates.
+    fn gates(&mut self, manifest: &Manifest, options: &PreflightOptions) {
+        let checks = &mut self.checks;
+        if manifest.storage_format_version == corpus::STORAGE_FORMAT {
+            checks.pass(
+                "storage-format",
+                None,
+                format!(
+                    "LiveStore storage format {}",
+                    manifest.storage_format_version
+                ),
+            );
+        } else {
+            checks.fail(
+                "storage-format",
+                None,
+                Verdict::NoGo,
+                format!(
+                    "LiveStore storage format {} is not supported; rehearse reads format {}",
+                    manifest.storage_format_version,
+                    corpus::STORAGE_FORMAT
+                ),
+            );
+        }
+        match (&options.expect_schema_hash, &manifest.state_schema_hash) {
+            (None, _) => checks.skip("schema-hash", None, "no --expect-schema-hash given"),
+            (Some(want), Some(have)) if want == have => checks.pass(
+                "schema-hash",
+                None,
+                format!("state schema hash {have}, as expected"),
             ),
-        );
-    } else {
-        let mut classes: Vec<&str> = blocking.iter().map(|f| f.class.as_str()).collect();
-        classes.dedup();
-        let first = blocking[0];
-        checks.fail(
-            "replay",
-            log_name,
-            Verdict::NoGo,
-            format!(
-                "the log does not replay: {} ({}); the first at {} {}: {}",
-                crate::text::count(blocking.len(), "error-class finding"),
-                classes.join(", "),
-                first
-                    .seq()
-                    .map(|s| s.to_string())
-                    .unwrap_or_else(|| "the log".into()),
-                first.name.as_deref().unwrap_or(""),
-                first.message
+            (Some(want), have) => checks.fail(
+                "schema-hash",
+                None,
+                Verdict::NoGo,
+                format!(
+                    "the package's state schema hash is {}, the app expects {want}: it was taken from another version of the app's tables",
+                    have.as_deref().unwrap_or("absent")
+                ),
             ),
-        );
+        }
+        match &options.min_app_version {
+            None => checks.skip("app-version", None, "no --min-app-version given"),
+            Some(min) => match app_version_gate(min, manifest.app_version.as_deref()) {
+                Ok(msg) => checks.pass("app-version", None, msg),
+                Err(msg) => checks.fail("app-version", None, Verdict::NoGo, msg),
+            },
+        }
     }
-    let state_name = state_entry.map(|f| f.path.as_str());
-    if !blocking.is_empty() {
-        checks.skip(
-            "snapshot",
-            state_name,
-            "the log does not replay, so the snapshot cannot be held against it",
-        );
-    } else if state_entry.is_none() {
-        checks.fail(
-            "snapshot",
-            None,
-            Verdict::GoReplay,
-            "the package holds no state snapshot: restore by replaying the log",
-        );
-    } else if !state_ok {
-        checks.fail(
-            "snapshot",
-            state_name,
-            Verdict::GoReplay,
-            "the snapshot is missing or unreadable (above): restore by replaying the log",
-        );
-    } else if report.comparison.status != ComparisonState::Compared {
-        checks.fail(
-            "snapshot",
-            state_name,
-            Verdict::GoReplay,
-            "the snapshot could not be compared: restore by replaying the log",
-        );
-    } else {
+
+    /// The event log, when it is listed and readable.
+    fn eventlog(&self, manifest: &Manifest) -> Option<PathBuf> {
+        manifest
+            .file(Role::Eventlog)
+            .map(|f| self.package.join(&f.path))
+            .filter(|_| !self.unreadable.contains(&Role::Eventlog))
+    }
+
+    /// The log as the manifest describes it: events, last event, sync head, counts per name.
+    fn log_head(&mut self, manifest: &Manifest, eventlog: &Path) {
+        let log_name = manifest.file(Role::Eventlog).map(|f| f.path.as_str());
+        let ins = match inspect::inspect(eventlog) {
+            Ok(ins) => ins,
+            Err(e) => {
+                self.checks.fail(
+                    "log-head",
+                    log_name,
+                    Verdict::NoGo,
+                    error_text(&e, eventlog),
+                );
+                return;
+            }
+        };
+        let mut diffs = Vec::new();
+        if ins.events != manifest.events {
+            diffs.push(format!(
+                "{} events, the manifest says {}",
+                ins.events, manifest.events
+            ));
+        }
+        if ins.last != manifest.last_event {
+            diffs.push(format!(
+                "last event {}, the manifest says {}",
+                seq_text(ins.last),
+                seq_text(manifest.last_event)
+            ));
+        }
+        if ins.sync_head != manifest.sync_head {
+            diffs.push(format!(
+                "sync head {:?}, the manifest says {:?}",
+                ins.sync_head, manifest.sync_head
+            ));
+        }
+        if ins.names != manifest.event_counts {
+            let names: BTreeSet<&String> = ins
+                .names
+                .keys()
+                .chain(manifest.event_counts.keys())
+                .collect();
+            let differing: Vec<String> = names
+                .into_iter()
+                .filter(|n| ins.names.get(*n) != manifest.event_counts.get(*n))
+                .map(|n| {
+                    format!(
+                        "{n} {} (manifest {})",
+                        ins.names.get(n).copied().unwrap_or(0),
+                        manifest.event_counts.get(n).copied().unwrap_or(0)
+                    )
+                })
+                .collect();
+            diffs.push(format!("events per name differ: {}", differing.join(", ")));
+        }
+        if diffs.is_empty() {
+            self.checks.pass(
+                "log-head",
+                log_name,
+                format!(
+                    "{} events up to {}, sync head {}, counts per name as in the manifest",
+                    ins.events,
+                    seq_text(ins.last),
+                    ins.sync_head
+                        .map(|h| h.to_string())
+                        .unwrap_or("none".into())
+                ),
+            );
+        } else {
+            self.checks
+                .fail("log-head", log_name, Verdict::NoGo, diffs.join("; "));
+        }
+    }
+
+    /// The replay of the whole log, and the snapshot held against it.
+    fn replay(
+        &mut self,
+        manifest: &Manifest,
+        eventlog: &Path,
+        materializer: &mut dyn Materializer,
+        options: &PreflightOptions,
+    ) -> Result<CorpusReport> {
+        let log_name = manifest.file(Role::Eventlog).map(|f| f.path.as_str());
+        let state_entry = manifest.file(Role::State);
+        let state_ok = state_entry.is_some() && !self.unreadable.contains(&Role::State);
+        let mut check_options = options.check.clone();
+        check_options.no_compare = !state_ok;
+        check_options.state = state_entry
+            .filter(|_| state_ok)
+            .map(|f| self.package.join(&f.path));
+        check_options.keep = None;
+        check_options.write_pending = false;
+        // A damaged snapshot is left out altogether: the log is replayed on its own.
+        let corpus = if state_ok { self.package } else { eventlog };
+        let report = check::check_corpus(corpus, materializer, &check_options)?;
+        let blocking: Vec<_> = report
+            .findings
+            .iter()
+            .filter(|f| f.severity == Level::Error && !about_snapshot(f.class))
+            .collect();
+        if let Some(first) = blocking.first() {
+            let mut classes: Vec<&str> = blocking.iter().map(|f| f.class.as_str()).collect();
+            classes.dedup();
+            self.checks.fail(
+                "replay",
+                log_name,
+                Verdict::NoGo,
+                format!(
+                    "the log does not replay: {} ({}); the first at {} {}: {}",
+                    crate::text::count(blocking.len(), "error-class finding"),
+                    classes.join(", "),
+                    first
+                        .seq()
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| "the log".into()),
+                    first.name.as_deref().unwrap_or(""),
+                    first.message
+                ),
+            );
+        } else {
+            self.checks.pass(
+                "replay",
+                log_name,
+                format!(
+                    "{} events replayed through {}: {} applied, no error-class finding",
+                    report.events,
+                    materializer.describe(),
+                    report.applied
+                ),
+            );
+        }
+        let state_name = state_entry.map(|f| f.path.as_str());
+        if !blocking.is_empty() {
+            self.checks.skip(
+                "snapshot",
+                state_name,
+                "the log does not replay, so the snapshot cannot be held against it",
+            );
+        } else if state_entry.is_none() {
+            self.checks.fail(
+                "snapshot",
+                None,
+                Verdict::GoReplay,
+                "the package holds no state snapshot: restore by replaying the log",
+            );
+        } else if !state_ok {
+            self.checks.fail(
+                "snapshot",
+                state_name,
+                Verdict::GoReplay,
+                "the snapshot is missing or unreadable (above): restore by replaying the log",
+            );
+        } else if report.comparison.status != ComparisonState::Compared {
+            self.checks.fail(
+                "snapshot",
+                state_name,
+                Verdict::GoReplay,
+                "the snapshot could not be compared: restore by replaying the log",
+            );
+        } else {
+            self.snapshot(state_name, &report);
+        }
+        Ok(report)
+    }
+
+    /// The snapshot against the replay: trusted when the replayed state equals it.
+    fn snapshot(&mut self, state_name: Option<&str>, report: &CorpusReport) {
         let diverging: Vec<_> = report
             .findings
             .iter()
             .filter(|f| about_snapshot(f.class))
             .collect();
         let rows: u64 = report.tables.iter().map(|t| t.rows_expected).sum();
-        if diverging.is_empty() {
-            checks.pass(
+        let Some(first) = diverging.first() else {
+            self.checks.pass(
                 "snapshot",
                 state_name,
                 format!(
@@ -605,30 +670,28 @@ pub fn preflight(
                     report.tables.len()
                 ),
             );
-        } else {
-            let tables: BTreeSet<&str> = diverging
-                .iter()
-                .filter_map(|f| f.table.as_deref())
-                .collect();
-            checks.fail(
-                "snapshot",
-                state_name,
-                Verdict::GoReplay,
-                format!(
-                    "snapshot diverges: restore by replaying the log ({} from the replay{}; the first: {})",
-                    crate::text::count(diverging.len(), "difference"),
-                    if tables.is_empty() {
-                        String::new()
-                    } else {
-                        format!(" in {}", tables.into_iter().collect::<Vec<_>>().join(", "))
-                    },
-                    diverging[0].message
-                ),
-            );
-        }
+            return;
+        };
+        let tables: BTreeSet<&str> = diverging
+            .iter()
+            .filter_map(|f| f.table.as_deref())
+            .collect();
+        self.checks.fail(
+            "snapshot",
+            state_name,
+            Verdict::GoReplay,
+            format!(
+                "snapshot diverges: restore by replaying the log ({} from the replay{}; the first: {})",
+                crate::text::count(diverging.len(), "difference"),
+                if tables.is_empty() {
+                    String::new()
+                } else {
+                    format!(" in {}", tables.into_iter().collect::<Vec<_>>().join(", "))
+                },
+                first.message
+            ),
+        );
     }
-    log_only_losses(&mut checks, &manifest);
-    done(checks, Some(manifest), Some(report))
 }
 
 /// Findings that say the snapshot, not the log, is wrong.
