@@ -19,7 +19,6 @@ use rehearse::render::{self, human::HumanOptions};
 use rehearse::replay::{OnError, ReplayOptions};
 use rehearse::report::baseline::Baseline;
 use rehearse::report::{CorpusReport, Report, Severities};
-use rehearse::snapshot;
 use rehearse::validate::EventSchemas;
 
 const ABOUT: &str = "Rehearse a log-only restore: replay LiveStore event logs through materializers \
@@ -698,13 +697,25 @@ fn emit<T: serde::Serialize>(
     }
 }
 
+/// Whether the process runs in CI (`CI` set to anything but empty, `0` or `false`).
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
+}
+
+/// `SOURCE_DATE_EPOCH` (the reproducible-builds convention), so that a pipeline or a test can
+/// make byte-identical packages.
+fn source_date_epoch() -> Option<std::time::SystemTime> {
+    let secs = std::env::var("SOURCE_DATE_EPOCH").ok()?.trim().parse::<u64>().ok()?;
+    Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
+}
+
 fn max(n: usize) -> Option<usize> {
     (n > 0).then_some(n)
 }
 
 /// A progress bar over the events of every corpus, on a terminal outside CI only.
 fn progress_bar(corpora: &[PathBuf], hidden: bool) -> indicatif::ProgressBar {
-    if hidden || !std::io::stderr().is_terminal() || snapshot::in_ci() {
+    if hidden || !std::io::stderr().is_terminal() || in_ci() {
         return indicatif::ProgressBar::hidden();
     }
     let total: u64 = corpora
@@ -786,7 +797,7 @@ fn check_gate(args: CheckArgs, color: anstream::ColorChoice) -> Result<u8, Error
             write_pending: match args.pending {
                 Pending::Always => true,
                 Pending::Never => false,
-                Pending::Auto => !snapshot::in_ci(),
+                Pending::Auto => !in_ci(),
             },
             skip_changesets: args.no_changesets,
         },
@@ -1013,6 +1024,7 @@ fn run_export(args: ExportArgs, color: anstream::ColorChoice) -> Result<u8, Erro
             aux: args.aux,
             app_version: args.app_version,
             state: args.state,
+            created_at: source_date_epoch(),
         },
     )?;
     emit(

@@ -61,13 +61,20 @@ fn sidecars(path: &Path) -> impl Iterator<Item = PathBuf> + '_ {
 }
 
 /// Aborts the process, as a kill would, when `REHEARSE_FAILPOINT` names this step: how the
-/// tests prove that export and restore leave whole directories whenever they stop.
-pub fn failpoint(step: &str) {
+/// tests prove that export and restore leave whole directories whenever they stop. Compiled
+/// only into test builds (the `failpoints` feature, which the crate's own dev-dependency on
+/// itself turns on): a released binary has no environment variable that kills it.
+#[cfg(feature = "failpoints")]
+pub(crate) fn failpoint(step: &str) {
     if std::env::var("REHEARSE_FAILPOINT").is_ok_and(|v| v == step) {
         eprintln!("rehearse: failpoint {step}: aborting");
         std::process::abort();
     }
 }
+
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub(crate) fn failpoint(_step: &str) {}
 
 /// Whether `path` starts with the SQLite header.
 pub fn is_sqlite(path: &Path) -> bool {

@@ -46,11 +46,6 @@ pub fn pending_for(eventlog: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// Whether the process runs in CI (`CI` set to anything but empty, `0` or `false`).
-pub fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false")
-}
-
 /// Dumps every user table of `schema` (LiveStore's `__livestore_*` tables left out).
 pub fn dump(conn: &Connection, schema: &str, eventlog_name: &str) -> rusqlite::Result<String> {
     let mut out = format!(

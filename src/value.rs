@@ -45,7 +45,7 @@ impl SqlValue {
     ///
     /// # Safety
     /// `v` must be a valid `sqlite3_value` pointer.
-    pub unsafe fn from_raw(v: *mut rusqlite::ffi::sqlite3_value) -> SqlValue {
+    pub(crate) unsafe fn from_raw(v: *mut rusqlite::ffi::sqlite3_value) -> SqlValue {
         use rusqlite::ffi;
         // SAFETY: the caller guarantees v is valid; text and blob pointers cover `bytes`.
         unsafe {

@@ -29,6 +29,8 @@ pub struct ExportOptions {
     /// The state database to take, when the store has several (default: the most recently
     /// modified, which is the one LiveStore writes).
     pub state: Option<PathBuf>,
+    /// The manifest's creation time (default: now).
+    pub created_at: Option<std::time::SystemTime>,
 }
 
 /// A written package.
@@ -190,7 +192,7 @@ pub fn export(store: &Path, out: &Path, options: &ExportOptions) -> Result<Expor
         events: log.events,
         event_counts: log.names.clone(),
         app_version: options.app_version.clone(),
-        created_at: manifest::now_rfc3339(),
+        created_at: manifest::rfc3339(options.created_at.unwrap_or_else(std::time::SystemTime::now)),
         tool: Tool::this(),
         files: entries,
     };
