@@ -20,6 +20,9 @@ use crate::replay::setup::Setup;
 use crate::replay::{self, Ahead, EventOutcome, EventResult, ReplayOptions, Replayer, read_ahead};
 use crate::report::{ChangeSide, ChangeSides, EventRef, Finding, FindingClass};
 
+/// The version of `bisect --format json` (`schemas/bisect.schema.json`).
+pub const BISECT_VERSION: u32 = 1;
+
 /// What to compare.
 #[derive(Debug, Clone, Default)]
 pub struct BisectOptions {
@@ -31,8 +34,10 @@ pub struct BisectOptions {
     pub event: Option<String>,
     /// Compare with this state database's DDL instead of the one found beside the log.
     pub state: Option<std::path::PathBuf>,
-    /// Replay settings shared by both sides.
+    /// Replay settings: both sides', and the old side's args schemas.
     pub replay: ReplayOptions,
+    /// The new side's args schemas (its definitions may change them).
+    pub new_schemas: Option<std::sync::Arc<crate::validate::EventSchemas>>,
 }
 
 /// One side's answer for an event.
@@ -106,6 +111,8 @@ pub struct Difference {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BisectReport {
+    /// [`BISECT_VERSION`].
+    pub version: u32,
     /// The corpus as named.
     pub corpus: String,
     /// The old materializers.
@@ -140,8 +147,12 @@ pub fn bisect(
     replay.no_writers = true;
     replay::begin_log(log, old)?;
     replay::begin_log(log, new)?;
+    let replay_new = ReplayOptions {
+        schemas: options.new_schemas.clone(),
+        ..replay.clone()
+    };
     let mut a = Replayer::new(&scratch_old, old, &replay)?;
-    let mut b = Replayer::new(&scratch_new, new, &replay)?;
+    let mut b = Replayer::new(&scratch_new, new, &replay_new)?;
     let (mut names_a, mut names_b) = (ColumnNames::default(), ColumnNames::default());
     let mut differences = Vec::new();
     let mut complete = true;
@@ -185,6 +196,7 @@ pub fn bisect(
     a.finish(None)?;
     b.finish(None)?;
     Ok(BisectReport {
+        version: BISECT_VERSION,
         corpus: setup.corpus.name.clone(),
         old: old_name,
         new: new_name,
@@ -230,6 +242,7 @@ pub fn determinism(
         second,
         &BisectOptions {
             all: true,
+            new_schemas: options.replay.schemas.clone(),
             ..options.clone()
         },
     )?;

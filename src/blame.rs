@@ -25,6 +25,9 @@ use crate::session::Changeset;
 use crate::sqlite::{self, quote_ident};
 use crate::value::SqlValue;
 
+/// The version of `blame --format json` (`schemas/blame.schema.json`).
+pub const BLAME_VERSION: u32 = 1;
+
 /// One event in a row's history.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -43,6 +46,8 @@ pub struct BlameEntry {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct BlameReport {
+    /// [`BLAME_VERSION`].
+    pub version: u32,
     /// The corpus as named.
     pub corpus: String,
     /// The table.
@@ -187,6 +192,7 @@ pub fn blame(
     }
 
     Ok(BlameReport {
+        version: BLAME_VERSION,
         corpus: setup.corpus.name.clone(),
         table: table.to_string(),
         key_columns: key_cols.iter().map(|c| c.name.clone()).collect(),

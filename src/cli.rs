@@ -2,7 +2,7 @@
 //! library never sees clap types.
 
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -25,7 +25,17 @@ const ABOUT: &str = "Rehearse a log-only restore: replay LiveStore event logs th
 and compare the result with the state LiveStore recorded.";
 
 #[derive(Parser)]
-#[command(name = "rehearse", version, about = ABOUT, propagate_version = true)]
+#[command(
+    name = "rehearse",
+    version,
+    about = ABOUT,
+    propagate_version = true,
+    after_help = "Exit codes (each command's --help says what they mean for it):
+  0    pass: nothing to report
+  1    findings: the gate failed, a difference, a no-go
+  2    usage error, or an input that cannot be read
+  125  check --git-bisect: this commit cannot be tested (git bisect run skips it)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -135,14 +145,29 @@ impl CompareArgs {
     }
 }
 
-/// What defines the replay: the materializers and, optionally, the events' args schemas.
+/// What defines the replay: the materializers and how they run.
 #[derive(Args)]
 struct ReplayDefs {
-    /// Materializer definitions (TOML), or the app's own materializers:
+    /// Materializer definitions: a TOML file, or the app's own materializers as
     /// livestore:<module that exports the LiveStore schema>[#export].
-    #[arg(long, short = 'm', value_name = "FILE")]
+    #[arg(long, short = 'm', value_name = "FILE|livestore:MODULE")]
     materializers: PathBuf,
 
+    #[command(flatten)]
+    flags: ReplayFlags,
+}
+
+impl ReplayDefs {
+    fn load(&self) -> Result<(Source, ReplayOptions), Error> {
+        let source = self.flags.source(&self.materializers)?;
+        let options = self.flags.options(&source)?;
+        Ok((source, options))
+    }
+}
+
+/// How any replay runs, whichever command asks for it.
+#[derive(Args)]
+struct ReplayFlags {
     /// How long to wait for the LiveStore helper's answer to any one event, in seconds.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     plugin_timeout: u64,
@@ -170,19 +195,26 @@ struct ReplayDefs {
     scratch_dir: Option<PathBuf>,
 }
 
-impl ReplayDefs {
-    fn load(&self) -> Result<(Source, ReplayOptions), Error> {
-        let mut defs = Source::load(&self.materializers)?;
-        defs.set_timeout(std::time::Duration::from_secs(self.plugin_timeout));
+impl ReplayFlags {
+    /// The materializers at `spec`, set up as the flags say.
+    fn source(&self, spec: &Path) -> Result<Source, Error> {
+        let mut source = Source::load(spec)?;
+        source.set_timeout(std::time::Duration::from_secs(self.plugin_timeout));
         if let Some(n) = self.plugin_jobs {
-            defs.set_helpers(n);
+            source.set_helpers(n);
         }
+        Ok(source)
+    }
+
+    /// The replay settings for `source`: its own args schemas unless --event-schemas names
+    /// others.
+    fn options(&self, source: &Source) -> Result<ReplayOptions, Error> {
         let schemas = match &self.event_schemas {
             Some(p) => Some(EventSchemas::load(p)?),
-            None => defs.event_schemas()?,
+            None => source.event_schemas()?,
         }
         .map(Arc::new);
-        let options = ReplayOptions {
+        Ok(ReplayOptions {
             on_error: match self.on_error {
                 OnErrorArg::Continue => OnError::Continue,
                 OnErrorArg::Stop => OnError::Stop,
@@ -191,8 +223,7 @@ impl ReplayDefs {
             values: false,
             scratch_dir: self.scratch_dir.clone(),
             no_writers: false,
-        };
-        Ok((defs, options))
+        })
     }
 }
 
@@ -202,16 +233,19 @@ impl ReplayDefs {
 /// package (eventlog.db, state.db, manifest.json) or an event log on its own; a directory that
 /// is none of these stands for every corpus below it. Without a state database, the replay is
 /// compared with the accepted snapshot written by `rehearse record`, if there is one.
-///
-/// Exit 0 when every corpus passes, 1 when the gate fails (a finding of error severity outside
-/// the baseline, or a stale entry under --strict-baseline), 2 on a usage error or unreadable
-/// input.
 #[derive(Args)]
 #[command(after_help = "Examples:
-  rehearse check corpora/workspace-n200 --materializers corpora/workspace/materializers.toml
+  rehearse check corpora/workspace-n200 -m corpora/workspace/materializers.toml
   rehearse check corpora/ -m app.toml --format github --junit junit.xml --json report.json
   rehearse check corpora/ -m app.toml --baseline rehearse-baseline.json --partition 1/4
-  rehearse check corpora/ -m app.toml --severity zero-rows=error --severity writer-unknown=off")]
+  rehearse check corpora/ -m livestore:src/livestore/schema.ts --severity zero-rows=error
+
+Exit codes:
+  0    every corpus passed
+  1    the gate failed: a finding of error severity outside the baseline (or a stale entry
+       under --strict-baseline)
+  2    usage error, or an input that cannot be read
+  125  with --git-bisect, instead of 2: this commit cannot be tested")]
 struct CheckArgs {
     /// Corpora to check, or directories to find them in.
     #[arg(required = true, value_name = "CORPUS")]
@@ -314,23 +348,32 @@ struct CheckArgs {
 /// Replay one corpus through old and new materializers side by side and show the events the
 /// new ones treat differently: other rows or values written, or an error on one side only.
 ///
-/// Stops at the first difference unless --all. Exit 0 when the new materializers treat every
-/// event the same, 1 when some differ, 2 on a usage error or unreadable input.
+/// Stops at the first difference unless --all.
 #[derive(Args)]
+#[command(
+    override_usage = "rehearse bisect <CORPUS> --old <FILE|livestore:MODULE> --new <FILE|livestore:MODULE>"
+)]
 #[command(after_help = "Examples:
   rehearse bisect corpora/prod --old main/materializers.toml --new materializers.toml
-  rehearse bisect corpora/prod --old a.toml --new b.toml --all --event v1.TodoCompleted --until e5000")]
+  rehearse bisect corpora/prod --old a.toml --new b.toml --all --event v1.TodoCompleted \\
+    --until e5000
+  rehearse bisect store/ --old old.toml --new livestore:src/livestore/schema.ts
+
+Exit codes:
+  0  the new materializers treat every event the same
+  1  some events are treated differently
+  2  usage error, or an input that cannot be read")]
 struct BisectArgs {
     /// The corpus.
     #[arg(value_name = "CORPUS")]
     corpus: PathBuf,
 
-    /// The old materializer definitions.
-    #[arg(long, value_name = "FILE")]
+    /// The old materializers: a TOML file, or livestore:<module>[#export].
+    #[arg(long, value_name = "FILE|livestore:MODULE")]
     old: PathBuf,
 
-    /// The new materializer definitions.
-    #[arg(long, value_name = "FILE")]
+    /// The new materializers: a TOML file, or livestore:<module>[#export].
+    #[arg(long, value_name = "FILE|livestore:MODULE")]
     new: PathBuf,
 
     /// List every differing event instead of stopping at the first.
@@ -345,10 +388,8 @@ struct BisectArgs {
     #[arg(long, value_name = "NAME")]
     event: Option<String>,
 
-    /// Replay into temporary files under DIR (removed afterwards) instead of memory: each
-    /// scratch database then holds at most a 4 MiB page cache in memory.
-    #[arg(long, value_name = "DIR")]
-    scratch_dir: Option<PathBuf>,
+    #[command(flatten)]
+    flags: ReplayFlags,
 
     /// Output format on stdout.
     #[arg(long, value_enum, default_value = "human")]
@@ -358,9 +399,17 @@ struct BisectArgs {
 /// Tell the whole history of one row: every event that touched it, with the values before and
 /// after, in the replay and in the changesets LiveStore recorded.
 #[derive(Args)]
+#[command(
+    override_usage = "rehearse blame <CORPUS> -m <FILE|livestore:MODULE> --table <TABLE> --key <VALUE>... [OPTIONS]"
+)]
 #[command(after_help = "Examples:
-  rehearse blame corpora/workspace-n200-edited-row -m corpora/workspace/materializers.toml --table todos --key todo_ug4qhd18po
-  rehearse blame store/ -m app.toml --table pairs --key x --key 2      (a composite key, in column order)")]
+  rehearse blame corpora/workspace-n200-edited-row -m corpora/workspace/materializers.toml \\
+    --table todos --key todo_ug4qhd18po
+  rehearse blame store/ -m app.toml --table pairs --key x --key 2   # a composite key, in order
+
+Exit codes:
+  0  the history was told
+  2  usage error, an input that cannot be read, or no such table")]
 struct BlameArgs {
     /// The corpus.
     #[arg(value_name = "CORPUS")]
@@ -384,12 +433,14 @@ struct BlameArgs {
 
 /// Replay corpora and write each one's state as its accepted snapshot, beside its event log
 /// (`<eventlog>.snapshot`): for corpora without a LiveStore state database.
-///
-/// Exit 0 when every event replayed, 1 when some did not (the snapshot is written anyway),
-/// 2 on a usage error or unreadable input.
 #[derive(Args)]
 #[command(after_help = "Example:
-  rehearse record corpora/server-export -m app.toml && git add corpora/server-export")]
+  rehearse record corpora/server-export -m app.toml && git add corpora/server-export
+
+Exit codes:
+  0  every event replayed
+  1  some did not (the snapshot is written anyway)
+  2  usage error, or an input that cannot be read")]
 struct RecordArgs {
     /// Corpora to record, or directories to find them in.
     #[arg(required = true, value_name = "CORPUS")]
@@ -403,8 +454,12 @@ struct RecordArgs {
 /// differs from the accepted snapshot) to accepted ones.
 #[derive(Args)]
 #[command(after_help = "Examples:
-  rehearse accept                  every pending snapshot below the current directory
-  rehearse accept corpora/export   one corpus")]
+  rehearse accept                  # every pending snapshot below the current directory
+  rehearse accept corpora/export   # one corpus
+
+Exit codes:
+  0  done (also when there was nothing to accept)
+  2  usage error, or a corpus that cannot be read")]
 struct AcceptArgs {
     /// Corpora, or directories to find them in (default: the current directory).
     #[arg(value_name = "CORPUS")]
@@ -412,12 +467,15 @@ struct AcceptArgs {
 }
 
 /// Replay one corpus and write the replayed state database.
-///
-/// Exit 0 when every event replayed, 1 when some did not (the database is written anyway),
-/// 2 on a usage error or unreadable input.
 #[derive(Args)]
 #[command(after_help = "Example:
-  rehearse replay corpora/workspace-n200 -m corpora/workspace/materializers.toml --out replayed.db")]
+  rehearse replay corpora/workspace-n200 -m corpora/workspace/materializers.toml \\
+    --out replayed.db
+
+Exit codes:
+  0  every event replayed
+  1  some did not (the database is written anyway)
+  2  usage error, or an input that cannot be read")]
 struct ReplayArgs {
     /// The corpus.
     #[arg(value_name = "CORPUS")]
@@ -438,10 +496,15 @@ struct ReplayArgs {
 /// Compare two SQLite databases table by table, row by row.
 ///
 /// DB_A is taken as the expected side. Rows are paired by primary key and compared with their
-/// storage class. Exit 0 when they are equal, 1 when they differ, 2 on unreadable input.
+/// storage class.
 #[derive(Args)]
 #[command(after_help = "Example:
-  rehearse diff store/state-186191357563@6.db replayed.db --ignore-column '*.updatedAt'")]
+  rehearse diff store/state-186191357563@6.db replayed.db --ignore-column '*.updatedAt'
+
+Exit codes:
+  0  the databases are equal
+  1  they differ
+  2  usage error, or a database that cannot be read")]
 struct DiffArgs {
     /// The expected database.
     #[arg(value_name = "DB_A")]
@@ -467,7 +530,11 @@ struct DiffArgs {
 /// and the snapshot files found beside the log.
 #[derive(Args)]
 #[command(after_help = "Example:
-  rehearse inspect ../shared/livestore/samples/n5000")]
+  rehearse inspect corpora/workspace-n200
+
+Exit codes:
+  0  inspected
+  2  usage error, or a corpus that cannot be read")]
 struct InspectArgs {
     /// The corpus.
     #[arg(value_name = "CORPUS")]
@@ -484,12 +551,15 @@ struct InspectArgs {
 /// event and per-name counts (schemas/manifest.schema.json).
 ///
 /// The package directory is complete or absent: it is written beside its destination and renamed
-/// into place at the end. Exit 0 when written, 2 when the store cannot be read or the
-/// destination exists and is not empty.
+/// into place at the end.
 #[derive(Args)]
 #[command(after_help = "Examples:
   rehearse export ~/.local/share/app/workspace --out backups/2026-11-26 --app-version 1.4.2
-  rehearse export store/ --out pkg/ --aux store/processed-messages.db      (files kept outside the log)")]
+  rehearse export store/ --out pkg/ --aux store/processed-messages.db   # kept outside the log
+
+Exit codes:
+  0  the package was written
+  2  the store cannot be read, or the destination exists and is not empty")]
 struct ExportArgs {
     /// The store directory (eventlog@6.db beside state<hash>@6.db).
     #[arg(value_name = "STORE_DIR")]
@@ -523,12 +593,17 @@ struct ExportArgs {
 /// state against the snapshot.
 ///
 /// Verdict: go (the snapshot can be restored as it is), go-replay (the log is sound, the snapshot
-/// is not to be trusted: restore by replaying the log) or no-go. Exit 0 for go and go-replay, 1
-/// for no-go, 2 when the package or the definitions cannot be read.
+/// is not to be trusted: restore by replaying the log) or no-go.
 #[derive(Args)]
 #[command(after_help = "Examples:
   rehearse preflight backups/2026-11-26 -m app/materializers.toml
-  rehearse preflight pkg/ -m app.toml --expect-schema-hash -186191357563 --min-app-version 1.4.0 --format json")]
+  rehearse preflight pkg/ -m app.toml --expect-schema-hash -186191357563 \\
+    --min-app-version 1.4.0 --format json
+
+Exit codes:
+  0  go or go-replay
+  1  no-go
+  2  the package or the materializers cannot be read")]
 struct PreflightArgs {
     /// The backup package directory (rehearse export writes one).
     #[arg(value_name = "PACKAGE_DIR")]
@@ -576,13 +651,18 @@ impl Gates {
 /// crash at any moment leaves the old store or the new one, whole. The old store is kept as
 /// <STORE_DIR>.rehearse-backup-<time>; the restored files are verified (checksums, integrity,
 /// log head). Stop the app first: LiveStore takes no file locks.
-///
-/// Exit 0 when restored, 1 when refused, 2 when the package, the target or the definitions
-/// cannot be read.
 #[derive(Args)]
+#[command(
+    override_usage = "rehearse restore <PACKAGE_DIR> --to <STORE_DIR> -m <FILE|livestore:MODULE> [OPTIONS]"
+)]
 #[command(after_help = "Examples:
   rehearse restore backups/2026-11-26 --to ~/.local/share/app/workspace -m app/materializers.toml
-  rehearse restore pkg/ --to store/workspace -m app.toml --from-log      (LiveStore rebuilds the state from the log)")]
+  rehearse restore pkg/ --to store/workspace -m app.toml --from-log   # LiveStore rebuilds state
+
+Exit codes:
+  0  restored
+  1  refused (the pre-flight said no-go, or go-replay without --from-log)
+  2  the package, the target or the materializers cannot be read")]
 struct RestoreArgs {
     /// The backup package directory.
     #[arg(value_name = "PACKAGE_DIR")]
@@ -624,11 +704,13 @@ enum SchemaCommand {
 /// (events/<name>.json, Effect's own JSON Schema generation; what `--event-schemas` and the
 /// definitions' `event_schemas` read), the state DDL exactly as LiveStore creates it
 /// (state.sql), and the client documents (client-documents.json).
-///
-/// Exit 0 when written, 2 when the schema cannot be loaded.
 #[derive(Args)]
 #[command(after_help = "Example:
-  rehearse schema export --materializers livestore:src/livestore/schema.ts --out schemas/myapp/")]
+  rehearse schema export --materializers livestore:src/livestore/schema.ts --out schemas/myapp/
+
+Exit codes:
+  0  written
+  2  the schema cannot be loaded")]
 struct SchemaExportArgs {
     /// The app's schema: livestore:<module that exports the LiveStore schema>[#export].
     #[arg(long, short = 'm', value_name = "SPEC")]
@@ -705,7 +787,11 @@ fn in_ci() -> bool {
 /// `SOURCE_DATE_EPOCH` (the reproducible-builds convention), so that a pipeline or a test can
 /// make byte-identical packages.
 fn source_date_epoch() -> Option<std::time::SystemTime> {
-    let secs = std::env::var("SOURCE_DATE_EPOCH").ok()?.trim().parse::<u64>().ok()?;
+    let secs = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()?;
     Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs))
 }
 
@@ -949,8 +1035,12 @@ fn run_bisect(args: BisectArgs, color: anstream::ColorChoice) -> Result<u8, Erro
         },
         None => None,
     };
-    let mut old = Source::load(&args.old)?.instantiate()?;
-    let mut new = Source::load(&args.new)?.instantiate()?;
+    let old_source = args.flags.source(&args.old)?;
+    let new_source = args.flags.source(&args.new)?;
+    let replay = args.flags.options(&old_source)?;
+    let new_schemas = args.flags.options(&new_source)?.schemas;
+    let mut old = old_source.instantiate()?;
+    let mut new = new_source.instantiate()?;
     let report = rehearse::bisect::bisect(
         &args.corpus,
         old.as_mut(),
@@ -959,10 +1049,8 @@ fn run_bisect(args: BisectArgs, color: anstream::ColorChoice) -> Result<u8, Erro
             all: args.all,
             until,
             event: args.event.clone(),
-            replay: ReplayOptions {
-                scratch_dir: args.scratch_dir.clone(),
-                ..ReplayOptions::default()
-            },
+            replay,
+            new_schemas,
             ..Default::default()
         },
     )?;
@@ -1108,4 +1196,17 @@ fn run_inspect(args: InspectArgs) -> Result<u8, Error> {
         anstream::ColorChoice::Never,
     )?;
     Ok(exit::PASS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// clap's own consistency checks (conflicting names, bad defaults, required args in groups)
+    /// run only in debug builds and only for the subcommand parsed; this runs them all.
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
 }

@@ -14,10 +14,15 @@ use crate::eventlog::{EventLog, LogRow, SeqNum};
 use crate::report::CorpusKind;
 use crate::sqlite;
 
+/// The version of `inspect --format json` (`schemas/inspect.schema.json`).
+pub const INSPECT_VERSION: u32 = 1;
+
 /// A summary of one corpus.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Inspection {
+    /// [`INSPECT_VERSION`].
+    pub version: u32,
     /// The corpus as named.
     pub corpus: String,
     /// Store, package or bare log.
@@ -73,6 +78,7 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
     let corpus = Corpus::locate(path)?;
     let log = EventLog::open(&corpus.eventlog)?;
     let mut ins = Inspection {
+        version: INSPECT_VERSION,
         corpus: corpus.name.clone(),
         kind: corpus.kind,
         eventlog: corpus.eventlog.display().to_string(),

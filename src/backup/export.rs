@@ -192,7 +192,11 @@ pub fn export(store: &Path, out: &Path, options: &ExportOptions) -> Result<Expor
         events: log.events,
         event_counts: log.names.clone(),
         app_version: options.app_version.clone(),
-        created_at: manifest::rfc3339(options.created_at.unwrap_or_else(std::time::SystemTime::now)),
+        created_at: manifest::rfc3339(
+            options
+                .created_at
+                .unwrap_or_else(std::time::SystemTime::now),
+        ),
         tool: Tool::this(),
         files: entries,
     };
