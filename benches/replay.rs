@@ -408,7 +408,7 @@ fn main() {
     // when asked for, otherwise the reference figure stands in.
     let measure_large = std::env::var("REHEARSE_BENCH_LIVESTORE").as_deref() == Ok("all");
     // LiveStore itself runs on the `node` on PATH, the plugin on REHEARSE_NODE where set: the
-    // helper is faster from Node.js 22.15 on (README, "The LiveStore plugin").
+    // helper is faster from Node.js 22.15 on (docs/plugin.md).
     let version = |node: &std::ffi::OsStr| {
         Command::new(node)
             .arg("--version")

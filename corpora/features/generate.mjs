@@ -9,7 +9,7 @@
 // without a primary key, and partial and full client documents.
 //
 // Run it with LS_DEV=1 where @livestore/livestore@0.4.0 and @livestore/adapter-node@0.4.0
-// are installed (for example a copy of ../shared/livestore/gen after `npm ci`):
+// are installed (a copy of tests/livestore/ after `npm ci`):
 //   cp generate.mjs <gen>/ && cd <gen> && LS_DEV=1 node generate.mjs --out <dir> --events 400 --seed 7
 // The state database then records, per event, the SQL LiveStore ran (the `debug` column).
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'

@@ -14,7 +14,7 @@
 //   -0, 1e21 and the smallest double, and dates before 1970 and far in the future.
 //
 // Run it with LS_DEV=1 beside the generator's schema.mjs, where @livestore/livestore@0.4.0
-// and @livestore/adapter-node@0.4.0 are installed (a copy of ../shared/livestore/gen after
+// and @livestore/adapter-node@0.4.0 are installed (a copy of tests/livestore/ after
 // `npm ci`, or target/livestore-app after `cargo test --test plugin`):
 //   cp generate.mjs <gen>/ && cd <gen> && LS_DEV=1 node generate.mjs --out <dir>
 import { rmSync } from 'node:fs'

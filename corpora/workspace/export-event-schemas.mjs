@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Exports the JSON Schema of every event's encoded args from the real "workspace" app
-// (../shared/livestore/gen/schema.mjs) with Effect's own JSONSchema.make, one
+// (tests/livestore/schema.mjs) with Effect's own JSONSchema.make, one
 // <event name>.json per event, as `rehearse schema export` will do for any app.
 //
 // Run it beside the generator's node_modules:

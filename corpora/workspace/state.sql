@@ -1,4 +1,4 @@
--- State DDL of the generator's "workspace" app (../shared/livestore/gen/schema.mjs, variant a),
+-- State DDL of the generator's "workspace" app (tests/livestore/schema.mjs, variant a),
 -- copied verbatim from sqlite_master of a state database LiveStore 0.4.0 wrote.
 CREATE TABLE "users" ("id" text primary key   , "name" text   not null default '', "email" text   not null default '', "role" text   not null default 'member', "avatarUrl" text    , "isActive" integer   not null default 1, "settings" text    , "createdAt" text   not null , "updatedAt" text    ) strict;
 CREATE INDEX "users_email" on "users" ("email");
