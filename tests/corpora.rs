@@ -5,13 +5,13 @@
 //! against the SQL LiveStore recorded for every event.
 //!
 //! The real stores in `../shared/livestore/samples/` are tests too when that directory is
-//! present; where it is not, they show as ignored.
+//! present; where it is not, they show as ignored, with the path that is missing.
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use serde::Deserialize;
 
 use rehearse::check::{self, CheckOptions};
@@ -424,13 +424,19 @@ fn main() {
         .unwrap_or_else(|| manifest_dir().join("../shared/livestore"));
     for sample in ["n200", "n300-lsdev", "n5000"] {
         let dir = shared.join("samples").join(sample);
-        let present = dir.join("corpus.json").is_file();
-        trials.push(
-            Trial::test(format!("shared_sample::{sample}"), move || {
-                shared_sample(&dir)
-            })
-            .with_ignored_flag(!present),
-        );
+        trials.push(Trial::ignorable_test(
+            format!("shared_sample::{sample}"),
+            move || {
+                if dir.join("corpus.json").is_file() {
+                    shared_sample(&dir).map(|()| Completion::Completed)
+                } else {
+                    Ok(Completion::ignored_with(format!(
+                        "{} is not present",
+                        dir.display()
+                    )))
+                }
+            },
+        ));
     }
     libtest_mimic::run(&args, trials).exit();
 }
