@@ -259,19 +259,71 @@ fn other_storage_formats_are_refused_by_number() {
         .stderr_has("eventlog@5.db: LiveStore storage format 5 is not supported");
 }
 
-/// A log this user may not read is an input error (exit 2) naming the file.
+/// A log this user may not read is an input error (exit 2) naming the file. Root reads it all
+/// the same, so as root the check runs as an unprivileged user (`setpriv`, uid and gid 65534)
+/// on copies that user can reach: the binary and the definitions in a world-readable directory.
+/// A readable copy of the same log beside the locked one must pass for that user, so that the
+/// test proves the file's mode is what stops it, not an unreachable path.
 fn unreadable_permissions_are_an_input_error() -> need::Result {
-    let dir = tempdir();
-    let path = dir.path().join("eventlog@6.db");
-    std::fs::copy(corpus("workspace-n200/workspace/eventlog@6.db"), &path).unwrap();
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
-    if std::fs::read(&path).is_ok() {
-        return Err(need::Skip::because(
-            "running as root, which reads files without read permission",
-        ));
+    let mode = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let dir = tempdir();
+    mode(dir.path(), 0o755);
+    let log = corpus("workspace-n200/workspace/eventlog@6.db");
+    let (locked, readable) = (dir.path().join("locked"), dir.path().join("readable"));
+    for d in [&locked, &readable] {
+        std::fs::create_dir(d).unwrap();
+        std::fs::copy(&log, d.join("eventlog@6.db")).unwrap();
     }
-    rehearse(&[&"check", &path, &"-m", &defs()])
+    let (locked, readable) = (locked.join("eventlog@6.db"), readable.join("eventlog@6.db"));
+    mode(&locked, 0o000);
+
+    // As root: setpriv, a copy of the binary, and the definitions without their event schemas
+    // (not needed to read a log) with their DDL beside them.
+    let as_nobody = if std::fs::read(&locked).is_ok() {
+        let setpriv = need::setpriv()?;
+        let bin = dir.path().join("rehearse");
+        std::fs::copy(crate::util::bin(), &bin).unwrap();
+        mode(&bin, 0o755);
+        let text = std::fs::read_to_string(defs()).unwrap();
+        let text: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with("event_schemas"))
+            .collect();
+        std::fs::write(dir.path().join("materializers.toml"), text.join("\n")).unwrap();
+        std::fs::copy(corpus("workspace/state.sql"), dir.path().join("state.sql")).unwrap();
+        Some((setpriv, bin))
+    } else {
+        None
+    };
+    let check = |log: &Path| match &as_nobody {
+        None => rehearse(&[&"check", &log, &"-m", &defs()]),
+        Some((setpriv, bin)) => {
+            let mut cmd = command(
+                setpriv,
+                &[
+                    &"--reuid=65534",
+                    &"--regid=65534",
+                    &"--clear-groups",
+                    &"--",
+                    bin,
+                    &"check",
+                    &log,
+                    &"-m",
+                    &dir.path().join("materializers.toml"),
+                ],
+            );
+            cmd.env("NO_COLOR", "1").current_dir(dir.path());
+            cmd
+        }
+    };
+    // This user reaches the binary, the definitions and the directory: a readable log passes.
+    check(&readable)
+        .success()
+        .stdout_has("replayed 200 events: 200 applied");
+    check(&locked)
         .code(2)
         .stderr_has("eventlog@6.db: Permission denied");
     Ok(())

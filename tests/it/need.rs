@@ -1,5 +1,6 @@
 //! Prerequisites: a test that cannot run here does not pass. A test that needs something this
-//! machine may lack (Node.js and the LiveStore packages, git, a second core) asks for it here, `let app = need::livestore_app()?;`, and returns [`Result`]. What is missing makes
+//! machine may lack (Node.js and the LiveStore packages, git, `setpriv`, a second core) asks for
+//! it here, `let app = need::livestore_app()?;`, and returns [`Result`]. What is missing makes
 //! the test *ignored* with the reason in `cargo test`'s own summary (`... ignored (node is not
 //! installed)`), never `ok`. What CI is meant to have (Node.js, the npm packages, git) fails the
 //! test instead when `CI` is set, so a CI machine that lost it does not go green.
@@ -114,6 +115,18 @@ pub fn git() -> Result {
         Ok(())
     } else {
         Err(Skip::ci_has_it("git is not installed", ""))
+    }
+}
+
+/// `setpriv` (util-linux), to run a command as another user.
+pub fn setpriv() -> Result<PathBuf> {
+    if runs("setpriv", "--version") {
+        Ok(PathBuf::from("setpriv"))
+    } else {
+        Err(Skip::because(
+            "running as root, which reads files without read permission, and setpriv, to run as \
+             an unprivileged user instead, is not installed",
+        ))
     }
 }
 

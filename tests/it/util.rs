@@ -34,12 +34,19 @@ pub fn bin() -> PathBuf {
 
 /// `rehearse <args>`, with `NO_COLOR=1`. Arguments of mixed types: `&[&"check", &path]`.
 pub fn rehearse(args: &[&dyn AsRef<OsStr>]) -> TestCommand {
+    let mut cmd = command(bin(), args);
+    cmd.env("NO_COLOR", "1");
+    cmd
+}
+
+/// Any program, as a [`TestCommand`].
+pub fn command(program: impl AsRef<OsStr>, args: &[&dyn AsRef<OsStr>]) -> TestCommand {
     let mut cmd = TestCommand {
-        cmd: Command::new(bin()),
-        shown: vec![bin().into_os_string()],
+        cmd: Command::new(program.as_ref()),
+        shown: vec![program.as_ref().to_owned()],
         env: Vec::new(),
     };
-    cmd.args(args).env("NO_COLOR", "1");
+    cmd.args(args);
     cmd
 }
 
@@ -68,6 +75,12 @@ impl TestCommand {
         self.cmd.env(key, value.as_ref());
         self.env
             .push(format!("{key}={}", value.as_ref().to_string_lossy()));
+        self
+    }
+
+    pub fn current_dir(&mut self, dir: impl AsRef<Path>) -> &mut Self {
+        self.cmd.current_dir(dir.as_ref());
+        self.env.push(format!("(in {})", dir.as_ref().display()));
         self
     }
 
