@@ -1,6 +1,7 @@
 //! The integration tests, one binary (every test binary links the bundled SQLite again):
 //! `cli` runs the built `rehearse` on the real corpora, `package` exports, pre-flights and
-//! restores backup packages, `plugin` replays through the LiveStore fixture app.
+//! restores backup packages, `plugin` replays through the LiveStore fixture app, `snapshots`
+//! holds every report format and every `--help` to a committed snapshot.
 //!
 //! The harness is libtest-mimic (`harness = false`), so that a test whose prerequisite is
 //! missing shows as ignored with its reason rather than as `ok` (see `need`). Each module lists
@@ -31,13 +32,19 @@ mod util;
 mod cli;
 mod package;
 mod plugin;
+mod snapshots;
 
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
-    let trials: Vec<libtest_mimic::Trial> = [cli::trials(), package::trials(), plugin::trials()]
-        .into_iter()
-        .flatten()
-        .collect();
+    let trials: Vec<libtest_mimic::Trial> = [
+        cli::trials(),
+        package::trials(),
+        plugin::trials(),
+        snapshots::trials(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let mut names: Vec<&str> = trials.iter().map(|t| t.name()).collect();
     names.sort_unstable();
     if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {

@@ -78,6 +78,12 @@ impl TestCommand {
         self
     }
 
+    pub fn env_remove(&mut self, key: &str) -> &mut Self {
+        self.cmd.env_remove(key);
+        self.env.push(format!("-u {key}"));
+        self
+    }
+
     pub fn current_dir(&mut self, dir: impl AsRef<Path>) -> &mut Self {
         self.cmd.current_dir(dir.as_ref());
         self.env.push(format!("(in {})", dir.as_ref().display()));
