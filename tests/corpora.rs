@@ -5,22 +5,21 @@
 //! against the SQL LiveStore recorded for every event.
 //!
 //! The real stores in `../shared/livestore/samples/` are tests too when that directory is
-//! present; where it is not, they show as ignored.
+//! present; where it is not, they show as ignored, with the path that is missing.
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
-use libtest_mimic::{Arguments, Failed, Trial};
+use libtest_mimic::{Arguments, Completion, Failed, Trial};
 use serde::Deserialize;
 
-use rehearse::check::{self, CheckOptions};
-use rehearse::definitions::Definitions;
-use rehearse::eventlog::{EventLog, LogRow};
-use rehearse::materialize::sql::SqlMaterializer;
-use rehearse::report::{CorpusReport, Finding};
+#[path = "common/api.rs"]
+mod api;
+#[path = "common/lsdev.rs"]
+mod lsdev;
 
-mod common;
+use api::{CheckOptions, CorpusReport, Definitions, EventLog, Finding, LogRow, SqlMaterializer};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -151,7 +150,7 @@ fn run_check(dir: &Path, expect: &Expect) -> Result<CorpusReport, Failed> {
         .load_event_schemas()
         .map_err(|e| e.to_string())?
         .map(std::sync::Arc::new);
-    check::check_corpus(&corpus, &mut materializer, &options).map_err(|e| e.to_string().into())
+    api::check_corpus(&corpus, &mut materializer, &options).map_err(|e| e.to_string().into())
 }
 
 fn check_expectations(dir: &Path) -> Result<(), Failed> {
@@ -235,8 +234,8 @@ fn lsdev_oracle(dir: &Path) -> Result<(), Failed> {
     let expect = load_expect(dir)?;
     let defs = Definitions::load(&dir.join(&expect.materializers)).map_err(|e| e.to_string())?;
     let materializer = SqlMaterializer::new(defs);
-    let corpus = rehearse::corpus::Corpus::locate(dir).map_err(|e| e.to_string())?;
-    let recorded = common::lsdev_statements(dir)?;
+    let corpus = api::Corpus::locate(dir).map_err(|e| e.to_string())?;
+    let recorded = lsdev::lsdev_statements(dir)?;
     let log = EventLog::open(&corpus.eventlog).map_err(|e| e.to_string())?;
     let mut compared = 0;
     let mut problems = Vec::new();
@@ -245,7 +244,7 @@ fn lsdev_oracle(dir: &Path) -> Result<(), Failed> {
             problems.push("malformed row".to_string());
             return Ok(ControlFlow::Continue(()));
         };
-        let args = rehearse::js::parse_json(&ev.args_json).unwrap();
+        let args = api::parse_json(&ev.args_json).unwrap();
         let ours = match materializer.statements(&ev, &args) {
             Some(Ok(s)) => s,
             other => {
@@ -253,7 +252,7 @@ fn lsdev_oracle(dir: &Path) -> Result<(), Failed> {
                 return Ok(ControlFlow::Continue(()));
             }
         };
-        problems.extend(common::statement_differences(
+        problems.extend(lsdev::statement_differences(
             &ev,
             &ours,
             recorded.get(&ev.seq.pair()),
@@ -276,16 +275,15 @@ fn lsdev_oracle(dir: &Path) -> Result<(), Failed> {
 /// (`__livestore_session_changeset`, decoded with the session extension): same tables, same
 /// keys, event by event.
 fn recorded_changesets(dir: &Path) -> Result<(), Failed> {
-    use rehearse::replay::capture::ChangeOp;
-    use rehearse::session::Changeset;
+    use api::{ChangeOp, Changeset};
     use std::collections::BTreeSet;
 
     let expect = load_expect(dir)?;
     let defs = Definitions::load(&dir.join(&expect.materializers)).map_err(|e| e.to_string())?;
     let mut materializer = SqlMaterializer::new(defs);
     let mut ours: BTreeMap<(i64, i64), BTreeSet<(String, String)>> = BTreeMap::new();
-    check::check_corpus_observed(dir, &mut materializer, &CheckOptions::default(), |step| {
-        if let rehearse::replay::Step::Applied { event, changes, .. } = step {
+    api::check_corpus_observed(dir, &mut materializer, &CheckOptions::default(), |step| {
+        if let api::Step::Applied { event, changes, .. } = step {
             let rows = changes
                 .iter()
                 // The session extension records no update that changed nothing.
@@ -300,13 +298,13 @@ fn recorded_changesets(dir: &Path) -> Result<(), Failed> {
     })
     .map_err(|e| e.to_string())?;
 
-    let corpus = rehearse::corpus::Corpus::locate(dir).map_err(|e| e.to_string())?;
-    let state = rehearse::sqlite::open_input(&corpus.snapshots[0]).map_err(|e| e.to_string())?;
+    let corpus = api::Corpus::locate(dir).map_err(|e| e.to_string())?;
+    let state = api::open_input(&corpus.snapshots[0]).map_err(|e| e.to_string())?;
     // Tables without a primary key are not in LiveStore's changesets.
-    let keyed: BTreeSet<String> = rehearse::sqlite::list_tables(&state.conn, "main")?
+    let keyed: BTreeSet<String> = api::list_tables(&state.conn, "main")?
         .into_iter()
         .filter(|t| {
-            rehearse::sqlite::table_columns(&state.conn, "main", t)
+            api::table_columns(&state.conn, "main", t)
                 .map(|cols| cols.iter().any(|c| c.pk > 0))
                 .unwrap_or(false)
         })
@@ -362,7 +360,7 @@ fn shared_sample(dir: &Path) -> Result<(), Failed> {
     let defs = Definitions::load(&manifest_dir().join("corpora/workspace/materializers.toml"))
         .map_err(|e| e.to_string())?;
     let mut materializer = SqlMaterializer::new(defs);
-    let report = check::check_corpus(dir, &mut materializer, &CheckOptions::default())
+    let report = api::check_corpus(dir, &mut materializer, &CheckOptions::default())
         .map_err(|e| e.to_string())?;
     let mut problems: Vec<String> = report.findings.iter().map(|f| f.message.clone()).collect();
     if report.events != summary["events"].as_u64().unwrap_or(0) || report.applied != report.events {
@@ -424,13 +422,19 @@ fn main() {
         .unwrap_or_else(|| manifest_dir().join("../shared/livestore"));
     for sample in ["n200", "n300-lsdev", "n5000"] {
         let dir = shared.join("samples").join(sample);
-        let present = dir.join("corpus.json").is_file();
-        trials.push(
-            Trial::test(format!("shared_sample::{sample}"), move || {
-                shared_sample(&dir)
-            })
-            .with_ignored_flag(!present),
-        );
+        trials.push(Trial::ignorable_test(
+            format!("shared_sample::{sample}"),
+            move || {
+                if dir.join("corpus.json").is_file() {
+                    shared_sample(&dir).map(|()| Completion::Completed)
+                } else {
+                    Ok(Completion::ignored_with(format!(
+                        "{} is not present",
+                        dir.display()
+                    )))
+                }
+            },
+        ));
     }
     libtest_mimic::run(&args, trials).exit();
 }

@@ -1,12 +1,29 @@
 //! Backup packages end to end: `export`, `preflight` and `restore` on real LiveStore stores,
 //! with each failure mode made by damaging a real package.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-mod common;
-use common::*;
+use crate::need;
+use crate::util::*;
+
+trials![
+    export_writes_a_package_that_preflights_go_and_leaves_the_store_untouched,
+    export_refuses_a_non_empty_destination_and_what_is_not_a_store,
+    a_flipped_byte_in_each_file_is_caught_by_its_checksum,
+    a_manifest_with_a_wrong_checksum_or_schema_hash_is_no_go,
+    a_truncated_or_edited_snapshot_means_restore_by_replaying_the_log,
+    a_log_the_materializers_cannot_replay_is_no_go,
+    a_missing_auxiliary_file_or_an_unlisted_one_is_no_go,
+    restore_round_trips_and_keeps_the_store_it_replaces,
+    restore_refuses_no_go_and_needs_from_log_for_go_replay,
+    a_restore_killed_at_any_step_leaves_the_old_store_or_the_new_one,
+    livestore_itself_opens_a_restored_store_and_reads_the_same_rows,
+    an_export_killed_before_it_finished_leaves_no_package,
+    exports_taken_while_livestore_writes_are_consistent,
+];
 
 /// A real store with an auxiliary ledger beside it, in a temporary directory.
 struct Fixture {
@@ -15,7 +32,7 @@ struct Fixture {
 
 impl Fixture {
     fn new() -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempdir();
         copy_dir(
             &corpus("workspace-n200/workspace"),
             &dir.path().join("workspace"),
@@ -46,32 +63,27 @@ impl Fixture {
     /// Exports the store into `name` with the ledger as an auxiliary file.
     fn export(&self, name: &str) -> PathBuf {
         let out = self.path(name);
-        let run = rehearse_env(
-            &[
-                &"export",
-                &self.store(),
-                &"--out",
-                &out,
-                &"--aux",
-                &self.ledger(),
-                &"--app-version",
-                &"1.4.2",
-            ],
-            &[("SOURCE_DATE_EPOCH", "1700000000")],
-        );
-        assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+        rehearse(&[
+            &"export",
+            &self.store(),
+            &"--out",
+            &out,
+            &"--aux",
+            &self.ledger(),
+            &"--app-version",
+            &"1.4.2",
+        ])
+        .env("SOURCE_DATE_EPOCH", "1700000000")
+        .success();
         out
     }
 }
 
-fn preflight(package: &Path, extra: &[&dyn AsRef<std::ffi::OsStr>]) -> (Run, Value) {
-    let d = defs();
-    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
-        vec![&"preflight", &package, &"-m", &d, &"--format", &"json"];
-    args.extend_from_slice(extra);
-    let run = rehearse(&args);
-    let report = json(&run);
-    (run, report)
+/// `rehearse preflight <package> -m <defs> --format json <extra>`.
+fn preflight(package: &Path, extra: &[&dyn AsRef<OsStr>]) -> TestCommand {
+    let mut cmd = rehearse(&[&"preflight", &package, &"-m", &defs(), &"--format", &"json"]);
+    cmd.args(extra);
+    cmd
 }
 
 /// The checks of a pre-flight that failed, as `(check, file, consequence)`.
@@ -97,44 +109,6 @@ fn flip_byte(path: &Path, offset: usize) {
     std::fs::write(path, bytes).unwrap();
 }
 
-fn validator(schema: &str) -> jsonschema::Validator {
-    let schema: Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("schemas").join(schema)).unwrap(),
-    )
-    .unwrap();
-    jsonschema::options()
-        .with_retriever(OurSchemas)
-        .build(&schema)
-        .unwrap()
-}
-
-/// Our schemas refer to each other by their `$id`s, which name the files in `schemas/`.
-struct OurSchemas;
-
-impl jsonschema::Retrieve for OurSchemas {
-    fn retrieve(
-        &self,
-        uri: &jsonschema::Uri<String>,
-    ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
-        let name = uri
-            .as_str()
-            .strip_prefix("https://github.com/rehearse/rehearse/schemas/")
-            .ok_or_else(|| format!("not one of rehearse's schemas: {}", uri.as_str()))?;
-        Ok(serde_json::from_str(&std::fs::read_to_string(
-            root().join("schemas").join(name),
-        )?)?)
-    }
-}
-
-fn assert_valid(validator: &jsonschema::Validator, value: &Value) {
-    let errors: Vec<String> = validator
-        .iter_errors(value)
-        .map(|e| format!("{}: {e}", e.instance_path()))
-        .collect();
-    assert!(errors.is_empty(), "{errors:#?}");
-}
-
-#[test]
 fn export_writes_a_package_that_preflights_go_and_leaves_the_store_untouched() {
     let fx = Fixture::new();
     let before = snapshot_tree(&fx.store());
@@ -177,12 +151,12 @@ fn export_writes_a_package_that_preflights_go_and_leaves_the_store_untouched() {
         ]
     );
     // The copies read as the originals: same rows in every user table.
-    let diff = rehearse(&[
+    rehearse(&[
         &"diff",
         &fx.store().join("state-186191357563@6.db"),
         &package.join("state.db"),
-    ]);
-    assert_eq!(diff.code, 0, "{}", diff.stdout);
+    ])
+    .success();
 
     // Same store, same SOURCE_DATE_EPOCH: the same manifest, byte for byte.
     let again = fx.export("pkg2");
@@ -191,8 +165,7 @@ fn export_writes_a_package_that_preflights_go_and_leaves_the_store_untouched() {
         std::fs::read(again.join("manifest.json")).unwrap()
     );
 
-    let (run, report) = preflight(&package, &[]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    let report = preflight(&package, &[]).success().json();
     assert_valid(&validator("preflight.schema.json"), &report);
     assert_eq!(report["verdict"], "go", "{report:#}");
     assert!(failures(&report).is_empty());
@@ -224,43 +197,31 @@ fn export_writes_a_package_that_preflights_go_and_leaves_the_store_untouched() {
     );
 
     // The human report ends in the verdict.
-    let human = rehearse(&[&"preflight", &package, &"-m", &defs()]);
-    assert_eq!(human.code, 0);
-    assert!(
-        human
-            .stdout
-            .contains("\nGO: restore the snapshot as it is\n"),
-        "{}",
-        human.stdout
-    );
+    rehearse(&[&"preflight", &package, &"-m", &defs()])
+        .success()
+        .stdout_has("\nGO: restore the snapshot as it is\n");
 }
 
-#[test]
 fn export_refuses_a_non_empty_destination_and_what_is_not_a_store() {
     let fx = Fixture::new();
     let out = fx.path("taken");
     std::fs::create_dir(&out).unwrap();
     std::fs::write(out.join("keep.txt"), "mine").unwrap();
-    let run = rehearse(&[&"export", &fx.store(), &"--out", &out]);
-    assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("not empty"), "{}", run.stderr);
+    rehearse(&[&"export", &fx.store(), &"--out", &out])
+        .code(2)
+        .stderr_has("not empty");
     assert_eq!(
         std::fs::read_to_string(out.join("keep.txt")).unwrap(),
         "mine"
     );
 
     let log = fx.store().join("eventlog@6.db");
-    let run = rehearse(&[&"export", &log, &"--out", &fx.path("x")]);
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains("not a LiveStore store directory"),
-        "{}",
-        run.stderr
-    );
+    rehearse(&[&"export", &log, &"--out", &fx.path("x")])
+        .code(2)
+        .stderr_has("not a LiveStore store directory");
     assert!(!fx.path("x").exists());
 }
 
-#[test]
 fn a_flipped_byte_in_each_file_is_caught_by_its_checksum() {
     let fx = Fixture::new();
     let package = fx.export("pkg");
@@ -275,9 +236,10 @@ fn a_flipped_byte_in_each_file_is_caught_by_its_checksum() {
         // Past the header, in the middle of the file's last page.
         let len = std::fs::metadata(copy.join(file)).unwrap().len() as usize;
         flip_byte(&copy.join(file), len - 100);
-        let (run, report) = preflight(&copy, &[]);
+        let report = preflight(&copy, &[])
+            .code(if verdict == "no-go" { 1 } else { 0 })
+            .json();
         assert_eq!(report["verdict"], verdict, "{file}: {report:#}");
-        assert_eq!(run.code, if verdict == "no-go" { 1 } else { 0 });
         assert!(
             failures(&report).contains(&("file".into(), file.into(), verdict.into())),
             "{file}: {:?}",
@@ -298,8 +260,7 @@ fn a_flipped_byte_in_each_file_is_caught_by_its_checksum() {
         text.replacen("\"events\": 200", "\"events\": 201", 1),
     )
     .unwrap();
-    let (run, report) = preflight(&copy, &[]);
-    assert_eq!(run.code, 1);
+    let report = preflight(&copy, &[]).code(1).json();
     assert_eq!(report["verdict"], "no-go");
     assert_eq!(
         failures(&report),
@@ -315,7 +276,6 @@ fn a_flipped_byte_in_each_file_is_caught_by_its_checksum() {
     );
 }
 
-#[test]
 fn a_manifest_with_a_wrong_checksum_or_schema_hash_is_no_go() {
     let fx = Fixture::new();
     let package = fx.export("pkg");
@@ -325,14 +285,13 @@ fn a_manifest_with_a_wrong_checksum_or_schema_hash_is_no_go() {
         serde_json::from_slice(&std::fs::read(copy.join("manifest.json")).unwrap()).unwrap();
     manifest["files"][0]["sha256"] = Value::String("0".repeat(64));
     std::fs::write(copy.join("manifest.json"), manifest.to_string()).unwrap();
-    let (run, report) = preflight(&copy, &[]);
-    assert_eq!(run.code, 1);
+    let report = preflight(&copy, &[]).code(1).json();
     assert_eq!(
         failures(&report),
         [("file".into(), "eventlog.db".into(), "no-go".into())]
     );
 
-    let (run, report) = preflight(
+    let report = preflight(
         &package,
         &[
             &"--expect-schema-hash",
@@ -340,14 +299,16 @@ fn a_manifest_with_a_wrong_checksum_or_schema_hash_is_no_go() {
             &"--min-app-version",
             &"1.4.0",
         ],
-    );
-    assert_eq!(run.code, 1);
+    )
+    .code(1)
+    .json();
     assert_eq!(
         failures(&report),
         [("schema-hash".into(), "".into(), "no-go".into())]
     );
-    let (run, report) = preflight(&package, &[&"--min-app-version", &"2.0.0"]);
-    assert_eq!(run.code, 1);
+    let report = preflight(&package, &[&"--min-app-version", &"2.0.0"])
+        .code(1)
+        .json();
     assert!(
         report["reason"]
             .as_str()
@@ -356,7 +317,7 @@ fn a_manifest_with_a_wrong_checksum_or_schema_hash_is_no_go() {
         "{}",
         report["reason"]
     );
-    let (run, _) = preflight(
+    preflight(
         &package,
         &[
             &"--expect-schema-hash",
@@ -364,14 +325,13 @@ fn a_manifest_with_a_wrong_checksum_or_schema_hash_is_no_go() {
             &"--min-app-version",
             &"v1.4.2",
         ],
-    );
-    assert_eq!(run.code, 0);
+    )
+    .success();
 
     let copy = fx.path("not-a-manifest");
     copy_dir(&package, &copy);
     std::fs::write(copy.join("manifest.json"), "{\"manifestVersion\": 1}").unwrap();
-    let (run, report) = preflight(&copy, &[]);
-    assert_eq!(run.code, 1);
+    let report = preflight(&copy, &[]).code(1).json();
     assert!(
         report["reason"]
             .as_str()
@@ -382,7 +342,6 @@ fn a_manifest_with_a_wrong_checksum_or_schema_hash_is_no_go() {
     );
 }
 
-#[test]
 fn a_truncated_or_edited_snapshot_means_restore_by_replaying_the_log() {
     let fx = Fixture::new();
     let package = fx.export("pkg");
@@ -395,8 +354,7 @@ fn a_truncated_or_edited_snapshot_means_restore_by_replaying_the_log() {
         .unwrap();
     f.set_len(100_000).unwrap();
     drop(f);
-    let (run, report) = preflight(&truncated, &[]);
-    assert_eq!(run.code, 0);
+    let report = preflight(&truncated, &[]).success().json();
     assert_eq!(report["verdict"], "go-replay");
     let failed = failures(&report);
     assert!(failed.contains(&("integrity".into(), "state.db".into(), "go-replay".into())));
@@ -420,8 +378,7 @@ fn a_truncated_or_edited_snapshot_means_restore_by_replaying_the_log() {
             [],
         )
         .unwrap();
-    let (run, report) = preflight(&edited, &[]);
-    assert_eq!(run.code, 0);
+    let report = preflight(&edited, &[]).success().json();
     assert_eq!(report["verdict"], "go-replay");
     let snapshot = report["checks"]
         .as_array()
@@ -437,21 +394,20 @@ fn a_truncated_or_edited_snapshot_means_restore_by_replaying_the_log() {
     );
 }
 
-#[test]
 fn a_log_the_materializers_cannot_replay_is_no_go() {
     let fx = Fixture::new();
     let package = fx.export("pkg");
     // The next app version dropped the "guest" role: three registrations no longer decode.
-    let run = rehearse(&[
+    let report = rehearse(&[
         &"preflight",
         &package,
         &"-m",
         &corpus("workspace-n200-changed-schema/materializers.toml"),
         &"--format",
         &"json",
-    ]);
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    let report = json(&run);
+    ])
+    .code(1)
+    .json();
     assert_eq!(report["verdict"], "no-go");
     assert_eq!(
         failures(&report),
@@ -464,15 +420,13 @@ fn a_log_the_materializers_cannot_replay_is_no_go() {
     );
 }
 
-#[test]
 fn a_missing_auxiliary_file_or_an_unlisted_one_is_no_go() {
     let fx = Fixture::new();
     let package = fx.export("pkg");
     let missing = fx.path("missing");
     copy_dir(&package, &missing);
     std::fs::remove_file(missing.join("aux/processed-messages.db")).unwrap();
-    let (run, report) = preflight(&missing, &[]);
-    assert_eq!(run.code, 1);
+    let report = preflight(&missing, &[]).code(1).json();
     assert_eq!(
         failures(&report),
         [(
@@ -493,29 +447,18 @@ fn a_missing_auxiliary_file_or_an_unlisted_one_is_no_go() {
     let extra = fx.path("extra");
     copy_dir(&package, &extra);
     std::fs::write(extra.join("notes.txt"), "hi").unwrap();
-    let (run, report) = preflight(&extra, &[]);
-    assert_eq!(run.code, 1);
+    let report = preflight(&extra, &[]).code(1).json();
     assert_eq!(
         failures(&report),
         [("unlisted-files".into(), "".into(), "no-go".into())]
     );
 }
 
-fn restore(package: &Path, to: &Path, extra: &[&dyn AsRef<std::ffi::OsStr>]) -> Run {
-    restore_env(package, to, extra, &[])
-}
-
-fn restore_env(
-    package: &Path,
-    to: &Path,
-    extra: &[&dyn AsRef<std::ffi::OsStr>],
-    env: &[(&str, &str)],
-) -> Run {
-    let d = defs();
-    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
-        vec![&"restore", &package, &"--to", &to, &"-m", &d];
-    args.extend_from_slice(extra);
-    rehearse_env(&args, env)
+/// `rehearse restore <package> --to <to> -m <defs> <extra>`.
+fn restore(package: &Path, to: &Path, extra: &[&dyn AsRef<OsStr>]) -> TestCommand {
+    let mut cmd = rehearse(&[&"restore", &package, &"--to", &to, &"-m", &defs()]);
+    cmd.args(extra);
+    cmd
 }
 
 /// The package's files under the names LiveStore gives them in a store.
@@ -543,36 +486,30 @@ fn files_of(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
-#[test]
 fn restore_round_trips_and_keeps_the_store_it_replaces() {
     let fx = Fixture::new();
     let package = fx.export("pkg");
     let base = fx.path("restored");
     let target = base.join("workspace");
 
-    let run = restore(&package, &target, &[]);
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    restore(&package, &target, &[])
+        .success()
+        .stdout_has("verified log head: 200 events up to e185");
     assert_eq!(files_of(&target), as_store_files(&package));
-    assert!(
-        run.stdout
-            .contains("verified log head: 200 events up to e185"),
-        "{}",
-        run.stdout
-    );
     // LiveStore's view of the restored store: the same rows as the store that was exported.
-    let diff = rehearse(&[
+    rehearse(&[
         &"diff",
         &fx.store().join("state-186191357563@6.db"),
         &target.join("state-186191357563@6.db"),
-    ]);
-    assert_eq!(diff.code, 0, "{}", diff.stdout);
+    ])
+    .success();
 
     // Over an existing store: the old one is kept whole, under a timestamped name.
     std::fs::write(target.join("old-marker"), "old").unwrap();
     let old = files_of(&target);
-    let run = restore(&package, &target, &[&"--format", &"json"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let report = json(&run);
+    let report = restore(&package, &target, &[&"--format", &"json"])
+        .success()
+        .json();
     let restore_schema = validator("restore.schema.json");
     assert_valid(&restore_schema, &report);
     // The pre-flight inside is held to its own schema.
@@ -602,20 +539,15 @@ fn restore_round_trips_and_keeps_the_store_it_replaces() {
     let other = fx.path("documents");
     std::fs::create_dir(&other).unwrap();
     std::fs::write(other.join("letter.txt"), "dear").unwrap();
-    let run = restore(&package, &other, &[]);
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains("not a LiveStore store directory"),
-        "{}",
-        run.stderr
-    );
+    restore(&package, &other, &[])
+        .code(2)
+        .stderr_has("not a LiveStore store directory");
     assert_eq!(
         std::fs::read_to_string(other.join("letter.txt")).unwrap(),
         "dear"
     );
 }
 
-#[test]
 fn restore_refuses_no_go_and_needs_from_log_for_go_replay() {
     let fx = Fixture::new();
     let package = fx.export("pkg");
@@ -624,14 +556,9 @@ fn restore_refuses_no_go_and_needs_from_log_for_go_replay() {
     let broken = fx.path("broken");
     copy_dir(&package, &broken);
     flip_byte(&broken.join("eventlog.db"), 50_000);
-    let run = restore(&broken, &target, &[]);
-    assert_eq!(run.code, 1);
-    assert!(
-        run.stdout
-            .contains("NOT RESTORED: the pre-flight says no-go"),
-        "{}",
-        run.stdout
-    );
+    restore(&broken, &target, &[])
+        .code(1)
+        .stdout_has("NOT RESTORED: the pre-flight says no-go");
     assert!(!target.exists());
 
     let edited = fx.path("edited");
@@ -640,18 +567,14 @@ fn restore_refuses_no_go_and_needs_from_log_for_go_replay() {
         .unwrap()
         .execute("DELETE FROM comments", [])
         .unwrap();
-    let run = restore(&edited, &target, &[]);
-    assert_eq!(run.code, 1);
-    assert!(
-        run.stdout.contains("restore with --from-log"),
-        "{}",
-        run.stdout
-    );
+    restore(&edited, &target, &[])
+        .code(1)
+        .stdout_has("restore with --from-log");
     assert!(!target.exists());
     // As data: refused, and why.
-    let run = restore(&edited, &target, &[&"--format", &"json"]);
-    assert_eq!(run.code, 1);
-    let report = json(&run);
+    let report = restore(&edited, &target, &[&"--format", &"json"])
+        .code(1)
+        .json();
     assert_valid(&validator("restore.schema.json"), &report);
     assert_eq!(report["restored"], false);
     assert_eq!(report["preflight"]["verdict"], "go-replay");
@@ -664,18 +587,13 @@ fn restore_refuses_no_go_and_needs_from_log_for_go_replay() {
     );
     assert!(!target.exists());
 
-    let run = restore(&edited, &target, &[&"--from-log"]);
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    restore(&edited, &target, &[&"--from-log"])
+        .success()
+        .stdout_has("LiveStore rebuilds it from the log");
     let installed: Vec<String> = files_of(&target).into_keys().collect();
     assert_eq!(installed, ["eventlog@6.db", "processed-messages.db"]);
-    assert!(
-        run.stdout.contains("LiveStore rebuilds it from the log"),
-        "{}",
-        run.stdout
-    );
 }
 
-#[test]
 fn a_restore_killed_at_any_step_leaves_the_old_store_or_the_new_one() {
     let fx = Fixture::new();
     let package = fx.export("pkg");
@@ -685,13 +603,12 @@ fn a_restore_killed_at_any_step_leaves_the_old_store_or_the_new_one() {
         let target = base.join("workspace");
         copy_dir(&corpus("workspace-n300-lsdev/workspace"), &target);
         let old = files_of(&target);
-        let run = restore_env(&package, &target, &[], &[("REHEARSE_FAILPOINT", step)]);
-        assert_ne!(run.code, 0, "{step}: the failpoint did not fire");
-        assert!(
-            run.stderr.contains(&format!("failpoint {step}")),
-            "{}",
-            run.stderr
-        );
+        // The failpoint fires.
+        restore(&package, &target, &[])
+            .env("REHEARSE_FAILPOINT", step)
+            .run()
+            .failure()
+            .stderr_has(&format!("failpoint {step}"));
         let now = files_of(&target);
         let expect_new = matches!(step, "swapped" | "kept-old");
         assert!(
@@ -702,8 +619,7 @@ fn a_restore_killed_at_any_step_leaves_the_old_store_or_the_new_one() {
 
         // The next run finishes the bookkeeping and restores; the old store survives somewhere
         // under a backup name, whole.
-        let run = restore(&package, &target, &[]);
-        assert_eq!(run.code, 0, "{step}: {}{}", run.stdout, run.stderr);
+        restore(&package, &target, &[]).success();
         assert_eq!(files_of(&target), new, "{step}");
         let mut found_old = false;
         for e in std::fs::read_dir(&base).unwrap() {
@@ -722,7 +638,7 @@ fn a_restore_killed_at_any_step_leaves_the_old_store_or_the_new_one() {
 /// Opens `<base>/workspace` with the real LiveStore library and returns every row of every
 /// user table as JSON.
 fn livestore_rows(app: &Path, base: &Path) -> Value {
-    let work = tempfile::tempdir().unwrap();
+    let work = tempdir();
     let out = work.path().join("rows.json");
     let status = std::process::Command::new("node")
         .arg(app.join("read-store.mjs"))
@@ -794,77 +710,51 @@ fn numbers_as_f64(v: Value) -> Value {
     }
 }
 
-#[test]
-fn livestore_itself_opens_a_restored_store_and_reads_the_same_rows() {
-    let app = match livestore_app() {
-        Ok(dir) => dir,
-        Err(why) => {
-            eprintln!("LiveStore cannot run here ({why}): this test did not run");
-            return;
-        }
-    };
+fn livestore_itself_opens_a_restored_store_and_reads_the_same_rows() -> need::Result {
+    let app = need::livestore_app()?;
     let fx = Fixture::new();
     let package = fx.export("pkg");
     let expected = numbers_as_f64(sqlite_rows(&package.join("state.db")));
     assert!(expected["todos"].as_array().unwrap().len() > 10);
 
     let snapshot = fx.path("snapshot");
-    let run = restore(&package, &snapshot.join("workspace"), &[]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    restore(&package, &snapshot.join("workspace"), &[]).success();
     assert_eq!(numbers_as_f64(livestore_rows(&app, &snapshot)), expected);
 
     // From the log: LiveStore rebuilds the state itself, and gets the same rows.
     let from_log = fx.path("from-log");
-    let run = restore(&package, &from_log.join("workspace"), &[&"--from-log"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    restore(&package, &from_log.join("workspace"), &[&"--from-log"]).success();
     assert_eq!(numbers_as_f64(livestore_rows(&app, &from_log)), expected);
+    Ok(())
 }
 
-#[test]
 fn an_export_killed_before_it_finished_leaves_no_package() {
     let fx = Fixture::new();
     let out = fx.path("pkg");
-    let run = rehearse_env(
-        &[&"export", &fx.store(), &"--out", &out],
-        &[("REHEARSE_FAILPOINT", "export-staged")],
-    );
-    assert_ne!(run.code, 0);
-    assert!(
-        run.stderr.contains("failpoint export-staged"),
-        "{}",
-        run.stderr
-    );
+    rehearse(&[&"export", &fx.store(), &"--out", &out])
+        .env("REHEARSE_FAILPOINT", "export-staged")
+        .run()
+        .failure()
+        .stderr_has("failpoint export-staged");
     assert!(!out.exists(), "a half-made package is visible");
 
     // The next export tidies the killed one's staging directory and completes.
-    let run = rehearse(&[&"export", &fx.store(), &"--out", &out]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(
-        run.stdout.contains("earlier export that was interrupted"),
-        "{}",
-        run.stdout
-    );
+    rehearse(&[&"export", &fx.store(), &"--out", &out])
+        .success()
+        .stdout_has("earlier export that was interrupted");
     let hidden: Vec<_> = std::fs::read_dir(fx.dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with('.'))
         .collect();
     assert!(hidden.is_empty(), "{hidden:?}");
-    let (run, report) = preflight(&out, &[]);
-    assert_eq!(run.code, 0);
+    let report = preflight(&out, &[]).success().json();
     assert_eq!(report["verdict"], "go");
 }
 
-#[test]
-fn exports_taken_while_livestore_writes_are_consistent() {
-    let app = match livestore_app() {
-        Ok(dir) => dir,
-        Err(why) => {
-            eprintln!("LiveStore cannot run here ({why}): this test did not run");
-            return;
-        }
-    };
-    let work = tempfile::tempdir().unwrap();
+fn exports_taken_while_livestore_writes_are_consistent() -> need::Result {
+    let app = need::livestore_app()?;
+    let work = tempdir();
     let live = work.path().join("live");
     // The real LiveStore library committing 1,500 events, one per commit, while we export.
     let mut app = std::process::Command::new("node")
@@ -881,8 +771,8 @@ fn exports_taken_while_livestore_writes_are_consistent() {
     // that opens may still sit beside a state database without its tables (an export then
     // rightly says go-replay).
     let has_events = || {
-        let run = rehearse(&[&"inspect", &store, &"--format", &"json"]);
-        run.code == 0
+        let run = rehearse(&[&"inspect", &store, &"--format", &"json"]).run();
+        run.exit_code() == 0
             && serde_json::from_str::<Value>(&run.stdout)
                 .is_ok_and(|v| v["events"].as_u64().is_some_and(|n| n > 0))
     };
@@ -900,13 +790,13 @@ fn exports_taken_while_livestore_writes_are_consistent() {
         if store.join("eventlog@6.db").is_file() {
             k += 1;
             let out = work.path().join(format!("pkg{k}"));
-            let run = rehearse(&[&"export", &store, &"--out", &out]);
-            if run.code == 0 {
-                let (_, report) = preflight(&out, &[]);
+            let run = rehearse(&[&"export", &store, &"--out", &out]).run();
+            if run.exit_code() == 0 {
+                let report = preflight(&out, &[]).run().json();
                 verdicts.push((k, report["verdict"].clone(), report["reason"].clone()));
             } else {
                 // Only "kept changing" is an acceptable refusal under a busy writer.
-                assert!(run.stderr.contains("kept changing"), "{}", run.stderr);
+                run.stderr_has("kept changing");
             }
         }
         if finished {
@@ -922,4 +812,5 @@ fn exports_taken_while_livestore_writes_are_consistent() {
     for (k, verdict, reason) in &verdicts {
         assert_eq!(verdict, "go", "export {k}: {reason}");
     }
+    Ok(())
 }

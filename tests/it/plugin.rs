@@ -2,29 +2,42 @@
 //! materializers by the app's own LiveStore 0.4.0 (the fixture app in `tests/livestore/`),
 //! against the SQL path and against what LiveStore recorded.
 //!
-//! Every test needs Node.js; without it each says so on stderr and does not run.
+//! Every test needs Node.js and the fixture's packages: without them each is ignored, with the
+//! reason (a failure under `CI`, which has them).
 
+use std::ffi::OsStr;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-mod common;
-use common::*;
+use crate::api::{self, EventLog, LogRow, Materializer, Outcome, Source};
+use crate::lsdev::{lsdev_statements, statement_differences};
+use crate::need;
+use crate::util::*;
 
-use rehearse::eventlog::{EventLog, LogRow};
-use rehearse::materialize::{Materializer, Outcome, Source};
-
-/// The fixture app, or `None` after saying why the test does not run.
-fn app() -> Option<PathBuf> {
-    match livestore_app() {
-        Ok(dir) => Some(dir),
-        Err(why) => {
-            eprintln!("LiveStore cannot run here ({why}): this test did not run");
-            None
-        }
-    }
-}
+trials![
+    the_plugin_and_the_sql_path_give_the_same_reports,
+    the_plugin_returns_the_statements_livestore_ran,
+    a_materializer_that_throws_is_a_materializer_error_at_its_event,
+    args_that_no_longer_decode_are_invalid_args_with_the_field_and_the_decoders_message,
+    ctx_query_reads_the_state_as_it_stands_before_the_event,
+    a_statement_that_fails_blames_the_same_rows_as_on_the_sql_path,
+    helpers_started_for_a_long_log_join_once_they_have_loaded_the_schema,
+    bisect_compares_the_sql_definitions_with_the_apps_own_materializers,
+    bisect_sends_the_helper_events_a_chunk_at_a_time,
+    a_check_of_several_corpora_starts_its_helpers_once_per_lane,
+    a_corpus_stopped_early_leaves_nothing_for_the_next,
+    determinism_finds_a_materializer_that_keeps_state_between_events,
+    after_a_helper_fails_the_next_corpus_gets_a_new_one,
+    a_helper_that_dies_hangs_or_writes_garbage_is_an_error_naming_the_event,
+    no_node_or_no_packages_is_a_clear_error,
+    schema_export_writes_the_event_schemas_the_ddl_and_the_client_documents,
+    every_message_matches_the_protocol_schema,
+    a_typescript_schema_module_runs_through_the_apps_tsx_or_says_what_is_missing,
+    the_helper_remembers_effects_schemas_by_default_only_where_node_rewrites_modules_in_thread,
+    remembered_schemas_give_the_answers_effect_as_installed_gives,
+];
 
 fn spec(app: &Path, module: &str) -> String {
     format!("livestore:{}", app.join(module).display())
@@ -43,14 +56,13 @@ fn with_shared_samples(mut corpora: Vec<PathBuf>, samples: &[&str]) -> Vec<PathB
 }
 
 /// The JSON report's corpora, without what names the materializers.
-fn corpora_of(run: &Run) -> Value {
-    let mut report = json(run);
+fn corpora_of(run: &Out) -> Value {
+    let mut report = run.json();
     report["corpora"].take()
 }
 
-#[test]
-fn the_plugin_and_the_sql_path_give_the_same_reports() {
-    let Some(app) = app() else { return };
+fn the_plugin_and_the_sql_path_give_the_same_reports() -> need::Result {
+    let app = need::livestore_app()?;
     let corpora = with_shared_samples(
         vec![
             corpus("workspace-n200"),
@@ -65,9 +77,14 @@ fn the_plugin_and_the_sql_path_give_the_same_reports() {
     );
     let plugin = spec(&app, "app.mjs");
     for c in &corpora {
-        let sql = rehearse(&[&"check", c, &"-m", &defs(), &"--format", &"json"]);
-        let ours = rehearse(&[&"check", c, &"-m", &plugin, &"--format", &"json"]);
-        assert_eq!(ours.code, sql.code, "{}: {}", c.display(), ours.stderr);
+        let sql = rehearse(&[&"check", c, &"-m", &defs(), &"--format", &"json"]).run();
+        let ours = rehearse(&[&"check", c, &"-m", &plugin, &"--format", &"json"]).run();
+        assert_eq!(
+            ours.exit_code(),
+            sql.exit_code(),
+            "{}: the SQL path's exit code{ours}",
+            c.display()
+        );
         assert_eq!(
             corpora_of(&ours),
             corpora_of(&sql),
@@ -76,29 +93,26 @@ fn the_plugin_and_the_sql_path_give_the_same_reports() {
         );
     }
     // The clean ones pass with every table equal to LiveStore's own state.
-    let run = rehearse(&[&"check", &corpus("workspace-n300-lsdev"), &"-m", &plugin]);
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    assert!(
-        run.stdout.contains("replayed 300 events: 300 applied"),
-        "{}",
-        run.stdout
-    );
+    rehearse(&[&"check", &corpus("workspace-n300-lsdev"), &"-m", &plugin])
+        .success()
+        .stdout_has("replayed 300 events: 300 applied");
+    Ok(())
 }
 
 /// Every statement the plugin returns, event by event, against the `debug` column LiveStore
 /// wrote under `LS_DEV`.
-#[test]
-fn the_plugin_returns_the_statements_livestore_ran() {
-    let Some(app) = app() else { return };
+fn the_plugin_returns_the_statements_livestore_ran() -> need::Result {
+    let app = need::livestore_app()?;
     let source = Source::load(Path::new(&spec(&app, "app.mjs"))).unwrap();
     for (name, events) in [("workspace-n300-lsdev", 300), ("js-values", 30)] {
         the_plugin_returns_the_statements_livestore_ran_for(&source, &corpus(name), events);
     }
+    Ok(())
 }
 
 fn the_plugin_returns_the_statements_livestore_ran_for(source: &Source, dir: &Path, events: usize) {
     let mut materializer = source.instantiate().unwrap();
-    let located = rehearse::corpus::Corpus::locate(dir).unwrap();
+    let located = api::Corpus::locate(dir).unwrap();
     let recorded = lsdev_statements(dir).unwrap();
     let scratch = rusqlite::Connection::open_in_memory().unwrap();
     let log = EventLog::open(&located.eventlog).unwrap();
@@ -108,7 +122,7 @@ fn the_plugin_returns_the_statements_livestore_ran_for(source: &Source, dir: &Pa
         let LogRow::Event(ev) = row else {
             panic!("malformed row")
         };
-        let args = rehearse::js::parse_json(&ev.args_json).unwrap();
+        let args = api::parse_json(&ev.args_json).unwrap();
         let Outcome::Statements(ours) = materializer.materialize(&ev, &args, &scratch)? else {
             problems.push(format!("{} {}: no statements", ev.seq, ev.name));
             return Ok(ControlFlow::Continue(()));
@@ -133,17 +147,17 @@ fn the_plugin_returns_the_statements_livestore_ran_for(source: &Source, dir: &Pa
 
 /// `check --format json` of the 200-event corpus through `materializers`, which must fail
 /// (exit 1): its findings.
-fn failing_findings(materializers: impl AsRef<std::ffi::OsStr>) -> Vec<Value> {
-    let run = rehearse(&[
+fn failing_findings(materializers: impl AsRef<OsStr>) -> Vec<Value> {
+    let mut report = rehearse(&[
         &"check",
         &corpus("workspace-n200"),
         &"-m",
         &materializers,
         &"--format",
         &"json",
-    ]);
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    let mut report = json(&run);
+    ])
+    .code(1)
+    .json();
     match report["corpora"][0]["findings"].take() {
         Value::Array(findings) => findings,
         other => panic!("findings are not a list: {other}"),
@@ -158,9 +172,8 @@ fn failing_check(app: &Path, module: &str, class: &str) -> Vec<Value> {
         .collect()
 }
 
-#[test]
-fn a_materializer_that_throws_is_a_materializer_error_at_its_event() {
-    let Some(app) = app() else { return };
+fn a_materializer_that_throws_is_a_materializer_error_at_its_event() -> need::Result {
+    let app = need::livestore_app()?;
     let errors = failing_check(&app, "app-throws.mjs", "materializer-error");
     assert_eq!(errors.len(), 1, "{errors:#?}");
     assert_eq!(errors[0]["seqNumGlobal"], 17);
@@ -169,11 +182,12 @@ fn a_materializer_that_throws_is_a_materializer_error_at_its_event() {
         errors[0]["message"],
         "the materializer threw: cannot complete todo_twq657isfh: the project is archived"
     );
+    Ok(())
 }
 
-#[test]
-fn args_that_no_longer_decode_are_invalid_args_with_the_field_and_the_decoders_message() {
-    let Some(app) = app() else { return };
+fn args_that_no_longer_decode_are_invalid_args_with_the_field_and_the_decoders_message()
+-> need::Result {
+    let app = need::livestore_app()?;
     let invalid = failing_check(&app, "app-changed-type.mjs", "invalid-args");
     // Every v1.CommentEdited in the log, found independently with
     //   SELECT count(*) FROM eventlog WHERE name = 'v1.CommentEdited'
@@ -196,11 +210,11 @@ fn args_that_no_longer_decode_are_invalid_args_with_the_field_and_the_decoders_m
         first.starts_with("args.body: Expected number, actual \""),
         "{first}"
     );
+    Ok(())
 }
 
-#[test]
-fn ctx_query_reads_the_state_as_it_stands_before_the_event() {
-    let Some(app) = app() else { return };
+fn ctx_query_reads_the_state_as_it_stands_before_the_event() -> need::Result {
+    let app = need::livestore_app()?;
     // The completion counter is computed from ctx.query instead of in SQL: the state comes out
     // equal to LiveStore's only if every query saw the events before it and none after.
     // 300 and 5,000 events: queries are pending while the next chunks arrive.
@@ -212,36 +226,28 @@ fn ctx_query_reads_the_state_as_it_stands_before_the_event() {
     for c in &corpora {
         for jobs in ["1", "2"] {
             let query = spec(&app, "app-query.mjs");
-            let run = rehearse(&[&"check", c, &"-m", &query, &"--plugin-jobs", &jobs]);
-            assert_eq!(
-                run.code,
-                0,
-                "{} with {jobs} helpers: {}{}",
-                c.display(),
-                run.stdout,
-                run.stderr
-            );
+            rehearse(&[&"check", c, &"-m", &query, &"--plugin-jobs", &jobs]).success();
         }
     }
     // One helper, one event at a time (no look-ahead), under bisect: the same.
-    let run = rehearse(&[
+    rehearse(&[
         &"bisect",
         &corpus("workspace-n200"),
         &"--old",
         &defs(),
         &"--new",
         &spec(&app, "app-query.mjs"),
-    ]);
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    ])
+    .success();
+    Ok(())
 }
 
 /// A statement the app returns that SQLite rejects is a materializer error, and the rows it
 /// meant to change are blamed on it as on the SQL path: the plugin's statements say nothing of
 /// their rows, so rehearse reads them from the SQL (before, the divergent row was blamed on
 /// nobody: "e68 … meant to write it" was missing).
-#[test]
-fn a_statement_that_fails_blames_the_same_rows_as_on_the_sql_path() {
-    let Some(app) = app() else { return };
+fn a_statement_that_fails_blames_the_same_rows_as_on_the_sql_path() -> need::Result {
+    let app = need::livestore_app()?;
     // The SQL path names the definition's line; the plugin has none.
     let without_lines = |mut findings: Vec<Value>| {
         for x in &mut findings {
@@ -265,6 +271,7 @@ fn a_statement_that_fails_blames_the_same_rows_as_on_the_sql_path() {
             .contains("e68 (v1.UserDeactivated) meant to write it but was not applied"),
         "{ours:#?}"
     );
+    Ok(())
 }
 
 /// A long log starts more helpers while the first one works; they take their share of the
@@ -272,23 +279,22 @@ fn a_statement_that_fails_blames_the_same_rows_as_on_the_sql_path() {
 /// it stands before their events. Where the first helper does not remember Effect's schemas
 /// (Node.js before 22.15, REHEARSE_PLUGIN_MEMO unset), the new ones do (through the loader
 /// thread), and the first one takes no more events once they are there.
-#[test]
-fn helpers_started_for_a_long_log_join_once_they_have_loaded_the_schema() {
-    let Some(app) = app() else { return };
+fn helpers_started_for_a_long_log_join_once_they_have_loaded_the_schema() -> need::Result {
+    let app = need::livestore_app()?;
     let Source::LiveStore(config) = Source::load(Path::new(&spec(&app, "app-query.mjs"))).unwrap()
     else {
         panic!("not the plugin")
     };
-    let mut m = rehearse::materialize::livestore::LiveStoreMaterializer::start(&config).unwrap();
+    let mut m = api::LiveStoreMaterializer::start(&config).unwrap();
     let first_memoizes = !m.info().memoized.is_empty();
     m.expect_events(1_000_000).unwrap();
     let (running, started) = m.helpers_running().unwrap();
     assert_eq!(running, 1);
     if started == 0 {
-        eprintln!(
-            "a long log gets no further helper here (its helper remembers Effect's schemas and there are too few cores for two); this test did not run"
-        );
-        return;
+        return Err(need::Skip::because(
+            "a long log gets no further helper here: its helper remembers Effect's schemas and \
+             there are too few cores for two",
+        ));
     }
     let t = std::time::Instant::now();
     while m.helpers_running().unwrap().1 > 0 {
@@ -301,74 +307,62 @@ fn helpers_started_for_a_long_log_join_once_they_have_loaded_the_schema() {
     }
     // The replay asks for as many helpers as a 300-event log repays (one): those started
     // stay.
-    let report = rehearse::check::check_corpus(
+    let report = api::check_corpus(
         &corpus("workspace-n300-lsdev"),
         &mut m,
-        &rehearse::check::CheckOptions::default(),
+        &api::CheckOptions::default(),
     )
     .unwrap();
     let expected = if took_over { started } else { 1 + started };
     assert_eq!(m.helpers_running().unwrap(), (expected, 0));
     assert_eq!(report.events, 300);
     assert!(
-        report.findings.is_empty() && report.verdict == rehearse::report::Verdict::Pass,
+        report.findings.is_empty() && report.verdict == api::Verdict::Pass,
         "{:?}",
         report.findings
     );
+    Ok(())
 }
 
-#[test]
-fn bisect_compares_the_sql_definitions_with_the_apps_own_materializers() {
-    let Some(app) = app() else { return };
-    let run = rehearse(&[
+fn bisect_compares_the_sql_definitions_with_the_apps_own_materializers() -> need::Result {
+    let app = need::livestore_app()?;
+    rehearse(&[
         &"bisect",
         &corpus("workspace-n300-lsdev"),
         &"--old",
         &defs(),
         &"--new",
         &spec(&app, "app.mjs"),
-    ]);
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    assert!(
-        run.stdout
-            .contains("no difference: the new materializers treat all 300 events the same"),
-        "{}",
-        run.stdout
-    );
-    let run = rehearse(&[
+    ])
+    .success()
+    .stdout_has("no difference: the new materializers treat all 300 events the same");
+    rehearse(&[
         &"bisect",
         &corpus("workspace-n200"),
         &"--old",
         &spec(&app, "app.mjs"),
         &"--new",
         &spec(&app, "app-throws.mjs"),
-    ]);
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(
-        run.stdout.contains("\ne17 v1.TodoCompleted\n"),
-        "{}",
-        run.stdout
-    );
+    ])
+    .code(1)
+    .stdout_has("\ne17 v1.TodoCompleted\n");
+    Ok(())
 }
 
 /// Bisect through the plugin sends the helper a chunk of events at a time, as a check does,
 /// instead of one round trip per event (which made it take 4.5 s instead of 3.2 s on the
 /// 5,000-event sample).
-#[test]
-fn bisect_sends_the_helper_events_a_chunk_at_a_time() {
-    let Some(app) = app() else { return };
-    let (run, trace) = traced(
-        &[
-            &"bisect",
-            &corpus("workspace-n300-lsdev"),
-            &"--old",
-            &defs(),
-            &"--new",
-            &spec(&app, "app.mjs"),
-        ],
-        &[],
-    );
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+fn bisect_sends_the_helper_events_a_chunk_at_a_time() -> need::Result {
+    let app = need::livestore_app()?;
+    let (run, trace) = traced(&mut rehearse(&[
+        &"bisect",
+        &corpus("workspace-n300-lsdev"),
+        &"--old",
+        &defs(),
+        &"--new",
+        &spec(&app, "app.mjs"),
+    ]));
+    run.success();
     let sizes: Vec<usize> = trace
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
@@ -377,15 +371,13 @@ fn bisect_sends_the_helper_events_a_chunk_at_a_time() {
         .collect();
     // 300 events: a chunk of 256, then the remaining 44.
     assert_eq!(sizes, [256, 44]);
+    Ok(())
 }
 
-/// Runs rehearse with `env` and the plugin's trace on: the run, and every message exchanged.
-fn traced(args: &[&dyn AsRef<std::ffi::OsStr>], env: &[(&str, &str)]) -> (Run, String) {
+/// Runs `cmd` with the plugin's trace on: the run, and every message exchanged.
+fn traced(cmd: &mut TestCommand) -> (Out, String) {
     let trace = tempfile::NamedTempFile::new().unwrap();
-    let trace_path = trace.path().to_string_lossy().into_owned();
-    let mut env = env.to_vec();
-    env.push(("REHEARSE_PLUGIN_TRACE", &trace_path));
-    let run = rehearse_env(args, &env);
+    let run = cmd.env("REHEARSE_PLUGIN_TRACE", trace.path()).run();
     (run, std::fs::read_to_string(trace.path()).unwrap())
 }
 
@@ -400,9 +392,8 @@ fn helper_starts(trace: &str) -> usize {
 /// A check of several corpora keeps each lane's helpers from one corpus to the next (loading
 /// the app costs a helper 1-2 s of CPU; seven small corpora took 8.4 s with a helper each and
 /// 2.9 s so), and reports exactly what new helpers for every corpus report.
-#[test]
-fn a_check_of_several_corpora_starts_its_helpers_once_per_lane() {
-    let Some(app) = app() else { return };
+fn a_check_of_several_corpora_starts_its_helpers_once_per_lane() -> need::Result {
+    let app = need::livestore_app()?;
     let corpora = [
         corpus("workspace-n200"),
         corpus("workspace-n300-lsdev"),
@@ -411,30 +402,40 @@ fn a_check_of_several_corpora_starts_its_helpers_once_per_lane() {
     ];
     let mut reports = Vec::new();
     for (jobs, fresh, starts) in [("1", false, 1), ("2", false, 2), ("1", true, 4)] {
-        let plugin = spec(&app, "app.mjs");
-        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
-            vec![&"check", &"-m", &plugin, &"-j", &jobs, &"--format", &"json"];
+        let mut cmd = rehearse(&[
+            &"check",
+            &"-m",
+            &spec(&app, "app.mjs"),
+            &"-j",
+            &jobs,
+            &"--format",
+            &"json",
+        ]);
         if fresh {
-            args.push(&"--plugin-fresh");
+            cmd.arg("--plugin-fresh");
         }
         for c in &corpora {
-            args.push(c);
+            cmd.arg(c);
         }
-        let (run, trace) = traced(&args, &[]);
-        assert_eq!(run.code, 1, "{}", run.stderr);
-        assert_eq!(helper_starts(&trace), starts, "-j {jobs}, fresh {fresh}");
+        let (run, trace) = traced(&mut cmd);
+        run.code(1);
+        assert_eq!(
+            helper_starts(&trace),
+            starts,
+            "-j {jobs}, fresh {fresh}{run}"
+        );
         reports.push(run.stdout);
     }
     assert_eq!(reports[0], reports[1]);
     assert_eq!(reports[0], reports[2]);
+    Ok(())
 }
 
 /// A replay stopped early (`--on-error stop`) leaves the rest of its announced events in the
 /// helpers' queues; the same sequence numbers and names come again in the next corpus, which
 /// must get its own answers: the report equals the one new helpers give.
-#[test]
-fn a_corpus_stopped_early_leaves_nothing_for_the_next() {
-    let Some(app) = app() else { return };
+fn a_corpus_stopped_early_leaves_nothing_for_the_next() -> need::Result {
+    let app = need::livestore_app()?;
     let plugin = spec(&app, "app-throws.mjs");
     let (n200, edited, n300) = (
         corpus("workspace-n200"),
@@ -459,25 +460,25 @@ fn a_corpus_stopped_early_leaves_nothing_for_the_next() {
             &"json",
             &fresh,
         ])
+        .run()
     };
     let (kept, fresh) = (run("--no-progress"), run("--plugin-fresh"));
-    assert_eq!(kept.code, 1, "{}", kept.stderr);
-    let report = json(&kept);
+    let report = kept.code(1).json();
     // Both n200 logs stop at the throwing event (the 19th row read); n300 replays whole.
     for c in 0..2 {
         assert_eq!(report["corpora"][c]["events"], 19, "{}", kept.stdout);
         assert_eq!(report["corpora"][c]["applied"], 18, "{}", kept.stdout);
     }
     assert_eq!(report["corpora"][2]["applied"], 300);
-    assert_eq!(kept.stdout, fresh.stdout);
+    assert_eq!(kept.stdout, fresh.stdout, "{fresh}");
+    Ok(())
 }
 
 /// `--determinism` runs its second replay through the helper that has just replayed the log,
 /// so a materializer that keeps state in a module variable is found, as helpers kept from one
 /// corpus to the next would carry it on (with two new helpers both replays agreed).
-#[test]
-fn determinism_finds_a_materializer_that_keeps_state_between_events() {
-    let Some(app) = app() else { return };
+fn determinism_finds_a_materializer_that_keeps_state_between_events() -> need::Result {
+    let app = need::livestore_app()?;
     let check = |module: &str| {
         let run = rehearse(&[
             &"check",
@@ -487,8 +488,9 @@ fn determinism_finds_a_materializer_that_keeps_state_between_events() {
             &"--determinism",
             &"--format",
             &"json",
-        ]);
-        let report = json(&run);
+        ])
+        .run();
+        let report = run.json();
         let flagged: Vec<String> = report["corpora"][0]["findings"]
             .as_array()
             .unwrap()
@@ -505,7 +507,7 @@ fn determinism_finds_a_materializer_that_keeps_state_between_events() {
         (run, flagged)
     };
     let (run, flagged) = check("app-stateful.mjs");
-    assert_eq!(run.code, 1, "{}", run.stderr);
+    run.code(1);
     // Every v1.TodoCompleted writes another count the second time.
     let completions = flagged
         .iter()
@@ -518,16 +520,16 @@ fn determinism_finds_a_materializer_that_keeps_state_between_events() {
     );
     // The app itself keeps nothing: no finding.
     let (run, flagged) = check("app.mjs");
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    run.success();
     assert!(flagged.is_empty(), "{flagged:?}");
+    Ok(())
 }
 
 /// A helper that failed is not used again: the lane's next corpus gets a new one.
-#[test]
-fn after_a_helper_fails_the_next_corpus_gets_a_new_one() {
-    let Some(app) = app() else { return };
+fn after_a_helper_fails_the_next_corpus_gets_a_new_one() -> need::Result {
+    let app = need::livestore_app()?;
     let (run, trace) = traced(
-        &[
+        rehearse(&[
             &"check",
             &corpus("workspace-n200"),
             &corpus("workspace-n300-lsdev"),
@@ -537,41 +539,39 @@ fn after_a_helper_fails_the_next_corpus_gets_a_new_one() {
             &"1",
             &"--format",
             &"json",
-        ],
-        &[("REHEARSE_TEST_MISBEHAVE", "exit")],
+        ])
+        .env("REHEARSE_TEST_MISBEHAVE", "exit"),
     );
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    let report = json(&run);
+    let report = run.code(2).json();
     let error = report["corpora"][0]["error"].as_str().unwrap_or_default();
     assert!(
         error.contains("e17 v1.TodoCompleted: the helper exited"),
         "{error}"
     );
-    assert_eq!(report["corpora"][1]["verdict"], "pass", "{}", run.stdout);
-    assert_eq!(helper_starts(&trace), 2);
+    assert_eq!(report["corpora"][1]["verdict"], "pass", "{run}");
+    assert_eq!(helper_starts(&trace), 2, "{run}");
+    Ok(())
 }
 
-fn misbehave(app: &Path, how: &str, helpers: &str) -> Run {
-    rehearse_env(
-        &[
-            &"check",
-            &corpus("workspace-n200"),
-            &"-m",
-            &spec(app, "app-misbehaves.mjs"),
-            &"--plugin-jobs",
-            &helpers,
-            &"--plugin-timeout",
-            &"3",
-            &"--format",
-            &"json",
-        ],
-        &[("REHEARSE_TEST_MISBEHAVE", how)],
-    )
+fn misbehave(app: &Path, how: &str, helpers: &str) -> Out {
+    rehearse(&[
+        &"check",
+        &corpus("workspace-n200"),
+        &"-m",
+        &spec(app, "app-misbehaves.mjs"),
+        &"--plugin-jobs",
+        &helpers,
+        &"--plugin-timeout",
+        &"3",
+        &"--format",
+        &"json",
+    ])
+    .env("REHEARSE_TEST_MISBEHAVE", how)
+    .run()
 }
 
-#[test]
-fn a_helper_that_dies_hangs_or_writes_garbage_is_an_error_naming_the_event() {
-    let Some(app) = app() else { return };
+fn a_helper_that_dies_hangs_or_writes_garbage_is_an_error_naming_the_event() -> need::Result {
+    let app = need::livestore_app()?;
     // With one helper, and with two sharing the chunks round-robin.
     for (how, helpers, says) in [
         (
@@ -597,9 +597,11 @@ fn a_helper_that_dies_hangs_or_writes_garbage_is_an_error_naming_the_event() {
     ] {
         let started = std::time::Instant::now();
         let run = misbehave(&app, how, helpers);
-        assert!(started.elapsed().as_secs() < 30, "{how}: rehearse hung");
-        assert_eq!(run.code, 2, "{how}, {helpers} helpers: {}", run.stderr);
-        let report = json(&run);
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "{how}: rehearse hung{run}"
+        );
+        let report = run.code(2).json();
         let error = report["corpora"][0]["error"].as_str().unwrap_or_default();
         assert!(error.contains(says), "{how}, {helpers} helpers: {error}");
         assert!(
@@ -610,89 +612,64 @@ fn a_helper_that_dies_hangs_or_writes_garbage_is_an_error_naming_the_event() {
 
     // Logging to stdout, in every way JavaScript can, does not disturb the protocol.
     let run = misbehave(&app, "log", "2");
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(
-        run.stderr.contains("livestore: completing todo_twq657isfh"),
-        "{}",
-        run.stderr
-    );
-    assert!(
-        run.stderr.contains("livestore: a line straight to fd 1"),
-        "{}",
-        run.stderr
-    );
-    assert_eq!(json(&run)["corpora"][0]["verdict"], "pass");
+    run.success()
+        .stderr_has("livestore: completing todo_twq657isfh")
+        .stderr_has("livestore: a line straight to fd 1");
+    assert_eq!(run.json()["corpora"][0]["verdict"], "pass", "{run}");
+    Ok(())
 }
 
-#[test]
-fn no_node_or_no_packages_is_a_clear_error() {
-    let Some(app) = app() else { return };
-    let run = rehearse_env(
-        &[
-            &"check",
-            &corpus("workspace-n200"),
-            &"-m",
-            &spec(&app, "app.mjs"),
-        ],
-        &[("REHEARSE_NODE", "/nonexistent/node")],
-    );
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stdout.contains("cannot run Node.js") || run.stderr.contains("cannot run Node.js"),
-        "{}{}",
-        run.stdout,
-        run.stderr
-    );
+fn no_node_or_no_packages_is_a_clear_error() -> need::Result {
+    let app = need::livestore_app()?;
+    rehearse(&[
+        &"check",
+        &corpus("workspace-n200"),
+        &"-m",
+        &spec(&app, "app.mjs"),
+    ])
+    .env("REHEARSE_NODE", "/nonexistent/node")
+    .code(2)
+    .output_has("cannot run Node.js");
 
-    let lonely = tempfile::tempdir().unwrap();
+    let lonely = tempdir();
     std::fs::write(
         lonely.path().join("schema.mjs"),
         "export const schema = 1\n",
     )
     .unwrap();
-    let run = rehearse(&[
+    rehearse(&[
         &"check",
         &corpus("workspace-n200"),
         &"-m",
         &format!("livestore:{}", lonely.path().join("schema.mjs").display()),
-    ]);
-    assert_eq!(run.code, 2);
-    let all = format!("{}{}", run.stdout, run.stderr);
-    assert!(
-        all.contains("no node_modules with @livestore/livestore"),
-        "{all}"
-    );
+    ])
+    .code(2)
+    .output_has("no node_modules with @livestore/livestore");
 
-    let run = rehearse(&[
+    rehearse(&[
         &"check",
         &corpus("workspace-n200"),
         &"-m",
         &spec(&app, "schema.mjs"),
-    ]);
-    assert_eq!(run.code, 2);
-    let all = format!("{}{}", run.stdout, run.stderr);
-    assert!(all.contains("exports no LiveStore schema"), "{all}");
+    ])
+    .code(2)
+    .output_has("exports no LiveStore schema");
+    Ok(())
 }
 
-#[test]
-fn schema_export_writes_the_event_schemas_the_ddl_and_the_client_documents() {
-    let Some(app) = app() else { return };
-    let out = tempfile::tempdir().unwrap();
-    let run = rehearse(&[
+fn schema_export_writes_the_event_schemas_the_ddl_and_the_client_documents() -> need::Result {
+    let app = need::livestore_app()?;
+    let out = tempdir();
+    rehearse(&[
         &"schema",
         &"export",
         &"--materializers",
         &spec(&app, "app.mjs"),
         &"--out",
         &out.path(),
-    ]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(
-        run.stderr
-            .contains("the state DDL and 1 client document to"),
-        "{}",
-        run.stderr
-    );
+    ])
+    .success()
+    .stderr_has("the state DDL and 1 client document to");
     // The committed schemas/workspace/events/ were exported from the same app: byte for byte.
     let committed = root().join("schemas/workspace/events");
     let mut names = Vec::new();
@@ -718,14 +695,15 @@ fn schema_export_writes_the_event_schemas_the_ddl_and_the_client_documents() {
         .unwrap()
         .execute_batch(&ddl)
         .unwrap();
-    let run = rehearse(&[
+    let report = rehearse(&[
         &"diff",
         &corpus("workspace-n200/workspace/state-186191357563@6.db"),
         &diff_db,
         &"--format",
         &"json",
-    ]);
-    let report = json(&run);
+    ])
+    .run()
+    .json();
     let tables = report["corpora"][0]["tables"].as_array().unwrap();
     assert!(
         tables.iter().all(|t| t["presence"] == "both"
@@ -738,39 +716,35 @@ fn schema_export_writes_the_event_schemas_the_ddl_and_the_client_documents() {
             .unwrap();
     assert_eq!(docs[0]["name"], "uiState");
     assert_eq!(docs[0]["default"]["id"], "main");
+    Ok(())
 }
 
-#[test]
-fn every_message_matches_the_protocol_schema() {
-    let Some(app) = app() else { return };
+fn every_message_matches_the_protocol_schema() -> need::Result {
+    let app = need::livestore_app()?;
     let trace = tempfile::NamedTempFile::new().unwrap();
-    let trace_path = trace.path().to_string_lossy().into_owned();
     // Results, unknown-free but invalid args, errors and queries all occur across these runs.
     for module in ["app-query.mjs", "app-throws.mjs", "app-changed-type.mjs"] {
-        let run = rehearse_env(
-            &[
-                &"check",
-                &corpus("workspace-n200"),
-                &"-m",
-                &spec(&app, module),
-            ],
-            &[("REHEARSE_PLUGIN_TRACE", &trace_path)],
-        );
-        assert_ne!(run.code, 2, "{}", run.stderr);
-    }
-    let out = tempfile::tempdir().unwrap();
-    let run = rehearse_env(
-        &[
-            &"schema",
-            &"export",
+        rehearse(&[
+            &"check",
+            &corpus("workspace-n200"),
             &"-m",
-            &spec(&app, "app.mjs"),
-            &"--out",
-            &out.path(),
-        ],
-        &[("REHEARSE_PLUGIN_TRACE", &trace_path)],
-    );
-    assert_eq!(run.code, 0, "{}", run.stderr);
+            &spec(&app, module),
+        ])
+        .env("REHEARSE_PLUGIN_TRACE", trace.path())
+        .run()
+        .code_in(&[0, 1]);
+    }
+    let out = tempdir();
+    rehearse(&[
+        &"schema",
+        &"export",
+        &"-m",
+        &spec(&app, "app.mjs"),
+        &"--out",
+        &out.path(),
+    ])
+    .env("REHEARSE_PLUGIN_TRACE", trace.path())
+    .success();
     let schema: Value = serde_json::from_slice(
         &std::fs::read(root().join("schemas/plugin-protocol.schema.json")).unwrap(),
     )
@@ -801,33 +775,29 @@ fn every_message_matches_the_protocol_schema() {
             "no {kind} message was exchanged: {kinds:?}"
         );
     }
+    Ok(())
 }
 
 /// A TypeScript schema module runs through the app's own tsx; without tsx, Node's type
 /// stripping where this Node has it, or an error that says what is missing.
-#[test]
-fn a_typescript_schema_module_runs_through_the_apps_tsx_or_says_what_is_missing() {
-    let Some(app) = app() else { return };
+fn a_typescript_schema_module_runs_through_the_apps_tsx_or_says_what_is_missing() -> need::Result {
+    let app = need::livestore_app()?;
     assert!(
         app.join("node_modules/tsx").is_dir(),
         "the fixture installs tsx"
     );
-    let run = rehearse(&[
+    rehearse(&[
         &"check",
         &corpus("workspace-n200"),
         &"-m",
         &spec(&app, "app.ts"),
-    ]);
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    assert!(
-        run.stdout.contains("replayed 200 events: 200 applied"),
-        "{}",
-        run.stdout
-    );
+    ])
+    .success()
+    .stdout_has("replayed 200 events: 200 applied");
 
     // The same app without tsx: its packages, every one but tsx, linked into a directory of
     // its own.
-    let bare = tempfile::tempdir().unwrap();
+    let bare = tempdir();
     let modules = bare.path().join("node_modules");
     std::fs::create_dir(&modules).unwrap();
     for entry in std::fs::read_dir(app.join("node_modules")).unwrap() {
@@ -845,20 +815,17 @@ fn a_typescript_schema_module_runs_through_the_apps_tsx_or_says_what_is_missing(
         &corpus("workspace-n200"),
         &"-m",
         &format!("livestore:{}", bare.path().join("app.ts").display()),
-    ]);
+    ])
+    .run();
     let (major, minor) = node_version();
     if (major, minor) >= (22, 6) {
-        assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+        run.success();
     } else {
-        assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
-        assert!(
-            run.stderr.contains(&format!(
-                "a TypeScript module needs the app's own tsx (npm i -D tsx) or Node.js 22.6 or later for type stripping; this is Node.js {major}.{minor}"
-            )),
-            "{}",
-            run.stderr
-        );
+        run.code(2).stderr_has(&format!(
+            "a TypeScript module needs the app's own tsx (npm i -D tsx) or Node.js 22.6 or later for type stripping; this is Node.js {major}.{minor}"
+        ));
     }
+    Ok(())
 }
 
 /// The major and minor version of the Node.js rehearse runs: REHEARSE_NODE where set.
@@ -879,9 +846,9 @@ fn node_version() -> (u32, u32) {
 /// remember the schemas LiveStore builds anew for every update and client-document set; with
 /// REHEARSE_PLUGIN_MEMO=on also through an older Node.js's loader thread (which costs a second
 /// at start, so not by default), and never with `off`.
-#[test]
-fn the_helper_remembers_effects_schemas_by_default_only_where_node_rewrites_modules_in_thread() {
-    let Some(app) = app() else { return };
+fn the_helper_remembers_effects_schemas_by_default_only_where_node_rewrites_modules_in_thread()
+-> need::Result {
+    let app = need::livestore_app()?;
     let both = serde_json::json!(["Schema.parseJson", "Schema.partial"]);
     let none = serde_json::json!([]);
     let in_thread = matches!(node_version(), (22, 15..) | (23, 5..) | (24.., _));
@@ -895,28 +862,27 @@ fn the_helper_remembers_effects_schemas_by_default_only_where_node_rewrites_modu
             node_version()
         );
     }
+    Ok(())
 }
 
 /// The helper's answers in a replay of `dir` with REHEARSE_PLUGIN_MEMO=`memo` (one helper, so
 /// in log order), and its `ready`.
 fn answers(app: &Path, dir: &Path, memo: &str) -> (Vec<String>, Value) {
-    let out = tempfile::tempdir().unwrap();
-    let state = out.path().join("state.db");
-    let plugin = spec(app, "app.mjs");
+    let out = tempdir();
     let (run, trace) = traced(
-        &[
+        rehearse(&[
             &"replay",
             &dir,
             &"-m",
-            &plugin,
+            &spec(app, "app.mjs"),
             &"--plugin-jobs",
             &"1",
             &"--out",
-            &state,
-        ],
-        &[("REHEARSE_PLUGIN_MEMO", memo)],
+            &out.path().join("state.db"),
+        ])
+        .env("REHEARSE_PLUGIN_MEMO", memo),
     );
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    run.success();
     let mut ready = Value::Null;
     let mut answers = Vec::new();
     // By their start: args with lone surrogates (js-values) are not JSON serde_json reads.
@@ -937,9 +903,8 @@ fn answers(app: &Path, dir: &Path, memo: &str) -> (Vec<String>, Value) {
 /// Remembering Effect's schemas changes nothing LiveStore answers: every answer, byte for byte,
 /// with the memo on (in-thread or through the loader thread, whichever this Node.js has) and
 /// off, on the logs with the most updates and client-document sets.
-#[test]
-fn remembered_schemas_give_the_answers_effect_as_installed_gives() {
-    let Some(app) = app() else { return };
+fn remembered_schemas_give_the_answers_effect_as_installed_gives() -> need::Result {
+    let app = need::livestore_app()?;
     let corpora = with_shared_samples(
         vec![corpus("workspace-n300-lsdev"), corpus("js-values")],
         &["n5000"],
@@ -955,4 +920,5 @@ fn remembered_schemas_give_the_answers_effect_as_installed_gives() {
             assert_eq!(a, b, "{}", c.display());
         }
     }
+    Ok(())
 }

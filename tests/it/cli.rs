@@ -1,84 +1,109 @@
 //! The `rehearse` binary end to end, on the real corpora under `corpora/`.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 
-mod common;
-use common::*;
+use crate::api;
+use crate::need;
+use crate::util::*;
 
-#[test]
+trials![
+    the_bundled_corpus_passes,
+    findings_exit_1_and_name_the_event,
+    json_report_matches_its_schema_and_is_deterministic,
+    inputs_are_byte_identical_after_check_and_no_journal_is_left,
+    a_hot_journal_beside_an_input_is_read_from_a_private_copy,
+    unreadable_input_exits_2_and_names_the_file,
+    a_corrupt_page_mid_log_is_an_error_naming_the_file_and_position,
+    missing_tables_and_columns_are_named,
+    other_storage_formats_are_refused_by_number,
+    unreadable_permissions_are_an_input_error,
+    usage_errors_exit_2,
+    definitions_naming_what_the_state_lacks_are_errors_with_file_event_and_line,
+    keep_and_replay_write_the_replayed_state_and_diff_compares_it,
+    a_bare_event_log_replays_and_skips_the_comparison,
+    a_log_that_cannot_be_counted_still_replays,
+    on_error_stop_stops_at_the_first_failing_event,
+    of_several_state_files_the_one_matching_the_definitions_is_chosen,
+    inspect_summarises_a_corpus,
+    every_command_explains_itself_with_an_example,
+    every_bundled_definitions_file_matches_the_definitions_schema,
+    a_backup_package_is_detected_and_its_manifest_format_checked,
+    diff_names_its_sides_a_and_b,
+    a_materializer_that_ends_the_transaction_is_refused_by_name,
+    junit_github_and_markdown_outputs_are_readable,
+    severities_can_be_raised_lowered_or_turned_off,
+    the_baseline_flow_write_pass_new_finding_fails_stale_entry_detected,
+    record_check_pending_and_accept_follow_the_insta_workflow,
+    a_directory_of_corpora_is_searched_and_partitions_split_it,
+    parallel_jobs_give_the_same_report,
+    bisect_finds_the_first_event_a_changed_materializer_treats_differently,
+    blame_tells_a_rows_history_and_spots_a_state_changed_outside_the_log,
+    determinism_catches_a_materializer_that_reads_random_numbers,
+    git_bisect_runs_skip_commits_that_cannot_be_tested,
+    a_first_divergence_shows_both_sides_and_the_events_args,
+    a_scratch_dir_gives_the_same_reports_and_is_left_empty,
+    git_bisect_run_finds_the_commit_that_broke_a_materializer,
+    bisect_blame_and_inspect_json_are_versioned_and_match_their_schemas,
+];
+
 fn the_bundled_corpus_passes() {
-    let run = rehearse(&[
+    rehearse(&[
         &"check",
         &corpus("workspace-n200"),
         &"--materializers",
         &defs(),
-    ]);
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    assert!(run.stdout.starts_with("PASS "), "{}", run.stdout);
-    assert!(run.stdout.contains("replayed 200 events: 200 applied"));
-    assert!(run.stdout.contains("compared 6 tables"));
+    ])
+    .success()
+    .stdout_starts_with("PASS ")
+    .stdout_has("replayed 200 events: 200 applied")
+    .stdout_has("compared 6 tables");
 }
 
-#[test]
 fn findings_exit_1_and_name_the_event() {
-    let run = rehearse(&[
+    rehearse(&[
         &"check",
         &corpus("workspace-n200-edited-row"),
         &"-m",
         &defs(),
-    ]);
-    assert_eq!(run.code, 1, "{}{}", run.stdout, run.stderr);
-    assert!(
-        run.stdout
-            .contains("state-divergence   e160     v1.TodoUpdated"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout
-            .contains("todos['todo_ug4qhd18po'] differs in priority")
-    );
-    assert!(
-        run.stdout.contains("- expected 9 (integer)"),
-        "{}",
-        run.stdout
-    );
-    assert!(run.stdout.contains("+ replayed 1 (integer)"));
+    ])
+    .code(1)
+    .stdout_has("state-divergence   e160     v1.TodoUpdated")
+    .stdout_has("todos['todo_ug4qhd18po'] differs in priority")
+    .stdout_has("- expected 9 (integer)")
+    .stdout_has("+ replayed 1 (integer)");
 }
 
-#[test]
 fn json_report_matches_its_schema_and_is_deterministic() {
     let schema: Value = serde_json::from_str(
         &std::fs::read_to_string(root().join("schemas/report.schema.json")).unwrap(),
     )
     .unwrap();
     let validator = jsonschema::validator_for(&schema).expect("the schema is valid");
-    let corpora = [
+    let corpora: Vec<PathBuf> = [
         "workspace-n200",
         "workspace-n300-lsdev",
         "workspace-n200-edited-row",
         "workspace-n200-broken-log",
-    ];
-    let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"check", &"--format", &"json", &"-m"];
-    let d = defs();
-    args.push(&d);
-    let paths: Vec<PathBuf> = corpora.iter().map(|c| corpus(c)).collect();
-    for p in &paths {
-        args.push(p);
-    }
-    let first = rehearse(&args);
-    let second = rehearse(&args);
-    assert_eq!(first.code, 1);
+    ]
+    .iter()
+    .map(|c| corpus(c))
+    .collect();
+    let check = || {
+        let mut cmd = rehearse(&[&"check", &"-m", &defs()]);
+        for c in &corpora {
+            cmd.arg(c);
+        }
+        cmd
+    };
+    let first = check().args(&[&"--format", &"json"]).code(1);
+    let second = check().args(&[&"--format", &"json"]).code(1);
     assert_eq!(first.stdout, second.stdout, "same inputs, same bytes");
-    assert!(
-        first.stderr.is_empty(),
-        "machine output leaves stderr quiet: {}",
-        first.stderr
-    );
-    let report = json(&first);
+    // Machine output leaves stderr quiet.
+    first.stderr_empty();
+    let report = first.json();
     let errors: Vec<String> = validator
         .iter_errors(&report)
         .map(|e| format!("{e} at {}", e.instance_path()))
@@ -106,26 +131,19 @@ fn json_report_matches_its_schema_and_is_deterministic() {
     assert_eq!(report["summary"]["findings"]["log-integrity"], 6);
 
     // --json FILE writes the same document beside human output.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let file = dir.path().join("report.json");
-    let mut args2: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![&"check", &"--json", &file, &"-m", &d];
-    for p in &paths {
-        args2.push(p);
-    }
-    let human = rehearse(&args2);
-    assert_eq!(human.code, 1);
-    assert!(human.stdout.contains("FAIL"));
+    check().args(&[&"--json", &file]).code(1).stdout_has("FAIL");
     assert_eq!(std::fs::read_to_string(&file).unwrap(), first.stdout);
 }
 
-#[test]
 fn inputs_are_byte_identical_after_check_and_no_journal_is_left() {
     let dirs = [
         corpus("workspace-n200"),
         corpus("workspace-n200-broken-log"),
     ];
     let before: Vec<_> = dirs.iter().map(|d| snapshot_tree(d)).collect();
-    let run = rehearse(&[
+    rehearse(&[
         &"check",
         &dirs[0],
         &dirs[1],
@@ -133,8 +151,8 @@ fn inputs_are_byte_identical_after_check_and_no_journal_is_left() {
         &defs(),
         &"--format",
         &"json",
-    ]);
-    assert_eq!(run.code, 1, "{}", run.stderr);
+    ])
+    .code(1);
     let after: Vec<_> = dirs.iter().map(|d| snapshot_tree(d)).collect();
     for (b, a) in before.iter().zip(&after) {
         assert_eq!(
@@ -146,9 +164,8 @@ fn inputs_are_byte_identical_after_check_and_no_journal_is_left() {
     }
 }
 
-#[test]
 fn a_hot_journal_beside_an_input_is_read_from_a_private_copy() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     copy_dir(&corpus("workspace-n200"), dir.path());
     let store = dir.path().join("workspace");
     // A stale rollback journal of the right shape: SQLite would roll it back on a read-write
@@ -156,56 +173,41 @@ fn a_hot_journal_beside_an_input_is_read_from_a_private_copy() {
     let journal = store.join("eventlog@6.db-journal");
     std::fs::write(&journal, vec![0u8; 512]).unwrap();
     let before = snapshot_tree(dir.path());
-    let run = rehearse(&[&"check", &dir.path(), &"-m", &defs()]);
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("read a private copy"), "{}", run.stdout);
+    rehearse(&[&"check", &dir.path(), &"-m", &defs()])
+        .success()
+        .stdout_has("read a private copy");
     assert!(snapshot_tree(dir.path()) == before);
 }
 
-#[test]
 fn unreadable_input_exits_2_and_names_the_file() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let missing = dir.path().join("nope");
-    let run = rehearse(&[&"check", &missing, &"-m", &defs()]);
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains(&*missing.to_string_lossy()),
-        "{}",
-        run.stderr
-    );
+    rehearse(&[&"check", &missing, &"-m", &defs()])
+        .code(2)
+        .stderr_has(&missing.to_string_lossy());
 
     let text = dir.path().join("eventlog.db");
     std::fs::write(&text, "this is not a database\n").unwrap();
-    let run = rehearse(&[&"check", &text, &"-m", &defs()]);
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains("eventlog.db: not a SQLite database"),
-        "{}",
-        run.stderr
-    );
+    rehearse(&[&"check", &text, &"-m", &defs()])
+        .code(2)
+        .stderr_has("eventlog.db: not a SQLite database");
 
     let empty = dir.path().join("empty.db");
     std::fs::write(&empty, "").unwrap();
-    let run = rehearse(&[&"check", &empty, &"-m", &defs()]);
-    assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("empty file"), "{}", run.stderr);
+    rehearse(&[&"check", &empty, &"-m", &defs()])
+        .code(2)
+        .stderr_has("empty file");
 
     let log = std::fs::read(corpus("workspace-n200/workspace/eventlog@6.db")).unwrap();
     let truncated = dir.path().join("truncated.db");
     std::fs::write(&truncated, &log[..log.len() / 2]).unwrap();
-    let run = rehearse(&[&"check", &truncated, &"-m", &defs()]);
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr
-            .contains("truncated.db: truncated SQLite database"),
-        "{}",
-        run.stderr
-    );
+    rehearse(&[&"check", &truncated, &"-m", &defs()])
+        .code(2)
+        .stderr_has("truncated.db: truncated SQLite database");
 }
 
-#[test]
 fn a_corrupt_page_mid_log_is_an_error_naming_the_file_and_position() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let mut log = std::fs::read(corpus("workspace-n200/workspace/eventlog@6.db")).unwrap();
     // Page 8 holds eventlog rows after e63: the schema and the first rows read, then SQLite
     // finds the damage.
@@ -215,16 +217,12 @@ fn a_corrupt_page_mid_log_is_an_error_naming_the_file_and_position() {
     }
     let path = dir.path().join("eventlog@6.db");
     std::fs::write(&path, &log).unwrap();
-    let run = rehearse(&[&"check", &path, &"-m", &defs()]);
-    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
-    assert!(
-        run.stderr.contains(
-            "eventlog@6.db: reading the event after e63 failed: database disk image is malformed"
-        ),
-        "{}",
-        run.stderr
-    );
-    assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+    rehearse(&[&"check", &path, &"-m", &defs()])
+        .code(2)
+        .stderr_has(
+            "eventlog@6.db: reading the event after e63 failed: database disk image is malformed",
+        )
+        .stderr_lacks("panicked");
 }
 
 fn sqlite_file(path: &Path, sql: &str) {
@@ -232,78 +230,111 @@ fn sqlite_file(path: &Path, sql: &str) {
     conn.execute_batch(sql).unwrap();
 }
 
-#[test]
 fn missing_tables_and_columns_are_named() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let no_table = dir.path().join("a.db");
     sqlite_file(&no_table, "CREATE TABLE other (x)");
-    let run = rehearse(&[&"check", &no_table, &"-m", &defs()]);
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains("a.db: no `eventlog` table"),
-        "{}",
-        run.stderr
-    );
+    rehearse(&[&"check", &no_table, &"-m", &defs()])
+        .code(2)
+        .stderr_has("a.db: no `eventlog` table");
 
     let no_column = dir.path().join("b.db");
     sqlite_file(
         &no_column,
         "CREATE TABLE eventlog (seqNumGlobal, seqNumClient, seqNumRebaseGeneration, parentSeqNumGlobal, parentSeqNumClient, parentSeqNumRebaseGeneration, name, clientId, sessionId, schemaHash, syncMetadataJson)",
     );
-    let run = rehearse(&[&"check", &no_column, &"-m", &defs()]);
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr
-            .contains("b.db: the eventlog table lacks column argsJson"),
-        "{}",
-        run.stderr
-    );
+    rehearse(&[&"check", &no_column, &"-m", &defs()])
+        .code(2)
+        .stderr_has("b.db: the eventlog table lacks column argsJson");
 }
 
-#[test]
 fn other_storage_formats_are_refused_by_number() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     std::fs::copy(
         corpus("workspace-n200/workspace/eventlog@6.db"),
         dir.path().join("eventlog@5.db"),
     )
     .unwrap();
-    let run = rehearse(&[&"check", &dir.path(), &"-m", &defs()]);
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr
-            .contains("eventlog@5.db: LiveStore storage format 5 is not supported"),
-        "{}",
-        run.stderr
-    );
+    rehearse(&[&"check", &dir.path(), &"-m", &defs()])
+        .code(2)
+        .stderr_has("eventlog@5.db: LiveStore storage format 5 is not supported");
 }
 
-#[test]
-fn unreadable_permissions_are_an_input_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("eventlog@6.db");
-    std::fs::copy(corpus("workspace-n200/workspace/eventlog@6.db"), &path).unwrap();
+/// A log this user may not read is an input error (exit 2) naming the file. Root reads it all
+/// the same, so as root the check runs as an unprivileged user (`setpriv`, uid and gid 65534)
+/// on copies that user can reach: the binary and the definitions in a world-readable directory.
+/// A readable copy of the same log beside the locked one must pass for that user, so that the
+/// test proves the file's mode is what stops it, not an unreachable path.
+fn unreadable_permissions_are_an_input_error() -> need::Result {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
-    if std::fs::read(&path).is_ok() {
-        eprintln!("skipped: this user (root) reads files without read permission");
-        return;
+    let mode = |path: &Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let dir = tempdir();
+    mode(dir.path(), 0o755);
+    let log = corpus("workspace-n200/workspace/eventlog@6.db");
+    let (locked, readable) = (dir.path().join("locked"), dir.path().join("readable"));
+    for d in [&locked, &readable] {
+        std::fs::create_dir(d).unwrap();
+        std::fs::copy(&log, d.join("eventlog@6.db")).unwrap();
     }
-    let run = rehearse(&[&"check", &path, &"-m", &defs()]);
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains("eventlog@6.db: Permission denied"),
-        "{}",
-        run.stderr
-    );
+    let (locked, readable) = (locked.join("eventlog@6.db"), readable.join("eventlog@6.db"));
+    mode(&locked, 0o000);
+
+    // As root: setpriv, a copy of the binary, and the definitions without their event schemas
+    // (not needed to read a log) with their DDL beside them.
+    let as_nobody = if std::fs::read(&locked).is_ok() {
+        let setpriv = need::setpriv()?;
+        let bin = dir.path().join("rehearse");
+        std::fs::copy(crate::util::bin(), &bin).unwrap();
+        mode(&bin, 0o755);
+        let text = std::fs::read_to_string(defs()).unwrap();
+        let text: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with("event_schemas"))
+            .collect();
+        std::fs::write(dir.path().join("materializers.toml"), text.join("\n")).unwrap();
+        std::fs::copy(corpus("workspace/state.sql"), dir.path().join("state.sql")).unwrap();
+        Some((setpriv, bin))
+    } else {
+        None
+    };
+    let check = |log: &Path| match &as_nobody {
+        None => rehearse(&[&"check", &log, &"-m", &defs()]),
+        Some((setpriv, bin)) => {
+            let mut cmd = command(
+                setpriv,
+                &[
+                    &"--reuid=65534",
+                    &"--regid=65534",
+                    &"--clear-groups",
+                    &"--",
+                    bin,
+                    &"check",
+                    &log,
+                    &"-m",
+                    &dir.path().join("materializers.toml"),
+                ],
+            );
+            cmd.env("NO_COLOR", "1").current_dir(dir.path());
+            cmd
+        }
+    };
+    // This user reaches the binary, the definitions and the directory: a readable log passes.
+    check(&readable)
+        .success()
+        .stdout_has("replayed 200 events: 200 applied");
+    check(&locked)
+        .code(2)
+        .stderr_has("eventlog@6.db: Permission denied");
+    Ok(())
 }
 
-#[test]
 fn usage_errors_exit_2() {
-    let run = rehearse(&[&"check", &corpus("workspace-n200")]);
-    assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("--materializers"), "{}", run.stderr);
-    let run = rehearse(&[
+    rehearse(&[&"check", &corpus("workspace-n200")])
+        .code(2)
+        .stderr_has("--materializers");
+    rehearse(&[
         &"check",
         &corpus("workspace-n200"),
         &corpus("workspace-n300-lsdev"),
@@ -311,9 +342,9 @@ fn usage_errors_exit_2() {
         &defs(),
         &"--keep",
         &"x.db",
-    ]);
-    assert_eq!(run.code, 2);
-    assert!(run.stderr.contains("single corpus"), "{}", run.stderr);
+    ])
+    .code(2)
+    .stderr_has("single corpus");
 }
 
 fn defs_with(dir: &Path, body: &str) -> PathBuf {
@@ -330,9 +361,8 @@ fn defs_with(dir: &Path, body: &str) -> PathBuf {
     path
 }
 
-#[test]
 fn definitions_naming_what_the_state_lacks_are_errors_with_file_event_and_line() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let cases = [
         (
             "\n[events.\"v1.X\"]\ninsert = \"nope\"\nvalues = { id = \"args.id\" }\n",
@@ -358,33 +388,28 @@ fn definitions_naming_what_the_state_lacks_are_errors_with_file_event_and_line()
     ];
     for (body, want) in cases {
         let path = defs_with(dir.path(), body);
-        let run = rehearse(&[&"check", &corpus("workspace-n200"), &"-m", &path]);
-        assert_eq!(run.code, 2, "{body}: {}", run.stderr);
-        assert!(
-            run.stderr.contains(want),
-            "{body}\nwanted: {want}\ngot: {}",
-            run.stderr
-        );
+        rehearse(&[&"check", &corpus("workspace-n200"), &"-m", &path])
+            .code(2)
+            .stderr_has(want);
     }
 }
 
-#[test]
 fn keep_and_replay_write_the_replayed_state_and_diff_compares_it() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let kept = dir.path().join("kept.db");
     let state = corpus("workspace-n200/workspace/state-186191357563@6.db");
-    let run = rehearse(&[
+    rehearse(&[
         &"check",
         &corpus("workspace-n200"),
         &"-m",
         &defs(),
         &"--keep",
         &kept,
-    ]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let run = rehearse(&[&"diff", &state, &kept]);
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("are equal"));
+    ])
+    .success();
+    rehearse(&[&"diff", &state, &kept])
+        .success()
+        .stdout_has("are equal");
     let page_size: i64 = rusqlite::Connection::open(&kept)
         .unwrap()
         .query_row("PRAGMA page_size", [], |r| r.get(0))
@@ -392,51 +417,52 @@ fn keep_and_replay_write_the_replayed_state_and_diff_compares_it() {
     assert_eq!(page_size, 8192, "LiveStore's page size");
 
     let out = dir.path().join("replayed.db");
-    let run = rehearse(&[
+    rehearse(&[
         &"replay",
         &corpus("workspace-n200"),
         &"-m",
         &defs(),
         &"--out",
         &out,
-    ]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    ])
+    .success();
     let edited = corpus("workspace-n200-edited-row/workspace/state-186191357563@6.db");
-    let run = rehearse(&[&"diff", &edited, &out, &"--format", &"json"]);
-    assert_eq!(run.code, 1);
-    let report = json(&run);
+    let report = rehearse(&[&"diff", &edited, &out, &"--format", &"json"])
+        .code(1)
+        .json();
     let f = &report["corpora"][0]["findings"][0];
     assert_eq!(f["divergence"], "row-differs");
     assert_eq!(f["columns"][0]["column"], "priority");
-    let run = rehearse(&[
+    rehearse(&[
         &"diff",
         &edited,
         &out,
         &"--ignore-column",
         &"todos.priority",
-    ]);
-    assert_eq!(run.code, 0, "{}", run.stdout);
+    ])
+    .success();
 }
 
-#[test]
 fn a_bare_event_log_replays_and_skips_the_comparison() {
-    let run = rehearse(&[
+    let report = rehearse(&[
         &"check",
         &corpus("workspace-n200/workspace/eventlog@6.db"),
         &"-m",
         &defs(),
         &"--format",
         &"json",
-    ]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let c = &json(&run)["corpora"][0];
+    ])
+    .success()
+    .json();
+    let c = &report["corpora"][0];
     assert_eq!(c["kind"], "eventlog");
     assert_eq!(c["comparison"]["status"], "skipped");
     assert!(
         c["comparison"]["reason"]
             .as_str()
             .unwrap()
-            .starts_with("no recorded state database")
+            .starts_with("no recorded state database"),
+        "{c}"
     );
     assert_eq!(c["applied"], 200);
 }
@@ -444,9 +470,8 @@ fn a_bare_event_log_replays_and_skips_the_comparison() {
 /// The log's length is only a hint to the materializer (how many helpers to start): a log whose
 /// counting index is damaged while its rows read fine still replays, as it did before rehearse
 /// counted events (it was unreadable, exit 2, for a while).
-#[test]
 fn a_log_that_cannot_be_counted_still_replays() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     copy_dir(&corpus("workspace-n200"), dir.path());
     let log = dir.path().join("workspace/eventlog@6.db");
     let (root, page_size): (i64, i64) = {
@@ -481,19 +506,14 @@ fn a_log_that_cannot_be_counted_still_replays() {
     );
     assert!(counted.is_err(), "the index still counts: {counted:?}");
 
-    let run = rehearse(&[&"check", &dir.path(), &"-m", &defs()]);
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    assert!(
-        run.stdout.contains("replayed 200 events: 200 applied"),
-        "{}",
-        run.stdout
-    );
+    rehearse(&[&"check", &dir.path(), &"-m", &defs()])
+        .success()
+        .stdout_has("replayed 200 events: 200 applied");
 }
 
-#[test]
 fn on_error_stop_stops_at_the_first_failing_event() {
     let defs = corpus("workspace-n200-materializer-error/materializers.toml");
-    let run = rehearse(&[
+    let report = rehearse(&[
         &"check",
         &corpus("workspace-n200"),
         &"-m",
@@ -502,9 +522,10 @@ fn on_error_stop_stops_at_the_first_failing_event() {
         &"stop",
         &"--format",
         &"json",
-    ]);
-    assert_eq!(run.code, 1);
-    let c = &json(&run)["corpora"][0];
+    ])
+    .code(1)
+    .json();
+    let c = &report["corpora"][0];
     // e68 is the 75th row of the log (client-only events sit between the synced ones).
     assert_eq!(c["events"], 75, "replay read no further than e68");
     assert_eq!(c["applied"], 74);
@@ -513,13 +534,13 @@ fn on_error_stop_stops_at_the_first_failing_event() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|n| n == "replay stopped at e68 (--on-error stop)")
+            .any(|n| n == "replay stopped at e68 (--on-error stop)"),
+        "{c}"
     );
 }
 
-#[test]
 fn of_several_state_files_the_one_matching_the_definitions_is_chosen() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     copy_dir(&corpus("workspace-n200"), dir.path());
     let store = dir.path().join("workspace");
     // An older state file (another schema hash) that lacks a table the definitions write,
@@ -527,9 +548,10 @@ fn of_several_state_files_the_one_matching_the_definitions_is_chosen() {
     let old = store.join("state-999@6.db");
     std::fs::copy(store.join("state-186191357563@6.db"), &old).unwrap();
     sqlite_file(&old, "DROP TABLE project_stats");
-    let run = rehearse(&[&"check", &dir.path(), &"-m", &defs(), &"--format", &"json"]);
-    assert_eq!(run.code, 0, "{}", run.stdout);
-    let snap = &json(&run)["corpora"][0]["snapshot"];
+    let report = rehearse(&[&"check", &dir.path(), &"-m", &defs(), &"--format", &"json"])
+        .success()
+        .json();
+    let snap = &report["corpora"][0]["snapshot"];
     assert!(
         snap["path"]
             .as_str()
@@ -543,26 +565,21 @@ fn of_several_state_files_the_one_matching_the_definitions_is_chosen() {
     );
 }
 
-#[test]
 fn inspect_summarises_a_corpus() {
-    let run = rehearse(&[&"inspect", &corpus("workspace-n200")]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(
-        run.stdout.contains("events      200 (15 client-only"),
-        "{}",
-        run.stdout
-    );
-    assert!(run.stdout.contains("sync head   e0"));
-    assert!(run.stdout.contains("gen-client/static (200)"));
-    assert!(run.stdout.contains("v2.TodoCreated"));
-    let run = rehearse(&[&"inspect", &corpus("workspace-n200"), &"--format", &"json"]);
-    let v = json(&run);
+    rehearse(&[&"inspect", &corpus("workspace-n200")])
+        .success()
+        .stdout_has("events      200 (15 client-only")
+        .stdout_has("sync head   e0")
+        .stdout_has("gen-client/static (200)")
+        .stdout_has("v2.TodoCreated");
+    let v = rehearse(&[&"inspect", &corpus("workspace-n200"), &"--format", &"json"])
+        .success()
+        .json();
     assert_eq!(v["names"]["v2.TodoCreated"], 45);
     assert_eq!(v["snapshots"][0]["tables"]["todos"], 53);
     assert_eq!(v["snapshots"][0]["changesets"], 200);
 }
 
-#[test]
 fn every_command_explains_itself_with_an_example() {
     for cmd in [
         "check",
@@ -577,13 +594,10 @@ fn every_command_explains_itself_with_an_example() {
         "preflight",
         "restore",
     ] {
-        let run = rehearse(&[&cmd, &"--help"]);
-        assert_eq!(run.code, 0);
-        assert!(run.stdout.contains("Example"), "{cmd}: {}", run.stdout);
+        rehearse(&[&cmd, &"--help"]).success().stdout_has("Example");
     }
 }
 
-#[test]
 fn every_bundled_definitions_file_matches_the_definitions_schema() {
     let schema: Value = serde_json::from_str(
         &std::fs::read_to_string(root().join("schemas/materializers.schema.json")).unwrap(),
@@ -611,9 +625,8 @@ fn every_bundled_definitions_file_matches_the_definitions_schema() {
     assert!(!validator.is_valid(&bad), "update without set");
 }
 
-#[test]
 fn a_backup_package_is_detected_and_its_manifest_format_checked() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let pkg = dir.path().join("pkg");
     std::fs::create_dir(&pkg).unwrap();
     std::fs::copy(
@@ -631,16 +644,18 @@ fn a_backup_package_is_detected_and_its_manifest_format_checked() {
         r#"{"storeId":"workspace","storageFormatVersion":6}"#,
     )
     .unwrap();
-    let run = rehearse(&[&"check", &pkg, &"-m", &defs(), &"--format", &"json"]);
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    let c = &json(&run)["corpora"][0];
+    let report = rehearse(&[&"check", &pkg, &"-m", &defs(), &"--format", &"json"])
+        .success()
+        .json();
+    let c = &report["corpora"][0];
     assert_eq!(c["kind"], "package");
     assert_eq!(c["comparison"]["status"], "compared");
     assert!(
         c["snapshot"]["path"]
             .as_str()
             .unwrap()
-            .ends_with("state.db")
+            .ends_with("state.db"),
+        "{c}"
     );
 
     std::fs::write(
@@ -648,77 +663,54 @@ fn a_backup_package_is_detected_and_its_manifest_format_checked() {
         r#"{"storeId":"workspace","storageFormatVersion":5}"#,
     )
     .unwrap();
-    let run = rehearse(&[&"check", &pkg, &"-m", &defs()]);
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr
-            .contains("manifest.json: LiveStore storage format 5 is not supported"),
-        "{}",
-        run.stderr
-    );
+    rehearse(&[&"check", &pkg, &"-m", &defs()])
+        .code(2)
+        .stderr_has("manifest.json: LiveStore storage format 5 is not supported");
 
+    // An unreadable manifest is noted, the log still checked.
     std::fs::write(pkg.join("manifest.json"), "{ not json").unwrap();
-    let run = rehearse(&[&"check", &pkg, &"-m", &defs()]);
-    assert_eq!(
-        run.code, 0,
-        "an unreadable manifest is noted, the log still checked"
-    );
-    assert!(
-        run.stdout.contains("manifest.json is not valid JSON"),
-        "{}",
-        run.stdout
-    );
+    rehearse(&[&"check", &pkg, &"-m", &defs()])
+        .success()
+        .stdout_has("manifest.json is not valid JSON");
 }
 
-#[test]
 fn diff_names_its_sides_a_and_b() {
     let a = corpus("workspace-n200-edited-row/workspace/state-186191357563@6.db");
     let b = corpus("workspace-n200/workspace/state-186191357563@6.db");
-    let run = rehearse(&[&"diff", &a, &b]);
-    assert_eq!(run.code, 1);
-    assert!(
-        run.stdout
-            .contains("todos['todo_ug4qhd18po'] differs in priority"),
-        "{}",
-        run.stdout
-    );
-    assert!(run.stdout.contains("- a 9 (integer)"), "{}", run.stdout);
-    assert!(run.stdout.contains("+ b 1 (integer)"), "{}", run.stdout);
-    assert!(!run.stdout.contains("replay"), "{}", run.stdout);
+    rehearse(&[&"diff", &a, &b])
+        .code(1)
+        .stdout_has("todos['todo_ug4qhd18po'] differs in priority")
+        .stdout_has("- a 9 (integer)")
+        .stdout_has("+ b 1 (integer)")
+        .stdout_lacks("replay");
 }
 
-#[test]
 fn a_materializer_that_ends_the_transaction_is_refused_by_name() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     // Every registration inserts the same id: the second conflicts, and OR ROLLBACK would
     // roll the whole replay back.
     let path = defs_with(
         dir.path(),
         "\n[events.\"v1.UserRegistered\"]\nsql = \"INSERT OR ROLLBACK INTO users (id, createdAt) VALUES ('same', 'x')\"\n",
     );
-    let run = rehearse(&[&"check", &corpus("workspace-n200"), &"-m", &path]);
-    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
-    assert!(
-        run.stderr.contains(
-            "event \"v1.UserRegistered\": at e2 the statements ended rehearse's replay transaction"
-        ),
-        "{}",
-        run.stderr
-    );
+    rehearse(&[&"check", &corpus("workspace-n200"), &"-m", &path])
+        .code(2)
+        .stderr_has(
+            "event \"v1.UserRegistered\": at e2 the statements ended rehearse's replay transaction",
+        );
 }
 
 /// Copies corpora (store directories) into a fresh tree, for tests that write beside them.
 fn corpus_tree(names: &[&str]) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     for name in names {
         copy_dir(&corpus(name), &dir.path().join(name));
     }
     dir
 }
 
-#[test]
 fn junit_github_and_markdown_outputs_are_readable() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let junit = dir.path().join("junit.xml");
     let markdown = dir.path().join("summary.md");
     let run = rehearse(&[
@@ -734,30 +726,16 @@ fn junit_github_and_markdown_outputs_are_readable() {
         &junit,
         &"--markdown",
         &markdown,
-    ]);
-    assert_eq!(run.code, 1, "{}", run.stderr);
+    ])
+    .code(1);
 
     // GitHub: one annotation per finding, errors and warnings apart.
     let lines: Vec<&str> = run.stdout.lines().collect();
-    assert_eq!(
-        lines.iter().filter(|l| l.starts_with("::error ")).count(),
-        6,
-        "{}",
-        run.stdout
-    );
-    assert_eq!(
-        lines.iter().filter(|l| l.starts_with("::warning ")).count(),
-        2,
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout
-            .contains("title=rehearse log-integrity at e22.1 (v1.SearchPerformed)::"),
-        "{}",
-        run.stdout
-    );
-    assert!(run.stdout.contains("file="), "{}", run.stdout);
+    let errors = lines.iter().filter(|l| l.starts_with("::error ")).count();
+    let warnings = lines.iter().filter(|l| l.starts_with("::warning ")).count();
+    assert_eq!((errors, warnings), (6, 2), "{run}");
+    run.stdout_has("title=rehearse log-integrity at e22.1 (v1.SearchPerformed)::")
+        .stdout_has("file=");
 
     // JUnit: parsed; a suite per corpus, a case per class, failures where errors are.
     let xml = std::fs::read_to_string(&junit).unwrap();
@@ -766,11 +744,12 @@ fn junit_github_and_markdown_outputs_are_readable() {
         .descendants()
         .filter(|n| n.has_tag_name("testsuite"))
         .collect();
-    assert_eq!(suites.len(), 3);
+    assert_eq!(suites.len(), 3, "{xml}");
     for s in &suites {
         assert_eq!(
             s.children().filter(|n| n.has_tag_name("testcase")).count(),
-            rehearse::report::FindingClass::ALL.len()
+            api::FindingClass::ALL.len(),
+            "{xml}"
         );
     }
     let failed: Vec<(String, String)> = doc
@@ -785,14 +764,17 @@ fn junit_github_and_markdown_outputs_are_readable() {
         })
         .collect();
     assert_eq!(failed.len(), 1, "{failed:?}");
-    assert!(failed[0].0.ends_with("workspace-n200-broken-log") && failed[0].1 == "log-integrity");
+    assert!(
+        failed[0].0.ends_with("workspace-n200-broken-log") && failed[0].1 == "log-integrity",
+        "{failed:?}"
+    );
     let root = doc.root_element();
-    assert_eq!(root.attribute("failures"), Some("1"));
+    assert_eq!(root.attribute("failures"), Some("1"), "{xml}");
     let warned = doc
         .descendants()
         .filter(|n| n.has_tag_name("system-out"))
         .any(|n| n.text().unwrap_or("").contains("[warning]"));
-    assert!(warned, "warnings are listed in system-out");
+    assert!(warned, "warnings are listed in system-out: {xml}");
 
     // Markdown: a table row per corpus and the failing corpus's findings.
     let md = std::fs::read_to_string(&markdown).unwrap();
@@ -811,26 +793,27 @@ fn junit_github_and_markdown_outputs_are_readable() {
     );
 }
 
-#[test]
 fn severities_can_be_raised_lowered_or_turned_off() {
     let wu = corpus("workspace-n200-writer-unknown");
-    let run = rehearse(&[&"check", &wu, &"-m", &defs(), &"--format", &"json"]);
-    assert_eq!(run.code, 0, "warnings do not fail the gate");
-    let c = json(&run)["corpora"][0].clone();
+    // Warnings do not fail the gate.
+    let report = rehearse(&[&"check", &wu, &"-m", &defs(), &"--format", &"json"])
+        .success()
+        .json();
+    let c = &report["corpora"][0];
     assert_eq!(c["verdict"], "pass");
     assert_eq!(c["findings"][0]["severity"], "warning");
 
-    let run = rehearse(&[
+    rehearse(&[
         &"check",
         &wu,
         &"-m",
         &defs(),
         &"--severity",
         &"writer-unknown=error",
-    ]);
-    assert_eq!(run.code, 1, "{}", run.stdout);
+    ])
+    .code(1);
 
-    let run = rehearse(&[
+    let report = rehearse(&[
         &"check",
         &wu,
         &"-m",
@@ -839,54 +822,44 @@ fn severities_can_be_raised_lowered_or_turned_off() {
         &"writer-unknown=off",
         &"--format",
         &"json",
-    ]);
-    assert_eq!(run.code, 0);
+    ])
+    .success()
+    .json();
     assert_eq!(
-        json(&run)["corpora"][0]["findings"]
-            .as_array()
-            .unwrap()
-            .len(),
-        0
+        report["corpora"][0]["findings"].as_array().unwrap().len(),
+        0,
+        "{report}"
     );
 
-    let run = rehearse(&[
+    rehearse(&[
         &"check",
         &wu,
         &"-m",
         &defs(),
         &"--severity",
         &"nonsense=error",
-    ]);
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains("unknown class \"nonsense\""),
-        "{}",
-        run.stderr
-    );
+    ])
+    .code(2)
+    .stderr_has("unknown class \"nonsense\"");
 }
 
-#[test]
 fn the_baseline_flow_write_pass_new_finding_fails_stale_entry_detected() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let baseline = dir.path().join("baseline.json");
     let n200 = corpus("workspace-n200");
     let deleted = corpus("workspace-n200-deleted-definition/materializers.toml");
 
     // Write: the current findings become the baseline, and the gate passes against it.
-    let run = rehearse(&[
+    rehearse(&[
         &"check",
         &n200,
         &"-m",
         &deleted,
         &"--write-baseline",
         &baseline,
-    ]);
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    assert!(
-        run.stderr.contains("wrote 21 findings to the baseline"),
-        "{}",
-        run.stderr
-    );
+    ])
+    .success()
+    .stderr_has("wrote 21 findings to the baseline");
     let written: Value =
         serde_json::from_str(&std::fs::read_to_string(&baseline).unwrap()).unwrap();
     let schema: Value = serde_json::from_str(
@@ -901,7 +874,7 @@ fn the_baseline_flow_write_pass_new_finding_fails_stale_entry_detected() {
     assert_eq!(written["findings"].as_array().unwrap().len(), 21);
 
     // Pass: the same findings, acknowledged.
-    let run = rehearse(&[
+    let report = rehearse(&[
         &"check",
         &n200,
         &"-m",
@@ -910,16 +883,17 @@ fn the_baseline_flow_write_pass_new_finding_fails_stale_entry_detected() {
         &baseline,
         &"--format",
         &"json",
-    ]);
-    assert_eq!(run.code, 0, "{}", run.stdout);
-    let report = json(&run);
+    ])
+    .success()
+    .json();
     assert_eq!(report["summary"]["baselined"], 21);
     assert!(
         report["corpora"][0]["findings"]
             .as_array()
             .unwrap()
             .iter()
-            .all(|f| f["baselined"] == true)
+            .all(|f| f["baselined"] == true),
+        "{report}"
     );
 
     // A new finding fails: break one more definition.
@@ -939,26 +913,17 @@ fn the_baseline_flow_write_pass_new_finding_fails_stale_entry_detected() {
             "set = { isActive = false, email = \"null\" }",
         );
     std::fs::write(&worse, text).unwrap();
-    let run = rehearse(&[&"check", &n200, &"-m", &worse, &"--baseline", &baseline]);
-    assert_eq!(run.code, 1, "{}", run.stdout);
-    assert!(
-        run.stdout
-            .contains("materializer-error e68      v1.UserDeactivated\n"),
-        "{}",
-        run.stdout
-    );
-    assert!(run.stdout.contains("(baselined)"), "{}", run.stdout);
+    rehearse(&[&"check", &n200, &"-m", &worse, &"--baseline", &baseline])
+        .code(1)
+        .stdout_has("materializer-error e68      v1.UserDeactivated\n")
+        .stdout_has("(baselined)");
 
     // Stale: with the definitions fixed, every entry is stale; reported, failing only under
     // --strict-baseline.
-    let run = rehearse(&[&"check", &n200, &"-m", &defs(), &"--baseline", &baseline]);
-    assert_eq!(run.code, 0, "{}", run.stdout);
-    assert!(
-        run.stdout.contains("stale baseline entries"),
-        "{}",
-        run.stdout
-    );
-    let run = rehearse(&[
+    rehearse(&[&"check", &n200, &"-m", &defs(), &"--baseline", &baseline])
+        .success()
+        .stdout_has("stale baseline entries");
+    let report = rehearse(&[
         &"check",
         &n200,
         &"-m",
@@ -968,17 +933,17 @@ fn the_baseline_flow_write_pass_new_finding_fails_stale_entry_detected() {
         &"--strict-baseline",
         &"--format",
         &"json",
-    ]);
-    assert_eq!(run.code, 1, "{}", run.stdout);
-    let c = &json(&run)["corpora"][0];
-    assert_eq!(c["staleBaseline"].as_array().unwrap().len(), 21);
+    ])
+    .code(1)
+    .json();
+    let c = &report["corpora"][0];
+    assert_eq!(c["staleBaseline"].as_array().unwrap().len(), 21, "{c}");
     assert_eq!(c["verdict"], "fail");
 }
 
-#[test]
 fn record_check_pending_and_accept_follow_the_insta_workflow() {
     // A corpus without a state database: only the event log.
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let store = dir.path().join("export");
     std::fs::create_dir(&store).unwrap();
     std::fs::copy(
@@ -988,74 +953,62 @@ fn record_check_pending_and_accept_follow_the_insta_workflow() {
     .unwrap();
     let accepted = store.join("eventlog@6.db.snapshot");
     let pending = store.join("eventlog@6.db.snapshot.new");
-    let no_ci = |args: &[&dyn AsRef<std::ffi::OsStr>], ci: &str| rehearse_env(args, &[("CI", ci)]);
-    let run = no_ci(&[&"check", &store, &"-m", &defs()], "");
-    assert_eq!(run.code, 0);
-    assert!(
-        run.stdout
-            .contains("comparison skipped: no recorded state database and no accepted snapshot"),
-        "{}",
-        run.stdout
-    );
+    let ci = |args: &[&dyn AsRef<OsStr>], ci: &str| {
+        let mut cmd = rehearse(args);
+        cmd.env("CI", ci);
+        cmd
+    };
+    ci(&[&"check", &store, &"-m", &defs()], "")
+        .success()
+        .stdout_has("comparison skipped: no recorded state database and no accepted snapshot");
 
-    let run = no_ci(&[&"record", &store, &"-m", &defs()], "");
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+    ci(&[&"record", &store, &"-m", &defs()], "").success();
     let text = std::fs::read_to_string(&accepted).unwrap();
-    assert!(text.starts_with("# rehearse snapshot 1"));
+    assert!(text.starts_with("# rehearse snapshot 1"), "{text}");
     assert_eq!(
         text.lines().filter(|l| l.starts_with('[')).count(),
         96,
         "one line per row of the 96"
     );
-    assert!(text.contains("table \"todos\" key [\"id\"]"));
+    assert!(text.contains("table \"todos\" key [\"id\"]"), "{text}");
 
-    let run = no_ci(
+    let report = ci(
         &[&"check", &store, &"-m", &defs(), &"--format", &"json"],
         "",
-    );
-    assert_eq!(run.code, 0, "{}", run.stdout);
-    let c = &json(&run)["corpora"][0];
+    )
+    .success()
+    .json();
+    let c = &report["corpora"][0];
     assert_eq!(c["comparison"]["status"], "compared");
     assert!(
         c["snapshot"]["path"]
             .as_str()
             .unwrap()
-            .ends_with("eventlog@6.db.snapshot")
+            .ends_with("eventlog@6.db.snapshot"),
+        "{c}"
     );
     assert_eq!(c["tables"].as_array().unwrap().len(), 6);
 
     // A changed materializer: the replay differs; in CI nothing is written...
     let changed = corpus("workspace-n200-changed-definition/materializers.toml");
-    let run = no_ci(&[&"check", &store, &"-m", &changed], "true");
-    assert_eq!(run.code, 1);
+    ci(&[&"check", &store, &"-m", &changed], "true")
+        .code(1)
+        .stdout_has("no pending snapshot written");
     assert!(!pending.exists(), "nothing written in CI");
-    assert!(
-        run.stdout.contains("no pending snapshot written"),
-        "{}",
-        run.stdout
-    );
     // ...outside CI the new state is written as pending, and the accepted one kept.
-    let run = no_ci(&[&"check", &store, &"-m", &changed], "");
-    assert_eq!(run.code, 1);
-    assert!(pending.is_file(), "{}", run.stdout);
+    let run = ci(&[&"check", &store, &"-m", &changed], "").code(1);
+    run.stdout_has("project_stats['prj_5h5sbkkkwx'] differs in completedCount");
+    assert!(pending.is_file(), "{run}");
     assert_eq!(std::fs::read_to_string(&accepted).unwrap(), text);
-    assert!(
-        run.stdout
-            .contains("project_stats['prj_5h5sbkkkwx'] differs in completedCount"),
-        "{}",
-        run.stdout
-    );
 
     // accept promotes it; the changed materializer then passes.
-    let run = no_ci(&[&"accept", &dir.path()], "");
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(run.stdout.contains("accepted "), "{}", run.stdout);
+    ci(&[&"accept", &dir.path()], "")
+        .success()
+        .stdout_has("accepted ");
     assert!(!pending.exists());
-    let run = no_ci(&[&"check", &store, &"-m", &changed], "");
-    assert_eq!(run.code, 0, "{}", run.stdout);
+    ci(&[&"check", &store, &"-m", &changed], "").success();
 }
 
-#[test]
 fn a_directory_of_corpora_is_searched_and_partitions_split_it() {
     let tree = corpus_tree(&[
         "workspace-n200",
@@ -1063,7 +1016,9 @@ fn a_directory_of_corpora_is_searched_and_partitions_split_it() {
         "workspace-n300-lsdev",
         "workspace-n200-writer-unknown",
     ]);
-    let run = rehearse(&[
+    // The writer-unknown copy has no state database of its own: its comparison is skipped.
+    // The edited row fails.
+    let report = rehearse(&[
         &"check",
         &tree.path(),
         &"-m",
@@ -1072,10 +1027,9 @@ fn a_directory_of_corpora_is_searched_and_partitions_split_it() {
         &"json",
         &"--severity",
         &"writer-unknown=off",
-    ]);
-    // The writer-unknown copy has no state database of its own: its comparison is skipped.
-    assert_eq!(run.code, 1, "the edited row fails");
-    let report = json(&run);
+    ])
+    .code(1)
+    .json();
     let names: Vec<String> = report["corpora"]
         .as_array()
         .unwrap()
@@ -1104,7 +1058,7 @@ fn a_directory_of_corpora_is_searched_and_partitions_split_it() {
     let mut seen = Vec::new();
     for k in 1..=3 {
         let share = format!("{k}/3");
-        let run = rehearse(&[
+        let report = rehearse(&[
             &"check",
             &tree.path(),
             &"-m",
@@ -1113,8 +1067,9 @@ fn a_directory_of_corpora_is_searched_and_partitions_split_it() {
             &"json",
             &"--partition",
             &share,
-        ]);
-        let report = json(&run);
+        ])
+        .run()
+        .json();
         assert_eq!(report["partition"], format!("count:{share}"));
         for c in report["corpora"].as_array().unwrap() {
             seen.push(c["corpus"].as_str().unwrap().to_string());
@@ -1123,90 +1078,59 @@ fn a_directory_of_corpora_is_searched_and_partitions_split_it() {
     seen.sort();
     assert_eq!(seen.len(), 4, "every corpus in exactly one share: {seen:?}");
     seen.dedup();
-    assert_eq!(seen.len(), 4);
+    assert_eq!(seen.len(), 4, "{seen:?}");
 
-    let run = rehearse(&[
+    rehearse(&[
         &"check",
         &tree.path(),
         &"-m",
         &defs(),
         &"--partition",
         &"4/3",
-    ]);
-    assert_eq!(run.code, 2);
+    ])
+    .code(2);
 }
 
-#[test]
 fn parallel_jobs_give_the_same_report() {
     let tree = corpus_tree(&[
         "workspace-n200",
         "workspace-n200-edited-row",
         "workspace-n300-lsdev",
     ]);
-    let one = rehearse(&[
-        &"check",
-        &tree.path(),
-        &"-m",
-        &defs(),
-        &"--format",
-        &"json",
-        &"-j",
-        &"1",
-    ]);
-    let two = rehearse(&[
-        &"check",
-        &tree.path(),
-        &"-m",
-        &defs(),
-        &"--format",
-        &"json",
-        &"-j",
-        &"2",
-    ]);
-    assert_eq!(one.code, 1);
-    assert_eq!(one.stdout, two.stdout);
+    let jobs = |j: &str| {
+        rehearse(&[
+            &"check",
+            &tree.path(),
+            &"-m",
+            &defs(),
+            &"--format",
+            &"json",
+            &"-j",
+            &j,
+        ])
+        .run()
+    };
+    let (one, two) = (jobs("1"), jobs("2"));
+    one.code(1);
+    assert_eq!(one.stdout, two.stdout, "{two}");
 }
 
-#[test]
 fn bisect_finds_the_first_event_a_changed_materializer_treats_differently() {
     let n200 = corpus("workspace-n200");
     let changed = corpus("workspace-n200-changed-definition/materializers.toml");
-    let run = rehearse(&[&"bisect", &n200, &"--old", &defs(), &"--new", &defs()]);
-    assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-    assert!(
-        run.stdout
-            .contains("no difference: the new materializers treat all 200 events the same"),
-        "{}",
-        run.stdout
-    );
+    rehearse(&[&"bisect", &n200, &"--old", &defs(), &"--new", &defs()])
+        .success()
+        .stdout_has("no difference: the new materializers treat all 200 events the same");
 
-    let run = rehearse(&[&"bisect", &n200, &"--old", &defs(), &"--new", &changed]);
-    assert_eq!(run.code, 1, "{}", run.stderr);
-    assert!(
-        run.stdout.contains("\ne17 v1.TodoCompleted\n"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout
-            .contains("- update project_stats['prj_5h5sbkkkwx']: completedCount 0 → 1"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout
-            .contains("+ update project_stats['prj_5h5sbkkkwx']: completedCount 0 → 2"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("stopped at the first difference"),
-        "{}",
-        run.stdout
-    );
+    rehearse(&[&"bisect", &n200, &"--old", &defs(), &"--new", &changed])
+        .code(1)
+        .stdout_has("\ne17 v1.TodoCompleted\n")
+        .stdout_has("- update project_stats['prj_5h5sbkkkwx']: completedCount 0 → 1")
+        .stdout_has("+ update project_stats['prj_5h5sbkkkwx']: completedCount 0 → 2")
+        .stdout_has("stopped at the first difference");
 
     // --all lists every v1.TodoCompleted (27 in the log), and nothing else.
-    let run = rehearse(&[
+    let report = rehearse(&[
         &"bisect",
         &n200,
         &"--old",
@@ -1216,21 +1140,22 @@ fn bisect_finds_the_first_event_a_changed_materializer_treats_differently() {
         &"--all",
         &"--format",
         &"json",
-    ]);
-    assert_eq!(run.code, 1);
-    let report = json(&run);
+    ])
+    .code(1)
+    .json();
     let diffs = report["differences"].as_array().unwrap();
     assert_eq!(diffs.len(), 27);
     assert!(
         diffs
             .iter()
-            .all(|d| d["event"]["name"] == "v1.TodoCompleted")
+            .all(|d| d["event"]["name"] == "v1.TodoCompleted"),
+        "{report}"
     );
     assert_eq!(report["complete"], true);
     assert_eq!(diffs[0]["old"]["outcome"], "applied");
 
     // --until replays a prefix; --event focuses on one event type.
-    let run = rehearse(&[
+    let diffs = rehearse(&[
         &"bisect",
         &n200,
         &"--old",
@@ -1242,10 +1167,15 @@ fn bisect_finds_the_first_event_a_changed_materializer_treats_differently() {
         &"e60",
         &"--format",
         &"json",
-    ]);
-    let diffs = json(&run)["differences"].as_array().unwrap().len();
+    ])
+    .run()
+    .json()["differences"]
+        .as_array()
+        .unwrap()
+        .len();
     assert!(diffs > 0 && diffs < 27, "{diffs}");
-    let run = rehearse(&[
+    // No v1.TodoUpdated changes.
+    rehearse(&[
         &"bisect",
         &n200,
         &"--old",
@@ -1255,38 +1185,33 @@ fn bisect_finds_the_first_event_a_changed_materializer_treats_differently() {
         &"--all",
         &"--event",
         &"v1.TodoUpdated",
-    ]);
-    assert_eq!(run.code, 0, "no v1.TodoUpdated changes: {}", run.stdout);
+    ])
+    .success();
 
     // An error on one side only is a difference too.
     let failing = corpus("workspace-n200-materializer-error/materializers.toml");
-    let run = rehearse(&[&"bisect", &n200, &"--old", &defs(), &"--new", &failing]);
-    assert_eq!(run.code, 1);
-    assert!(
-        run.stdout.contains("\ne68 v1.UserDeactivated\n"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("+ not applied: materializer-error:"),
-        "{}",
-        run.stdout
-    );
+    rehearse(&[&"bisect", &n200, &"--old", &defs(), &"--new", &failing])
+        .code(1)
+        .stdout_has("\ne68 v1.UserDeactivated\n")
+        .stdout_has("+ not applied: materializer-error:");
 }
 
-#[test]
 fn blame_tells_a_rows_history_and_spots_a_state_changed_outside_the_log() {
-    let run = rehearse(&[
-        &"blame",
-        &corpus("workspace-n200-edited-row"),
-        &"-m",
-        &defs(),
-        &"--table",
-        &"todos",
-        &"--key",
-        &"todo_ug4qhd18po",
-    ]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
+    let blame = |extra: &[&dyn AsRef<OsStr>]| {
+        let mut cmd = rehearse(&[
+            &"blame",
+            &corpus("workspace-n200-edited-row"),
+            &"-m",
+            &defs(),
+            &"--table",
+            &"todos",
+            &"--key",
+            &"todo_ug4qhd18po",
+        ]);
+        cmd.args(extra);
+        cmd
+    };
+    let run = blame(&[]).success();
     for want in [
         "history of todos['todo_ug4qhd18po']",
         "\n  e113 v2.TodoCreated\n",
@@ -1297,25 +1222,9 @@ fn blame_tells_a_rows_history_and_spots_a_state_changed_outside_the_log() {
         "priority: recorded state 9, replay 1",
         "no event wrote 9 — the state was changed outside the log",
     ] {
-        assert!(
-            run.stdout.contains(want),
-            "wanted {want:?} in\n{}",
-            run.stdout
-        );
+        run.stdout_has(want);
     }
-    let run = rehearse(&[
-        &"blame",
-        &corpus("workspace-n200-edited-row"),
-        &"-m",
-        &defs(),
-        &"--table",
-        &"todos",
-        &"--key",
-        &"todo_ug4qhd18po",
-        &"--format",
-        &"json",
-    ]);
-    let r = json(&run);
+    let r = blame(&[&"--format", &"json"]).run().json();
     let seqs: Vec<i64> = r["history"]
         .as_array()
         .unwrap()
@@ -1328,7 +1237,7 @@ fn blame_tells_a_rows_history_and_spots_a_state_changed_outside_the_log() {
         serde_json::json!({"type": "integer", "value": 9})
     );
 
-    let run = rehearse(&[
+    rehearse(&[
         &"blame",
         &corpus("workspace-n200"),
         &"-m",
@@ -1339,18 +1248,13 @@ fn blame_tells_a_rows_history_and_spots_a_state_changed_outside_the_log() {
         &"a",
         &"--key",
         &"b",
-    ]);
-    assert_eq!(run.code, 2);
-    assert!(
-        run.stderr.contains("give one --key per column"),
-        "{}",
-        run.stderr
-    );
+    ])
+    .code(2)
+    .stderr_has("give one --key per column");
 }
 
-#[test]
 fn determinism_catches_a_materializer_that_reads_random_numbers() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let random = defs_with(
         dir.path(),
         &std::fs::read_to_string(defs())
@@ -1363,7 +1267,7 @@ fn determinism_catches_a_materializer_that_reads_random_numbers() {
                 "sql = \"UPDATE todos SET priority = abs(random()) % 1000000 WHERE id = $id\"\nbinds = { id = \"args.id\" }",
             ),
     );
-    let run = rehearse(&[
+    let report = rehearse(&[
         &"check",
         &corpus("workspace-n200"),
         &"-m",
@@ -1371,130 +1275,110 @@ fn determinism_catches_a_materializer_that_reads_random_numbers() {
         &"--determinism",
         &"--format",
         &"json",
-    ]);
-    assert_eq!(run.code, 1);
-    let findings = json(&run)["corpora"][0]["findings"].clone();
-    let nondet: Vec<&Value> = findings
+    ])
+    .code(1)
+    .json();
+    let nondet: Vec<&Value> = report["corpora"][0]["findings"]
         .as_array()
         .unwrap()
         .iter()
         .filter(|f| f["class"] == "nondeterministic")
         .collect();
     // Every one of the log's 33 v1.TodoUpdated events, and nothing else.
-    assert_eq!(nondet.len(), 33);
+    assert_eq!(nondet.len(), 33, "{report}");
     assert!(nondet.iter().all(|f| f["name"] == "v1.TodoUpdated"));
     assert_eq!(nondet[0]["changes"]["expected"]["label"], "first replay");
 
-    let run = rehearse(&[
+    // Deterministic definitions pass.
+    rehearse(&[
         &"check",
         &corpus("workspace-n200"),
         &"-m",
         &defs(),
         &"--determinism",
-    ]);
-    assert_eq!(
-        run.code, 0,
-        "deterministic definitions pass: {}",
-        run.stdout
-    );
+    ])
+    .success();
 }
 
-#[test]
 fn git_bisect_runs_skip_commits_that_cannot_be_tested() {
-    let dir = tempfile::tempdir().unwrap();
-    let run = rehearse(&[
+    let dir = tempdir();
+    rehearse(&[
         &"check",
         &dir.path().join("missing"),
         &"-m",
         &defs(),
         &"--git-bisect",
-    ]);
-    assert_eq!(run.code, 125, "{}", run.stderr);
+    ])
+    .code(125);
     let broken = dir.path().join("broken.toml");
     std::fs::write(&broken, "format = 1\n[events.\"x\"\n").unwrap();
-    let run = rehearse(&[
+    rehearse(&[
         &"check",
         &corpus("workspace-n200"),
         &"-m",
         &broken,
         &"--git-bisect",
-    ]);
-    assert_eq!(run.code, 125, "{}", run.stderr);
-    let run = rehearse(&[
+    ])
+    .code(125);
+    rehearse(&[
         &"check",
         &corpus("workspace-n200-edited-row"),
         &"-m",
         &defs(),
         &"--git-bisect",
-    ]);
-    assert_eq!(run.code, 1);
-    let run = rehearse(&[
+    ])
+    .code(1);
+    rehearse(&[
         &"check",
         &corpus("workspace-n200"),
         &"-m",
         &defs(),
         &"--git-bisect",
-    ]);
-    assert_eq!(run.code, 0);
+    ])
+    .success();
 }
 
-#[test]
 fn a_first_divergence_shows_both_sides_and_the_events_args() {
-    let run = rehearse(&[
+    rehearse(&[
         &"check",
         &corpus("workspace-n200-tampered-changeset"),
         &"-m",
         &defs(),
-    ]);
-    assert_eq!(run.code, 1);
-    assert!(
-        run.stdout
-            .contains("first-divergence   e100     v2.TodoCreated"),
-        "{}",
-        run.stdout
-    );
-    assert!(
-        run.stdout.contains("- LiveStore recorded + replayed"),
-        "{}",
-        run.stdout
-    );
-    assert!(run.stdout.contains("args: {\"id\":"), "{}", run.stdout);
-    assert!(run.stdout.contains("- insert comments["), "{}", run.stdout);
-    assert!(run.stdout.contains("+ insert todos["), "{}", run.stdout);
-    let run = rehearse(&[
+    ])
+    .code(1)
+    .stdout_has("first-divergence   e100     v2.TodoCreated")
+    .stdout_has("- LiveStore recorded + replayed")
+    .stdout_has("args: {\"id\":")
+    .stdout_has("- insert comments[")
+    .stdout_has("+ insert todos[");
+    // Without the event-by-event comparison the states agree.
+    rehearse(&[
         &"check",
         &corpus("workspace-n200-tampered-changeset"),
         &"-m",
         &defs(),
         &"--no-changesets",
-    ]);
-    assert_eq!(
-        run.code, 0,
-        "without the event-by-event comparison the states agree"
-    );
+    ])
+    .success();
 }
 
-#[test]
 fn a_scratch_dir_gives_the_same_reports_and_is_left_empty() {
-    let scratch = tempfile::tempdir().unwrap();
+    let scratch = tempdir();
     let d = defs();
     let edited = corpus("workspace-n200-edited-row");
-    let check = |extra: &[&dyn AsRef<std::ffi::OsStr>]| {
-        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> =
-            vec![&"check", &edited, &"-m", &d, &"--format", &"json"];
-        args.extend_from_slice(extra);
-        rehearse(&args)
+    let check = |extra: &[&dyn AsRef<OsStr>]| {
+        let mut cmd = rehearse(&[&"check", &edited, &"-m", &d, &"--format", &"json"]);
+        cmd.args(extra);
+        cmd
     };
-    let memory = check(&[]);
-    let disk = check(&[&"--scratch-dir", &scratch.path()]);
-    assert_eq!(memory.code, 1, "{}", memory.stderr);
-    assert_eq!(disk.code, 1, "{}", disk.stderr);
-    assert_eq!(memory.stdout, disk.stdout);
+    let memory = check(&[]).code(1);
+    let disk = check(&[&"--scratch-dir", &scratch.path()]).code(1);
+    assert_eq!(memory.stdout, disk.stdout, "{disk}");
 
     let changed = corpus("workspace-n200-changed-definition/materializers.toml");
     let n200 = corpus("workspace-n200");
-    let bisect = |extra: &[&dyn AsRef<std::ffi::OsStr>]| {
-        let mut args: Vec<&dyn AsRef<std::ffi::OsStr>> = vec![
+    let bisect = |extra: &[&dyn AsRef<OsStr>]| {
+        let mut cmd = rehearse(&[
             &"bisect",
             &n200,
             &"--old",
@@ -1504,43 +1388,28 @@ fn a_scratch_dir_gives_the_same_reports_and_is_left_empty() {
             &"--all",
             &"--format",
             &"json",
-        ];
-        args.extend_from_slice(extra);
-        rehearse(&args)
+        ]);
+        cmd.args(extra);
+        cmd
     };
-    let memory = bisect(&[]);
-    let disk = bisect(&[&"--scratch-dir", &scratch.path()]);
-    assert_eq!(memory.code, 1, "{}", memory.stderr);
-    assert_eq!(memory.stdout, disk.stdout);
+    let memory = bisect(&[]).code(1);
+    let disk = bisect(&[&"--scratch-dir", &scratch.path()]).run();
+    assert_eq!(memory.stdout, disk.stdout, "{disk}");
 
     let left: Vec<_> = std::fs::read_dir(scratch.path()).unwrap().collect();
     assert!(left.is_empty(), "scratch files left behind: {left:?}");
 
     let missing = scratch.path().join("does-not-exist");
-    let run = check(&[&"--scratch-dir", &missing]);
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("does-not-exist"), "{}", run.stderr);
+    check(&[&"--scratch-dir", &missing])
+        .code(2)
+        .stderr_has("does-not-exist");
 }
 
-/// `git` on this machine, or `None` (the test then says it did not run).
-fn git() -> Option<Command> {
-    let ok = Command::new("git")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    ok.then(|| Command::new("git"))
-}
-
-#[test]
-fn git_bisect_run_finds_the_commit_that_broke_a_materializer() {
-    if git().is_none() {
-        eprintln!("git is not installed: this test did not run");
-        return;
-    }
-    let repo = tempfile::tempdir().unwrap();
+fn git_bisect_run_finds_the_commit_that_broke_a_materializer() -> need::Result {
+    need::git()?;
+    let repo = tempdir();
     let git = |args: &[&str]| {
-        let out = git()
-            .unwrap()
+        let out = std::process::Command::new("git")
             .args(args)
             .current_dir(repo.path())
             .env("GIT_AUTHOR_NAME", "t")
@@ -1611,4 +1480,52 @@ fn git_bisect_run_finds_the_commit_that_broke_a_materializer() {
         out.contains(&format!("{} is the first bad commit", commits[4])),
         "{out}"
     );
+    Ok(())
+}
+
+/// Every command's JSON is a contract: versioned, with a schema in `schemas/`.
+fn bisect_blame_and_inspect_json_are_versioned_and_match_their_schemas() {
+    let changed = corpus("workspace-n200-materializer-error/materializers.toml");
+    let bisect = rehearse(&[
+        &"bisect",
+        &corpus("workspace-n200"),
+        &"--old",
+        &defs(),
+        &"--new",
+        &changed,
+        &"--all",
+        &"--format",
+        &"json",
+    ])
+    .code(1)
+    .json();
+    let blame = rehearse(&[
+        &"blame",
+        &corpus("workspace-n200-edited-row"),
+        &"-m",
+        &defs(),
+        &"--table",
+        &"todos",
+        &"--key",
+        &"todo_ug4qhd18po",
+        &"--format",
+        &"json",
+    ])
+    .success()
+    .json();
+    let inspect = rehearse(&[&"inspect", &corpus("workspace-n200"), &"--format", &"json"])
+        .success()
+        .json();
+    for (schema, value) in [
+        ("bisect.schema.json", &bisect),
+        ("blame.schema.json", &blame),
+        ("inspect.schema.json", &inspect),
+    ] {
+        assert_eq!(value["version"], 1, "{schema}");
+        assert_valid(&validator(schema), value);
+    }
+    // Both sides' answers are in the schema's shapes: rows on one side, findings on the other.
+    let first = &bisect["differences"][0];
+    assert_eq!(first["old"]["outcome"], "applied");
+    assert_eq!(first["new"]["outcome"], "notApplied");
 }
