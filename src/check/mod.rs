@@ -14,6 +14,7 @@ use crate::corpus::Corpus;
 use crate::error::{Error, Result};
 use crate::materialize::Materializer;
 use crate::replay::recorded::{self, ChangesetCheck};
+use crate::compare::causes::Causes;
 use crate::replay::setup::Setup;
 use crate::replay::{self, ReplayOptions};
 use crate::report::{
@@ -52,7 +53,7 @@ struct Replay {
     replayed: replay::Replayed,
     notes: Vec<String>,
     changesets: Option<ChangesetStats>,
-    first_divergence: Option<Finding>,
+    causes: Causes,
 }
 
 fn replay_corpus(
@@ -98,22 +99,33 @@ fn replay_corpus(
         _ => None,
     };
     let mut observe = observe;
+    let mut causes = Causes::default();
     let replayed = replay::replay(
         &setup.log,
         materializer,
         &scratch,
         &replay_options,
         |step| {
-            if let (Some(check), replay::Step::Applied { event, changes }) = (&mut check, &step) {
-                check.event(event, changes);
+            match &step {
+                replay::Step::Applied { event, changes } => {
+                    if let Some(check) = &mut check {
+                        causes.compared(event, check.event(event, changes));
+                    }
+                }
+                replay::Step::NotApplied {
+                    event,
+                    findings,
+                    intended,
+                } => {
+                    let recorded = check.as_mut().and_then(|c| c.not_applied(event));
+                    causes.not_applied(event, findings, recorded.as_deref(), intended);
+                }
+                replay::Step::Read(_) => {}
             }
             observe(step)
         },
     )?;
-    let (changesets, first_divergence) = match check.map(ChangesetCheck::finish) {
-        Some((stats, first)) => (Some(stats), first),
-        None => (None, None),
-    };
+    let changesets = check.map(ChangesetCheck::finish);
     drop(recorded_stmt);
     if let Some(stats) = &changesets
         && stats.not_recorded > 0
@@ -138,7 +150,7 @@ fn replay_corpus(
         replayed,
         notes,
         changesets,
-        first_divergence,
+        causes,
     })
 }
 
@@ -198,7 +210,7 @@ pub fn check_corpus_observed(
     let run = replay_corpus(path, materializer, options, observe)?;
     let mut notes = run.notes.clone();
     let mut findings = run.replayed.findings.clone();
-    findings.extend(run.first_divergence.clone());
+    findings.extend(run.causes.findings().iter().cloned());
     let accepted = snapshot::path_for(&run.setup.corpus.eventlog);
     let (comparison, tables, snapshot) = if options.no_compare {
         (skipped("comparison turned off"), Vec::new(), None)
@@ -209,7 +221,8 @@ pub fn check_corpus_observed(
             .map_err(|e| Error::sqlite(&db.path, "cannot attach the recorded state", e))?;
         let tables = compare_into(&run, options, &mut findings)
             .map_err(|e| Error::sqlite(&db.path, "comparison failed", e))?;
-        divergence::attribute(&run.setup.log, &db.conn, &mut findings)?;
+        let with_changesets = (!options.skip_changesets).then_some(&db.conn);
+        divergence::attribute(&run.setup.log, with_changesets, &run.causes, &mut findings)?;
         let snapshot = Snapshot {
             path: db.path.display().to_string(),
             reason: recorded.reason.clone(),
@@ -223,6 +236,7 @@ pub fn check_corpus_observed(
         let before = findings.len();
         let tables = compare_into(&run, options, &mut findings)
             .map_err(|e| Error::sqlite(&accepted, "comparison failed", e))?;
+        divergence::attribute(&run.setup.log, None, &run.causes, &mut findings)?;
         let pending = snapshot::pending_for(&run.setup.corpus.eventlog);
         if findings.len() > before {
             if options.write_pending {

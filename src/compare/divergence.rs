@@ -6,20 +6,28 @@ use rusqlite::Connection;
 
 use crate::compare::RowDivergence;
 use crate::error::Result;
-use crate::eventlog::EventLog;
+use crate::compare::causes::Causes;
+use crate::eventlog::{EventLog, SeqNum};
 use crate::replay::recorded;
 use crate::replay::writers::WriterIndex;
 use crate::report::{Divergence, EventRef, Finding, FindingClass};
 use crate::sqlite;
 use crate::value::SqlValue;
 
-/// Adds to every divergent row the args of the event blamed for it and, where LiveStore
-/// recorded changesets, the event that last wrote the row in LiveStore's own run.
-pub fn attribute(log: &EventLog, recorded: &Connection, findings: &mut [Finding]) -> Result<()> {
+/// Completes every state divergence once the comparison is done: the args of the event it is
+/// filed under; for each differing column, the event that last wrote it in LiveStore's own run
+/// (from the changesets LiveStore recorded, when `recorded` has them) and whether any event
+/// wrote the recorded value at all; and the root cause it follows from, if one explains it.
+pub fn attribute(
+    log: &EventLog,
+    recorded: Option<&Connection>,
+    causes: &Causes,
+    findings: &mut [Finding],
+) -> Result<()> {
     let divergent: Vec<usize> = findings
         .iter()
         .enumerate()
-        .filter(|(_, f)| f.class == FindingClass::StateDivergence && f.key.is_some())
+        .filter(|(_, f)| f.class == FindingClass::StateDivergence)
         .map(|(i, _)| i)
         .collect();
     if divergent.is_empty() {
@@ -28,29 +36,103 @@ pub fn attribute(log: &EventLog, recorded: &Connection, findings: &mut [Finding]
     let key_of = |f: &Finding| {
         (
             f.table.clone().unwrap_or_default(),
-            SqlValue::encode_key(f.key.as_deref().unwrap_or_default()),
+            SqlValue::encode_key(f.pk.as_deref().unwrap_or_default()),
         )
     };
-    let wanted: HashSet<(String, Vec<u8>)> =
-        divergent.iter().map(|&i| key_of(&findings[i])).collect();
-    let writers = if recorded::count(recorded) > 0 {
-        recorded::last_writers(recorded, &wanted)
-    } else {
-        HashMap::new()
+    let wanted: HashSet<(String, Vec<u8>)> = divergent
+        .iter()
+        .filter(|&&i| findings[i].pk.is_some())
+        .map(|&i| key_of(&findings[i]))
+        .collect();
+    let histories = match recorded.filter(|c| recorded::count(c) > 0) {
+        Some(c) => Some(recorded::row_histories(c, &wanted)),
+        None => None,
+    };
+    let mut names: HashMap<SeqNum, String> = HashMap::new();
+    let mut name_of = |seq: SeqNum| -> Result<String> {
+        if let Some(n) = names.get(&seq) {
+            return Ok(n.clone());
+        }
+        let n = log
+            .event_at(seq.global, seq.client)?
+            .map(|e| e.name)
+            .unwrap_or_default();
+        names.insert(seq, n.clone());
+        Ok(n)
     };
     for i in divergent {
         let f = &mut findings[i];
         if let Some(seq) = f.seq() {
             f.args = log.event_at(seq.global, seq.client)?.map(|e| e.args_json);
         }
-        if let Some(seq) = writers.get(&key_of(f)) {
-            let name = log
-                .event_at(seq.global, seq.client)?
-                .map(|e| e.name)
-                .unwrap_or_default();
-            f.message
-                .push_str(&format!("; LiveStore last wrote it at {seq} ({name})"));
-            f.recorded_writer = Some(EventRef::new(*seq, name));
+        let Some(pk) = f.pk.clone() else {
+            // A table or column on one side only: a root of its own.
+            continue;
+        };
+        let table = f.table.clone().unwrap_or_default();
+        let history = histories.as_ref().and_then(|h| h.get(&key_of(f)));
+        match (&histories, history) {
+            (Some(_), Some(h)) if f.divergence == Some(Divergence::RowDiffers) => {
+                let mut unknown = Vec::new();
+                let mut outside = Vec::new();
+                for c in &mut f.columns {
+                    match h.columns.get(&c.column) {
+                        Some((seq, value)) => {
+                            c.recorded_writer = Some(EventRef::new(*seq, name_of(*seq)?));
+                            c.outside_log = !value.same(&c.expected);
+                            if c.outside_log {
+                                outside.push(c.column.clone());
+                            }
+                        }
+                        None => unknown.push(c.column.clone()),
+                    }
+                }
+                let writers: Vec<String> = f
+                    .columns
+                    .iter()
+                    .filter(|c| !c.outside_log)
+                    .filter_map(|c| c.recorded_writer.as_ref())
+                    .map(|w| format!("{} ({})", w.seq(), w.name))
+                    .collect::<std::collections::BTreeSet<_>>()
+                    .into_iter()
+                    .collect();
+                if !writers.is_empty() {
+                    f.message.push_str(&format!(
+                        "; in LiveStore's run by {}",
+                        writers.join(", ")
+                    ));
+                }
+                if !outside.is_empty() {
+                    f.message.push_str(&format!(
+                        "; no event wrote the recorded value of {}: the state changed outside the log",
+                        outside.join(", ")
+                    ));
+                }
+                if !unknown.is_empty() {
+                    f.message.push_str(&format!(
+                        "; LiveStore's changesets never wrote {} of this row",
+                        unknown.join(", ")
+                    ));
+                }
+            }
+            (Some(_), Some(h)) => {
+                if let Some(seq) = h.last {
+                    let name = name_of(seq)?;
+                    f.message
+                        .push_str(&format!("; LiveStore last wrote it at {seq} ({name})"));
+                    f.recorded_writer = Some(EventRef::new(seq, name));
+                }
+            }
+            (Some(_), None) => f.message.push_str(
+                "; LiveStore kept no changeset that wrote this row (trimmed below the sync head?), so its writer there is unknown",
+            ),
+            (None, _) => {}
+        }
+        let columns: Vec<&str> = f.columns.iter().map(|c| c.column.as_str()).collect();
+        let outside_only =
+            !f.columns.is_empty() && f.columns.iter().all(|c| c.outside_log);
+        if !outside_only {
+            f.caused_by = causes.root_of(&table, &pk, &columns);
         }
     }
     Ok(())
@@ -76,8 +158,9 @@ fn show_key(d: &RowDivergence) -> String {
 pub struct ColumnPositions(std::collections::HashMap<String, Vec<String>>);
 
 impl ColumnPositions {
-    /// The positions of `d`'s differing columns in `conn`'s `main` table.
-    pub fn of(&mut self, conn: &Connection, d: &RowDivergence) -> Vec<usize> {
+    /// The positions of `d`'s differing columns in `conn`'s `main` table, one per column
+    /// (`None` for a column the replayed table lacks).
+    pub fn of(&mut self, conn: &Connection, d: &RowDivergence) -> Vec<Option<usize>> {
         if d.columns.is_empty() {
             return Vec::new();
         }
@@ -88,7 +171,7 @@ impl ColumnPositions {
         });
         d.columns
             .iter()
-            .filter_map(|c| names.iter().position(|n| *n == c.column))
+            .map(|c| names.iter().position(|n| *n == c.column))
             .collect()
     }
 }
@@ -117,22 +200,28 @@ impl Sides {
 
 /// Turns a comparison result into a finding, blamed on the event that last wrote the row (for
 /// a differing row: the last event that wrote one of the differing columns, whose positions in
-/// the replayed table are `columns`).
+/// the replayed table are `columns`; each column names its own last writer).
 pub fn divergence_finding(
-    d: RowDivergence,
+    mut d: RowDivergence,
     writers: &WriterIndex,
-    columns: &[usize],
+    columns: &[Option<usize>],
     sides: Sides,
 ) -> Finding {
+    let found: Vec<usize> = columns.iter().flatten().copied().collect();
     let (row_writer, writer) = if d.pk_in_column_order.is_empty() {
         (None, None)
     } else {
         let row = writers.last_writer(&d.table, &d.pk_in_column_order);
-        let cols = if columns.is_empty() {
+        let cols = if found.is_empty() {
             row
         } else {
-            writers.last_writer_of_columns(&d.table, &d.pk_in_column_order, columns)
+            writers.last_writer_of_columns(&d.table, &d.pk_in_column_order, &found)
         };
+        for (c, pos) in d.columns.iter_mut().zip(columns) {
+            c.replay_writer = pos
+                .and_then(|p| writers.last_writer_of_columns(&d.table, &d.pk_in_column_order, &[p]))
+                .map(|w| EventRef::new(w.seq, &*w.name));
+        }
         (row, cols)
     };
     let Sides { expected, actual } = sides;
@@ -145,9 +234,6 @@ pub fn divergence_finding(
             let mut m = format!("{} differs in {}", show_key(&d), cols.join(", "));
             if let Some(w) = writer {
                 m.push_str(&format!("; written in {actual} by {} ({})", w.seq, w.name));
-                if let Some(r) = row_writer.filter(|r| r.seq != w.seq) {
-                    m.push_str(&format!(", row last changed by {} ({})", r.seq, r.name));
-                }
             }
             m
         }
@@ -214,6 +300,9 @@ pub fn divergence_finding(
     if row_level {
         f.key_columns = Some(d.key_columns);
         f.key = Some(d.key);
+        if !d.pk_in_column_order.is_empty() {
+            f.pk = Some(d.pk_in_column_order);
+        }
     }
     f.columns = d.columns;
     f.column = d.column;

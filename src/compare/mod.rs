@@ -6,6 +6,7 @@
 //! LiveStore's bookkeeping tables (`__livestore_*`) are left out unless asked for: their
 //! contents legitimately differ between a live state database and a replay (FORMAT.md §4.4).
 
+pub mod causes;
 pub mod diff;
 pub mod divergence;
 
@@ -308,6 +309,9 @@ fn compare_table(
                         column: rest[i - nk].name.clone(),
                         expected: e[i].clone(),
                         actual: a[i].clone(),
+                        replay_writer: None,
+                        recorded_writer: None,
+                        outside_log: false,
                     })
                     .collect();
                 if diffs.is_empty() {

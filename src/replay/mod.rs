@@ -96,6 +96,15 @@ pub enum Step<'a> {
         /// [`ReplayOptions::values`] asks for them).
         changes: &'a [RowChange],
     },
+    /// An event was not applied (unknown, rejected, rolled back, or out of place in the log).
+    NotApplied {
+        /// The event.
+        event: &'a Event,
+        /// The findings that say why.
+        findings: &'a [Finding],
+        /// The rows it meant to change, where they could be read from its statements.
+        intended: &'a [(Arc<str>, Vec<SqlValue>)],
+    },
 }
 
 /// What one row of the log came to.
@@ -153,6 +162,16 @@ impl Quarantine {
         self.rows.is_empty()
     }
 
+    /// The first quarantined finding that owns one of `rows`.
+    fn owner<'k>(&self, rows: impl Iterator<Item = (&'k Arc<str>, &'k [SqlValue])>) -> Option<usize> {
+        rows.filter_map(|(table, key)| {
+            self.rows
+                .get(&(table.clone(), SqlValue::encode_key(key)))
+                .and_then(|owners| owners.first().copied())
+        })
+        .min()
+    }
+
     /// Lists `ev` under every quarantined event whose rows it changed or named.
     fn touched<'k>(
         &mut self,
@@ -200,6 +219,8 @@ pub struct Replayer<'a> {
     capture: Capture<'a>,
     names: HashMap<String, Arc<str>>,
     quarantine: Quarantine,
+    /// The rows the current event meant to change, when it was not applied.
+    intended: Vec<(Arc<str>, Vec<SqlValue>)>,
     out: Replayed,
 }
 
@@ -223,6 +244,7 @@ impl<'a> Replayer<'a> {
             capture,
             names: HashMap::new(),
             quarantine: Quarantine::default(),
+            intended: Vec::new(),
             out: Replayed::default(),
         })
     }
@@ -230,6 +252,7 @@ impl<'a> Replayer<'a> {
     /// Replays one row of the log.
     pub fn event(&mut self, row: LogRow) -> Result<EventOutcome> {
         self.out.events += 1;
+        self.intended.clear();
         let first = self.out.findings.len();
         let event = match &row {
             LogRow::Event(ev) => Some(ev.clone()),
@@ -378,8 +401,16 @@ impl Replayer<'_> {
         if self.out.events.is_multiple_of(1024) {
             observe(Step::Read(self.out.events));
         }
-        if let (Some(ev), EventResult::Applied { changes }) = (&outcome.event, &outcome.result) {
-            observe(Step::Applied { event: ev, changes });
+        match (&outcome.event, &outcome.result) {
+            (Some(ev), EventResult::Applied { changes }) => {
+                observe(Step::Applied { event: ev, changes })
+            }
+            (Some(ev), EventResult::NotApplied) => observe(Step::NotApplied {
+                event: ev,
+                findings: &self.out.findings[outcome.findings.clone()],
+                intended: &self.intended,
+            }),
+            (None, _) => {}
         }
         if outcome.stop {
             if let Some(ev) = &outcome.event {
@@ -571,6 +602,13 @@ impl Replayer<'_> {
                     ),
                 );
                 self.out.findings[i].statement = Some(first + 1);
+                // Matching nothing where an event that was not applied meant to write is that
+                // event's consequence, not a problem of its own.
+                let cause = self
+                    .quarantine
+                    .owner(named.iter().map(|(t, k)| (t, k.as_slice())))
+                    .and_then(|owner| self.out.findings[owner].as_cause());
+                self.out.findings[i].caused_by = cause;
             }
             return Ok((EventResult::Applied { changes }, false));
         };
@@ -632,6 +670,7 @@ impl Replayer<'_> {
         for (table, key) in &rows {
             self.out.writers.intend(table, key, &writer);
         }
+        self.intended.extend(rows.iter().cloned());
         self.quarantine.add(finding, rows);
     }
 

@@ -14,8 +14,8 @@ use rusqlite::Connection;
 
 use crate::eventlog::{Event, SeqNum};
 use crate::replay::capture::RowChange;
-use crate::replay::changes::{self, ColumnNames};
-use crate::report::{ChangeSide, ChangeSides, ChangesetStats, Finding, FindingClass};
+use crate::replay::changes::{self, ColumnNames, RowOp};
+use crate::report::ChangesetStats;
 use crate::session::Changeset;
 use crate::value::SqlValue;
 
@@ -36,8 +36,31 @@ type Recorded = ((i64, i64), Option<Vec<u8>>);
 /// The query that reads the recorded changesets in replay order, for [`ChangesetCheck::new`].
 pub const RECORDED_IN_ORDER: &str = "SELECT seqNumGlobal, seqNumClient, changeset FROM __livestore_session_changeset ORDER BY seqNumGlobal, seqNumClient, rowid";
 
-/// Compares replayed events with their recorded changesets as the replay goes, walking the
-/// recorded rows alongside the log (both are in sequence order).
+/// How one replayed event compared with LiveStore's record of it.
+#[derive(Debug)]
+pub enum Compared {
+    /// LiveStore kept no changeset for it (trimmed below the sync head).
+    NotRecorded,
+    /// The same row operations on both sides.
+    Same(Vec<RowOp>),
+    /// Different row operations.
+    Differ {
+        /// LiveStore's.
+        theirs: Vec<RowOp>,
+        /// The replay's.
+        ours: Vec<RowOp>,
+    },
+    /// LiveStore's changeset for it cannot be decoded.
+    Unreadable {
+        /// Why.
+        error: String,
+        /// The replay's.
+        ours: Vec<RowOp>,
+    },
+}
+
+/// Walks the recorded changesets alongside the log (both are in sequence order) and decodes
+/// the one of each event the replay reaches.
 pub struct ChangesetCheck<'a> {
     recorded: &'a Connection,
     replay: &'a Connection,
@@ -47,7 +70,6 @@ pub struct ChangesetCheck<'a> {
     recorded_names: ColumnNames,
     /// Counts so far.
     pub stats: ChangesetStats,
-    first: Option<Finding>,
 }
 
 impl<'a> ChangesetCheck<'a> {
@@ -70,7 +92,6 @@ impl<'a> ChangesetCheck<'a> {
                 recorded: count(recorded),
                 ..ChangesetStats::default()
             },
-            first: None,
         }
     }
 
@@ -97,92 +118,56 @@ impl<'a> ChangesetCheck<'a> {
     }
 
     /// Holds one applied event's changes (captured with values) against the recorded ones.
-    pub fn event(&mut self, ev: &Event, replayed: &[RowChange]) {
+    pub fn event(&mut self, ev: &Event, replayed: &[RowChange]) -> Compared {
         let Some(recorded) = self.recorded_at(ev.seq) else {
             self.stats.not_recorded += 1;
-            return;
+            return Compared::NotRecorded;
         };
         self.stats.compared += 1;
         let ours = changes::net(replayed, self.replay, "main", &mut self.replay_names, true);
-        let theirs =
-            match changes::decode(&recorded, self.recorded, "main", &mut self.recorded_names) {
-                Ok(t) => t,
-                Err(e) => {
-                    self.differs(
-                        ev,
-                        Vec::new(),
-                        ours,
-                        format!(
-                            "LiveStore's recorded changeset for this event cannot be read ({e})"
-                        ),
-                    );
-                    return;
-                }
-            };
-        if theirs != ours {
-            let summary = format!(
-                "this event's changes differ from the changeset LiveStore recorded for it ({} recorded, {} replayed)",
-                crate::text::count(theirs.len(), "row"),
-                ours.len()
-            );
-            self.differs(ev, theirs, ours, summary);
-        }
-    }
-
-    fn differs(
-        &mut self,
-        ev: &Event,
-        theirs: Vec<changes::RowOp>,
-        ours: Vec<changes::RowOp>,
-        message: String,
-    ) {
-        self.stats.differing += 1;
-        if self.first.is_some() {
-            return;
-        }
-        let mut f = Finding::event(
-            FindingClass::FirstDivergence,
-            Some(ev.seq),
-            Some(&ev.name),
-            message,
-        );
-        f.args = Some(ev.args_json.clone());
-        f.changes = Some(ChangeSides {
-            expected: ChangeSide {
-                label: "LiveStore recorded".into(),
-                rows: theirs,
-            },
-            actual: ChangeSide {
-                label: "replayed".into(),
-                rows: ours,
-            },
-        });
-        self.first = Some(f);
-    }
-
-    /// The `first-divergence` finding, if any event differed, with the count in its message.
-    pub fn finish(self) -> (ChangesetStats, Option<Finding>) {
-        let stats = self.stats;
-        let first = self.first.map(|mut f| {
-            if stats.differing > 1 {
-                f.message.push_str(&format!(
-                    "; {} of the {} compared events differ, this is the first",
-                    stats.differing, stats.compared
-                ));
+        match changes::decode(&recorded, self.recorded, "main", &mut self.recorded_names) {
+            Ok(theirs) if theirs == ours => Compared::Same(ours),
+            Ok(theirs) => {
+                self.stats.differing += 1;
+                Compared::Differ { theirs, ours }
             }
-            f
-        });
-        (stats, first)
+            Err(error) => {
+                self.stats.differing += 1;
+                Compared::Unreadable { error, ours }
+            }
+        }
+    }
+
+    /// What LiveStore's record says an event the replay did not apply changed, if it kept a
+    /// readable changeset for it.
+    pub fn not_applied(&mut self, ev: &Event) -> Option<Vec<RowOp>> {
+        let recorded = self.recorded_at(ev.seq)?;
+        changes::decode(&recorded, self.recorded, "main", &mut self.recorded_names).ok()
+    }
+
+    /// The counts.
+    pub fn finish(self) -> ChangesetStats {
+        self.stats
     }
 }
 
-/// For each wanted row, the last event that wrote it in LiveStore's run, read from every
-/// recorded changeset in order (one streaming pass).
-pub fn last_writers(
+/// What LiveStore's record says about one row: the last event that changed it, and for each
+/// column the last event that wrote it and the value it wrote.
+#[derive(Debug, Default, Clone)]
+pub struct RowHistory {
+    /// The last event that changed the row at all (a delete included).
+    pub last: Option<SeqNum>,
+    /// Per column: the last event that wrote it (an insert writes every column) and the value.
+    pub columns: HashMap<String, (SeqNum, SqlValue)>,
+}
+
+/// For each wanted row (table, encoded primary key in column order), its history in
+/// LiveStore's own run, read from every recorded changeset in order (one streaming pass).
+pub fn row_histories(
     recorded: &Connection,
     wanted: &HashSet<(String, Vec<u8>)>,
-) -> HashMap<(String, Vec<u8>), SeqNum> {
-    let mut out = HashMap::new();
+) -> HashMap<(String, Vec<u8>), RowHistory> {
+    let mut out: HashMap<(String, Vec<u8>), RowHistory> = HashMap::new();
     if wanted.is_empty() {
         return out;
     }
@@ -194,6 +179,7 @@ pub fn last_writers(
     let Ok(mut rows) = stmt.query([]) else {
         return out;
     };
+    let mut names = ColumnNames::default();
     while let Ok(Some(row)) = rows.next() {
         let (Ok(g), Ok(c), Ok(r), Ok(blob)) = (
             row.get::<_, i64>(0),
@@ -203,20 +189,40 @@ pub fn last_writers(
         ) else {
             continue;
         };
-        let Ok(changes) = Changeset(blob).changes() else {
+        let seq = SeqNum {
+            global: g,
+            client: c,
+            rebase_generation: r,
+        };
+        let changeset = Changeset(blob);
+        // Decoding with column names costs more than finding the rows: only events that
+        // touch a wanted row are decoded.
+        let Ok(raw) = changeset.changes() else {
             continue;
         };
-        for ch in changes {
-            let key = (ch.table.clone(), SqlValue::encode_key(&ch.key()));
-            if wanted.contains(&key) {
-                out.insert(
-                    key,
-                    SeqNum {
-                        global: g,
-                        client: c,
-                        rebase_generation: r,
-                    },
-                );
+        if !raw
+            .iter()
+            .any(|ch| wanted.contains(&(ch.table.clone(), SqlValue::encode_key(&ch.key()))))
+        {
+            continue;
+        }
+        let Ok(ops) = changes::decode(&changeset, recorded, "main", &mut names) else {
+            continue;
+        };
+        for op in ops {
+            let key = (op.table.clone(), SqlValue::encode_key(&op.key));
+            if !wanted.contains(&key) {
+                continue;
+            }
+            let h = out.entry(key).or_default();
+            h.last = Some(seq);
+            match op.op {
+                "delete" => h.columns.clear(),
+                _ => {
+                    for (col, v) in op.new {
+                        h.columns.insert(col, (seq, v));
+                    }
+                }
             }
         }
     }

@@ -42,6 +42,12 @@ pub enum FindingClass {
     FirstDivergence,
     /// Two replays of the same event changed different rows or values.
     Nondeterministic,
+    /// The recorded state could not be held against the replay (no state file, or none that
+    /// rehearse recognised): nothing was compared, so nothing passed.
+    ComparisonSkipped,
+    /// The state file was left by a rebuild that did not finish (LiveStore 0.5's
+    /// `__livestore_rebuild` without a completion record): it is not to be trusted.
+    UnfinishedRebuild,
 }
 
 impl FindingClass {
@@ -57,6 +63,8 @@ impl FindingClass {
             FindingClass::ZeroRows => "zero-rows",
             FindingClass::FirstDivergence => "first-divergence",
             FindingClass::Nondeterministic => "nondeterministic",
+            FindingClass::ComparisonSkipped => "comparison-skipped",
+            FindingClass::UnfinishedRebuild => "unfinished-rebuild",
         }
     }
 
@@ -66,7 +74,7 @@ impl FindingClass {
     }
 
     /// Every class, in report order.
-    pub const ALL: [FindingClass; 9] = [
+    pub const ALL: [FindingClass; 11] = [
         FindingClass::LogIntegrity,
         FindingClass::UnknownEvent,
         FindingClass::InvalidArgs,
@@ -76,6 +84,8 @@ impl FindingClass {
         FindingClass::ZeroRows,
         FindingClass::FirstDivergence,
         FindingClass::Nondeterministic,
+        FindingClass::ComparisonSkipped,
+        FindingClass::UnfinishedRebuild,
     ];
 
     /// How much the class matters unless configured otherwise.
@@ -182,6 +192,50 @@ impl EventRef {
     }
 }
 
+/// The root cause a finding follows from: the event (and the kind of finding at it) whose
+/// failure or differing changes explain it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Cause {
+    /// The root finding's class.
+    pub class: FindingClass,
+    /// Its event's global sequence number.
+    pub seq_num_global: i64,
+    /// Its event's client sequence number.
+    pub seq_num_client: i64,
+    /// Its event's rebase generation.
+    pub seq_num_rebase_generation: i64,
+    /// Its event's name.
+    pub name: String,
+}
+
+impl Cause {
+    /// The root at `seq` (named `name`), of `class`.
+    pub fn new(class: FindingClass, seq: SeqNum, name: impl Into<String>) -> Cause {
+        Cause {
+            class,
+            seq_num_global: seq.global,
+            seq_num_client: seq.client,
+            seq_num_rebase_generation: seq.rebase_generation,
+            name: name.into(),
+        }
+    }
+
+    /// The root's event.
+    pub fn seq(&self) -> SeqNum {
+        SeqNum {
+            global: self.seq_num_global,
+            client: self.seq_num_client,
+            rebase_generation: self.seq_num_rebase_generation,
+        }
+    }
+
+    /// Whether `f` is the root finding this names.
+    pub fn is(&self, f: &Finding) -> bool {
+        f.class == self.class && f.seq() == Some(self.seq()) && f.caused_by.is_none()
+    }
+}
+
 /// How a state divergence shows itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -212,6 +266,17 @@ pub struct ColumnDiff {
     pub expected: SqlValue,
     /// The replayed value.
     pub actual: SqlValue,
+    /// The event that last wrote this column of the row in the replay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay_writer: Option<EventRef>,
+    /// The event that last wrote this column of the row in LiveStore's own run, from the
+    /// changesets it recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub recorded_writer: Option<EventRef>,
+    /// No event wrote the recorded value: LiveStore's last recorded write of this column set
+    /// another value, so the state changed outside the log.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub outside_log: bool,
 }
 
 /// One problem, tied to an event where there is one.
@@ -251,6 +316,10 @@ pub struct Finding {
     /// For a divergent row: its key values.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<Vec<SqlValue>>,
+    /// For a divergent row of a table with a primary key: the key in column order, as the
+    /// replay's and LiveStore's changes name rows (not reported).
+    #[serde(skip)]
+    pub pk: Option<Vec<SqlValue>>,
     /// For a differing row: the columns that differ.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub columns: Vec<ColumnDiff>,
@@ -280,6 +349,10 @@ pub struct Finding {
     /// For `first-divergence` and `nondeterministic`: both sides' changes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changes: Option<ChangeSides>,
+    /// For a consequence: the root cause it follows from. Absent on root causes, which are
+    /// what to fix (and what fails the gate).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caused_by: Option<Cause>,
 }
 
 /// Two runs' changes for one event, side by side.
@@ -338,6 +411,7 @@ impl Finding {
             divergence: None,
             key_columns: None,
             key: None,
+            pk: None,
             columns: Vec::new(),
             column: None,
             pointer: None,
@@ -347,12 +421,24 @@ impl Finding {
             args: None,
             recorded_writer: None,
             changes: None,
+            caused_by: None,
         }
     }
 
-    /// Whether the finding fails the gate.
+    /// Whether the finding fails the gate: an error-severity root cause outside the baseline.
+    /// A consequence never fails on its own; its root does.
     pub fn fails(&self) -> bool {
-        self.severity == Level::Error && !self.baselined
+        self.severity == Level::Error && !self.baselined && self.caused_by.is_none()
+    }
+
+    /// Whether this is a root cause (not explained by an earlier finding).
+    pub fn is_root(&self) -> bool {
+        self.caused_by.is_none()
+    }
+
+    /// This finding as the cause of others, when it has an event.
+    pub fn as_cause(&self) -> Option<Cause> {
+        Some(Cause::new(self.class, self.seq()?, self.name.clone().unwrap_or_default()))
     }
 
     /// The event's sequence number, when the finding has one.
