@@ -114,7 +114,7 @@ pub fn blame(
     let mut names = ColumnNames::default();
     let mut replay_options = options.clone();
     replay_options.values = true;
-    let replayed = replay::replay(&log, materializer, &scratch, &replay_options, |step| {
+    let replayed = replay::replay(log, materializer, &scratch, &replay_options, |step| {
         if let Step::Applied { event, changes } = step {
             let touches = changes
                 .iter()

@@ -719,10 +719,7 @@ fn progress_bar(corpora: &[PathBuf], hidden: bool) -> indicatif::ProgressBar {
         )
         .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
-    bar.set_message(format!(
-        "{}",
-        rehearse::text::count(corpora.len(), "corpus")
-    ));
+    bar.set_message(rehearse::text::count(corpora.len(), "corpus"));
     bar
 }
 
