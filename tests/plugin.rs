@@ -30,6 +30,19 @@ fn spec(app: &Path, module: &str) -> String {
     format!("livestore:{}", app.join(module).display())
 }
 
+/// The plugin for `module`, built through the library with the settings the CLI takes from
+/// the environment, so that a run under REHEARSE_NODE tests that Node.js here too.
+fn plugin_source(app: &Path, module: &str) -> Source {
+    let mut source = Source::load(Path::new(&spec(app, module))).unwrap();
+    if let Source::LiveStore(config) = &mut source {
+        config.node = std::env::var_os("REHEARSE_NODE").map(PathBuf::from);
+        if let Ok(memo) = std::env::var("REHEARSE_PLUGIN_MEMO") {
+            config.memo = memo.parse().unwrap();
+        }
+    }
+    source
+}
+
 /// `corpora`, and those of the shared real stores `samples` names that are present.
 fn with_shared_samples(mut corpora: Vec<PathBuf>, samples: &[&str]) -> Vec<PathBuf> {
     let shared = root().join("../shared/livestore/samples");
@@ -90,7 +103,7 @@ fn the_plugin_and_the_sql_path_give_the_same_reports() {
 #[test]
 fn the_plugin_returns_the_statements_livestore_ran() {
     let Some(app) = app() else { return };
-    let source = Source::load(Path::new(&spec(&app, "app.mjs"))).unwrap();
+    let source = plugin_source(&app, "app.mjs");
     for (name, events) in [("workspace-n300-lsdev", 300), ("js-values", 30)] {
         the_plugin_returns_the_statements_livestore_ran_for(&source, &corpus(name), events);
     }
@@ -275,8 +288,7 @@ fn a_statement_that_fails_blames_the_same_rows_as_on_the_sql_path() {
 #[test]
 fn helpers_started_for_a_long_log_join_once_they_have_loaded_the_schema() {
     let Some(app) = app() else { return };
-    let Source::LiveStore(config) = Source::load(Path::new(&spec(&app, "app-query.mjs"))).unwrap()
-    else {
+    let Source::LiveStore(config) = plugin_source(&app, "app-query.mjs") else {
         panic!("not the plugin")
     };
     let mut m = rehearse::materialize::livestore::LiveStoreMaterializer::start(&config).unwrap();

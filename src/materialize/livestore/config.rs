@@ -1,6 +1,11 @@
 //! What a `livestore:` materializer spec asks for, apart from any process: the spec is parsed
 //! where `--materializers` is read, long before (and whether or not) a helper starts, so it
 //! must not depend on Node.js being there.
+//!
+//! Settings a user gives through the environment (`REHEARSE_NODE`, `REHEARSE_PLUGIN_TRACE`,
+//! `REHEARSE_PLUGIN_MEMO`) are fields here too, filled in by the CLI: the library reads no
+//! environment, so a Rust caller gets the defaults unless it says otherwise, and two
+//! materializers in one process can differ.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,6 +25,57 @@ pub struct PluginConfig {
     /// How many helper processes share the work: exactly this many, started up front, or
     /// `None` for as many as the log's length repays ([`helpers_for`](super::helpers_for)).
     pub helpers: Option<usize>,
+    /// The Node.js binary, where not the `node` on `PATH` (`REHEARSE_NODE`): the helper is
+    /// about twice as fast from Node.js 22.15 on, which a system may not install as `node`.
+    pub node: Option<PathBuf>,
+    /// A file that receives every message, both ways, one JSON line each
+    /// (`REHEARSE_PLUGIN_TRACE`): for debugging a helper, and for the test holding the
+    /// protocol to its schema.
+    pub trace: Option<PathBuf>,
+    /// Whether the helpers have Effect remember its schemas (`REHEARSE_PLUGIN_MEMO`).
+    pub memo: Memo,
+}
+
+/// Whether the helpers have Effect remember the schemas LiveStore builds anew for every
+/// update and client-document set (README, "The LiveStore plugin"). Remembering changes none
+/// of LiveStore's answers, only how fast they come; it is a setting because it rewrites the
+/// app's installed Effect as it loads, which someone chasing a bug may want to rule out.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Memo {
+    /// From the start where Node.js rewrites modules in the loading thread (22.15, 23.5 and
+    /// later); on an older Node.js, whose loader thread costs about a second per helper, only
+    /// for a long log, by helpers that start while the first works and then take over.
+    #[default]
+    Auto,
+    /// From the start on any Node.js.
+    On,
+    /// Effect exactly as installed.
+    Off,
+}
+
+impl Memo {
+    /// The setting as the helper reads it (`REHEARSE_PLUGIN_MEMO` in its environment).
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Memo::Auto => "auto",
+            Memo::On => "on",
+            Memo::Off => "off",
+        }
+    }
+}
+
+impl std::str::FromStr for Memo {
+    type Err = String;
+
+    /// `auto`, `on` or `off`, as the README names them.
+    fn from_str(s: &str) -> Result<Memo, String> {
+        match s {
+            "auto" => Ok(Memo::Auto),
+            "on" => Ok(Memo::On),
+            "off" => Ok(Memo::Off),
+            _ => Err(format!("{s:?} is not auto, on or off")),
+        }
+    }
 }
 
 impl PluginConfig {
@@ -44,6 +100,9 @@ impl PluginConfig {
             export,
             timeout: DEFAULT_TIMEOUT,
             helpers: None,
+            node: None,
+            trace: None,
+            memo: Memo::Auto,
         })
     }
 }
@@ -70,5 +129,16 @@ mod tests {
         std::fs::write(&odd, "").unwrap();
         let c = PluginConfig::parse(&format!("livestore:{}", odd.display())).unwrap();
         assert_eq!((c.module, c.export), (odd, None));
+    }
+
+    #[test]
+    fn memo_settings_read_as_the_readme_names_them() {
+        for memo in [Memo::Auto, Memo::On, Memo::Off] {
+            assert_eq!(memo.as_str().parse(), Ok(memo));
+        }
+        assert_eq!(
+            "yes".parse::<Memo>(),
+            Err(r#""yes" is not auto, on or off"#.to_string())
+        );
     }
 }

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use super::config::PluginConfig;
+use super::config::{Memo, PluginConfig};
 use super::node;
 use super::protocol::{PROTOCOL_VERSION, Trace};
 use crate::error::{Error, Result};
@@ -28,6 +28,7 @@ pub(super) struct Launch {
     script: PathBuf,
     cwd: PathBuf,
     hello: Value,
+    memo: Memo,
     /// Holds the script and the helpers' progress files; removed when the materializer is.
     dir: tempfile::TempDir,
 }
@@ -49,7 +50,7 @@ impl Launch {
                 "no node_modules with @livestore/livestore above this module: install the app's dependencies first (npm ci)",
             ));
         };
-        let node = node::node_binary();
+        let node = node::node_binary(config.node.as_deref());
         let node_version = node::node_version(&node)?;
         let args = node::loader_args(&module, &node_modules, node_version)?;
 
@@ -63,11 +64,7 @@ impl Launch {
         std::fs::write(&script, HELPER).map_err(|e| Error::io(&script, e))?;
         std::os::unix::fs::symlink(&node_modules, dir.path().join("node_modules"))
             .map_err(|e| Error::io(dir.path(), e))?;
-        let trace = Trace::open(
-            std::env::var_os("REHEARSE_PLUGIN_TRACE")
-                .as_deref()
-                .map(Path::new),
-        )?;
+        let trace = Trace::open(config.trace.as_deref())?;
         Ok(Launch {
             cwd: module.parent().unwrap_or(Path::new(".")).to_path_buf(),
             hello: json!({
@@ -83,6 +80,7 @@ impl Launch {
             node,
             args,
             script,
+            memo: config.memo,
             dir,
         })
     }
@@ -93,12 +91,13 @@ impl Launch {
     }
 
     /// The command that starts a helper. `memo_on`: remember Effect's schemas even through
-    /// Node.js 20's loader thread.
+    /// Node.js 20's loader thread, whatever the configuration says.
     pub(super) fn command(&self, memo_on: bool) -> Command {
+        let memo = if memo_on { Memo::On } else { self.memo };
         let mut command = Command::new(&self.node);
-        if memo_on {
-            command.env("REHEARSE_PLUGIN_MEMO", "on");
-        }
+        // Always set, so that the helper follows the configuration, not whatever rehearse's
+        // own environment holds.
+        command.env("REHEARSE_PLUGIN_MEMO", memo.as_str());
         command
             .args(&self.args)
             .arg(&self.script)

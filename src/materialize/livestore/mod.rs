@@ -42,7 +42,7 @@ use crate::error::Result;
 use crate::eventlog::Event;
 use crate::materialize::{Materializer, Outcome};
 
-pub use config::{DEFAULT_TIMEOUT, PluginConfig};
+pub use config::{DEFAULT_TIMEOUT, Memo, PluginConfig};
 use helper::Helper;
 use launch::Launch;
 pub use protocol::PROTOCOL_VERSION;
@@ -106,7 +106,7 @@ impl LiveStoreMaterializer {
         };
         let may_turn_memo_on = schedule::may_turn_memo_on(
             config.helpers.is_none(),
-            std::env::var_os("REHEARSE_PLUGIN_MEMO").is_none(),
+            config.memo,
             launch.node_version,
             !info.memoized.is_empty(),
         );

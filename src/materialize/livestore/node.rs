@@ -22,10 +22,9 @@ pub(super) fn find_node_modules(module: &Path) -> Option<PathBuf> {
     None
 }
 
-pub(super) fn node_binary() -> PathBuf {
-    std::env::var_os("REHEARSE_NODE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("node"))
+/// The binary configured, or the `node` on `PATH`.
+pub(super) fn node_binary(configured: Option<&Path>) -> PathBuf {
+    configured.map_or_else(|| PathBuf::from("node"), Path::to_path_buf)
 }
 
 /// Node's major and minor version.

@@ -95,9 +95,9 @@ pub(super) fn strings(v: &Value) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// The file that receives every message, one JSON line each, both ways (`REHEARSE_PLUGIN_TRACE`:
-/// for debugging a helper, and for the test holding the protocol to its schema). Shared by the
-/// reader threads of every helper.
+/// The file that receives every message, one JSON line each, both ways
+/// ([`PluginConfig::trace`](super::PluginConfig::trace)); shared by every helper's threads,
+/// so that a trace holds whole lines in the order they passed.
 #[derive(Clone, Default)]
 pub(super) struct Trace(Option<Arc<Mutex<std::fs::File>>>);
 

@@ -3,6 +3,7 @@
 //! helper's cost to start and the events it takes off the others: kept apart from the
 //! processes so that the numbers and the reasons for them sit together.
 
+use super::config::Memo;
 use crate::eventlog::Event;
 
 /// At most two helpers by default: LiveStore's own code is most of the work, and two were all
@@ -24,7 +25,7 @@ pub fn max_helpers(memoized: bool) -> usize {
 const EVENTS_PER_HELPER: u64 = 20_000;
 
 /// Events from which a log on an older Node.js (20.6 to 22.14) gets helpers that remember
-/// Effect's schemas through the loader thread (REHEARSE_PLUGIN_MEMO=on), started while the
+/// Effect's schemas through the loader thread (as with [`Memo::On`]), started while the
 /// first works and taking over from it once loaded: their start costs about a second more, in
 /// the background, and the first helper does some 20,000 events meanwhile; then each event
 /// costs about half. 100,000 events on Node.js 20: 20.0-20.5 s end to end with the first
@@ -45,15 +46,15 @@ pub(super) fn repays_memo_on(events: u64) -> bool {
 }
 
 /// Whether a replay may later start helpers with the memo on ([`repays_memo_on`]): only with
-/// automatic helpers and the memo left to rehearse (`memo_unset`), on a Node.js that has
-/// `module.register` (20.6) but whose first helper did not remember Effect's schemas.
+/// automatic helpers and [`Memo::Auto`], on a Node.js that has `module.register` (20.6) but
+/// whose first helper did not remember Effect's schemas.
 pub(super) fn may_turn_memo_on(
     automatic: bool,
-    memo_unset: bool,
+    memo: Memo,
     node_version: (u32, u32),
     first_memoizes: bool,
 ) -> bool {
-    automatic && memo_unset && node_version >= (20, 6) && !first_memoizes
+    automatic && memo == Memo::Auto && node_version >= (20, 6) && !first_memoizes
 }
 
 /// Deals `events` round-robin into `hands` shares, numbering them from `next_id` on: each

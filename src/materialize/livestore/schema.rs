@@ -24,7 +24,7 @@ pub struct SchemaInfo {
     /// LiveStore's own `CREATE` statements for the user tables.
     pub ddl: Vec<String>,
     /// The Effect constructors the helpers remember per schema: none with
-    /// `REHEARSE_PLUGIN_MEMO=off`, nor by default before Node.js 22.15.
+    /// [`Memo::Off`](super::Memo::Off), nor by default before Node.js 22.15.
     pub memoized: Vec<String>,
 }
 
