@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// How long rehearse waits for the helper by default.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Where the app's schema is and how to run it.
 #[derive(Debug, Clone, PartialEq)]
@@ -23,7 +23,7 @@ pub struct PluginConfig {
     /// How long to wait for any one reply.
     pub timeout: Duration,
     /// How many helper processes share the work: exactly this many, started up front, or
-    /// `None` for as many as the log's length repays ([`helpers_for`](super::helpers_for)).
+    /// `None` for as many as the log's length repays.
     pub helpers: Option<usize>,
     /// The Node.js binary, where not the `node` on `PATH` (`REHEARSE_NODE`): the helper is
     /// about twice as fast from Node.js 22.15 on, which a system may not install as `node`.
@@ -55,7 +55,7 @@ pub enum Memo {
 
 impl Memo {
     /// The setting as the helper reads it (`REHEARSE_PLUGIN_MEMO` in its environment).
-    pub(crate) fn as_str(self) -> &'static str {
+    pub(super) fn as_str(self) -> &'static str {
         match self {
             Memo::Auto => "auto",
             Memo::On => "on",

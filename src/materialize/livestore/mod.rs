@@ -17,10 +17,10 @@
 //! dies, hangs or writes garbage is an error naming the event in flight.
 //!
 //! This module holds the materializer, which owns the helpers and decides which of them
-//! answers what; below it, one module per concern, none importing its parent: [`config`] (the
+//! answers what; below it, one module per concern, none importing its parent: `config` (the
 //! spec), `node` and `launch` (what a helper needs to start), `process` (the OS process),
 //! `helper` (the conversation with one), `protocol` and `wire` (the messages), `schedule`
-//! (how many helpers, which events each) and [`schema`] (what the app's schema says).
+//! (how many helpers, which events each) and `schema` (what the app's schema says).
 
 mod config;
 mod helper;
@@ -42,11 +42,9 @@ use crate::error::Result;
 use crate::eventlog::Event;
 use crate::materialize::{Materializer, Outcome};
 
-pub use config::{DEFAULT_TIMEOUT, Memo, PluginConfig};
+pub use config::{Memo, PluginConfig};
 use helper::Helper;
 use launch::Launch;
-pub use protocol::PROTOCOL_VERSION;
-pub use schedule::{helpers_for, max_helpers};
 pub use schema::{ExportedSchema, SchemaInfo};
 
 /// The app's materializers, through one or more helpers. Several helpers share a chunk of
@@ -149,14 +147,6 @@ impl LiveStoreMaterializer {
         Ok((self.helpers.len(), self.starting.len()))
     }
 
-    /// How many helpers a replay of `events` events runs: as many as asked for, or as many as
-    /// the log's length repays with these helpers.
-    pub fn helpers_for(&self, events: u64) -> usize {
-        self.config
-            .helpers
-            .unwrap_or_else(|| helpers_for(events, self.memoizing()))
-    }
-
     /// Whether a helper that remembers Effect's schemas works or is starting: those that do
     /// not then stop taking events.
     fn memoizing(&self) -> bool {
@@ -185,7 +175,7 @@ impl LiveStoreMaterializer {
     }
 
     /// The JSON Schema of every event's encoded args, and the client documents.
-    pub fn export_schemas(&mut self) -> Result<Value> {
+    fn export_schemas(&mut self) -> Result<Value> {
         self.helpers[0].export_schemas()
     }
 }
@@ -233,7 +223,7 @@ impl Materializer for LiveStoreMaterializer {
             .chain(&self.starting)
             .filter(|h| h.takes_events(memoizing))
             .count();
-        for _ in sharing..helpers_for(events, memoizing) {
+        for _ in sharing..schedule::helpers_for(events, memoizing) {
             self.spawn()?;
         }
         Ok(())

@@ -1,7 +1,7 @@
 //! The plugin protocol's messages as rehearse reads and answers them, kept apart from the
 //! processes that carry them so that what a line *means* can be tested without Node.js.
 //! `schemas/plugin-protocol.schema.json` specifies every message; the two that come once per
-//! event have a fast path of their own in [`wire`](super::wire).
+//! event have a fast path of their own in [`wire`].
 
 use std::io::Write;
 use std::path::Path;
@@ -17,7 +17,7 @@ use crate::materialize::{Outcome, Rejection, Statement};
 use crate::report::FindingClass;
 
 /// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u64 = 1;
+pub(super) const PROTOCOL_VERSION: u64 = 1;
 
 /// What marks a protocol line on the helper's stdout.
 pub(super) const PREFIX: &str = "\u{1e}RH1 ";

@@ -12,7 +12,7 @@ use crate::eventlog::Event;
 /// works about as fast as rehearse applies its answers, so rehearse's own thread needs a core
 /// too: on two cores a second helper made the 100,000-event store about a quarter slower
 /// (9.5-9.7 s against 7.3-8.0 s), where without the memo it was 10-20% faster.
-pub fn max_helpers(memoized: bool) -> usize {
+fn max_helpers(memoized: bool) -> usize {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let for_helpers = if memoized { cores - 1 } else { cores };
     for_helpers.clamp(1, 2)
@@ -34,7 +34,7 @@ const EVENTS_FOR_MEMO_ON: u64 = 40_000;
 
 /// How many helpers an automatic replay of `events` events runs, with helpers that have
 /// (`memoized`) or have not Effect remember its schemas.
-pub fn helpers_for(events: u64, memoized: bool) -> usize {
+pub(super) fn helpers_for(events: u64, memoized: bool) -> usize {
     let wanted = 1 + events / EVENTS_PER_HELPER;
     max_helpers(memoized).min(usize::try_from(wanted).unwrap_or(usize::MAX))
 }
