@@ -9,19 +9,23 @@
 //! own table definitions declare them. The README documents the format; its JSON Schema is
 //! `schemas/materializers.schema.json`.
 //!
-//! Parsing checks the file on its own; [`Definitions::validate`] checks it against the state
-//! schema (every table, column and raw statement must exist and prepare), so a definition that
-//! names something the state does not have fails before any event is replayed.
+//! Parsing checks the file on its own; the SQL materializer's `prepare` then checks it against
+//! the state schema (every table, column and raw statement must exist and prepare), so a
+//! definition that names something the state does not have fails before any event is
+//! replayed.
+//!
+//! Only [`Definitions`] (to load) and [`Ddl`] (which every materializer reports) are public:
+//! the model behind them is the SQL path's own, free to change with LiveStore.
 
-pub mod expr;
+pub(crate) mod expr;
 mod model;
 mod parse;
 mod raw;
 mod validate;
 
-pub use expr::{Expr, Val};
-pub use model::{
-    ClientDocument, ColumnKind, Condition, ConflictAction, Ddl, Definitions, EventDefinition,
-    OnConflict, Op, SqlBinds, StatementDef, StatementKind,
+pub(crate) use expr::{Expr, Val};
+pub(crate) use model::{
+    ClientDocument, ColumnKind, Condition, ConflictAction, Op, SqlBinds, StatementDef,
+    StatementKind,
 };
-pub use parse::FORMAT_VERSION;
+pub use model::{Ddl, Definitions};

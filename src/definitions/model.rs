@@ -28,7 +28,7 @@ pub enum Ddl {
 
 /// How LiveStore encodes a column's values (its column definition's schema).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ColumnKind {
+pub(crate) enum ColumnKind {
     /// `State.SQLite.boolean`: stored as 1/0.
     Boolean,
     /// `State.SQLite.json`: stored as `JSON.stringify` text.
@@ -43,7 +43,7 @@ pub enum ColumnKind {
 
 /// A client document (`State.SQLite.clientDocument`) and its derived `…Set` event.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ClientDocument {
+pub(crate) struct ClientDocument {
     /// Table name; the derived event is `<table>Set`.
     pub table: String,
     /// The document's default value.
@@ -58,7 +58,7 @@ pub struct ClientDocument {
 
 /// What one event does.
 #[derive(Debug, Clone, PartialEq)]
-pub struct EventDefinition {
+pub(crate) struct EventDefinition {
     /// Event name.
     pub name: String,
     /// Line of the definition.
@@ -69,7 +69,7 @@ pub struct EventDefinition {
 
 /// One statement of an event's materializer.
 #[derive(Debug, Clone, PartialEq)]
-pub struct StatementDef {
+pub(crate) struct StatementDef {
     /// Line of the statement.
     pub line: usize,
     /// Run only when this is truthy (an extension: a materializer's `if`).
@@ -80,7 +80,7 @@ pub struct StatementDef {
 
 /// The kinds of statement a LiveStore materializer can return.
 #[derive(Debug, Clone, PartialEq)]
-pub enum StatementKind {
+pub(crate) enum StatementKind {
     /// `table.insert(values)[.onConflict(…)][.returning(…)]`
     Insert {
         /// Table.
@@ -128,7 +128,7 @@ pub enum StatementKind {
 
 /// `onConflict(targets, action)`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct OnConflict {
+pub(crate) struct OnConflict {
     /// Conflict target columns.
     pub targets: Vec<String>,
     /// What to do.
@@ -137,7 +137,7 @@ pub struct OnConflict {
 
 /// The query builder's conflict actions.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ConflictAction {
+pub(crate) enum ConflictAction {
     /// `ON CONFLICT (…) DO NOTHING`
     Ignore,
     /// `INSERT OR REPLACE`
@@ -148,7 +148,7 @@ pub enum ConflictAction {
 
 /// One `WHERE` condition of the query builder.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Condition {
+pub(crate) struct Condition {
     /// Column.
     pub column: String,
     /// Operator.
@@ -159,7 +159,7 @@ pub struct Condition {
 
 /// The query builder's `WHERE` operators.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
+pub(crate) enum Op {
     /// `=`
     Eq,
     /// `!=`
@@ -192,7 +192,7 @@ pub enum Op {
 
 impl Op {
     /// The operator as LiveStore writes it into SQL.
-    pub fn sql(self) -> &'static str {
+    pub(crate) fn sql(self) -> &'static str {
         match self {
             Op::Eq => "=",
             Op::Ne => "!=",
@@ -214,7 +214,7 @@ impl Op {
 
 /// Bind values of a raw SQL statement.
 #[derive(Debug, Clone, PartialEq)]
-pub enum SqlBinds {
+pub(crate) enum SqlBinds {
     /// A raw string: LiveStore 0.4 binds nothing (FORMAT.md §8.1).
     None,
     /// An array: `?` parameters, in order.
@@ -227,18 +227,18 @@ pub enum SqlBinds {
 #[derive(Debug, Clone)]
 pub struct Definitions {
     /// The file.
-    pub path: PathBuf,
+    pub(crate) path: PathBuf,
     /// Where the DDL comes from.
-    pub ddl: Ddl,
+    pub(crate) ddl: Ddl,
     /// JSON Schemas of the events' args (a directory or one file), relative paths resolved
     /// against the definitions file.
-    pub event_schemas: Option<PathBuf>,
+    pub(crate) event_schemas: Option<PathBuf>,
     /// Declared column encodings, by (table, column).
-    pub column_kinds: HashMap<(String, String), ColumnKind>,
+    pub(crate) column_kinds: HashMap<(String, String), ColumnKind>,
     /// Client documents by table name.
-    pub client_documents: IndexMap<String, ClientDocument>,
+    pub(crate) client_documents: IndexMap<String, ClientDocument>,
     /// Event definitions by name, derived `…Set` events included.
-    pub events: IndexMap<String, EventDefinition>,
+    pub(crate) events: IndexMap<String, EventDefinition>,
     /// Line of each declared table kind, for validation messages.
     pub(super) table_lines: IndexMap<String, usize>,
 }
@@ -253,7 +253,7 @@ impl Definitions {
     }
 
     /// The declared encoding of a column.
-    pub fn column_kind(&self, table: &str, column: &str) -> ColumnKind {
+    pub(crate) fn column_kind(&self, table: &str, column: &str) -> ColumnKind {
         self.column_kinds
             .get(&(table.to_string(), column.to_string()))
             .copied()
@@ -261,7 +261,7 @@ impl Definitions {
     }
 
     /// Tables the definitions write to or declare, for choosing among recorded snapshots.
-    pub fn referenced_columns(&self) -> IndexMap<String, Vec<String>> {
+    pub(crate) fn referenced_columns(&self) -> IndexMap<String, Vec<String>> {
         let mut out: IndexMap<String, Vec<String>> = IndexMap::new();
         let mut add = |t: &str, cols: &mut dyn Iterator<Item = &str>| {
             let entry = out.entry(t.to_string()).or_default();

@@ -18,7 +18,7 @@ use super::raw::{RawFile, RawStatement};
 use crate::error::{Error, Result};
 
 /// The definitions format version this build reads.
-pub const FORMAT_VERSION: i64 = 1;
+const FORMAT_VERSION: i64 = 1;
 
 impl ColumnKind {
     fn parse(s: &str) -> Option<ColumnKind> {

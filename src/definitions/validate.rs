@@ -13,7 +13,7 @@ use crate::sqlite;
 impl Definitions {
     /// Checks every definition against the state schema loaded into `conn`: tables and columns
     /// must exist, raw SQL must prepare, and its parameters must match its binds.
-    pub fn validate(&self, conn: &Connection) -> Result<()> {
+    pub(crate) fn validate(&self, conn: &Connection) -> Result<()> {
         let mut columns_of: HashMap<String, Vec<String>> = HashMap::new();
         let mut columns = |table: &str| -> Option<Vec<String>> {
             if let Some(c) = columns_of.get(table) {
