@@ -4,13 +4,13 @@
 //! spelled it.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 use serde_json::Value;
 
 use super::expr::Expr;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// Where the state tables' DDL comes from.
 #[derive(Debug, Clone, PartialEq)]
@@ -230,9 +230,9 @@ pub struct Definitions {
     pub(crate) path: PathBuf,
     /// Where the DDL comes from.
     pub(crate) ddl: Ddl,
-    /// JSON Schemas of the events' args (a directory or one file), relative paths resolved
-    /// against the definitions file.
-    pub(crate) event_schemas: Option<PathBuf>,
+    /// JSON Schemas of the events' args (a directory or one file). Read only when a replay
+    /// asks for them, as `--event-schemas` overrides them.
+    pub(crate) event_schemas: Option<NamedPath>,
     /// Declared column encodings, by (table, column).
     pub(crate) column_kinds: HashMap<(String, String), ColumnKind>,
     /// Client documents by table name.
@@ -243,13 +243,72 @@ pub struct Definitions {
     pub(super) table_lines: IndexMap<String, usize>,
 }
 
+/// A path the definitions file names, kept with where it names it: a path that does not
+/// resolve is the definitions' error, and the person fixing it needs the line and the
+/// directory a relative path was taken from, which is not the one they run rehearse in.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct NamedPath {
+    /// The path; a relative one resolved against the definitions file's directory.
+    pub(crate) path: PathBuf,
+    /// As written.
+    written: String,
+    /// Line where the file names it.
+    line: usize,
+}
+
+impl NamedPath {
+    /// `written`, on `line` of the definitions file `defs`, as rehearse reads it.
+    pub(super) fn resolve(defs: &Path, written: &str, line: usize) -> NamedPath {
+        NamedPath {
+            path: base_dir(defs).join(written),
+            written: written.to_string(),
+            line,
+        }
+    }
+
+    /// An error reading the path (`key` is what the file calls it), naming the definitions
+    /// file and line, and what a relative path was resolved against.
+    pub(super) fn error(&self, defs: &Path, key: &str, e: impl std::fmt::Display) -> Error {
+        let resolved = if Path::new(&self.written).is_relative() {
+            let dir = base_dir(defs);
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            format!(
+                " ({:?} resolved against {}, the definitions file's directory)",
+                self.written,
+                dir.display()
+            )
+        } else {
+            String::new()
+        };
+        Error::Definitions {
+            path: defs.to_path_buf(),
+            line: Some(self.line),
+            event: None,
+            message: format!("cannot read {key} {}: {e}{resolved}", self.path.display()),
+        }
+    }
+}
+
+/// The directory relative paths in the definitions file `defs` are resolved against (empty
+/// for the current directory).
+fn base_dir(defs: &Path) -> &Path {
+    defs.parent().unwrap_or(Path::new(""))
+}
+
 impl Definitions {
     /// The event args schemas the definitions name (`event_schemas`), loaded.
     pub fn load_event_schemas(&self) -> Result<Option<crate::validate::EventSchemas>> {
-        self.event_schemas
-            .as_deref()
-            .map(crate::validate::EventSchemas::load)
-            .transpose()
+        let Some(named) = &self.event_schemas else {
+            return Ok(None);
+        };
+        // Errors inside the schemas name their own files; a path that leads nowhere is the
+        // definitions' own.
+        std::fs::metadata(&named.path).map_err(|e| named.error(&self.path, "event_schemas", e))?;
+        crate::validate::EventSchemas::load(&named.path).map(Some)
     }
 
     /// The declared encoding of a column.

@@ -12,7 +12,7 @@ use toml::Spanned;
 use super::expr::{self, Expr};
 use super::model::{
     ClientDocument, ColumnKind, Condition, ConflictAction, Ddl, Definitions, EventDefinition,
-    OnConflict, Op, SqlBinds, StatementDef, StatementKind,
+    NamedPath, OnConflict, Op, SqlBinds, StatementDef, StatementKind,
 };
 use super::raw::{RawFile, RawStatement};
 use crate::error::{Error, Result};
@@ -155,16 +155,17 @@ impl Definitions {
                         source: path.to_path_buf(),
                     },
                     (None, Some(file)) => {
-                        let base = path.parent().unwrap_or(Path::new(""));
-                        let source = base.join(file.get_ref());
-                        let text = std::fs::read_to_string(&source).map_err(|e| {
-                            ctx.err(
-                                file.span().start,
-                                None,
-                                format!("cannot read ddl_file {}: {e}", source.display()),
-                            )
-                        })?;
-                        Ddl::Sql { text, source }
+                        let named = NamedPath::resolve(
+                            path,
+                            file.get_ref(),
+                            ctx.lines.line(file.span().start),
+                        );
+                        let text = std::fs::read_to_string(&named.path)
+                            .map_err(|e| named.error(path, "ddl_file", e))?;
+                        Ddl::Sql {
+                            text,
+                            source: named.path,
+                        }
                     }
                 }
             }
@@ -286,7 +287,7 @@ impl Definitions {
         let event_schemas = raw
             .event_schemas
             .as_ref()
-            .map(|p| path.parent().unwrap_or(Path::new("")).join(p.get_ref()));
+            .map(|p| NamedPath::resolve(path, p.get_ref(), ctx.lines.line(p.span().start)));
         Ok(Definitions {
             path: path.to_path_buf(),
             ddl,
@@ -622,6 +623,51 @@ binds = { id = "args.id" }
         assert!(e.to_string().starts_with("defs.toml:3:"), "{e}");
         let e = parse("[events.\"v1.X\"]\n").unwrap_err();
         assert!(e.to_string().contains("missing `format = 1`"), "{e}");
+    }
+
+    /// A path inside the file that leads nowhere is an error at its line, saying where a
+    /// relative path was looked for (the definitions file's directory, not the current one).
+    #[test]
+    fn paths_that_lead_nowhere_name_the_line_and_what_they_were_resolved_against() {
+        let dir = tempfile::tempdir().unwrap();
+        let defs = dir.path().join("defs.toml");
+        let at = |line: usize| format!("{}:{line}: ", defs.display());
+        let against = format!("resolved against {}", dir.path().display());
+
+        let parsed =
+            Definitions::parse(&defs, "format = 1\n\nevent_schemas = \"schemas/events\"\n")
+                .unwrap();
+        let e = parsed.load_event_schemas().unwrap_err().to_string();
+        assert!(e.starts_with(&at(3)), "{e}");
+        assert!(e.contains("cannot read event_schemas"), "{e}");
+        assert!(e.contains(&against), "{e}");
+
+        let e = Definitions::parse(&defs, "format = 1\n[state]\nddl_file = \"state.sql\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with(&at(3)), "{e}");
+        assert!(e.contains("cannot read ddl_file"), "{e}");
+        assert!(e.contains(&against), "{e}");
+
+        // An absolute path was resolved against nothing.
+        let missing = dir.path().join("nowhere.json");
+        let parsed = Definitions::parse(
+            &defs,
+            &format!(
+                "format = 1\nevent_schemas = {:?}\n",
+                missing.display().to_string()
+            ),
+        )
+        .unwrap();
+        let e = parsed.load_event_schemas().unwrap_err().to_string();
+        assert!(e.starts_with(&at(2)), "{e}");
+        assert!(!e.contains("resolved against"), "{e}");
+
+        // A file beside the definitions is found from anywhere.
+        std::fs::write(dir.path().join("schemas.json"), "{}").unwrap();
+        let parsed =
+            Definitions::parse(&defs, "format = 1\nevent_schemas = \"schemas.json\"\n").unwrap();
+        assert!(parsed.load_event_schemas().unwrap().is_some());
     }
 
     #[test]
