@@ -686,6 +686,32 @@ fn no_node_or_no_packages_is_a_clear_error() {
     assert!(all.contains("exports no LiveStore schema"), "{all}");
 }
 
+/// A module that exports the function making its schema (a factory) where the schema is
+/// expected is told so, once however many helpers loaded it, whether the export is found or
+/// named.
+#[test]
+fn a_schema_factory_exported_instead_of_the_schema_is_named_once() {
+    let Some(app) = app() else { return };
+    for module in ["app-factory.mjs", "app-factory.mjs#schema"] {
+        let run = rehearse(&[
+            &"check",
+            &corpus("workspace-n200"),
+            &"-m",
+            &spec(&app, module),
+            &"--plugin-jobs",
+            &"2",
+        ]);
+        assert_eq!(run.code, 2, "{module}: {}{}", run.stdout, run.stderr);
+        let said = "`schema` is a function; export the schema it returns";
+        assert_eq!(
+            run.stderr.matches(said).count(),
+            1,
+            "{module}: {}",
+            run.stderr
+        );
+    }
+}
+
 #[test]
 fn schema_export_writes_the_event_schemas_the_ddl_and_the_client_documents() {
     let Some(app) = app() else { return };
