@@ -247,6 +247,13 @@ fn cpu_seconds() -> (f64, f64) {
 /// instead, as `--plugin-jobs N` does.
 fn run_plugin(corpus: &Path, livestore: (f64, &str)) {
     let mut source = rehearse::materialize::Source::load(Path::new(&fixture_app())).unwrap();
+    // The settings the CLI takes from the environment: the plugin on REHEARSE_NODE where set.
+    if let rehearse::materialize::Source::LiveStore(config) = &mut source {
+        config.node = std::env::var_os("REHEARSE_NODE").map(Into::into);
+        if let Ok(memo) = std::env::var("REHEARSE_PLUGIN_MEMO") {
+            config.memo = memo.parse().unwrap();
+        }
+    }
     if let Some(n) = std::env::var("REHEARSE_BENCH_PLUGIN_JOBS")
         .ok()
         .and_then(|n| n.parse().ok())

@@ -15,6 +15,7 @@ use rehearse::eventlog::EventLog;
 use rehearse::exit;
 use rehearse::inspect;
 use rehearse::materialize::Source;
+use rehearse::materialize::livestore::PluginConfig;
 use rehearse::render::{self, human::HumanOptions};
 use rehearse::replay::{OnError, ReplayOptions};
 use rehearse::report::baseline::Baseline;
@@ -195,10 +196,37 @@ struct ReplayFlags {
     scratch_dir: Option<PathBuf>,
 }
 
+/// A `--materializers` value, with the plugin's settings from the environment.
+fn load_source(spec: &Path) -> Result<Source, Error> {
+    let mut source = Source::load(spec)?;
+    if let Source::LiveStore(config) = &mut source {
+        plugin_env(config)?;
+    }
+    Ok(source)
+}
+
+/// The plugin's settings that users give through the environment (docs/plugin.md). Read here, at the edge, and only for the plugin: the library reads no
+/// environment, and a run through the SQL path is not refused for a setting it never uses.
+fn plugin_env(config: &mut PluginConfig) -> Result<(), Error> {
+    config.node = std::env::var_os("REHEARSE_NODE").map(PathBuf::from);
+    config.trace = std::env::var_os("REHEARSE_PLUGIN_TRACE").map(PathBuf::from);
+    if let Some(memo) = std::env::var_os("REHEARSE_PLUGIN_MEMO") {
+        config.memo = memo
+            .to_str()
+            .ok_or_else(|| format!("{memo:?} is not auto, on or off"))
+            .and_then(str::parse)
+            .map_err(|message| Error::Input {
+                path: "REHEARSE_PLUGIN_MEMO".into(),
+                message,
+            })?;
+    }
+    Ok(())
+}
+
 impl ReplayFlags {
     /// The materializers at `spec`, set up as the flags say.
     fn source(&self, spec: &Path) -> Result<Source, Error> {
-        let mut source = Source::load(spec)?;
+        let mut source = load_source(spec)?;
         source.set_timeout(std::time::Duration::from_secs(self.plugin_timeout));
         if let Some(n) = self.plugin_jobs {
             source.set_helpers(n);
@@ -1167,13 +1195,12 @@ fn run_restore(args: RestoreArgs, color: anstream::ColorChoice) -> Result<u8, Er
 }
 
 fn run_schema_export(args: SchemaExportArgs) -> Result<u8, Error> {
-    let Some(config) = rehearse::materialize::livestore::PluginConfig::parse(
-        &args.materializers.to_string_lossy(),
-    ) else {
+    let Some(mut config) = PluginConfig::parse(&args.materializers.to_string_lossy()) else {
         return usage(
             "schema export reads an app's LiveStore schema: --materializers livestore:<module>",
         );
     };
+    plugin_env(&mut config)?;
     let written = rehearse::materialize::livestore::export_schema(&config, &args.out)?;
     eprintln!(
         "rehearse: wrote {}, the state DDL and {} to {}",

@@ -8,13 +8,13 @@ pub mod schedule;
 pub use run::{BaselineUse, Event, Plan, run};
 pub use schedule::check_each;
 
+use crate::compare::causes::Causes;
 use crate::compare::divergence::{self, ColumnPositions, Sides, divergence_finding};
 use crate::compare::{self, CompareOptions};
 use crate::corpus::Corpus;
 use crate::error::{Error, Result};
 use crate::materialize::Materializer;
 use crate::replay::recorded::{self, ChangesetCheck};
-use crate::compare::causes::Causes;
 use crate::replay::setup::Setup;
 use crate::replay::{self, ReplayOptions};
 use crate::report::{

@@ -45,7 +45,10 @@ struct Diverged {
 
 impl Diverged {
     fn earliest(&self) -> Option<RootId> {
-        self.row.into_iter().chain(self.columns.values().copied()).min()
+        self.row
+            .into_iter()
+            .chain(self.columns.values().copied())
+            .min()
     }
 
     fn is_empty(&self) -> bool {
@@ -117,7 +120,9 @@ impl Causes {
                     FindingClass::FirstDivergence,
                     Some(ev.seq),
                     Some(&ev.name),
-                    format!("LiveStore's recorded changeset for this event cannot be read ({error})"),
+                    format!(
+                        "LiveStore's recorded changeset for this event cannot be read ({error})"
+                    ),
                 );
                 f.args = Some(ev.args_json.clone());
                 self.findings.push(f);

@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::Connection;
 
 use crate::compare::RowDivergence;
-use crate::error::Result;
 use crate::compare::causes::Causes;
+use crate::error::Result;
 use crate::eventlog::{EventLog, SeqNum};
 use crate::replay::recorded;
 use crate::replay::writers::WriterIndex;
@@ -129,8 +129,7 @@ pub fn attribute(
             (None, _) => {}
         }
         let columns: Vec<&str> = f.columns.iter().map(|c| c.column.as_str()).collect();
-        let outside_only =
-            !f.columns.is_empty() && f.columns.iter().all(|c| c.outside_log);
+        let outside_only = !f.columns.is_empty() && f.columns.iter().all(|c| c.outside_log);
         if !outside_only {
             f.caused_by = causes.root_of(&table, &pk, &columns);
         }

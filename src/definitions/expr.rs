@@ -209,11 +209,6 @@ impl Expr {
             }
         }
     }
-
-    /// Whether the expression is `excluded`.
-    pub fn is_excluded(&self) -> bool {
-        matches!(self, Expr::Excluded)
-    }
 }
 
 impl fmt::Display for Pipe {

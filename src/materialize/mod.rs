@@ -10,7 +10,6 @@ pub mod binds;
 pub mod livestore;
 pub mod sql;
 pub mod target;
-mod wire;
 
 use rusqlite::Connection;
 use serde_json::Value;

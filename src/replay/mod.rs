@@ -163,7 +163,10 @@ impl Quarantine {
     }
 
     /// The first quarantined finding that owns one of `rows`.
-    fn owner<'k>(&self, rows: impl Iterator<Item = (&'k Arc<str>, &'k [SqlValue])>) -> Option<usize> {
+    fn owner<'k>(
+        &self,
+        rows: impl Iterator<Item = (&'k Arc<str>, &'k [SqlValue])>,
+    ) -> Option<usize> {
         rows.filter_map(|(table, key)| {
             self.rows
                 .get(&(table.clone(), SqlValue::encode_key(key)))

@@ -438,7 +438,11 @@ impl Finding {
 
     /// This finding as the cause of others, when it has an event.
     pub fn as_cause(&self) -> Option<Cause> {
-        Some(Cause::new(self.class, self.seq()?, self.name.clone().unwrap_or_default()))
+        Some(Cause::new(
+            self.class,
+            self.seq()?,
+            self.name.clone().unwrap_or_default(),
+        ))
     }
 
     /// The event's sequence number, when the finding has one.

@@ -32,6 +32,7 @@ trials![
     after_a_helper_fails_the_next_corpus_gets_a_new_one,
     a_helper_that_dies_hangs_or_writes_garbage_is_an_error_naming_the_event,
     no_node_or_no_packages_is_a_clear_error,
+    a_schema_factory_exported_instead_of_the_schema_is_named_once,
     schema_export_writes_the_event_schemas_the_ddl_and_the_client_documents,
     every_message_matches_the_protocol_schema,
     a_typescript_schema_module_runs_through_the_apps_tsx_or_says_what_is_missing,
@@ -41,6 +42,19 @@ trials![
 
 fn spec(app: &Path, module: &str) -> String {
     format!("livestore:{}", app.join(module).display())
+}
+
+/// The plugin for `module`, built through the library with the settings the CLI takes from
+/// the environment, so that a run under REHEARSE_NODE tests that Node.js here too.
+fn plugin_source(app: &Path, module: &str) -> Source {
+    let mut source = Source::load(Path::new(&spec(app, module))).unwrap();
+    if let Source::LiveStore(config) = &mut source {
+        config.node = std::env::var_os("REHEARSE_NODE").map(PathBuf::from);
+        if let Ok(memo) = std::env::var("REHEARSE_PLUGIN_MEMO") {
+            config.memo = memo.parse().unwrap();
+        }
+    }
+    source
 }
 
 /// `corpora`, and those of the shared real stores `samples` names that are present.
@@ -103,7 +117,7 @@ fn the_plugin_and_the_sql_path_give_the_same_reports() -> need::Result {
 /// wrote under `LS_DEV`.
 fn the_plugin_returns_the_statements_livestore_ran() -> need::Result {
     let app = need::livestore_app()?;
-    let source = Source::load(Path::new(&spec(&app, "app.mjs"))).unwrap();
+    let source = plugin_source(&app, "app.mjs");
     for (name, events) in [("workspace-n300-lsdev", 300), ("js-values", 30)] {
         the_plugin_returns_the_statements_livestore_ran_for(&source, &corpus(name), events);
     }
@@ -281,8 +295,7 @@ fn a_statement_that_fails_blames_the_same_rows_as_on_the_sql_path() -> need::Res
 /// thread), and the first one takes no more events once they are there.
 fn helpers_started_for_a_long_log_join_once_they_have_loaded_the_schema() -> need::Result {
     let app = need::livestore_app()?;
-    let Source::LiveStore(config) = Source::load(Path::new(&spec(&app, "app-query.mjs"))).unwrap()
-    else {
+    let Source::LiveStore(config) = plugin_source(&app, "app-query.mjs") else {
         panic!("not the plugin")
     };
     let mut m = api::LiveStoreMaterializer::start(&config).unwrap();
@@ -654,6 +667,27 @@ fn no_node_or_no_packages_is_a_clear_error() -> need::Result {
     ])
     .code(2)
     .output_has("exports no LiveStore schema");
+    Ok(())
+}
+
+/// A module that exports the function making its schema (a factory) where the schema is
+/// expected is told so, once however many helpers loaded it, whether the export is found or
+/// named.
+fn a_schema_factory_exported_instead_of_the_schema_is_named_once() -> need::Result {
+    let app = need::livestore_app()?;
+    for module in ["app-factory.mjs", "app-factory.mjs#schema"] {
+        let out = rehearse(&[
+            &"check",
+            &corpus("workspace-n200"),
+            &"-m",
+            &spec(&app, module),
+            &"--plugin-jobs",
+            &"2",
+        ])
+        .code(2);
+        let said = "`schema` is a function; export the schema it returns";
+        assert_eq!(out.stderr.matches(said).count(), 1, "{module}: {out}");
+    }
     Ok(())
 }
 

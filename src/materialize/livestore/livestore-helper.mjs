@@ -226,16 +226,31 @@ const memoized = Object.entries({ 'Schema.parseJson': Schema.parseJson, 'Schema.
   .map(([name]) => name)
 
 const isSchema = (v) => v !== null && typeof v === 'object' && v.eventsDefsMap instanceof Map && v.state?.sqlite?.tables instanceof Map
+// An app may export a function that makes its schema (a factory) where the schema is
+// expected; the helper does not call it (it may want arguments, or do more than build the
+// schema), but says so: "exports no schema" alone sends one looking for a typo. Said in the
+// `fatal` that ends the helper, so rehearse reports it once, however many helpers started.
+const isFunction = (name) => typeof appModule[name] === 'function'
+const factoryHint = (name) =>
+  `${name === 'default' ? 'the default export' : `\`${name}\``} is a function; export the schema it returns`
 let schema
 if (hello.exportName) {
   schema = appModule[hello.exportName]
-  if (!isSchema(schema)) fail(`${hello.module} exports no LiveStore schema named ${JSON.stringify(hello.exportName)}`)
+  if (!isSchema(schema)) {
+    const hint = isFunction(hello.exportName) ? `: ${factoryHint(hello.exportName)}` : ''
+    fail(`${hello.module} exports no LiveStore schema named ${JSON.stringify(hello.exportName)}${hint}`)
+  }
 } else {
   schema = [appModule.schema, appModule.default, ...Object.values(appModule)].find(isSchema)
   if (schema === undefined) {
-    fail(
-      `${hello.module} exports no LiveStore schema (the value makeSchema returns); export it as \`schema\`, or name the export: livestore:${hello.module}#<name>`,
-    )
+    // The factory is the export where the schema is looked for first, or the only function.
+    const functions = Object.keys(appModule).filter(isFunction)
+    const factory = ['schema', 'default'].find(isFunction) ?? (functions.length === 1 ? functions[0] : undefined)
+    const hint =
+      factory === undefined
+        ? `; export it as \`schema\`, or name the export: livestore:${hello.module}#<name>`
+        : `: ${factoryHint(factory)}`
+    fail(`${hello.module} exports no LiveStore schema (the value makeSchema returns)${hint}`)
   }
 }
 

@@ -15,7 +15,7 @@ use crate::materialize::{Binds, Statement};
 
 /// `{"type": "events", "events": [...]}`, borrowing from the log's rows.
 #[derive(Serialize)]
-pub(crate) struct EventsMessage<'a> {
+pub(super) struct EventsMessage<'a> {
     #[serde(rename = "type")]
     pub kind: &'static str,
     pub events: Vec<WireEvent<'a>>,
@@ -24,7 +24,7 @@ pub(crate) struct EventsMessage<'a> {
 /// One event as the helper receives it.
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct WireEvent<'a> {
+pub(super) struct WireEvent<'a> {
     pub i: u64,
     pub name: &'a str,
     pub args: &'a str,
@@ -84,7 +84,7 @@ impl WireBinds {
 
 /// Bind values (`$defs/binds`) in a message already read as a `Value`: a query's, or a
 /// statement's in a `result` the fast path left alone.
-pub(crate) fn binds(v: &serde_json::Value) -> Result<Binds, String> {
+pub(super) fn binds(v: &serde_json::Value) -> Result<Binds, String> {
     WireBinds::deserialize(v)
         .map(WireBinds::into_binds)
         .map_err(|e| format!("bind values {}: {e}", crate::text::truncate(&v.to_string())))
@@ -160,7 +160,7 @@ impl<'de> Deserialize<'de> for WireBind {
 /// A `result` message as the event's id and statements; `None` when the text is not a
 /// well-formed `result` (the caller then reads it as a generic message, which also gives
 /// the clearer error).
-pub(crate) fn parse_result(text: &str) -> Option<(u64, Vec<Statement>)> {
+pub(super) fn parse_result(text: &str) -> Option<(u64, Vec<Statement>)> {
     if !text.starts_with(r#"{"type":"result""#) {
         return None;
     }
@@ -182,36 +182,6 @@ pub(crate) fn parse_result(text: &str) -> Option<(u64, Vec<Statement>)> {
 mod tests {
     use super::*;
     use serde_json::{Value, json};
-
-    /// The typed reading gives what the generic one (`livestore::outcome`) gives.
-    #[test]
-    fn results_read_typed_equal_the_generic_reading() {
-        let msg = json!({
-            "type": "result",
-            "i": 7,
-            "statements": [
-                {"sql": "INSERT INTO t VALUES (?, ?, ?, ?, ?, ?, ?, ?)", "binds": {"positional": [
-                    ["i", 1], ["I", "9007199254740993"], ["f", 1.5], ["f", "NaN"], ["s", "a\"b"],
-                    ["b", "AAE="], ["n"], ["u"]
-                ]}, "writeTables": ["t"]},
-                {"sql": "UPDATE t SET a = $a", "binds": {"named": {"$a": ["s", "x"], "$b": ["i", -2]}}, "writeTables": null},
-                {"sql": "DELETE FROM t", "binds": {"positional": []}, "writeTables": null}
-            ]
-        });
-        let text = serde_json::to_string(&msg).unwrap();
-        let (i, typed) = parse_result(&text).expect("a result");
-        assert_eq!(i, 7);
-        let generic = match crate::materialize::livestore::outcome_for_test(&msg) {
-            Ok(crate::materialize::Outcome::Statements(s)) => s,
-            other => panic!("{other:?}"),
-        };
-        assert_eq!(format!("{typed:?}"), format!("{generic:?}"));
-        assert!(matches!(
-            &typed[0].binds,
-            Binds::Positional(v) if v[1] == BindValue::Integer(9_007_199_254_740_993)
-                && v[5] == BindValue::Blob(vec![0, 1]) && v[7] == BindValue::Unbound
-        ));
-    }
 
     #[test]
     fn malformed_results_are_left_to_the_generic_reading() {
@@ -256,6 +226,29 @@ mod tests {
             serde_json::from_str::<Value>(&text).unwrap(),
             json!({"type": "events", "events": [{"i": 4, "name": "v1.X", "args": "{\"a\":\"é\\n\"}",
                 "seq": [3, 1, 0], "parent": [3, 0, 0], "clientId": "c", "sessionId": "s"}]})
+        );
+    }
+
+    #[test]
+    fn bind_values_keep_wa_sqlite_types() {
+        let b = binds(&json!({"positional": [["i", 1], ["f", 1735787045678.0], ["s", "x"], ["n"], ["u"], ["I", "9007199254740993"], ["b", "AQI="]]}))
+            .unwrap();
+        assert_eq!(
+            b,
+            Binds::Positional(vec![
+                BindValue::Integer(1),
+                BindValue::Real(1735787045678.0),
+                BindValue::Text("x".into()),
+                BindValue::Null,
+                BindValue::Unbound,
+                BindValue::Integer(9007199254740993),
+                BindValue::Blob(vec![1, 2]),
+            ])
+        );
+        let b = binds(&json!({"named": {"$id": ["s", "a"]}})).unwrap();
+        assert_eq!(
+            b,
+            Binds::Named(vec![("$id".into(), BindValue::Text("a".into()))])
         );
     }
 }
