@@ -892,6 +892,7 @@ fn check_gate(args: CheckArgs, color: anstream::ColorChoice) -> Result<u8, Error
         (Some(path), None) => check::BaselineUse::Apply {
             baseline: Baseline::load(path)?,
             strict: args.strict_baseline,
+            base: rehearse::report::baseline::base_dir(path),
         },
         (None, None) => check::BaselineUse::None,
     };
@@ -921,16 +922,18 @@ fn check_gate(args: CheckArgs, color: anstream::ColorChoice) -> Result<u8, Error
         baseline,
         partition,
     };
-    let report = check::run(&plan, &|event| match event {
+    let report = check::run(&plan, &|event| {
+        match event {
         check::Event::Read { rows } => bar.inc(rows),
         check::Event::CorpusDone(_) => {}
         check::Event::BaselineWritten { path, findings } => bar.suspend(|| {
             eprintln!(
-                "rehearse: wrote {} to the baseline {}",
-                rehearse::text::count(findings, "finding"),
+                "rehearse: wrote {} to the baseline {} (what follows from them is acknowledged with them)",
+                rehearse::text::count(findings, "root finding"),
                 path.display()
             )
         }),
+    }
     })?;
     bar.finish_and_clear();
     for c in &report.corpora {
@@ -1120,6 +1123,7 @@ fn run_diff(args: DiffArgs, color: anstream::ColorChoice) -> Result<u8, Error> {
                         max_findings: max(args.max_findings),
                         verbose: true,
                         sides: ["a", "b"],
+                        by_cause: false,
                     },
                 )
             };

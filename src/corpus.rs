@@ -100,6 +100,25 @@ fn sort_newest_first(files: &mut [PathBuf]) {
 }
 
 impl Corpus {
+    /// The store's id: a store directory's name (LiveStore keeps a store in
+    /// `<base directory>/<storeId>/`), or a package's manifest `storeId`.
+    pub fn store_id(&self) -> Option<String> {
+        match self.kind {
+            CorpusKind::Store => self
+                .eventlog
+                .parent()
+                .and_then(|d| d.canonicalize().ok())
+                .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned())),
+            CorpusKind::Package => self
+                .manifest
+                .as_ref()
+                .and_then(|m| m.get("storeId"))
+                .and_then(|v| v.as_str())
+                .map(str::to_string),
+            CorpusKind::Eventlog => None,
+        }
+    }
+
     /// Locates the corpus at `path`.
     pub fn locate(path: &Path) -> Result<Corpus> {
         let name = path.display().to_string();

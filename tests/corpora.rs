@@ -62,6 +62,8 @@ struct ExpectFinding {
     divergence: Option<String>,
     columns: Option<Vec<String>>,
     downstream: Option<Vec<String>>,
+    /// For a consequence: its root, as `<class> <seq>` (e.g. `"first-divergence e17"`).
+    caused_by: Option<String>,
 }
 
 /// A finding reduced to what an expectation pins down (not the message text).
@@ -92,6 +94,9 @@ fn shape(f: &Finding) -> String {
     if !f.downstream.is_empty() {
         let d: Vec<String> = f.downstream.iter().map(|d| d.seq().to_string()).collect();
         s.push_str(&format!(" downstream=[{}]", d.join(", ")));
+    }
+    if let Some(c) = &f.caused_by {
+        s.push_str(&format!(" caused-by={} {}", c.class.as_str(), c.seq()));
     }
     s
 }
@@ -124,6 +129,9 @@ fn expected_shape(f: &ExpectFinding) -> String {
     }
     if let Some(d) = &f.downstream {
         s.push_str(&format!(" downstream=[{}]", d.join(", ")));
+    }
+    if let Some(c) = &f.caused_by {
+        s.push_str(&format!(" caused-by={c}"));
     }
     s
 }

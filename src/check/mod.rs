@@ -166,6 +166,7 @@ impl Replay {
     ) -> CorpusReport {
         let mut report = CorpusReport {
             corpus: self.setup.corpus.name.clone(),
+            store_id: self.setup.corpus.store_id(),
             kind: Some(self.setup.corpus.kind),
             eventlog: Some(self.setup.corpus.eventlog.display().to_string()),
             snapshot,
@@ -176,6 +177,7 @@ impl Replay {
             comparison,
             changesets: self.changesets.clone(),
             findings,
+            root_causes: Vec::new(),
             tables,
             notes,
             error: None,

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::files;
 use crate::materialize::{Materializer, Source};
 use crate::replay::Step;
-use crate::report::baseline::Baseline;
+use crate::report::baseline::{self, Baseline};
 use crate::report::{CorpusReport, Report};
 
 /// What to do with a baseline of acknowledged findings.
@@ -27,6 +27,8 @@ pub enum BaselineUse {
         baseline: Baseline,
         /// Fail on stale entries.
         strict: bool,
+        /// The directory its corpora are named relative to (the file's).
+        base: PathBuf,
     },
     /// Write this run's findings as the baseline to this file, then check against it.
     Write(PathBuf),
@@ -116,15 +118,20 @@ pub fn run(plan: &Plan, observe: &(dyn Fn(Event<'_>) + Sync)) -> Result<Report> 
     report.partition = plan.partition.map(|p| p.to_string());
     match &plan.baseline {
         BaselineUse::None => {}
-        BaselineUse::Apply { baseline, strict } => baseline.apply(&mut report, *strict),
+        BaselineUse::Apply {
+            baseline,
+            strict,
+            base,
+        } => baseline.apply(&mut report, *strict, base),
         BaselineUse::Write(path) => {
-            let written = Baseline::from_report(&report);
+            let base = baseline::base_dir(path);
+            let written = Baseline::from_report(&report, &base);
             files::write_atomic(path, written.to_json().as_bytes())?;
             observe(Event::BaselineWritten {
                 path,
                 findings: written.findings.len(),
             });
-            written.apply(&mut report, false);
+            written.apply(&mut report, false, &base);
         }
     }
     Ok(report)

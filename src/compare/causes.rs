@@ -197,8 +197,8 @@ impl Causes {
     /// Updates what is diverged after an event: what both runs wrote alike is back in
     /// agreement, what they wrote differently is diverged by `root`.
     fn follow(&mut self, theirs: &[RowOp], ours: &[RowOp], root: Option<RootId>) {
-        let mut rows: BTreeMap<(String, Vec<u8>), (Option<&RowOp>, Option<&RowOp>)> =
-            BTreeMap::new();
+        type Sides<'o> = (Option<&'o RowOp>, Option<&'o RowOp>);
+        let mut rows: BTreeMap<(String, Vec<u8>), Sides> = BTreeMap::new();
         for op in theirs {
             rows.entry((op.table.clone(), SqlValue::encode_key(&op.key)))
                 .or_default()

@@ -28,6 +28,7 @@ pub fn diff_databases(a: &Path, b: &Path, options: &CompareOptions) -> Result<Co
     .map_err(|e| Error::sqlite(b, "comparison failed", e))?;
     let mut report = CorpusReport {
         corpus: format!("{} vs {}", a.display(), b.display()),
+        store_id: None,
         kind: None,
         eventlog: None,
         snapshot: Some(Snapshot {
@@ -44,6 +45,7 @@ pub fn diff_databases(a: &Path, b: &Path, options: &CompareOptions) -> Result<Co
         },
         changesets: None,
         findings,
+        root_causes: Vec::new(),
         tables,
         notes: da.notes.iter().chain(&db.notes).cloned().collect(),
         error: None,

@@ -44,10 +44,9 @@ pub fn attribute(
         .filter(|&&i| findings[i].pk.is_some())
         .map(|&i| key_of(&findings[i]))
         .collect();
-    let histories = match recorded.filter(|c| recorded::count(c) > 0) {
-        Some(c) => Some(recorded::row_histories(c, &wanted)),
-        None => None,
-    };
+    let histories = recorded
+        .filter(|c| recorded::count(c) > 0)
+        .map(|c| recorded::row_histories(c, &wanted));
     let mut names: HashMap<SeqNum, String> = HashMap::new();
     let mut name_of = |seq: SeqNum| -> Result<String> {
         if let Some(n) = names.get(&seq) {

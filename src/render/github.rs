@@ -1,10 +1,12 @@
-//! GitHub Actions workflow commands: one `::error` or `::warning` annotation per finding, so
-//! that each shows on the run's summary and, where the corpus lives in the repository, on the
-//! event log's file. Baselined findings are `::notice`s; an unreadable corpus is an `::error`.
+//! GitHub Actions workflow commands: one `::error` or `::warning` annotation per root cause, so
+//! that what to fix shows on the run's summary (and, where the corpus lives in the repository,
+//! on the event log's file) with how many findings follow from it, instead of hundreds of
+//! annotations for one change. Baselined causes are `::notice`s; an unreadable corpus is an
+//! `::error`.
 
 use std::fmt::Write;
 
-use crate::report::{Level, Report, Verdict};
+use crate::report::{Level, Report, RootCause, Verdict};
 
 /// Renders the report as workflow commands, one per line.
 pub fn render(report: &Report) -> String {
@@ -21,28 +23,43 @@ pub fn render(report: &Report) -> String {
             );
             continue;
         }
-        for f in &c.findings {
-            let command = if f.baselined {
+        for cause in &c.root_causes {
+            let command = if cause.baselined {
                 "notice"
-            } else if f.severity == Level::Error {
+            } else if cause.severity == Level::Error {
                 "error"
             } else {
                 "warning"
             };
-            let at = f.seq().map(|s| format!(" at {s}")).unwrap_or_default();
-            let name = f
-                .name
-                .as_deref()
-                .map(|n| format!(" ({n})"))
+            let first = c
+                .findings
+                .iter()
+                .find(|f| f.is_root() && RootCause::key(f) == cause.key_of());
+            let at = cause
+                .first
+                .as_ref()
+                .map(|e| format!(" at {}", e.seq()))
                 .unwrap_or_default();
-            let title = format!("rehearse {}{at}{name}", f.class.as_str());
+            let title = format!(
+                "rehearse {}{at}{}",
+                cause.class.as_str(),
+                cause
+                    .name
+                    .as_deref()
+                    .map(|n| format!(" ({n})"))
+                    .unwrap_or_default()
+            );
+            let detail = first
+                .map(|f| format!(" First: {}", f.message))
+                .unwrap_or_default();
             let _ = writeln!(
                 out,
-                "::{command} file={},title={}::{}: {}",
+                "::{command} file={},title={}::{}: {}.{}",
                 prop(file),
                 prop(&title),
                 data(&c.corpus),
-                data(&f.message)
+                data(&cause.summary),
+                data(&detail)
             );
         }
         for e in &c.stale_baseline {

@@ -8,9 +8,11 @@ use std::fmt::Write;
 
 use anstyle::{AnsiColor, Style};
 
+use std::collections::HashMap;
+
 use crate::report::{
-    ColumnDiff, ComparisonState, CorpusReport, Divergence, Finding, FindingClass, Level, Presence,
-    Report, TableReport, Verdict,
+    Cause, ColumnDiff, ComparisonState, CorpusReport, Divergence, Finding, FindingClass, Level,
+    Presence, Report, RootCause, TableReport, Verdict,
 };
 use crate::value::SqlValue;
 
@@ -23,6 +25,9 @@ pub struct HumanOptions {
     pub verbose: bool,
     /// How the two sides of a differing value are labelled.
     pub sides: [&'static str; 2],
+    /// List findings under their root causes (a replay); `false` lists them as they are (two
+    /// databases compared, where no event explains anything).
+    pub by_cause: bool,
 }
 
 impl Default for HumanOptions {
@@ -31,6 +36,7 @@ impl Default for HumanOptions {
             max_findings: Some(100),
             verbose: false,
             sides: ["expected", "replayed"],
+            by_cause: true,
         }
     }
 }
@@ -59,7 +65,7 @@ pub fn report(report: &Report, options: &HumanOptions) -> String {
             .iter()
             .any(|c| c.verdict != Verdict::Pass || !c.findings.is_empty())
     {
-        summary(&mut out, report);
+        summary(&mut out, report, options.by_cause);
     }
     out
 }
@@ -105,21 +111,7 @@ fn corpus_report(out: &mut String, c: &CorpusReport, options: &HumanOptions) {
         let _ = writeln!(out, "  {}", paint(DIM, &format!("note: {note}")));
     }
     if !c.findings.is_empty() {
-        let shown = options
-            .max_findings
-            .unwrap_or(usize::MAX)
-            .min(c.findings.len());
-        let _ = writeln!(out, "  {}:", count(c.findings.len(), "finding"));
-        for f in &c.findings[..shown] {
-            finding(out, f, options.sides);
-        }
-        if shown < c.findings.len() {
-            let _ = writeln!(
-                out,
-                "    … and {} more findings (--max-findings 0 shows all; --format json lists all)",
-                c.findings.len() - shown
-            );
-        }
+        findings(out, c, options);
     }
     if !c.stale_baseline.is_empty() {
         let label = if c.strict_baseline {
@@ -150,6 +142,121 @@ fn corpus_report(out: &mut String, c: &CorpusReport, options: &HumanOptions) {
         tables(out, &c.tables, options.verbose);
     }
     out.push('\n');
+}
+
+/// The findings of a corpus by root cause: each cause's summary, then each of its root
+/// findings in full with the findings that follow from it listed under it, one line each.
+fn findings(out: &mut String, c: &CorpusReport, options: &HumanOptions) {
+    if !options.by_cause {
+        let shown = options
+            .max_findings
+            .unwrap_or(usize::MAX)
+            .min(c.findings.len());
+        let _ = writeln!(out, "  {}:", count(c.findings.len(), "difference"));
+        for f in &c.findings[..shown] {
+            finding(out, f, options.sides);
+        }
+        if shown < c.findings.len() {
+            let _ = writeln!(
+                out,
+                "    … and {} more (--max-findings 0 shows all; --format json lists all)",
+                c.findings.len() - shown
+            );
+        }
+        return;
+    }
+    let roots = c.findings.iter().filter(|f| f.is_root()).count();
+    let consequences = c.findings.len() - roots;
+    let mut head = count(c.root_causes.len(), "root cause");
+    if roots != c.root_causes.len() {
+        let _ = write!(head, " ({})", count(roots, "finding"));
+    }
+    if consequences > 0 {
+        let _ = write!(head, ", {}", count(consequences, "consequence"));
+    }
+    let _ = writeln!(out, "  {head}:");
+    let mut following: HashMap<Cause, Vec<&Finding>> = HashMap::new();
+    for f in &c.findings {
+        if let Some(cause) = &f.caused_by {
+            following.entry(cause.clone()).or_default().push(f);
+        }
+    }
+    let max = options.max_findings.unwrap_or(usize::MAX);
+    let mut shown = 0;
+    'causes: for cause in &c.root_causes {
+        let tag = if cause.baselined {
+            paint(DIM, "baselined")
+        } else if cause.severity == Level::Warning {
+            paint(DIM, "warning")
+        } else {
+            paint(FAIL, "error")
+        };
+        let _ = writeln!(out, "\n  {tag} {}", paint(BOLD, &cause.summary));
+        let members = c
+            .findings
+            .iter()
+            .filter(|f| f.is_root() && RootCause::key(f) == RootCause::key_of(cause));
+        // The first occurrence in full; the others, which say the same of other events, in
+        // a line each.
+        for (i, root) in members.enumerate() {
+            if shown >= max {
+                break 'causes;
+            }
+            shown += 1;
+            if i == 0 {
+                finding(out, root, options.sides);
+            } else {
+                consequence(out, root, "    ");
+            }
+            let Some(list) = root.as_cause().and_then(|k| following.get(&k)) else {
+                continue;
+            };
+            let (n, verb) = match list.len() {
+                1 => ("1 finding".to_string(), "follows"),
+                n => (format!("{n} findings"), "follow"),
+            };
+            let _ = writeln!(
+                out,
+                "        {}",
+                paint(
+                    DIM,
+                    &format!(
+                        "{n} {verb} from {}:",
+                        root.seq()
+                            .map(|s| s.to_string())
+                            .unwrap_or_else(|| "it".into())
+                    )
+                )
+            );
+            for f in list {
+                if shown >= max {
+                    break 'causes;
+                }
+                shown += 1;
+                consequence(out, f, "          ");
+            }
+        }
+    }
+    if shown < c.findings.len() {
+        let _ = writeln!(
+            out,
+            "    … and {} more findings (--max-findings 0 shows all; --format json lists all)",
+            c.findings.len() - shown
+        );
+    }
+}
+
+/// A finding in one line, indented by `indent`.
+fn consequence(out: &mut String, f: &Finding, indent: &str) {
+    let at = f.seq().map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+    let _ = writeln!(
+        out,
+        "{indent}{} {} {} {}",
+        paint(CLASS, &format!("{:<18}", f.class.as_str())),
+        paint(BOLD, &format!("{at:<8}")),
+        f.name.as_deref().unwrap_or(""),
+        paint(DIM, &f.message)
+    );
 }
 
 fn finding(out: &mut String, f: &Finding, sides: [&str; 2]) {
@@ -186,8 +293,15 @@ fn finding(out: &mut String, f: &Finding, sides: [&str; 2]) {
         );
     }
     if let Some(sides) = &f.changes {
-        let expected = crate::replay::changes::render(&sides.expected.rows);
-        let actual = crate::replay::changes::render(&sides.actual.rows);
+        let render = |rows: &[crate::replay::changes::RowOp]| {
+            if rows.is_empty() {
+                vec!["(changes nothing)".to_string()]
+            } else {
+                crate::replay::changes::render(rows)
+            }
+        };
+        let expected = render(&sides.expected.rows);
+        let actual = render(&sides.actual.rows);
         let _ = writeln!(
             out,
             "        {} {}",
@@ -226,6 +340,19 @@ fn finding(out: &mut String, f: &Finding, sides: [&str; 2]) {
 }
 
 fn column_diff(out: &mut String, c: &ColumnDiff, [minus, plus]: [&str; 2]) {
+    // Who wrote each side's value: the replay's last writer of this column, and LiveStore's
+    // (or no event at all, where the state changed outside the log).
+    let recorded = if c.outside_log {
+        Some(paint(DIM, "  by no event: changed outside the log"))
+    } else {
+        c.recorded_writer
+            .as_ref()
+            .map(|w| paint(DIM, &format!("  by {} ({})", w.seq(), w.name)))
+    };
+    let replayed = c
+        .replay_writer
+        .as_ref()
+        .map(|w| paint(DIM, &format!("  by {} ({})", w.seq(), w.name)));
     let _ = writeln!(out, "        {}:", paint(BOLD, &c.column));
     if let (Some(e), Some(a)) = (c.expected.as_str(), c.actual.as_str())
         && (e.len() > 60 || a.len() > 60)
@@ -234,19 +361,26 @@ fn column_diff(out: &mut String, c: &ColumnDiff, [minus, plus]: [&str; 2]) {
         for line in lines {
             let _ = writeln!(out, "          {line}");
         }
+        for (side, by) in [(minus, recorded), (plus, replayed)] {
+            if let Some(by) = by {
+                let _ = writeln!(out, "          {}{by}", paint(DIM, side));
+            }
+        }
         return;
     }
     let _ = writeln!(
         out,
-        "          {} {}",
+        "          {} {}{}",
         paint(MINUS, &format!("- {minus}")),
-        shown(&c.expected)
+        shown(&c.expected),
+        recorded.unwrap_or_default()
     );
     let _ = writeln!(
         out,
-        "          {} {}",
+        "          {} {}{}",
         paint(PLUS, &format!("+ {plus}")),
-        shown(&c.actual)
+        shown(&c.actual),
+        replayed.unwrap_or_default()
     );
 }
 
@@ -355,17 +489,25 @@ fn tables(out: &mut String, tables: &[TableReport], all: bool) {
     }
 }
 
-fn summary(out: &mut String, r: &Report) {
+fn summary(out: &mut String, r: &Report, by_cause: bool) {
     let s = &r.summary;
-    let mut by_class: Vec<String> = s
+    let by_class: Vec<String> = s
         .findings
         .iter()
         .filter(|(_, n)| **n > 0)
         .map(|(c, n)| format!("{n} {c}"))
         .collect();
-    if by_class.is_empty() {
-        by_class.push("no findings".into());
-    }
+    let findings = if by_class.is_empty() {
+        "no findings".to_string()
+    } else if !by_cause {
+        by_class.join(", ")
+    } else {
+        let mut head = count(s.root_causes, "root cause");
+        if s.consequences > 0 {
+            let _ = write!(head, ", {}", count(s.consequences, "consequence"));
+        }
+        format!("{head} ({})", by_class.join(", "))
+    };
     let verdict = if r.has_errors() {
         paint(FAIL, "error")
     } else if r.passed() {
@@ -389,12 +531,11 @@ fn summary(out: &mut String, r: &Report) {
     }
     let _ = writeln!(
         out,
-        "{verdict}: {}, {} passed, {} failed, {} unreadable; {}{extra}",
+        "{verdict}: {}, {} passed, {} failed, {} unreadable; {findings}{extra}",
         count(s.corpora, "corpus"),
         s.passed,
         s.failed,
         s.errors,
-        by_class.join(", ")
     );
 }
 

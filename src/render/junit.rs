@@ -1,29 +1,25 @@
 //! JUnit XML, the format every CI system reads (GitHub, GitLab, Jenkins): one `<testsuite>`
-//! per corpus, one `<testcase>` per finding class. A class fails its test case when the corpus
-//! has an error-severity finding of that class outside the baseline; warnings and baselined
-//! findings are listed in `<system-out>`. An unreadable corpus is an `<error>`.
+//! per corpus, one `<testcase>` per root cause (roots of one kind at events of one name), so
+//! that a CI page lists what to fix, not every row that follows from it. A root cause fails
+//! its test case when it is an error outside the baseline; its consequences are listed in the
+//! failure's text, warnings and baselined causes in `<system-out>`. A corpus without findings
+//! has one passing test case; an unreadable corpus is an `<error>`.
 
+use std::collections::HashMap;
 use std::fmt::Write;
 
-use crate::report::{Finding, FindingClass, Level, Report, Verdict};
+use crate::report::{Cause, CorpusReport, Finding, Level, Report, RootCause, Verdict};
 
-/// Findings written into one failure's text, at most (the JSON report lists all).
+/// Findings written into one test case's text, at most (the JSON report lists all).
 const MAX_LISTED: usize = 200;
 
 /// Renders the report as JUnit XML.
 pub fn render(report: &Report) -> String {
     let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    let tests = report.corpora.len() * FindingClass::ALL.len();
-    let failures: usize = report
-        .corpora
-        .iter()
-        .map(|c| {
-            FindingClass::ALL
-                .iter()
-                .filter(|class| c.findings.iter().any(|f| f.class == **class && f.fails()))
-                .count()
-        })
-        .sum();
+    let cases = |c: &CorpusReport| c.root_causes.len().max(1);
+    let failing = |c: &CorpusReport| c.root_causes.iter().filter(|r| fails(r)).count();
+    let tests: usize = report.corpora.iter().map(cases).sum();
+    let failures: usize = report.corpora.iter().map(failing).sum();
     let errors = report
         .corpora
         .iter()
@@ -34,61 +30,59 @@ pub fn render(report: &Report) -> String {
         "<testsuites name=\"rehearse\" tests=\"{tests}\" failures=\"{failures}\" errors=\"{errors}\">"
     );
     for c in &report.corpora {
-        let class_failures = FindingClass::ALL
-            .iter()
-            .filter(|class| c.findings.iter().any(|f| f.class == **class && f.fails()))
-            .count();
         let is_error = c.verdict == Verdict::Error;
         let _ = writeln!(
             out,
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{class_failures}\" errors=\"{}\" skipped=\"0\">",
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{}\" errors=\"{}\" skipped=\"0\">",
             esc(&c.corpus),
-            FindingClass::ALL.len(),
+            cases(c),
+            failing(c),
             u8::from(is_error)
         );
-        for class in FindingClass::ALL {
-            let of_class: Vec<&Finding> = c.findings.iter().filter(|f| f.class == class).collect();
-            let failing: Vec<&Finding> = of_class.iter().copied().filter(|f| f.fails()).collect();
-            let _ = write!(
+        if is_error {
+            let msg = c.error.as_deref().unwrap_or("the corpus could not be read");
+            let _ = writeln!(
                 out,
-                "    <testcase name=\"{}\" classname=\"{}\"",
-                class.as_str(),
+                "    <testcase name=\"replay\" classname=\"{}\">\n      <error message=\"{}\" type=\"unreadable-input\"/>\n    </testcase>",
+                esc(&c.corpus),
+                esc(msg)
+            );
+        } else if c.root_causes.is_empty() {
+            let _ = writeln!(
+                out,
+                "    <testcase name=\"every event replays\" classname=\"{}\"/>",
                 esc(&c.corpus)
             );
-            if !is_error && of_class.is_empty() {
-                out.push_str("/>\n");
-                continue;
+        }
+        let mut following: HashMap<&Cause, Vec<&Finding>> = HashMap::new();
+        for f in &c.findings {
+            if let Some(cause) = &f.caused_by {
+                following.entry(cause).or_default().push(f);
             }
-            out.push_str(">\n");
-            if is_error {
-                let msg = c.error.as_deref().unwrap_or("the corpus could not be read");
-                let _ = writeln!(
-                    out,
-                    "      <error message=\"{}\" type=\"unreadable-input\"/>",
-                    esc(msg)
-                );
-            } else if !failing.is_empty() {
+        }
+        for cause in &c.root_causes {
+            let subject = cause
+                .name
+                .clone()
+                .or_else(|| cause.table.clone())
+                .unwrap_or_else(|| "-".into());
+            let _ = writeln!(
+                out,
+                "    <testcase name=\"{}\" classname=\"{}\">",
+                esc(&format!("{} {subject}", cause.class.as_str())),
+                esc(&c.corpus)
+            );
+            let text = listing(c, cause, &following);
+            if fails(cause) {
                 let _ = writeln!(
                     out,
                     "      <failure message=\"{}\" type=\"{}\">{}</failure>",
-                    esc(&format!(
-                        "{} {} {} in {}",
-                        failing.len(),
-                        class.as_str(),
-                        crate::text::plural(failing.len(), "finding"),
-                        c.corpus
-                    )),
-                    class.as_str(),
-                    esc(&listing(&failing))
+                    esc(&cause.summary),
+                    cause.class.as_str(),
+                    esc(&text)
                 );
-            }
-            let quiet: Vec<&Finding> = of_class.iter().copied().filter(|f| !f.fails()).collect();
-            if !quiet.is_empty() {
-                let _ = writeln!(
-                    out,
-                    "      <system-out>{}</system-out>",
-                    esc(&listing(&quiet))
-                );
+            } else {
+                let _ = writeln!(out, "      <system-out>{}</system-out>", esc(&text));
             }
             out.push_str("    </testcase>\n");
         }
@@ -98,27 +92,55 @@ pub fn render(report: &Report) -> String {
     out
 }
 
-fn listing(findings: &[&Finding]) -> String {
-    let mut text = String::new();
-    for f in findings.iter().take(MAX_LISTED) {
-        let at = f.seq().map(|s| s.to_string()).unwrap_or_else(|| "-".into());
-        let tag = match (f.baselined, f.severity) {
-            (true, _) => " [baselined]",
-            (false, Level::Warning) => " [warning]",
-            _ => "",
-        };
-        let _ = writeln!(
-            text,
-            "{at} {}{tag}: {}",
-            f.name.as_deref().unwrap_or("-"),
-            f.message
-        );
+fn fails(cause: &RootCause) -> bool {
+    cause.severity == Level::Error && !cause.baselined
+}
+
+/// The cause's summary, then each of its roots with the findings that follow from it.
+fn listing(
+    c: &CorpusReport,
+    cause: &RootCause,
+    following: &HashMap<&Cause, Vec<&Finding>>,
+) -> String {
+    let mut text = format!("{}\n", cause.summary);
+    let mut listed = 0;
+    let mut total = 0;
+    for root in c
+        .findings
+        .iter()
+        .filter(|f| f.is_root() && RootCause::key(f) == cause.key_of())
+    {
+        let after = root
+            .as_cause()
+            .and_then(|k| following.get(&k))
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        total += 1 + after.len();
+        for (f, indent) in std::iter::once((root, "")).chain(after.iter().map(|f| (*f, "  -> "))) {
+            if listed == MAX_LISTED {
+                break;
+            }
+            listed += 1;
+            let at = f.seq().map(|s| s.to_string()).unwrap_or_else(|| "-".into());
+            let tag = match (f.baselined, f.severity) {
+                (true, _) => " [baselined]",
+                (false, Level::Warning) => " [warning]",
+                _ => "",
+            };
+            let _ = writeln!(
+                text,
+                "{indent}{at} {} {}{tag}: {}",
+                f.class.as_str(),
+                f.name.as_deref().unwrap_or("-"),
+                f.message
+            );
+        }
     }
-    if findings.len() > MAX_LISTED {
+    if total > listed {
         let _ = writeln!(
             text,
             "… and {} more (the JSON report lists all)",
-            findings.len() - MAX_LISTED
+            total - listed
         );
     }
     text

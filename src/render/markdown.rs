@@ -1,10 +1,11 @@
 //! A Markdown summary for a CI job summary page (`$GITHUB_STEP_SUMMARY`, a merge-request
-//! comment): one table row per corpus, then the findings of the failing ones.
+//! comment): one table row per corpus, then the root causes of the failing ones, each with the
+//! first finding that shows it and how many findings follow from it.
 
 use crate::text::count;
 use std::fmt::Write;
 
-use crate::report::{FindingClass, Level, Report, Verdict};
+use crate::report::{FindingClass, Level, Report, RootCause, Verdict};
 
 /// Findings listed per corpus, at most (the JSON report lists all).
 const MAX_LISTED: usize = 50;
@@ -23,12 +24,13 @@ pub fn render(report: &Report) -> String {
     let _ = writeln!(out, "## rehearse: {verdict}\n");
     let _ = writeln!(
         out,
-        "{}: {} passed, {} failed, {} unreadable; {}, {}, {} baselined.\n",
+        "{}: {} passed, {} failed, {} unreadable; {}, {}, {}, {} baselined.\n",
         count(s.corpora, "corpus"),
         s.passed,
         s.failed,
         s.errors,
-        count(s.errors_found, "error"),
+        count(s.root_causes, "root cause"),
+        count(s.consequences, "consequence"),
         count(s.warnings, "warning"),
         s.baselined
     );
@@ -65,28 +67,48 @@ pub fn render(report: &Report) -> String {
             let _ = writeln!(out, "{}", cell(e));
             continue;
         }
-        out.push_str("| at | event | class | finding |\n|---|---|---|---|\n");
-        for f in c.findings.iter().filter(|f| !f.baselined).take(MAX_LISTED) {
-            let at = f.seq().map(|s| s.to_string()).unwrap_or_else(|| "-".into());
-            let class = if f.severity == Level::Warning {
-                format!("{} (warning)", f.class.as_str())
+        out.push_str(
+            "| root cause | class | events | first | follow from it | first finding |\n|---|---|---:|---|---:|---|\n",
+        );
+        let listed: Vec<_> = c.root_causes.iter().filter(|r| !r.baselined).collect();
+        for cause in listed.iter().take(MAX_LISTED) {
+            let class = if cause.severity == Level::Warning {
+                format!("{} (warning)", cause.class.as_str())
             } else {
-                f.class.as_str().to_string()
+                cause.class.as_str().to_string()
             };
+            let first = c
+                .findings
+                .iter()
+                .find(|f| f.is_root() && RootCause::key(f) == cause.key_of());
             let _ = writeln!(
                 out,
-                "| {at} | {} | {class} | {} |",
-                cell(f.name.as_deref().unwrap_or("-")),
-                cell(&f.message)
+                "| {} | {class} | {} | {} | {} | {} |",
+                cell(&match (&cause.name, &cause.table) {
+                    (Some(name), _) => name.clone(),
+                    (None, Some(table)) => format!("table {table}"),
+                    (None, None) => "-".into(),
+                }),
+                cause.occurrences,
+                cause
+                    .first
+                    .as_ref()
+                    .map(|e| e.seq().to_string())
+                    .unwrap_or_else(|| "-".into()),
+                cause.consequences,
+                cell(first.map(|f| f.message.as_str()).unwrap_or("")),
             );
         }
-        let shown = c.findings.iter().filter(|f| !f.baselined).count();
-        if shown > MAX_LISTED {
+        if listed.len() > MAX_LISTED {
             let _ = writeln!(
                 out,
-                "\n… and {} more findings (the JSON report lists all).",
-                shown - MAX_LISTED
+                "\n… and {} more root causes (the JSON report lists all).",
+                listed.len() - MAX_LISTED
             );
+        }
+        let baselined = c.root_causes.len() - listed.len();
+        if baselined > 0 {
+            let _ = writeln!(out, "\n{} in the baseline.", count(baselined, "root cause"));
         }
         if !c.stale_baseline.is_empty() {
             let _ = writeln!(

@@ -1,28 +1,33 @@
 //! The baseline of acknowledged findings: problems a team has triaged, which should not fail
 //! the gate again, while anything new does.
 //!
-//! An entry is keyed by what identifies a finding: the corpus, the class, the event's sequence
-//! numbers and name, and for state divergences the table, key and kind. Never by message text,
-//! which may be reworded. Entries whose finding no longer occurs are stale: reported, and
-//! failing under `--strict-baseline`, so the baseline shrinks as problems are fixed. The file is
-//! JSON, described by `schemas/baseline.schema.json`.
+//! A baseline acknowledges root causes; the findings that follow from a root are acknowledged
+//! with it. An entry is keyed by what identifies a finding: the corpus (its path relative to
+//! the baseline file, and its store id, so a baseline applies from any working directory and
+//! to any selection of corpora), the class, the event's sequence numbers and name, and for
+//! state divergences the table, key and kind. Never by message text, which may be reworded.
+//! Entries whose finding no longer occurs are stale: reported, and failing under
+//! `--strict-baseline`, so the baseline shrinks as problems are fixed. The file is JSON,
+//! described by `schemas/baseline.schema.json`.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::report::{BaselineEntry, Finding, Report};
+use crate::report::{BaselineEntry, CorpusKind, Finding, Report};
 
-/// Version of the baseline format.
-pub const BASELINE_VERSION: u32 = 1;
+/// Version of the baseline format this rehearse writes; format 1 (corpus as typed, keys as
+/// JSON text) still loads.
+pub const BASELINE_VERSION: u32 = 2;
 
 impl BaselineEntry {
-    /// The entry that acknowledges `finding` in `corpus`.
-    pub fn of(corpus: &str, f: &Finding) -> BaselineEntry {
+    /// The entry that acknowledges `finding` in `corpus`, whose identity is `identity`.
+    pub fn of(identity: &Identity, f: &Finding) -> BaselineEntry {
         BaselineEntry {
-            corpus: normalize(corpus),
+            corpus: identity.path.clone(),
+            store_id: identity.store_id.clone(),
             class: f.class.as_str().to_string(),
             seq_num_global: f.seq_num_global,
             seq_num_client: f.seq_num_client,
@@ -35,17 +40,111 @@ impl BaselineEntry {
                 .and_then(|v| v.as_str().map(str::to_string)),
             key: f.key.as_ref().and_then(|k| serde_json::to_string(k).ok()),
             column: f.column.clone(),
+            legacy: false,
         }
+    }
+
+    /// Whether this entry is about the corpus `identity`.
+    fn is_for(&self, identity: &Identity) -> bool {
+        let path = if self.legacy {
+            &identity.typed
+        } else {
+            &identity.path
+        };
+        self.corpus == *path
+            && match (&self.store_id, &identity.store_id) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
     }
 }
 
-/// `./corpora/x` and `corpora/x` name the same corpus.
+/// A corpus as a baseline names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// Where it is, relative to the baseline file's directory, `/`-separated: the store or
+    /// package directory (whichever path named it), or a bare event log.
+    pub path: String,
+    /// Its store id, where it has one.
+    pub store_id: Option<String>,
+    /// As named on the command line, for format 1 entries.
+    typed: String,
+}
+
+impl Identity {
+    /// The identity of the corpus at `location` (relative to the working directory) for a
+    /// baseline in `base` (the baseline file's directory).
+    pub fn of(location: &Path, store_id: Option<&str>, base: &Path) -> Identity {
+        Identity {
+            path: relative(&absolute(location), &absolute(base)),
+            store_id: store_id.map(str::to_string),
+            typed: normalize(&location.to_string_lossy()),
+        }
+    }
+
+    /// The identity of a checked corpus: the directory holding its event log (a store or a
+    /// package), or the log itself when it stands alone.
+    fn of_report(c: &crate::report::CorpusReport, base: &Path) -> Identity {
+        let location = match (&c.eventlog, c.kind) {
+            (Some(log), Some(CorpusKind::Store | CorpusKind::Package)) => Path::new(log)
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from(&c.corpus)),
+            (Some(log), _) => PathBuf::from(log),
+            (None, _) => PathBuf::from(&c.corpus),
+        };
+        let mut id = Identity::of(&location, c.store_id.as_deref(), base);
+        id.typed = normalize(&c.corpus);
+        id
+    }
+}
+
+/// `./corpora/x` and `corpora/x` name the same corpus (format 1 entries are matched so).
 fn normalize(corpus: &str) -> String {
     let mut s = corpus.replace('\\', "/");
     while let Some(rest) = s.strip_prefix("./") {
         s = rest.to_string();
     }
     s.trim_end_matches('/').to_string()
+}
+
+/// `path` made absolute and free of `.`, `..` and symbolic links where it exists.
+fn absolute(path: &Path) -> PathBuf {
+    if let Ok(p) = std::fs::canonicalize(path) {
+        return p;
+    }
+    let joined = std::env::current_dir()
+        .map(|d| d.join(path))
+        .unwrap_or_else(|_| path.to_path_buf());
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+/// `path` relative to `base`, `/`-separated (both absolute).
+fn relative(path: &Path, base: &Path) -> String {
+    let p: Vec<Component> = path.components().collect();
+    let b: Vec<Component> = base.components().collect();
+    let common = p.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut parts: Vec<String> = std::iter::repeat_n("..".to_string(), b.len() - common).collect();
+    parts.extend(
+        p[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    if parts.is_empty() {
+        ".".to_string()
+    } else {
+        parts.join("/")
+    }
 }
 
 /// A baseline file.
@@ -59,29 +158,46 @@ pub struct Baseline {
 }
 
 impl Baseline {
-    /// Reads a baseline file.
+    /// Reads a baseline file (format 2, or 1: whose corpora, named as typed, are taken as
+    /// relative to the working directory).
     pub fn load(path: &Path) -> Result<Baseline> {
         let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        let b: Baseline = serde_json::from_str(&text)
+        let mut b: Baseline = serde_json::from_str(&text)
             .map_err(|e| Error::input(path, format!("not a rehearse baseline: {e}")))?;
-        if b.version != BASELINE_VERSION {
-            return Err(Error::input(
-                path,
-                format!(
-                    "baseline format {} is not supported; this rehearse reads format {BASELINE_VERSION}",
-                    b.version
-                ),
-            ));
+        match b.version {
+            BASELINE_VERSION => {}
+            1 => {
+                for e in &mut b.findings {
+                    e.corpus = normalize(&e.corpus);
+                    e.legacy = true;
+                }
+                b.version = BASELINE_VERSION;
+            }
+            other => {
+                return Err(Error::input(
+                    path,
+                    format!(
+                        "baseline format {other} is not supported; this rehearse reads formats 1 and {BASELINE_VERSION}"
+                    ),
+                ));
+            }
         }
         Ok(b)
     }
 
-    /// Every finding of a report (warnings included), sorted.
-    pub fn from_report(report: &Report) -> Baseline {
+    /// Every root cause of a report (warnings included), sorted, for a baseline file in
+    /// `base`. The findings that follow from a root are acknowledged with it.
+    pub fn from_report(report: &Report, base: &Path) -> Baseline {
         let mut findings: Vec<BaselineEntry> = report
             .corpora
             .iter()
-            .flat_map(|c| c.findings.iter().map(|f| BaselineEntry::of(&c.corpus, f)))
+            .flat_map(|c| {
+                let id = identity(c, base);
+                c.findings
+                    .iter()
+                    .filter(|f| f.is_root())
+                    .map(move |f| BaselineEntry::of(&id, f))
+            })
             .collect();
         findings.sort();
         Baseline {
@@ -90,34 +206,39 @@ impl Baseline {
         }
     }
 
-    /// The file's bytes: pretty JSON, one entry per finding, stable order.
+    /// The file's bytes: pretty JSON, one entry per root cause, stable order.
     pub fn to_json(&self) -> String {
         crate::render::json::to_string(self)
     }
 
-    /// Marks the findings this baseline acknowledges and lists its stale entries per corpus;
-    /// entries of corpora this run did not check are left alone. Verdicts are settled again.
-    pub fn apply(&self, report: &mut Report, strict: bool) {
+    /// Marks the root causes this baseline acknowledges (and with them what follows from
+    /// them) and lists its stale entries per corpus; entries of corpora this run did not check
+    /// are left alone. `base` is the baseline file's directory. Verdicts are settled again.
+    pub fn apply(&self, report: &mut Report, strict: bool, base: &Path) {
         let mut open: HashMap<&BaselineEntry, usize> = HashMap::new();
         for e in &self.findings {
             *open.entry(e).or_default() += 1;
         }
+        // An entry written with a store id matches only that store; one written without (or
+        // a corpus that has none) matches on the path alone.
         for corpus in &mut report.corpora {
-            for f in &mut corpus.findings {
-                let entry = BaselineEntry::of(&corpus.corpus, f);
-                if let Some(n) = open.get_mut(&entry)
-                    && *n > 0
-                {
+            let id = identity(corpus, base);
+            for f in corpus.findings.iter_mut().filter(|f| f.is_root()) {
+                let entry = BaselineEntry::of(&id, f);
+                let found = open
+                    .iter_mut()
+                    .find(|(e, n)| **n > 0 && e.is_for(&id) && same_finding(e, &entry));
+                if let Some((_, n)) = found {
                     *n -= 1;
                     f.baselined = true;
                 }
             }
         }
         for corpus in &mut report.corpora {
-            let name = normalize(&corpus.corpus);
+            let id = identity(corpus, base);
             let mut stale: Vec<BaselineEntry> = Vec::new();
             for (e, n) in &open {
-                if e.corpus == name {
+                if e.is_for(&id) {
                     stale.extend(std::iter::repeat_n((*e).clone(), *n));
                 }
             }
@@ -130,13 +251,73 @@ impl Baseline {
     }
 }
 
+/// The directory a baseline file's corpora are named relative to.
+pub fn base_dir(baseline: &Path) -> PathBuf {
+    match baseline.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn identity(c: &crate::report::CorpusReport, base: &Path) -> Identity {
+    Identity::of_report(c, base)
+}
+
+/// The same finding, whatever corpus fields the two entries carry.
+fn same_finding(a: &BaselineEntry, b: &BaselineEntry) -> bool {
+    (
+        &a.class,
+        a.seq_num_global,
+        a.seq_num_client,
+        a.seq_num_rebase_generation,
+        &a.name,
+        &a.table,
+        &a.divergence,
+        &a.key,
+        &a.column,
+    ) == (
+        &b.class,
+        b.seq_num_global,
+        b.seq_num_client,
+        b.seq_num_rebase_generation,
+        &b.name,
+        &b.table,
+        &b.divergence,
+        &b.key,
+        &b.column,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn corpus_names_are_normalized() {
+    fn corpora_are_named_relative_to_the_baseline() {
+        let base = Path::new("/repo/ci");
+        assert_eq!(relative(Path::new("/repo/corpora/x"), base), "../corpora/x");
+        assert_eq!(relative(Path::new("/repo/ci/x"), base), "x");
+        assert_eq!(relative(Path::new("/repo/ci"), base), ".");
+        assert_eq!(
+            Identity::of(
+                Path::new("/nonexistent/./a/../b/"),
+                None,
+                Path::new("/nonexistent")
+            )
+            .path,
+            "b"
+        );
         assert_eq!(normalize("./corpora/x/"), "corpora/x");
-        assert_eq!(normalize("corpora\\x"), "corpora/x");
+    }
+
+    #[test]
+    fn format_1_keys_load_and_format_2_keys_are_json() {
+        let v1 = r#"{"corpus":"x","class":"state-divergence","seqNumGlobal":1,"seqNumClient":0,"seqNumRebaseGeneration":0,"name":"e","table":"t","key":"[{\"type\":\"text\",\"value\":\"k\"}]"}"#;
+        let e: BaselineEntry = serde_json::from_str(v1).unwrap();
+        assert_eq!(e.key.as_deref(), Some(r#"[{"type":"text","value":"k"}]"#));
+        let written = serde_json::to_value(&e).unwrap();
+        assert_eq!(written["key"][0]["value"], "k");
+        let again: BaselineEntry = serde_json::from_value(written).unwrap();
+        assert_eq!(again, e);
     }
 }

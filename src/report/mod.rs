@@ -556,6 +556,10 @@ pub enum ComparisonState {
 pub struct CorpusReport {
     /// The corpus as named on the command line.
     pub corpus: String,
+    /// The store's id: a store directory's name (LiveStore's `<base>/<storeId>/`), a package's
+    /// manifest `storeId`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_id: Option<String>,
     /// What kind of corpus it is.
     pub kind: Option<CorpusKind>,
     /// The event log that was replayed.
@@ -575,8 +579,13 @@ pub struct CorpusReport {
     /// The event-by-event comparison with LiveStore's recorded changesets, when it ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changesets: Option<ChangesetStats>,
-    /// Findings in log order (sequence number, then class); findings without an event last.
+    /// Findings: each root cause in log order, followed by its consequences in log order;
+    /// findings without an event last.
     pub findings: Vec<Finding>,
+    /// The root causes for the reader: roots of the same kind at events of the same name (or,
+    /// without an event, in the same table) are one cause, with where it occurs and how many
+    /// findings follow from it.
+    pub root_causes: Vec<RootCause>,
     /// Per-table counts, by table name.
     pub tables: Vec<TableReport>,
     /// Things worth knowing that are not findings (e.g. which snapshot was chosen and why).
@@ -597,6 +606,7 @@ impl CorpusReport {
     pub fn error(corpus: &str, message: String) -> CorpusReport {
         CorpusReport {
             corpus: corpus.to_string(),
+            store_id: None,
             kind: None,
             eventlog: None,
             snapshot: None,
@@ -610,6 +620,7 @@ impl CorpusReport {
             },
             changesets: None,
             findings: Vec::new(),
+            root_causes: Vec::new(),
             tables: Vec::new(),
             notes: Vec::new(),
             error: Some(message),
@@ -618,19 +629,44 @@ impl CorpusReport {
         }
     }
 
-    /// Applies the configured severities (dropping classes turned off), puts findings in the
-    /// report's order and sets the verdict: fail when any finding is an error.
+    /// Applies the configured severities (dropping classes turned off), makes a consequence
+    /// whose root was dropped a root of its own, puts findings in the report's order, groups
+    /// the root causes and sets the verdict: fail when any root cause is an error.
     pub fn finish(&mut self, severities: &Severities) {
         self.findings.retain_mut(|f| {
             f.severity = severities.level(f.class);
             f.severity != Level::Off
         });
+        let roots: std::collections::HashSet<Cause> = self
+            .findings
+            .iter()
+            .filter(|f| f.is_root())
+            .filter_map(Finding::as_cause)
+            .collect();
+        for f in &mut self.findings {
+            if f.caused_by.as_ref().is_some_and(|c| !roots.contains(c)) {
+                f.caused_by = None;
+            }
+        }
         sort_findings(&mut self.findings);
         self.settle();
     }
 
-    /// Sets the verdict from the findings (after baselining, for instance).
+    /// Sets the verdict and the root causes from the findings (after baselining, for
+    /// instance): consequences share their root's baseline mark.
     pub fn settle(&mut self) {
+        let baselined: std::collections::HashSet<Cause> = self
+            .findings
+            .iter()
+            .filter(|f| f.is_root() && f.baselined)
+            .filter_map(Finding::as_cause)
+            .collect();
+        for f in &mut self.findings {
+            if let Some(c) = &f.caused_by {
+                f.baselined = baselined.contains(c);
+            }
+        }
+        self.root_causes = RootCause::group(&self.findings);
         if self.verdict != Verdict::Error {
             let stale = self.strict_baseline && !self.stale_baseline.is_empty();
             self.verdict = if stale || self.findings.iter().any(Finding::fails) {
@@ -642,11 +678,196 @@ impl CorpusReport {
     }
 }
 
-/// Orders findings: by event (global, client, generation), events before event-less findings,
-/// then class, table and key. Stable, so equal keys keep the order they were found in.
+/// A root cause for the reader: every root finding of one kind at events of one name.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RootCause {
+    /// The kind of finding.
+    pub class: FindingClass,
+    /// `error` (fails the gate, unless baselined) or `warning`.
+    pub severity: Level,
+    /// The events' name, where the roots have events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The table, for roots without an event (a state changed outside the log).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// Every root finding of this cause is in the baseline.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub baselined: bool,
+    /// How many root findings (events, for roots with one) make it up.
+    pub occurrences: usize,
+    /// The first of them, where they have events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first: Option<EventRef>,
+    /// How many findings follow from it.
+    pub consequences: usize,
+    /// The cause in one sentence, e.g. "v1.TodoUncompleted: its changes differ from
+    /// LiveStore's record at 57 events, first e8".
+    pub summary: String,
+}
+
+impl RootCause {
+    /// What makes a root finding part of this cause.
+    pub fn key_of(&self) -> (FindingClass, Option<String>, Option<String>) {
+        (self.class, self.name.clone(), self.table.clone())
+    }
+
+    /// The key that makes roots one cause: the kind and the events' name; for a state that
+    /// differs where no event explains it, the table (rows) or the schema as a whole (tables
+    /// and columns on one side only), whichever event last wrote the row.
+    pub fn key(f: &Finding) -> (FindingClass, Option<String>, Option<String>) {
+        match (&f.name, f.class, f.key.is_some()) {
+            (_, FindingClass::StateDivergence, true) => (f.class, None, f.table.clone()),
+            (_, FindingClass::StateDivergence, false) => (f.class, None, None),
+            (Some(name), _, _) if f.seq().is_some() => (f.class, Some(name.clone()), None),
+            _ => (f.class, None, f.table.clone()),
+        }
+    }
+
+    /// Groups the root findings of `findings` (in the report's order) and counts what follows
+    /// from each group.
+    pub fn group(findings: &[Finding]) -> Vec<RootCause> {
+        let mut index: std::collections::HashMap<
+            (FindingClass, Option<String>, Option<String>),
+            usize,
+        > = std::collections::HashMap::new();
+        let mut causes: Vec<RootCause> = Vec::new();
+        let mut of_root: std::collections::HashMap<Cause, usize> = std::collections::HashMap::new();
+        // Per cause: every one of its rows differs only in values no event wrote.
+        let mut outside: Vec<bool> = Vec::new();
+        for f in findings.iter().filter(|f| f.is_root()) {
+            let key = RootCause::key(f);
+            let i = *index.entry(key.clone()).or_insert_with(|| {
+                causes.push(RootCause {
+                    class: f.class,
+                    severity: f.severity,
+                    name: key.1.clone(),
+                    table: key.2.clone(),
+                    baselined: true,
+                    occurrences: 0,
+                    first: f
+                        .seq()
+                        .filter(|_| key.1.is_some())
+                        .map(|seq| EventRef::new(seq, f.name.clone().unwrap_or_default())),
+                    consequences: 0,
+                    summary: String::new(),
+                });
+                outside.push(true);
+                causes.len() - 1
+            });
+            let c = &mut causes[i];
+            c.occurrences += 1;
+            if f.columns.is_empty() || !f.columns.iter().all(|col| col.outside_log) {
+                outside[i] = false;
+            }
+            c.baselined &= f.baselined;
+            if f.severity == Level::Error {
+                c.severity = Level::Error;
+            }
+            if let Some(cause) = f.as_cause() {
+                of_root.insert(cause, i);
+            }
+        }
+        for f in findings {
+            if let Some(i) = f.caused_by.as_ref().and_then(|c| of_root.get(c)) {
+                causes[*i].consequences += 1;
+            }
+        }
+        for (c, outside) in causes.iter_mut().zip(outside) {
+            c.summary = c.describe(outside);
+        }
+        causes
+    }
+
+    fn describe(&self, outside_log: bool) -> String {
+        use crate::text::count;
+        if self.class == FindingClass::StateDivergence {
+            let mut s = match (&self.table, outside_log) {
+                (Some(t), true) => format!(
+                    "table {t}: the recorded state changed outside the log in {}",
+                    count(self.occurrences, "row")
+                ),
+                (Some(t), false) => format!(
+                    "table {t}: {} {} from the replay and no event explains it",
+                    count(self.occurrences, "row"),
+                    if self.occurrences == 1 {
+                        "differs"
+                    } else {
+                        "differ"
+                    }
+                ),
+                (None, _) => format!(
+                    "the recorded state's tables and columns differ from the replay's ({})",
+                    count(self.occurrences, "difference")
+                ),
+            };
+            if self.consequences > 0 {
+                s.push_str(&format!("; {}", count(self.consequences, "consequence")));
+            }
+            return s;
+        }
+        let what = match self.class {
+            FindingClass::LogIntegrity => "the log is damaged",
+            FindingClass::UnknownEvent => "no materializer knows it",
+            FindingClass::InvalidArgs => "its args break its schema or its definition",
+            FindingClass::MaterializerError => "its materializer fails",
+            FindingClass::StateDivergence => "the recorded state differs and no event explains it",
+            FindingClass::WriterUnknown => "the app that wrote it did not know it",
+            FindingClass::ZeroRows => "an update or delete matches no row",
+            FindingClass::FirstDivergence => "its changes differ from LiveStore's record",
+            FindingClass::Nondeterministic => "two replays of it differ",
+            FindingClass::ComparisonSkipped => "nothing was compared",
+            FindingClass::UnfinishedRebuild => "the state file is from an unfinished rebuild",
+        };
+        let subject = self
+            .name
+            .clone()
+            .or_else(|| self.table.as_ref().map(|t| format!("table {t}")))
+            .unwrap_or_else(|| "the corpus".to_string());
+        let mut s = match &self.first {
+            Some(first) => format!(
+                "{subject}: {what} at {}, first {}",
+                count(self.occurrences, "event"),
+                first.seq()
+            ),
+            None if self.occurrences > 1 => {
+                format!("{subject}: {what} ({} findings)", self.occurrences)
+            }
+            None => format!("{subject}: {what}"),
+        };
+        if self.consequences > 0 {
+            s.push_str(&format!("; {}", count(self.consequences, "consequence")));
+        }
+        s
+    }
+}
+
+/// Orders findings: each root in log order (by event: global, client, generation; then class,
+/// table and key), followed by its consequences in the same order; findings without an event
+/// after those with one. Stable, so equal keys keep the order they were found in.
 pub fn sort_findings(findings: &mut [Finding]) {
+    type Key = (bool, Option<i64>, Option<i64>, Option<i64>, FindingClass);
+    let root_key = |f: &Finding| -> Key {
+        match &f.caused_by {
+            None => (
+                f.seq_num_global.is_none(),
+                f.seq_num_global,
+                f.seq_num_client,
+                f.seq_num_rebase_generation,
+                f.class,
+            ),
+            Some(c) => (
+                false,
+                Some(c.seq_num_global),
+                Some(c.seq_num_client),
+                Some(c.seq_num_rebase_generation),
+                c.class,
+            ),
+        }
+    };
     findings.sort_by(|a, b| {
-        let key = |f: &Finding| {
+        let own = |f: &Finding| {
             (
                 f.seq_num_global.is_none(),
                 f.seq_num_global,
@@ -654,8 +875,10 @@ pub fn sort_findings(findings: &mut [Finding]) {
                 f.seq_num_rebase_generation,
             )
         };
-        key(a)
-            .cmp(&key(b))
+        root_key(a)
+            .cmp(&root_key(b))
+            .then(a.caused_by.is_some().cmp(&b.caused_by.is_some()))
+            .then(own(a).cmp(&own(b)))
             .then(a.class.cmp(&b.class))
             .then(a.table.cmp(&b.table))
             .then_with(|| match (&a.key, &b.key) {
@@ -670,13 +893,18 @@ pub fn sort_findings(findings: &mut [Finding]) {
     });
 }
 
-/// One acknowledged finding: what identifies it across runs (never its message, which may be
-/// reworded). Baselines are lists of these ([`baseline`]); the report lists the stale ones.
+/// One acknowledged root cause: what identifies it across runs (never its message, which may
+/// be reworded). Baselines are lists of these ([`baseline`]); the report lists the stale ones.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct BaselineEntry {
-    /// The corpus, as named on the command line.
+    /// The corpus: its path relative to the baseline file's directory, `/`-separated (format 1
+    /// wrote it as named on the command line).
     pub corpus: String,
+    /// The store's id, where the corpus has one (a store directory's name, a package's
+    /// manifest `storeId`): a corpus moved to another path with the same id still matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_id: Option<String>,
     /// The finding's class.
     pub class: String,
     /// The event's global sequence number.
@@ -693,12 +921,39 @@ pub struct BaselineEntry {
     /// State divergences: how it diverges.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub divergence: Option<String>,
-    /// Row divergences: the key, as in the report (`{"type": "text", "value": "…"}`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Row divergences: the key, as in the report (`[{"type": "text", "value": "…"}]`). Held
+    /// as its compact JSON text so that entries compare and sort; written as JSON (format 1
+    /// wrote the text as a string, which still loads).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "key_json")]
     pub key: Option<String>,
     /// Column divergences: the column.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub column: Option<String>,
+    /// Read from a format 1 file: `corpus` is as it was typed, and is matched so.
+    #[serde(skip)]
+    pub legacy: bool,
+}
+
+/// A baseline key written as JSON, read as JSON or as the JSON text format 1 wrote.
+mod key_json {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde_json::Value;
+
+    pub fn serialize<S: Serializer>(key: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+        key.as_deref()
+            .map(|text| serde_json::from_str::<Value>(text).unwrap_or(Value::String(text.into())))
+            .serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+        Ok(Option::<Value>::deserialize(d)?.map(|v| match v {
+            // Format 1: the key's JSON text, as a string.
+            Value::String(text) => serde_json::from_str::<Value>(&text)
+                .map(|v| v.to_string())
+                .unwrap_or(text),
+            other => other.to_string(),
+        }))
+    }
 }
 
 /// Totals across corpora.
@@ -715,7 +970,13 @@ pub struct Summary {
     pub errors: usize,
     /// Findings per class (every class listed, zero included).
     pub findings: BTreeMap<&'static str, usize>,
-    /// Findings that fail the gate.
+    /// Root causes (roots grouped by kind and event name).
+    pub root_causes: usize,
+    /// Root findings: what to fix.
+    pub roots: usize,
+    /// Findings that follow from a root.
+    pub consequences: usize,
+    /// Root findings that fail the gate.
     pub errors_found: usize,
     /// Findings reported as warnings.
     pub warnings: usize,
@@ -759,6 +1020,9 @@ impl Report {
                 failed: 0,
                 errors: 0,
                 findings: BTreeMap::new(),
+                root_causes: 0,
+                roots: 0,
+                consequences: 0,
                 errors_found: 0,
                 warnings: 0,
                 baselined: 0,
@@ -787,6 +1051,9 @@ impl Report {
             failed: count(Verdict::Fail),
             errors: count(Verdict::Error),
             findings,
+            root_causes: corpora.iter().map(|c| c.root_causes.len()).sum(),
+            roots: all().filter(|f| f.is_root()).count(),
+            consequences: all().filter(|f| !f.is_root()).count(),
             errors_found: all().filter(|f| f.fails()).count(),
             warnings: all().filter(|f| f.severity == Level::Warning).count(),
             baselined: all().filter(|f| f.baselined).count(),
