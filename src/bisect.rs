@@ -16,7 +16,7 @@ use crate::error::Result;
 use crate::eventlog::{Event, SeqNum};
 use crate::materialize::Materializer;
 use crate::replay::changes::{self, ColumnNames, RowOp};
-use crate::replay::setup::Setup;
+use crate::replay::setup::{Setup, State};
 use crate::replay::{self, Ahead, EventOutcome, EventResult, ReplayOptions, Replayer, read_ahead};
 use crate::report::{ChangeSide, ChangeSides, EventRef, Finding, FindingClass};
 
@@ -136,7 +136,11 @@ pub fn bisect(
     new: &mut dyn Materializer,
     options: &BisectOptions,
 ) -> Result<BisectReport> {
-    let setup = Setup::open(corpus_path, options.state.as_deref(), &*old)?;
+    let setup = Setup::open(
+        corpus_path,
+        State::named_or_beside(options.state.as_deref()),
+        &*old,
+    )?;
     let log = &setup.log;
     let (old_name, new_name) = (old.describe(), new.describe());
     let dir = options.replay.scratch_dir.as_deref();

@@ -18,7 +18,7 @@ use crate::eventlog::SeqNum;
 use crate::materialize::Materializer;
 use crate::replay::changes::{self, ColumnNames, RowOp};
 use crate::replay::recorded;
-use crate::replay::setup::Setup;
+use crate::replay::setup::{Setup, State};
 use crate::replay::{self, ReplayOptions, Step};
 use crate::report::EventRef;
 use crate::session::Changeset;
@@ -75,7 +75,7 @@ pub fn blame(
     key: &[String],
     options: &ReplayOptions,
 ) -> Result<BlameReport> {
-    let setup = Setup::open(corpus_path, None, &*materializer)?;
+    let setup = Setup::open(corpus_path, State::Beside, &*materializer)?;
     let log = &setup.log;
     let recorded_db = setup.recorded.as_ref().map(|r| &r.db);
     let scratch = setup.scratch(materializer, options.scratch_dir.as_deref())?;
@@ -147,7 +147,7 @@ pub fn blame(
         let mut recorded_names = ColumnNames::default();
         let mut stmt = db
             .conn
-            .prepare(recorded::RECORDED_IN_ORDER)
+            .prepare(&recorded::in_order(&db.conn))
             .map_err(|e| Error::sqlite(&db.path, "cannot read the recorded changesets", e))?;
         let mut rows = stmt
             .query([])

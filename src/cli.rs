@@ -35,6 +35,7 @@ and compare the result with the state LiveStore recorded.";
   0    pass: nothing to report
   1    findings: the gate failed, a difference, a no-go
   2    usage error, or an input that cannot be read
+  3    preflight: go-replay (restore by replaying the log)
   125  check --git-bisect: this commit cannot be tested (git bisect run skips it)"
 )]
 struct Cli {
@@ -270,8 +271,9 @@ impl ReplayFlags {
 
 Exit codes:
   0    every corpus passed
-  1    the gate failed: a finding of error severity outside the baseline (or a stale entry
-       under --strict-baseline)
+  1    the gate failed: a root cause of error severity outside the baseline (a corpus whose
+       state could not be compared included, unless --log-only), or a stale entry under
+       --strict-baseline
   2    usage error, or an input that cannot be read
   125  with --git-bisect, instead of 2: this commit cannot be tested")]
 struct CheckArgs {
@@ -327,6 +329,12 @@ struct CheckArgs {
     /// first-divergence finding).
     #[arg(long)]
     no_changesets: bool,
+
+    /// Accept corpora whose recorded state cannot be compared (no state file, or none that
+    /// rehearse recognises): they pass on their replay alone. Without it, such a corpus fails
+    /// with a comparison-skipped finding, as nothing was compared.
+    #[arg(long)]
+    log_only: bool,
 
     /// Write the replayed state database to PATH (one corpus only).
     #[arg(long, value_name = "PATH")]
@@ -629,7 +637,8 @@ struct ExportArgs {
     --min-app-version 1.4.0 --format json
 
 Exit codes:
-  0  go or go-replay
+  0  go: restore the snapshot as it is
+  3  go-replay: restore by replaying the log (restore --from-log)
   1  no-go
   2  the package or the materializers cannot be read")]
 struct PreflightArgs {
@@ -912,6 +921,8 @@ fn check_gate(args: CheckArgs, color: anstream::ColorChoice) -> Result<u8, Error
                 Pending::Auto => !in_ci(),
             },
             skip_changesets: args.no_changesets,
+            log_alone: false,
+            log_only: args.log_only,
         },
         corpora,
         source,
@@ -1168,8 +1179,9 @@ fn run_preflight(args: PreflightArgs, color: anstream::ColorChoice) -> Result<u8
         color,
     )?;
     Ok(match report.verdict {
+        rehearse::backup::preflight::Verdict::Go => exit::PASS,
+        rehearse::backup::preflight::Verdict::GoReplay => exit::GO_REPLAY,
         rehearse::backup::preflight::Verdict::NoGo => exit::FAILED,
-        _ => exit::PASS,
     })
 }
 

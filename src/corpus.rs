@@ -2,8 +2,10 @@
 //!
 //! A corpus is named by a path and its kind is detected from what is there:
 //! - a LiveStore store directory as the Node adapter writes it: `eventlog@6.db` and one or more
-//!   `state<hash>@6.db` (the expo adapter's `livestore-eventlog@6.db` / `livestore-<hash>@6.db`
-//!   names are accepted too);
+//!   `state<token>@6.db`, where the token is 0.4's schema hash (`-186191357563`, `fixed`) or a
+//!   later version's storage fingerprint (43 base64url characters); the expo adapter's
+//!   `livestore-eventlog@6.db` / `livestore-<token>@6.db` names are accepted too. A path to the
+//!   event log inside a store directory (or a package) means that store;
 //! - a backup package: `eventlog.db`, optional `state.db` and `manifest.json`;
 //! - an event log file on its own, or a directory holding only an event log.
 //!
@@ -38,6 +40,9 @@ pub struct Corpus {
     pub snapshots: Vec<PathBuf>,
     /// `manifest.json`, when a package has one.
     pub manifest: Option<Value>,
+    /// Files beside the log that look like state databases but are not named as LiveStore
+    /// names them (nor as another storage format's): not compared.
+    pub unrecognized: Vec<String>,
     /// Things worth telling the user.
     pub notes: Vec<String>,
 }
@@ -59,18 +64,35 @@ fn classify(name: &str) -> Option<StoreFile> {
     if base == "eventlog" || base == "livestore-eventlog" {
         return Some(StoreFile::EventLog { format });
     }
-    let hash = base
+    let token = base
         .strip_prefix("state")
         .or_else(|| base.strip_prefix("livestore-"))?;
-    let is_hash = hash == "fixed"
-        || (!hash.is_empty()
-            && hash
-                .strip_prefix('-')
-                .unwrap_or(hash)
-                .bytes()
-                .all(|b| b.is_ascii_digit())
-            && hash != "-");
-    is_hash.then_some(StoreFile::State { format })
+    state_token(token).then_some(StoreFile::State { format })
+}
+
+/// Whether `token` names a state database: LiveStore 0.4's schema hash (a signed integer, or
+/// `fixed` under manual migrations), or a later version's storage fingerprint (SHA-256 as 43
+/// base64url characters). Any run of base64url characters is taken, so that a store written by
+/// a LiveStore this rehearse predates is still recognised rather than checked log-only.
+fn state_token(token: &str) -> bool {
+    let digits = token.strip_prefix('-').unwrap_or(token);
+    let hash = !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit());
+    let base64url = !token.is_empty()
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    token != "-" && (hash || base64url)
+}
+
+/// Files beside a log that look like state databases (`state…`/`livestore-…` and `.db`) but
+/// are not named as LiveStore names them: worth saying when nothing else was compared.
+fn looks_like_state(name: &str) -> bool {
+    (name.starts_with("state") || name.starts_with("livestore-"))
+        && name.contains(".db")
+        && !name.ends_with("-journal")
+        && !name.ends_with("-wal")
+        && !name.ends_with("-shm")
+        && classify(name).is_none()
 }
 
 /// The state schema hash in a state file's name (`state-186191357563@6.db` gives
@@ -133,12 +155,26 @@ impl Corpus {
                     found: format,
                 });
             }
+            // The log of a store directory or a package: that store, state files and all.
+            let dir = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            if let Some(c) = Corpus::in_dir(dir, name.clone())?
+                && c.eventlog.file_name() == path.file_name()
+            {
+                return Ok(Corpus {
+                    eventlog: path.to_path_buf(),
+                    ..c
+                });
+            }
             return Ok(Corpus {
                 name,
                 kind: CorpusKind::Eventlog,
                 eventlog: path.to_path_buf(),
                 snapshots: Vec::new(),
                 manifest: None,
+                unrecognized: Vec::new(),
                 notes: Vec::new(),
             });
         }
@@ -231,6 +267,7 @@ impl Corpus {
                 eventlog: dir.join("eventlog.db"),
                 snapshots,
                 manifest,
+                unrecognized: Vec::new(),
                 notes,
             }));
         }
@@ -282,6 +319,11 @@ impl Corpus {
             eventlog: dir.join(log_name),
             snapshots: states,
             manifest: None,
+            unrecognized: names
+                .iter()
+                .filter(|n| looks_like_state(n))
+                .cloned()
+                .collect(),
             notes,
         }))
     }

@@ -75,7 +75,18 @@ pub struct SnapshotFile {
 
 /// Inspects the corpus at `path`.
 pub fn inspect(path: &Path) -> Result<Inspection> {
-    let corpus = Corpus::locate(path)?;
+    inspect_located(Corpus::locate(path)?)
+}
+
+/// Inspects the event log at `path` alone, leaving any state files beside it unread (a
+/// pre-flight holds the log against its manifest whatever the snapshot's state).
+pub fn inspect_log(path: &Path) -> Result<Inspection> {
+    let mut corpus = Corpus::locate(path)?;
+    corpus.snapshots.clear();
+    inspect_located(corpus)
+}
+
+fn inspect_located(corpus: Corpus) -> Result<Inspection> {
     let log = EventLog::open(&corpus.eventlog)?;
     let mut ins = Inspection {
         version: INSPECT_VERSION,
@@ -136,7 +147,7 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
                     |r| r.get(0),
                 )
                 .map_err(|e| Error::sqlite(p, format!("cannot count rows of {t}"), e))?;
-            if t == "__livestore_session_changeset" {
+            if crate::replay::recorded::TABLES.contains(&t.as_str()) {
                 changesets = Some(n as u64);
             } else if !t.starts_with("__livestore_") {
                 tables.insert(t, n as u64);

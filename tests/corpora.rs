@@ -64,6 +64,10 @@ struct ExpectFinding {
     downstream: Option<Vec<String>>,
     /// For a consequence: its root, as `<class> <seq>` (e.g. `"first-divergence e17"`).
     caused_by: Option<String>,
+    /// For a row that differs, checked when given: each column's writers, as
+    /// `<column> <replay writer> <LiveStore's writer>`, a writer being a sequence number, `-`
+    /// (unknown) or `outside` (no event wrote LiveStore's value).
+    writers: Option<Vec<String>>,
 }
 
 /// A finding reduced to what an expectation pins down (not the message text).
@@ -99,6 +103,26 @@ fn shape(f: &Finding) -> String {
         s.push_str(&format!(" caused-by={} {}", c.class.as_str(), c.seq()));
     }
     s
+}
+
+/// Each differing column's writers, as an expectation states them.
+fn writers(f: &Finding) -> Vec<String> {
+    let seq = |w: &Option<api::EventRef>| {
+        w.as_ref()
+            .map(|w| w.seq().to_string())
+            .unwrap_or_else(|| "-".into())
+    };
+    f.columns
+        .iter()
+        .map(|c| {
+            let recorded = if c.outside_log {
+                "outside".to_string()
+            } else {
+                seq(&c.recorded_writer)
+            };
+            format!("{} {} {recorded}", c.column, seq(&c.replay_writer))
+        })
+        .collect()
 }
 
 fn expected_shape(f: &ExpectFinding) -> String {
@@ -218,6 +242,17 @@ fn check_expectations(dir: &Path) -> Result<(), Failed> {
     }
     let got: Vec<String> = report.findings.iter().map(shape).collect();
     let want: Vec<String> = expect.findings.iter().map(expected_shape).collect();
+    for (f, e) in report.findings.iter().zip(&expect.findings) {
+        if let Some(want) = &e.writers
+            && writers(f) != *want
+        {
+            problems.push(format!(
+                "{}: column writers: expected {want:?}, got {:?}",
+                shape(f),
+                writers(f)
+            ));
+        }
+    }
     if got != want {
         let (want, got) = (want.join("\n"), got.join("\n"));
         let diff = similar::TextDiff::from_lines(&want, &got)

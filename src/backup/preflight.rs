@@ -492,7 +492,7 @@ impl Run<'_> {
     /// The log as the manifest describes it: events, last event, sync head, counts per name.
     fn log_head(&mut self, manifest: &Manifest, eventlog: &Path) {
         let log_name = manifest.file(Role::Eventlog).map(|f| f.path.as_str());
-        let ins = match inspect::inspect(eventlog) {
+        let ins = match inspect::inspect_log(eventlog) {
             Ok(ins) => ins,
             Err(e) => {
                 self.checks.fail(
@@ -581,6 +581,8 @@ impl Run<'_> {
         check_options.keep = None;
         check_options.write_pending = false;
         // A damaged snapshot is left out altogether: the log is replayed on its own.
+        check_options.log_alone = !state_ok;
+        check_options.log_only = !state_ok;
         let corpus = if state_ok { self.package } else { eventlog };
         let report = check::check_corpus(corpus, materializer, &check_options)?;
         let blocking: Vec<_> = report
@@ -698,7 +700,9 @@ impl Run<'_> {
 fn about_snapshot(class: FindingClass) -> bool {
     matches!(
         class,
-        FindingClass::StateDivergence | FindingClass::FirstDivergence
+        FindingClass::StateDivergence
+            | FindingClass::FirstDivergence
+            | FindingClass::UnfinishedRebuild
     )
 }
 

@@ -15,11 +15,11 @@ use crate::corpus::Corpus;
 use crate::error::{Error, Result};
 use crate::materialize::Materializer;
 use crate::replay::recorded::{self, ChangesetCheck};
-use crate::replay::setup::Setup;
+use crate::replay::setup::{Setup, State};
 use crate::replay::{self, ReplayOptions};
 use crate::report::{
-    ChangesetStats, ComparisonState, ComparisonStatus, CorpusReport, Finding, Severities, Snapshot,
-    Verdict,
+    ChangesetStats, ComparisonState, ComparisonStatus, CorpusReport, Finding, FindingClass,
+    Severities, Snapshot, Verdict,
 };
 use crate::snapshot;
 use crate::sqlite;
@@ -44,6 +44,12 @@ pub struct CheckOptions {
     pub write_pending: bool,
     /// Do not hold each event against the changeset LiveStore recorded for it.
     pub skip_changesets: bool,
+    /// Replay the log alone: leave the state files beside it unread (a pre-flight whose
+    /// snapshot is damaged).
+    pub log_alone: bool,
+    /// A corpus whose recorded state cannot be compared passes on its replay alone
+    /// (`--log-only`); without it, that is a `comparison-skipped` finding.
+    pub log_only: bool,
 }
 
 /// A corpus replayed into its scratch database, before comparison.
@@ -62,7 +68,12 @@ fn replay_corpus(
     options: &CheckOptions,
     observe: impl FnMut(replay::Step<'_>),
 ) -> Result<Replay> {
-    let setup = Setup::open(path, options.state.as_deref(), &*materializer)?;
+    let state = if options.log_alone {
+        State::None
+    } else {
+        State::named_or_beside(options.state.as_deref())
+    };
+    let setup = Setup::open(path, state, &*materializer)?;
     let mut notes = setup.notes.clone();
     let scratch = setup.scratch(materializer, options.replay.scratch_dir.as_deref())?;
 
@@ -75,7 +86,7 @@ fn replay_corpus(
     let mut replay_options = options.replay.clone();
     replay_options.values |= recorded_conn.is_some();
     let mut recorded_stmt = match recorded_conn {
-        Some(c) => Some(c.prepare(recorded::RECORDED_IN_ORDER).map_err(|e| {
+        Some(c) => Some(c.prepare(&recorded::in_order(c)).map_err(|e| {
             Error::sqlite(
                 setup.recorded_path(),
                 "cannot read the recorded changesets",
@@ -218,6 +229,17 @@ pub fn check_corpus_observed(
         (skipped("comparison turned off"), Vec::new(), None)
     } else if let Some(recorded) = &run.setup.recorded {
         let db = &recorded.db;
+        if recorded.unfinished_rebuild() {
+            findings.push(Finding::event(
+                FindingClass::UnfinishedRebuild,
+                None,
+                None,
+                format!(
+                    "{} was left by a rebuild that did not finish (__livestore_rebuild has no completion row): LiveStore rebuilds it from the log at its next boot, and it is not to be trusted as a snapshot",
+                    db.path.display()
+                ),
+            ));
+        }
         run.scratch
             .execute("ATTACH ?1 AS expected", [&db.attach_uri])
             .map_err(|e| Error::sqlite(&db.path, "cannot attach the recorded state", e))?;
@@ -267,13 +289,27 @@ pub fn check_corpus_observed(
         };
         (compared(), tables, Some(snapshot))
     } else {
-        (
-            skipped(
-                "no recorded state database and no accepted snapshot (`rehearse record` writes one)",
-            ),
-            Vec::new(),
-            None,
-        )
+        let mut why =
+            "no recorded state database and no accepted snapshot (`rehearse record` writes one)"
+                .to_string();
+        let unrecognized = &run.setup.corpus.unrecognized;
+        if !unrecognized.is_empty() {
+            why.push_str(&format!(
+                "; these files look like state databases but are not named as LiveStore names them: {}",
+                unrecognized.join(", ")
+            ));
+        }
+        if !options.log_only {
+            findings.push(Finding::event(
+                FindingClass::ComparisonSkipped,
+                None,
+                None,
+                format!(
+                    "nothing was compared, so nothing passed: {why}; --log-only accepts a corpus checked on its replay alone"
+                ),
+            ));
+        }
+        (skipped(&why), Vec::new(), None)
     };
     Ok(run.report(comparison, findings, tables, notes, snapshot, options))
 }

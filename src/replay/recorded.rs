@@ -19,13 +19,33 @@ use crate::report::ChangesetStats;
 use crate::session::Changeset;
 use crate::value::SqlValue;
 
+/// The names LiveStore gives its table of per-event changesets: 0.4's, and the name later
+/// versions give the same rows (without the `debug` column).
+pub const TABLES: [&str; 2] = [
+    "__livestore_session_changeset",
+    "__livestore_materialization_journal",
+];
+
+/// The table of per-event changesets a state database holds, if any.
+pub fn table(conn: &Connection) -> Option<&'static str> {
+    TABLES.into_iter().find(|t| {
+        conn.query_row(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [t],
+            |_| Ok(()),
+        )
+        .is_ok()
+    })
+}
+
 /// Whether a state database holds recorded changesets, and how many.
 pub fn count(conn: &Connection) -> u64 {
-    conn.query_row(
-        "SELECT count(*) FROM __livestore_session_changeset",
-        [],
-        |r| r.get::<_, i64>(0),
-    )
+    let Some(table) = table(conn) else {
+        return 0;
+    };
+    conn.query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
+        r.get::<_, i64>(0)
+    })
     .map(|n| n as u64)
     .unwrap_or(0)
 }
@@ -33,8 +53,14 @@ pub fn count(conn: &Connection) -> u64 {
 /// A recorded row: the event's `(global, client)` pair and its changeset (NULL for no change).
 type Recorded = ((i64, i64), Option<Vec<u8>>);
 
-/// The query that reads the recorded changesets in replay order, for [`ChangesetCheck::new`].
-pub const RECORDED_IN_ORDER: &str = "SELECT seqNumGlobal, seqNumClient, changeset FROM __livestore_session_changeset ORDER BY seqNumGlobal, seqNumClient, rowid";
+/// The query that reads the recorded changesets of `conn` in replay order, for
+/// [`ChangesetCheck::new`].
+pub fn in_order(conn: &Connection) -> String {
+    let table = table(conn).unwrap_or(TABLES[0]);
+    format!(
+        "SELECT seqNumGlobal, seqNumClient, changeset FROM {table} ORDER BY seqNumGlobal, seqNumClient, rowid"
+    )
+}
 
 /// How one replayed event compared with LiveStore's record of it.
 #[derive(Debug)]
@@ -171,9 +197,10 @@ pub fn row_histories(
     if wanted.is_empty() {
         return out;
     }
-    let Ok(mut stmt) = recorded.prepare(
-        "SELECT seqNumGlobal, seqNumClient, seqNumRebaseGeneration, changeset FROM __livestore_session_changeset WHERE changeset IS NOT NULL ORDER BY seqNumGlobal, seqNumClient, rowid",
-    ) else {
+    let table = table(recorded).unwrap_or(TABLES[0]);
+    let Ok(mut stmt) = recorded.prepare(&format!(
+        "SELECT seqNumGlobal, seqNumClient, seqNumRebaseGeneration, changeset FROM {table} WHERE changeset IS NOT NULL ORDER BY seqNumGlobal, seqNumClient, rowid"
+    )) else {
         return out;
     };
     let Ok(mut rows) = stmt.query([]) else {

@@ -16,12 +16,56 @@ use crate::replay::execute::sqlite_message;
 use crate::sqlite;
 use crate::text::truncate;
 
+/// Which recorded state a replay is held against.
+#[derive(Debug, Clone, Copy)]
+pub enum State<'a> {
+    /// The one beside the log that matches the materializers, if any.
+    Beside,
+    /// This one (`--state`).
+    Named(&'a Path),
+    /// None: the log alone (a pre-flight whose snapshot is damaged).
+    None,
+}
+
+impl<'a> State<'a> {
+    /// `Named` when a path is given, else `Beside`.
+    pub fn named_or_beside(path: Option<&'a Path>) -> State<'a> {
+        path.map_or(State::Beside, State::Named)
+    }
+}
+
 /// The recorded state database a replay is held against, and why that one.
 pub struct Recorded {
     /// The database, open read-only.
     pub db: sqlite::InputDb,
     /// Why this one (named on the command line, the only one, the one whose tables match).
     pub reason: String,
+}
+
+impl Recorded {
+    /// Whether the state file was left by a rebuild that did not finish: LiveStore (after 0.4)
+    /// creates `__livestore_rebuild` with its system tables and inserts the row `id = 1` only
+    /// once the replay and the migration hooks are done, so the table without that row is a
+    /// state cut off mid-rebuild.
+    pub fn unfinished_rebuild(&self) -> bool {
+        let has_table = self
+            .db
+            .conn
+            .query_row(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = '__livestore_rebuild'",
+                [],
+                |_| Ok(()),
+            )
+            .is_ok();
+        has_table
+            && self
+                .db
+                .conn
+                .query_row("SELECT 1 FROM __livestore_rebuild WHERE id = 1", [], |_| {
+                    Ok(())
+                })
+                .is_err()
+    }
 }
 
 /// A corpus ready to replay.
@@ -40,18 +84,20 @@ impl Setup {
     /// Locates the corpus at `path`, opens its log, and chooses the recorded state: `state`
     /// when named, otherwise among the state files beside the log the one whose tables match
     /// what `materializer` writes.
-    pub fn open(
-        path: &Path,
-        state: Option<&Path>,
-        materializer: &dyn Materializer,
-    ) -> Result<Setup> {
-        let corpus = Corpus::locate(path)?;
+    pub fn open(path: &Path, state: State<'_>, materializer: &dyn Materializer) -> Result<Setup> {
+        let mut corpus = Corpus::locate(path)?;
         let log = EventLog::open(&corpus.eventlog)?;
         let mut notes = corpus.notes.clone();
         notes.extend(log.notes().iter().cloned());
         let chosen = match state {
-            Some(p) => Some((p.to_path_buf(), "named with --state".to_string())),
-            None => corpus::choose_snapshot(&corpus.snapshots, &materializer.referenced_columns())?,
+            State::Named(p) => Some((p.to_path_buf(), "named with --state".to_string())),
+            State::Beside => {
+                corpus::choose_snapshot(&corpus.snapshots, &materializer.referenced_columns())?
+            }
+            State::None => {
+                corpus.snapshots.clear();
+                None
+            }
         };
         let recorded = match chosen {
             Some((p, reason)) => {

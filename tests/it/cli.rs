@@ -22,7 +22,9 @@ trials![
     usage_errors_exit_2,
     definitions_naming_what_the_state_lacks_are_errors_with_file_event_and_line,
     keep_and_replay_write_the_replayed_state_and_diff_compares_it,
-    a_bare_event_log_replays_and_skips_the_comparison,
+    nothing_compared_is_not_a_pass,
+    an_app_on_a_livestore_the_plugin_does_not_run_is_refused_by_version,
+    later_livestore_state_names_are_recognised_and_an_unfinished_rebuild_is_not_trusted,
     a_log_that_cannot_be_counted_still_replays,
     on_error_stop_stops_at_the_first_failing_event,
     of_several_state_files_the_one_matching_the_definitions_is_chosen,
@@ -300,7 +302,7 @@ fn unreadable_permissions_are_an_input_error() -> need::Result {
         None
     };
     let check = |log: &Path| match &as_nobody {
-        None => rehearse(&[&"check", &log, &"-m", &defs()]),
+        None => rehearse(&[&"check", &log, &"-m", &defs(), &"--log-only"]),
         Some((setpriv, bin)) => {
             let mut cmd = command(
                 setpriv,
@@ -314,6 +316,7 @@ fn unreadable_permissions_are_an_input_error() -> need::Result {
                     &log,
                     &"-m",
                     &dir.path().join("materializers.toml"),
+                    &"--log-only",
                 ],
             );
             cmd.env("NO_COLOR", "1").current_dir(dir.path());
@@ -443,7 +446,11 @@ fn keep_and_replay_write_the_replayed_state_and_diff_compares_it() {
     .success();
 }
 
-fn a_bare_event_log_replays_and_skips_the_comparison() {
+/// Nothing compared is never a pass: a log on its own, or a store whose state file rehearse does
+/// not recognise, fails with comparison-skipped (naming the files it passed over) unless
+/// --log-only says a replay alone is what is wanted; a path to a store's log means the store.
+fn nothing_compared_is_not_a_pass() {
+    // The log of a store directory means that store: compared, and it passes.
     let report = rehearse(&[
         &"check",
         &corpus("workspace-n200/workspace/eventlog@6.db"),
@@ -455,16 +462,76 @@ fn a_bare_event_log_replays_and_skips_the_comparison() {
     .success()
     .json();
     let c = &report["corpora"][0];
+    assert_eq!(c["kind"], "store");
+    assert_eq!(c["comparison"]["status"], "compared");
+
+    // A log on its own.
+    let dir = tempdir();
+    let bare = dir.path().join("log.db");
+    std::fs::copy(corpus("workspace-n200/workspace/eventlog@6.db"), &bare).unwrap();
+    let report = rehearse(&[&"check", &bare, &"-m", &defs(), &"--format", &"json"])
+        .code(1)
+        .json();
+    let c = &report["corpora"][0];
     assert_eq!(c["kind"], "eventlog");
     assert_eq!(c["comparison"]["status"], "skipped");
-    assert!(
-        c["comparison"]["reason"]
-            .as_str()
-            .unwrap()
-            .starts_with("no recorded state database"),
-        "{c}"
-    );
     assert_eq!(c["applied"], 200);
+    let classes: Vec<&str> = c["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["class"].as_str().unwrap())
+        .collect();
+    assert_eq!(classes, ["comparison-skipped"], "{c}");
+    assert_eq!(c["findings"][0]["severity"], "error");
+    rehearse(&[&"check", &bare, &"-m", &defs(), &"--log-only"])
+        .success()
+        .stdout_has("comparison skipped: no recorded state database");
+
+    // A store whose state file is named as no LiveStore names it.
+    let store = dir.path().join("store");
+    copy_dir(&corpus("workspace-n200/workspace"), &store);
+    std::fs::rename(
+        store.join("state-186191357563@6.db"),
+        store.join("state-backup.db"),
+    )
+    .unwrap();
+    rehearse(&[&"check", &store, &"-m", &defs()])
+        .code(1)
+        .stdout_has("comparison-skipped")
+        .stdout_has("not named as LiveStore names them: state-backup.db");
+}
+
+/// LiveStore after 0.4 names state files by a storage fingerprint (43 base64url characters)
+/// and marks a finished rebuild in `__livestore_rebuild`; no 0.5 package is published yet, so
+/// a store written by LiveStore 0.4 stands in, renamed and given the table.
+fn later_livestore_state_names_are_recognised_and_an_unfinished_rebuild_is_not_trusted() {
+    let dir = tempdir();
+    let store = dir.path().join("store");
+    copy_dir(&corpus("workspace-n200/workspace"), &store);
+    let fingerprint = "1_2x-8RoI45JYrfY63I7lNiHj4ptli9Ong1XNS1gA10";
+    assert_eq!(fingerprint.len(), 43);
+    let state = store.join(format!("state{fingerprint}@6.db"));
+    std::fs::rename(store.join("state-186191357563@6.db"), &state).unwrap();
+    rehearse(&[&"check", &store, &"-m", &defs()])
+        .success()
+        .stdout_has(&format!("compared 6 tables with {}", state.display()));
+
+    // A rebuild cut off before its completion row: not to be trusted.
+    let conn = rusqlite::Connection::open(&state).unwrap();
+    conn.execute_batch("CREATE TABLE __livestore_rebuild (id integer primary key) strict")
+        .unwrap();
+    drop(conn);
+    rehearse(&[&"check", &store, &"-m", &defs()])
+        .code(1)
+        .stdout_has("unfinished-rebuild")
+        .stdout_has("was left by a rebuild that did not finish");
+    // The completion row makes it a finished rebuild; the system table is not compared.
+    let conn = rusqlite::Connection::open(&state).unwrap();
+    conn.execute("INSERT INTO __livestore_rebuild (id) VALUES (1)", [])
+        .unwrap();
+    drop(conn);
+    rehearse(&[&"check", &store, &"-m", &defs()]).success();
 }
 
 /// The log's length is only a hint to the materializer (how many helpers to start): a log whose
@@ -971,9 +1038,14 @@ fn record_check_pending_and_accept_follow_the_insta_workflow() {
         cmd.env("CI", ci);
         cmd
     };
+    // Nothing to compare with yet: not a pass, unless asked for on purpose.
     ci(&[&"check", &store, &"-m", &defs()], "")
+        .code(1)
+        .stdout_has("comparison skipped: no recorded state database and no accepted snapshot")
+        .stdout_has("comparison-skipped");
+    ci(&[&"check", &store, &"-m", &defs(), &"--log-only"], "")
         .success()
-        .stdout_has("comparison skipped: no recorded state database and no accepted snapshot");
+        .stdout_lacks("comparison-skipped");
 
     ci(&[&"record", &store, &"-m", &defs()], "").success();
     let text = std::fs::read_to_string(&accepted).unwrap();
@@ -1627,4 +1699,28 @@ fn a_baseline_applies_to_any_selection_of_its_corpora_from_any_directory() {
     ])
     .current_dir(tree.path())
     .success();
+}
+
+/// The plugin reads the app's LiveStore and Effect versions before it loads anything: an app on
+/// a LiveStore it does not run (here a package tree that says 0.5 on Effect 4) is refused with
+/// exit 2 and both versions named, without Node.js and without a stack trace.
+fn an_app_on_a_livestore_the_plugin_does_not_run_is_refused_by_version() {
+    let app = tempdir();
+    for (package, version) in [("@livestore/livestore", "0.5.0"), ("effect", "4.1.5")] {
+        let p = app.path().join("node_modules").join(package);
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::write(
+            p.join("package.json"),
+            format!(r#"{{"name":"{package}","version":"{version}"}}"#),
+        )
+        .unwrap();
+    }
+    std::fs::write(app.path().join("app.mjs"), "export const schema = {}\n").unwrap();
+    let spec = format!("livestore:{}", app.path().join("app.mjs").display());
+    let out = rehearse(&[&"check", &corpus("workspace-n200"), &"-m", &spec])
+        .env("PATH", "/nonexistent")
+        .code(2);
+    out.stderr_has("the app uses @livestore/livestore 0.5.0 with effect 4.1.5")
+        .stderr_has("the plugin runs @livestore 0.4.x with effect 3.x");
+    assert!(!out.stderr.contains("    at "), "no stack trace: {out}");
 }

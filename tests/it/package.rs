@@ -18,6 +18,7 @@ trials![
     a_log_the_materializers_cannot_replay_is_no_go,
     a_missing_auxiliary_file_or_an_unlisted_one_is_no_go,
     restore_round_trips_and_keeps_the_store_it_replaces,
+    a_state_named_by_a_storage_fingerprint_exports_preflights_and_restores,
     restore_refuses_no_go_and_needs_from_log_for_go_replay,
     a_restore_killed_at_any_step_leaves_the_old_store_or_the_new_one,
     livestore_itself_opens_a_restored_store_and_reads_the_same_rows,
@@ -215,11 +216,17 @@ fn export_refuses_a_non_empty_destination_and_what_is_not_a_store() {
         "mine"
     );
 
-    let log = fx.store().join("eventlog@6.db");
-    rehearse(&[&"export", &log, &"--out", &fx.path("x")])
+    // A log file on its own is not a store; the log of a store directory means that store.
+    let bare = fx.path("bare.db");
+    std::fs::copy(fx.store().join("eventlog@6.db"), &bare).unwrap();
+    rehearse(&[&"export", &bare, &"--out", &fx.path("x")])
         .code(2)
         .stderr_has("not a LiveStore store directory");
     assert!(!fx.path("x").exists());
+    let log = fx.store().join("eventlog@6.db");
+    rehearse(&[&"export", &log, &"--out", &fx.path("y")])
+        .success()
+        .stdout_has("state.db");
 }
 
 fn a_flipped_byte_in_each_file_is_caught_by_its_checksum() {
@@ -237,7 +244,7 @@ fn a_flipped_byte_in_each_file_is_caught_by_its_checksum() {
         let len = std::fs::metadata(copy.join(file)).unwrap().len() as usize;
         flip_byte(&copy.join(file), len - 100);
         let report = preflight(&copy, &[])
-            .code(if verdict == "no-go" { 1 } else { 0 })
+            .code(if verdict == "no-go" { 1 } else { 3 })
             .json();
         assert_eq!(report["verdict"], verdict, "{file}: {report:#}");
         assert!(
@@ -354,7 +361,8 @@ fn a_truncated_or_edited_snapshot_means_restore_by_replaying_the_log() {
         .unwrap();
     f.set_len(100_000).unwrap();
     drop(f);
-    let report = preflight(&truncated, &[]).success().json();
+    // go-replay has its own exit code, 3: not the 0 a script restores on.
+    let report = preflight(&truncated, &[]).code(3).json();
     assert_eq!(report["verdict"], "go-replay");
     let failed = failures(&report);
     assert!(failed.contains(&("integrity".into(), "state.db".into(), "go-replay".into())));
@@ -378,7 +386,7 @@ fn a_truncated_or_edited_snapshot_means_restore_by_replaying_the_log() {
             [],
         )
         .unwrap();
-    let report = preflight(&edited, &[]).success().json();
+    let report = preflight(&edited, &[]).code(3).json();
     assert_eq!(report["verdict"], "go-replay");
     let snapshot = report["checks"]
         .as_array()
@@ -484,6 +492,34 @@ fn files_of(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
             )
         })
         .collect()
+}
+
+/// A store whose state file a later LiveStore named by its storage fingerprint (no such release
+/// is published yet: a 0.4 store renamed stands in) exports, pre-flights and restores under
+/// that name.
+fn a_state_named_by_a_storage_fingerprint_exports_preflights_and_restores() -> need::Result {
+    let fx = Fixture::new();
+    let fingerprint = "1_2x-8RoI45JYrfY63I7lNiHj4ptli9Ong1XNS1gA10";
+    let name = format!("state{fingerprint}@6.db");
+    std::fs::rename(
+        fx.store().join("state-186191357563@6.db"),
+        fx.store().join(&name),
+    )
+    .unwrap();
+    let package = fx.export("pkg");
+    let manifest: Value =
+        serde_json::from_str(&std::fs::read_to_string(package.join("manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["stateSchemaHash"], fingerprint);
+    assert_valid(&validator("manifest.schema.json"), &manifest);
+    let report = preflight(&package, &[&"--expect-schema-hash", &fingerprint])
+        .success()
+        .json();
+    assert_eq!(report["verdict"], "go", "{report:#}");
+    let target = fx.path("restored/workspace");
+    restore(&package, &target, &[]).success();
+    assert!(target.join(&name).is_file(), "{:?}", files_of(&target));
+    Ok(())
 }
 
 fn restore_round_trips_and_keeps_the_store_it_replaces() {

@@ -32,6 +32,9 @@ trials![
     check_workspace_n200_edited_row,
     check_workspace_n200_broken_log,
     check_workspace_n200_writer_unknown,
+    check_workspace_n200_changed_uncompleted,
+    check_workspace_n200_unique_constraint,
+    check_a_log_alone,
     check_several_corpora,
     bisect_human,
     blame_human,
@@ -103,6 +106,53 @@ fn check_formats(name: &str, args: &[&str], code: i32) {
 
 fn check_workspace_n200() {
     check_formats("workspace-n200", &["corpora/workspace-n200", "-m", DEFS], 0);
+}
+
+/// A changed materializer: the root cause at its events, the divergence it leaves under it with
+/// each side's writer of the column.
+fn check_workspace_n200_changed_uncompleted() {
+    check_formats(
+        "workspace-n200-changed-uncompleted",
+        &[
+            "corpora/workspace-n200",
+            "-m",
+            "corpora/workspace-n200-changed-uncompleted/materializers.toml",
+        ],
+        1,
+    );
+}
+
+/// Events that fail: exactly they are the root causes, the rest follows from them.
+fn check_workspace_n200_unique_constraint() {
+    check_formats(
+        "workspace-n200-unique-constraint",
+        &[
+            "corpora/workspace-n200",
+            "-m",
+            "corpora/workspace-n200-unique-constraint/materializers.toml",
+        ],
+        1,
+    );
+}
+
+/// A log with nothing to compare it with: not a pass.
+fn check_a_log_alone() {
+    let tmp = tempdir();
+    let log = tmp.path().join("log.db");
+    std::fs::copy(
+        root().join("corpora/workspace-n200/workspace/eventlog@6.db"),
+        &log,
+    )
+    .unwrap();
+    let log = log.to_string_lossy().into_owned();
+    for format in ["human", "json"] {
+        stdout_snapshot(
+            &format!("check__a-log-alone__{format}"),
+            &["check", &log, "-m", DEFS, "--format", format],
+            1,
+            Some(tmp.path()),
+        );
+    }
 }
 
 fn check_workspace_n200_materializer_error() {

@@ -50,6 +50,7 @@ impl Launch {
                 "no node_modules with @livestore/livestore above this module: install the app's dependencies first (npm ci)",
             ));
         };
+        node::check_versions(&module, &node_modules)?;
         let node = node::node_binary(config.node.as_deref());
         let node_version = node::node_version(&node)?;
         let args = node::loader_args(&module, &node_modules, node_version)?;

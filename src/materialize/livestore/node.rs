@@ -22,6 +22,57 @@ pub(super) fn find_node_modules(module: &Path) -> Option<PathBuf> {
     None
 }
 
+/// The LiveStore and Effect versions the helper is written against: LiveStore 0.4 on Effect 3.
+/// A later LiveStore moves to Effect 4, where `Schema.partial`, `Schema.parseJson` and the
+/// `JSONSchema` module the helper calls are gone: it would fail deep inside, with a stack
+/// trace, so the versions are read first and a clear refusal names them.
+const SUPPORTED: &str = "@livestore 0.4.x with effect 3.x";
+
+/// Reads the versions of the app's LiveStore and Effect (from their `package.json`, as
+/// installed beside the app) and refuses versions the helper does not run. A package it
+/// cannot read is left for the helper's import to report.
+pub(super) fn check_versions(module: &Path, node_modules: &Path) -> Result<()> {
+    let version = |package: &Path| -> Option<String> {
+        let text = std::fs::read_to_string(package.join("package.json")).ok()?;
+        let json: serde_json::Value = serde_json::from_str(&text).ok()?;
+        json.get("version")?.as_str().map(str::to_string)
+    };
+    let livestore = ["@livestore/livestore", "@livestore/common"]
+        .iter()
+        .find_map(|p| version(&node_modules.join(p)).map(|v| (*p, v)));
+    // Effect as LiveStore's utilities import it: hoisted beside them, or nested under them.
+    let effect = [
+        node_modules.join("effect"),
+        node_modules.join("@livestore/utils/node_modules/effect"),
+    ]
+    .iter()
+    .find_map(|p| version(p));
+    let livestore_ok = livestore
+        .as_ref()
+        .is_none_or(|(_, v)| v.split(['.', '-']).take(2).eq(["0", "4"].iter().copied()));
+    let effect_ok = effect
+        .as_deref()
+        .is_none_or(|v| v.split('.').next() == Some("3"));
+    if livestore_ok && effect_ok {
+        return Ok(());
+    }
+    let found = [
+        livestore.map(|(p, v)| format!("{p} {v}")),
+        effect.map(|v| format!("effect {v}")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" with ");
+    Err(Error::Plugin {
+        module: module.to_path_buf(),
+        message: format!(
+            "the app uses {found} (in {}); the plugin runs {SUPPORTED}. Write SQL definitions for this app instead, or use a rehearse that supports its LiveStore",
+            node_modules.display()
+        ),
+    })
+}
+
 /// The binary configured, or the `node` on `PATH`.
 pub(super) fn node_binary(configured: Option<&Path>) -> PathBuf {
     configured.map_or_else(|| PathBuf::from("node"), Path::to_path_buf)
@@ -76,4 +127,50 @@ pub(super) fn loader_args(
         }
     }
     Ok(args)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree(livestore: &str, effect: &str) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        for (package, version) in [("@livestore/livestore", livestore), ("effect", effect)] {
+            let p = dir.path().join("node_modules").join(package);
+            std::fs::create_dir_all(&p).unwrap();
+            std::fs::write(
+                p.join("package.json"),
+                format!(r#"{{"version":"{version}"}}"#),
+            )
+            .unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn livestore_0_4_on_effect_3_is_run_and_later_versions_are_named_and_refused() {
+        for (livestore, effect, ok) in [
+            ("0.4.0", "3.21.2", true),
+            ("0.4.0-dev.22", "3.19.0", true),
+            ("0.5.0", "4.1.5", false),
+            ("0.4.0", "4.0.0-beta.99", false),
+            ("1.0.0", "3.21.2", false),
+        ] {
+            let dir = tree(livestore, effect);
+            let got = check_versions(
+                &dir.path().join("app.mjs"),
+                &dir.path().join("node_modules"),
+            );
+            assert_eq!(got.is_ok(), ok, "{livestore} {effect}: {got:?}");
+            if let Err(e) = got {
+                let message = e.to_string();
+                assert!(
+                    message.contains(&format!(
+                        "@livestore/livestore {livestore} with effect {effect}"
+                    )) && message.contains("0.4.x with effect 3.x"),
+                    "{message}"
+                );
+            }
+        }
+    }
 }
