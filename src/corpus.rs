@@ -12,7 +12,7 @@
 //! A directory that holds exactly one of these one level down (the generator's `out/<storeId>/`
 //! layout) is taken as that corpus. Old state files stay beside the current one after a schema
 //! change (FORMAT.md §9.1); which one to compare with is decided later, against the
-//! materializer definitions ([`choose_snapshot`]).
+//! materializer definitions (`choose_snapshot`).
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -493,7 +493,7 @@ fn check_manifest_format(path: &Path, manifest: &Value) -> Result<()> {
 /// Chooses the snapshot to compare with: among several state files, the one whose tables and
 /// columns match what the materializers write; when none or several match, the most recently
 /// modified of those. Returns the choice and the reason, for the report.
-pub fn choose_snapshot(
+pub(crate) fn choose_snapshot(
     snapshots: &[PathBuf],
     wanted: &indexmap::IndexMap<String, Vec<String>>,
 ) -> Result<Option<(PathBuf, String)>> {

@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::sqlite::{self, InputDb};
 
 /// The columns of LiveStore 0.4's `eventlog` table, in the order rehearse selects them.
-pub const EVENTLOG_COLUMNS: [&str; 12] = [
+pub(crate) const EVENTLOG_COLUMNS: [&str; 12] = [
     "seqNumGlobal",
     "seqNumClient",
     "seqNumRebaseGeneration",
@@ -392,7 +392,7 @@ fn decode_row(row: &rusqlite::Row<'_>) -> LogRow {
 }
 
 /// SQLite's name for a value's storage class, as `typeof()` returns it.
-pub fn storage_class(v: ValueRef<'_>) -> &'static str {
+pub(crate) fn storage_class(v: ValueRef<'_>) -> &'static str {
     match v {
         ValueRef::Null => "null",
         ValueRef::Integer(_) => "integer",

@@ -77,7 +77,7 @@ pub(crate) fn failpoint(step: &str) {
 pub(crate) fn failpoint(_step: &str) {}
 
 /// Whether `path` starts with the SQLite header.
-pub fn is_sqlite(path: &Path) -> bool {
+pub(crate) fn is_sqlite(path: &Path) -> bool {
     let mut header = [0u8; 16];
     fs::File::open(path)
         .and_then(|mut f| f.read_exact(&mut header))
@@ -89,7 +89,7 @@ pub fn is_sqlite(path: &Path) -> bool {
 /// online backup API, other files byte for byte. The set is copied again, up to
 /// [`COPY_ATTEMPTS`] times, until no source changed while it was read. Returns how many
 /// attempts it took.
-pub fn copy_consistent(pairs: &[(PathBuf, PathBuf)]) -> Result<u32> {
+pub(crate) fn copy_consistent(pairs: &[(PathBuf, PathBuf)]) -> Result<u32> {
     copy_consistent_within(pairs, COPY_ATTEMPTS)
 }
 
@@ -156,21 +156,21 @@ fn backup(src: &Path, dst: &Path) -> Result<()> {
 }
 
 /// Flushes a file's content to the disk.
-pub fn fsync_file(path: &Path) -> Result<()> {
+pub(crate) fn fsync_file(path: &Path) -> Result<()> {
     fs::File::open(path)
         .and_then(|f| f.sync_all())
         .map_err(|e| Error::io(path, e))
 }
 
 /// Flushes a directory's entries (a rename or a new file in it) to the disk.
-pub fn fsync_dir(path: &Path) -> Result<()> {
+pub(crate) fn fsync_dir(path: &Path) -> Result<()> {
     fs::File::open(path)
         .and_then(|f| f.sync_all())
         .map_err(|e| Error::io(path, e))
 }
 
 /// Flushes every file below `dir`, then the directories themselves.
-pub fn fsync_tree(dir: &Path) -> Result<()> {
+pub(crate) fn fsync_tree(dir: &Path) -> Result<()> {
     for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
         let entry = entry.map_err(|e| Error::io(dir, e))?;
         let p = entry.path();
@@ -184,7 +184,7 @@ pub fn fsync_tree(dir: &Path) -> Result<()> {
 }
 
 /// The directory a path sits in (`.` for a bare name).
-pub fn parent_of(path: &Path) -> PathBuf {
+pub(crate) fn parent_of(path: &Path) -> PathBuf {
     match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -193,7 +193,7 @@ pub fn parent_of(path: &Path) -> PathBuf {
 
 /// Whether `path` is absent or an empty directory: the only places a package or store may be
 /// created without overwriting anything.
-pub fn is_absent_or_empty_dir(path: &Path) -> Result<bool> {
+pub(crate) fn is_absent_or_empty_dir(path: &Path) -> Result<bool> {
     match fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(true),
         Err(e) => Err(Error::io(path, e)),
@@ -207,14 +207,14 @@ pub fn is_absent_or_empty_dir(path: &Path) -> Result<bool> {
 
 /// Renames a finished directory to its final name (replacing an empty directory there) and
 /// makes the rename durable: the final name then holds the whole directory or nothing.
-pub fn publish_dir(staged: &Path, target: &Path) -> Result<()> {
+pub(crate) fn publish_dir(staged: &Path, target: &Path) -> Result<()> {
     fs::rename(staged, target).map_err(|e| Error::io(target, e))?;
     fsync_dir(&parent_of(target))
 }
 
 /// Swaps two directories in one atomic step (Linux `renameat2(RENAME_EXCHANGE)`): at every
 /// moment each name holds one whole directory.
-pub fn exchange_dirs(a: &Path, b: &Path) -> Result<()> {
+pub(crate) fn exchange_dirs(a: &Path, b: &Path) -> Result<()> {
     rustix::fs::renameat_with(
         rustix::fs::CWD,
         a,

@@ -80,7 +80,7 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
 
 /// Inspects the event log at `path` alone, leaving any state files beside it unread (a
 /// pre-flight holds the log against its manifest whatever the snapshot's state).
-pub fn inspect_log(path: &Path) -> Result<Inspection> {
+pub(crate) fn inspect_log(path: &Path) -> Result<Inspection> {
     let mut corpus = Corpus::locate(path)?;
     corpus.snapshots.clear();
     inspect_located(corpus)

@@ -74,12 +74,12 @@ pub fn parse_json(json: &str) -> serde_json::Result<Value> {
 /// JSON text with every lone surrogate escape replaced by a U+FFFD escape, as wa-sqlite binds
 /// a string holding one: for JSON that a JS program wrote (`JSON.stringify`) and rehearse reads
 /// as SQL text and bind values. `None` when the text has none.
-pub fn replace_lone_surrogates(json: &str) -> Option<String> {
+pub(crate) fn replace_lone_surrogates(json: &str) -> Option<String> {
     rewrite_lone_surrogates(json, |_| "\\ufffd".to_string())
 }
 
 /// The text wa-sqlite binds for a JS string: its UTF-8, U+FFFD for each lone surrogate.
-pub fn text(s: &str) -> String {
+pub(crate) fn text(s: &str) -> String {
     // A stand-in's UTF-8 starts with 0xF4 0x8F; most text has no 0xF4 at all.
     if !s.as_bytes().contains(&0xF4) {
         return s.to_string();
@@ -91,7 +91,7 @@ pub fn text(s: &str) -> String {
 
 /// JS `a + b` of two strings: a lone high surrogate at the end of `a` and a lone low one at the
 /// start of `b` make one character, as two UTF-16 halves do.
-pub fn concat(a: &str, b: &str) -> String {
+pub(crate) fn concat(a: &str, b: &str) -> String {
     let mut out = String::with_capacity(a.len() + b.len());
     out.push_str(a);
     let mut rest = b.chars();
@@ -160,7 +160,7 @@ fn rewrite_lone_surrogates(json: &str, with: impl Fn(u16) -> String) -> Option<S
 }
 
 /// wa-sqlite's number rule: int32 values bind as integers, everything else as a double.
-pub fn bind_number(v: f64) -> BindValue {
+pub(crate) fn bind_number(v: f64) -> BindValue {
     if v.fract() == 0.0 && v >= f64::from(i32::MIN) && v <= f64::from(i32::MAX) {
         // -0 passes `-0 === (-0 | 0)` and is bound as the integer 0.
         BindValue::Integer(v as i64)
@@ -170,7 +170,7 @@ pub fn bind_number(v: f64) -> BindValue {
 }
 
 /// The JS number a JSON number becomes after `JSON.parse`: every number is a double.
-pub fn js_number(n: &serde_json::Number) -> f64 {
+pub(crate) fn js_number(n: &serde_json::Number) -> f64 {
     if let Some(i) = n.as_i64() {
         i as f64
     } else if let Some(u) = n.as_u64() {
@@ -182,7 +182,7 @@ pub fn js_number(n: &serde_json::Number) -> f64 {
 
 /// Formats a number exactly as JS `String(n)` / `JSON.stringify(n)` does (`1`, `1.5`, `1e+21`,
 /// `-0` → `0`). Non-finite numbers stringify to `null` in JSON.
-pub fn format_number(v: f64, out: &mut String) {
+pub(crate) fn format_number(v: f64, out: &mut String) {
     if !v.is_finite() {
         out.push_str("null");
         return;
@@ -197,7 +197,7 @@ pub fn format_number(v: f64, out: &mut String) {
 
 /// `JSON.stringify` of a parsed JSON value, byte for byte: no whitespace, JS string escaping,
 /// JS number formatting, and JS property order (integer-like keys first, ascending).
-pub fn stringify(value: &Value) -> String {
+pub(crate) fn stringify(value: &Value) -> String {
     let mut out = String::new();
     write_value(value, &mut out);
     out
@@ -261,7 +261,7 @@ fn write_string(s: &str, out: &mut String) {
 
 /// The order in which JS enumerates an object's own string keys: array-index keys (canonical
 /// integers below 2^32 - 1) in ascending numeric order first, then the rest in insertion order.
-pub fn js_property_order(map: &serde_json::Map<String, Value>) -> Vec<(&String, &Value)> {
+pub(crate) fn js_property_order(map: &serde_json::Map<String, Value>) -> Vec<(&String, &Value)> {
     let mut index_keys: Vec<(u32, (&String, &Value))> = Vec::new();
     let mut other: Vec<(&String, &Value)> = Vec::new();
     for (k, v) in map {
@@ -302,7 +302,7 @@ const MAX_TIME_MS: i64 = 8_640_000_000_000_000;
 /// a date-time without an offset is local time in JS, which a replay cannot know, so it is
 /// read as UTC and reported by the caller only if it matters. Other formats that V8 parses
 /// heuristically are rejected rather than guessed.
-pub fn parse_date(s: &str) -> Result<i64, String> {
+pub(crate) fn parse_date(s: &str) -> Result<i64, String> {
     let bad = || format!("{s:?} is not a date in the ECMAScript date-time format");
     let b = s.as_bytes();
     let mut i = 0;
@@ -404,7 +404,7 @@ pub fn parse_date(s: &str) -> Result<i64, String> {
 }
 
 /// `new Date(ms).toISOString()`: `YYYY-MM-DDTHH:mm:ss.sssZ`, with `±YYYYYY` outside 0..=9999.
-pub fn format_iso(ms: i64) -> Result<String, String> {
+pub(crate) fn format_iso(ms: i64) -> Result<String, String> {
     if ms.abs() > MAX_TIME_MS {
         return Err(format!("{ms} ms is outside the range of a JS Date"));
     }
@@ -430,7 +430,7 @@ pub fn format_iso(ms: i64) -> Result<String, String> {
 }
 
 /// JS TimeClip of a number of milliseconds (`new Date(n).getTime()`).
-pub fn time_clip(v: f64) -> Result<i64, String> {
+pub(crate) fn time_clip(v: f64) -> Result<i64, String> {
     if !v.is_finite() || v.abs() > MAX_TIME_MS as f64 {
         return Err(format!("{v} is not a valid JS Date time value"));
     }

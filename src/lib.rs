@@ -1,18 +1,22 @@
 //! rehearse rehearses a log-only restore of a LiveStore app before anyone needs one.
 //!
 //! It reads a real LiveStore event log (`eventlog@6.db`), replays every event in log order
-//! through materializer definitions into a scratch SQLite database, compares the result row by
-//! row with the state LiveStore recorded (`state<hash>@6.db`), and reports every event that
-//! does not replay: unknown names, args that do not decode, materializers that fail, rows that
-//! diverge (blamed on the event that last wrote them) and structural damage in the log.
+//! through materializers into a scratch SQLite database, compares the result row by row with
+//! the state LiveStore recorded (`state<token>@6.db`), and reports every event that does not
+//! replay: unknown names, args that break their schema, materializers that fail, changes that
+//! differ from LiveStore's own record, rows that diverge and structural damage in the log. The
+//! root causes come first; what follows from them is filed under them.
 //!
-//! The pipeline has one module per stage: [`corpus`] and [`eventlog`] load, [`definitions`]
-//! and [`materialize`] turn events into SQL, [`replay`] runs it, [`compare`] compares, and
-//! [`report`] and [`render`] say what was found. [`check`] runs them all for one corpus.
+//! The pipeline is the tree: [`corpus`] and [`eventlog`] load, [`validate`] checks args,
+//! [`definitions`] and [`materialize`] turn events into SQL, [`replay`] runs it, [`compare`]
+//! compares and follows divergence to its root, [`report`] and [`render`] say what was found.
+//! [`check`] runs them all ([`check::check_corpus`] for one corpus, [`check::run`] for a gate
+//! over many); [`bisect`], [`blame`], [`inspect`] and [`backup`] are the other jobs.
 //!
-//! ```no_run
+//! ```
 //! use std::path::Path;
 //! use rehearse::{check, definitions::Definitions, materialize::sql::SqlMaterializer};
+//! use rehearse::report::Verdict;
 //!
 //! let defs = Definitions::load(Path::new("corpora/workspace/materializers.toml"))?;
 //! let mut materializer = SqlMaterializer::new(defs);
@@ -21,12 +25,14 @@
 //!     &mut materializer,
 //!     &check::CheckOptions::default(),
 //! )?;
-//! for finding in &report.findings {
+//! assert_eq!(report.verdict, Verdict::Pass);
+//! for finding in report.findings.iter().filter(|f| f.is_root()) {
 //!     println!("{:?} {}", finding.class, finding.message);
 //! }
 //! # Ok::<(), rehearse::Error>(())
 //! ```
 #![warn(missing_docs)]
+#![warn(unreachable_pub)]
 
 pub mod backup;
 pub mod bisect;
@@ -45,11 +51,14 @@ pub mod materialize;
 pub mod render;
 pub mod replay;
 pub mod report;
+#[doc(hidden)]
 pub mod session;
-pub mod snapshot;
+pub(crate) mod snapshot;
+#[doc(hidden)]
 pub mod sqlite;
 pub mod text;
 pub mod validate;
-pub mod value;
+pub(crate) mod value;
 
 pub use error::{Error, Result};
+pub use value::SqlValue;

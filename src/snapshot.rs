@@ -33,21 +33,25 @@ use crate::value::SqlValue;
 const HEADER: &str = "# rehearse snapshot 1";
 
 /// The accepted snapshot of the corpus whose event log is `eventlog`.
-pub fn path_for(eventlog: &Path) -> PathBuf {
+pub(crate) fn path_for(eventlog: &Path) -> PathBuf {
     let mut p = eventlog.as_os_str().to_owned();
     p.push(".snapshot");
     PathBuf::from(p)
 }
 
 /// The pending snapshot written when a replay differs from the accepted one.
-pub fn pending_for(eventlog: &Path) -> PathBuf {
+pub(crate) fn pending_for(eventlog: &Path) -> PathBuf {
     let mut p = eventlog.as_os_str().to_owned();
     p.push(".snapshot.new");
     PathBuf::from(p)
 }
 
 /// Dumps every user table of `schema` (LiveStore's `__livestore_*` tables left out).
-pub fn dump(conn: &Connection, schema: &str, eventlog_name: &str) -> rusqlite::Result<String> {
+pub(crate) fn dump(
+    conn: &Connection,
+    schema: &str,
+    eventlog_name: &str,
+) -> rusqlite::Result<String> {
     let mut out = format!(
         "{HEADER}: the replayed state of {eventlog_name}, one line per row.\n# Review it like code; accept a pending one with `rehearse accept`.\n"
     );
@@ -163,7 +167,7 @@ fn decode(v: &Value) -> Option<SqlValue> {
 
 /// Loads a snapshot into the (empty, attached) schema `into` of `conn`, as untyped tables so
 /// that every value keeps its storage class.
-pub fn load(conn: &Connection, into: &str, path: &Path) -> Result<()> {
+pub(crate) fn load(conn: &Connection, into: &str, path: &Path) -> Result<()> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let bad = |line: usize, what: &str| Error::input(path, format!("line {line}: {what}"));
     if !text.starts_with(HEADER) {

@@ -2,11 +2,11 @@
 
 use std::path::{Path, PathBuf};
 
-pub mod run;
-pub mod schedule;
+mod run;
+mod schedule;
 
 pub use run::{BaselineUse, Event, Plan, run};
-pub use schedule::check_each;
+pub use schedule::{check_each, lane_shares};
 
 use crate::compare::causes::Causes;
 use crate::compare::divergence::{self, ColumnPositions, Sides, divergence_finding};

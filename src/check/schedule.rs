@@ -12,7 +12,7 @@ use crate::report::CorpusReport;
 /// Checks every corpus with `check`, in `pool`, and returns the reports in the corpora's order
 /// (a corpus whose check fails gets an error report). A materializer that is costly to start
 /// (the plugin's helpers) is kept from one corpus to the next unless `fresh`: each of the
-/// pool's lanes takes a fixed share of the corpora ([`corpus::lane_shares`]), so which
+/// pool's lanes takes a fixed share of the corpora ([`lane_shares`]), so which
 /// corpora share one depends only on the corpora, never on timing; after an error the lane's
 /// next corpus gets a new one. Otherwise every corpus gets its own materializer, on whichever
 /// thread is free.

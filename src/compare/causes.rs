@@ -58,7 +58,7 @@ impl Diverged {
 
 /// The divergence followed through one replay.
 #[derive(Debug, Default)]
-pub struct Causes {
+pub(crate) struct Causes {
     diverged: HashMap<(String, Vec<u8>), Diverged>,
     roots: Vec<Cause>,
     findings: Vec<Finding>,
@@ -73,7 +73,7 @@ impl Causes {
     /// An event the replay did not apply: a root cause (the finding that says why it was not
     /// applied), diverging the rows LiveStore's record says it changed (`recorded`) and the
     /// rows its statements meant to change (`intended`).
-    pub fn not_applied(
+    pub(crate) fn not_applied(
         &mut self,
         ev: &Event,
         findings: &[Finding],
@@ -110,11 +110,11 @@ impl Causes {
     }
 
     /// An applied event, as it compared with LiveStore's record of it.
-    pub fn compared(&mut self, ev: &Event, compared: Compared) {
+    pub(crate) fn compared(&mut self, ev: &Event, compared: Compared) {
         match compared {
             Compared::NotRecorded => {}
             Compared::Same(ops) => self.follow(&ops, &ops, None),
-            Compared::Unreadable { error, .. } => {
+            Compared::Unreadable { error } => {
                 // A root that cannot say what it changed: nothing is followed from it.
                 let mut f = Finding::event(
                     FindingClass::FirstDivergence,
@@ -256,7 +256,7 @@ impl Causes {
 
     /// The root that diverged a row of `table` with primary key `key` (in column order): for
     /// a row that differs, in one of `columns`; for a row on one side only, in any way.
-    pub fn root_of(&self, table: &str, key: &[SqlValue], columns: &[&str]) -> Option<Cause> {
+    pub(crate) fn root_of(&self, table: &str, key: &[SqlValue], columns: &[&str]) -> Option<Cause> {
         let d = self
             .diverged
             .get(&(table.to_string(), SqlValue::encode_key(key)))?;
@@ -273,13 +273,8 @@ impl Causes {
     }
 
     /// The `first-divergence` findings, roots and consequences, in log order.
-    pub fn findings(&self) -> &[Finding] {
+    pub(crate) fn findings(&self) -> &[Finding] {
         &self.findings
-    }
-
-    /// Takes the findings.
-    pub fn take_findings(&mut self) -> Vec<Finding> {
-        std::mem::take(&mut self.findings)
     }
 }
 

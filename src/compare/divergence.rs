@@ -18,7 +18,7 @@ use crate::value::SqlValue;
 /// filed under; for each differing column, the event that last wrote it in LiveStore's own run
 /// (from the changesets LiveStore recorded, when `recorded` has them) and whether any event
 /// wrote the recorded value at all; and the root cause it follows from, if one explains it.
-pub fn attribute(
+pub(crate) fn attribute(
     log: &EventLog,
     recorded: Option<&Connection>,
     causes: &Causes,
@@ -153,12 +153,12 @@ fn show_key(d: &RowDivergence) -> String {
 
 /// Positions of columns in the replayed tables, for per-column blame.
 #[derive(Default)]
-pub struct ColumnPositions(std::collections::HashMap<String, Vec<String>>);
+pub(crate) struct ColumnPositions(std::collections::HashMap<String, Vec<String>>);
 
 impl ColumnPositions {
     /// The positions of `d`'s differing columns in `conn`'s `main` table, one per column
     /// (`None` for a column the replayed table lacks).
-    pub fn of(&mut self, conn: &Connection, d: &RowDivergence) -> Vec<Option<usize>> {
+    pub(crate) fn of(&mut self, conn: &Connection, d: &RowDivergence) -> Vec<Option<usize>> {
         if d.columns.is_empty() {
             return Vec::new();
         }
@@ -176,7 +176,7 @@ impl ColumnPositions {
 
 /// How the two sides of a comparison are named in messages.
 #[derive(Debug, Clone, Copy)]
-pub struct Sides {
+pub(crate) struct Sides {
     /// The expected side, e.g. "the recorded state".
     pub expected: &'static str,
     /// The actual side, e.g. "the replay".
@@ -185,12 +185,12 @@ pub struct Sides {
 
 impl Sides {
     /// A replay compared with a recorded snapshot.
-    pub const REPLAY: Sides = Sides {
+    pub(crate) const REPLAY: Sides = Sides {
         expected: "the recorded state",
         actual: "the replay",
     };
     /// `rehearse diff A B`.
-    pub const DIFF: Sides = Sides {
+    pub(crate) const DIFF: Sides = Sides {
         expected: "A",
         actual: "B",
     };
@@ -199,7 +199,7 @@ impl Sides {
 /// Turns a comparison result into a finding, blamed on the event that last wrote the row (for
 /// a differing row: the last event that wrote one of the differing columns, whose positions in
 /// the replayed table are `columns`; each column names its own last writer).
-pub fn divergence_finding(
+pub(crate) fn divergence_finding(
     mut d: RowDivergence,
     writers: &WriterIndex,
     columns: &[Option<usize>],

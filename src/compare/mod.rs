@@ -6,9 +6,9 @@
 //! LiveStore's bookkeeping tables (`__livestore_*`) are left out unless asked for: their
 //! contents legitimately differ between a live state database and a replay (FORMAT.md §4.4).
 
-pub mod causes;
+pub(crate) mod causes;
 pub mod diff;
-pub mod divergence;
+pub(crate) mod divergence;
 
 use std::cmp::Ordering;
 

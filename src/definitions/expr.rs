@@ -27,7 +27,7 @@ use crate::js;
 
 /// A parsed value expression.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Expr {
+pub(crate) enum Expr {
     /// A constant.
     Literal(Value),
     /// A path into the event's decoded args; empty for the whole args object.
@@ -49,7 +49,7 @@ pub enum Expr {
 
 /// One step of an args path.
 #[derive(Debug, Clone, PartialEq)]
-pub enum PathStep {
+pub(crate) enum PathStep {
     /// An object key.
     Key(String),
     /// An array index.
@@ -58,7 +58,7 @@ pub enum PathStep {
 
 /// Event metadata a definition can bind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MetaField {
+pub(crate) enum MetaField {
     /// `event.seqNumGlobal`
     SeqNumGlobal,
     /// `event.seqNumClient`
@@ -75,7 +75,7 @@ pub enum MetaField {
 
 /// A value transformation, mirroring an Effect schema encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pipe {
+pub(crate) enum Pipe {
     /// `Schema.Date` → `toISOString()`: a date string or epoch milliseconds to ISO text.
     Iso,
     /// `DateFromNumber` / `datetimeInteger`: a date string or number to epoch milliseconds.
@@ -95,7 +95,7 @@ impl Pipe {
     }
 
     /// Applies the pipe; absent and null pass through, as a nullable column's encoding does.
-    pub fn apply(self, v: Val) -> Result<Val, String> {
+    pub(crate) fn apply(self, v: Val) -> Result<Val, String> {
         let value = match v {
             Val::Absent => return Ok(Val::Absent),
             Val::Present(Value::Null) => return Ok(Val::Present(Value::Null)),
@@ -122,7 +122,7 @@ fn to_ms(value: &Value) -> Result<i64, String> {
 
 /// The result of evaluating an expression: JS `undefined` or a JSON value.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Val {
+pub(crate) enum Val {
     /// JS `undefined`.
     Absent,
     /// A value.
@@ -131,12 +131,12 @@ pub enum Val {
 
 impl Val {
     /// Whether the value is absent or null (what `??` falls back on).
-    pub fn is_nullish(&self) -> bool {
+    pub(crate) fn is_nullish(&self) -> bool {
         matches!(self, Val::Absent | Val::Present(Value::Null))
     }
 
     /// JS truthiness, used by `when`.
-    pub fn is_truthy(&self) -> bool {
+    pub(crate) fn is_truthy(&self) -> bool {
         match self {
             Val::Absent => false,
             Val::Present(v) => match v {
@@ -155,7 +155,7 @@ impl Val {
 
 impl Expr {
     /// Evaluates the expression against an event and its parsed args.
-    pub fn eval(&self, args: &Value, event: &Event) -> Result<Val, String> {
+    pub(crate) fn eval(&self, args: &Value, event: &Event) -> Result<Val, String> {
         match self {
             Expr::Literal(v) => Ok(Val::Present(v.clone())),
             Expr::Excluded => Ok(Val::Absent),
@@ -274,7 +274,7 @@ fn is_ident(s: &str) -> bool {
 }
 
 /// Parses an expression; the error says where in the text it went wrong.
-pub fn parse(src: &str) -> Result<Expr, String> {
+pub(crate) fn parse(src: &str) -> Result<Expr, String> {
     let mut p = Parser { src, pos: 0 };
     let e = p.expr()?;
     p.skip_ws();
@@ -583,7 +583,7 @@ fn js_add(a: Val, b: Val) -> Result<Val, String> {
 }
 
 /// A JSON number for a JS number, integral values as integers so they print as JS prints them.
-pub fn number_value(n: f64) -> Value {
+pub(crate) fn number_value(n: f64) -> Value {
     if n.fract() == 0.0 && n.abs() < 9.007_199_254_740_992e15 {
         Value::from(n as i64)
     } else {

@@ -8,7 +8,7 @@ use crate::materialize::Binds;
 
 /// wa-sqlite's `bind_collection`: positional values go to parameters 1…n of each statement,
 /// named values to parameters of the same name; anything else stays NULL.
-pub fn bind(stmt: &mut rusqlite::Statement<'_>, binds: &Binds) -> rusqlite::Result<()> {
+pub(crate) fn bind(stmt: &mut rusqlite::Statement<'_>, binds: &Binds) -> rusqlite::Result<()> {
     let n = stmt.parameter_count();
     match binds {
         Binds::None => {}

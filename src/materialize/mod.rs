@@ -6,10 +6,10 @@
 //! produced them. [`sql::SqlMaterializer`] reads TOML definitions; other sources (the app's own
 //! TypeScript materializers through a helper process) plug in behind the same trait.
 
-pub mod binds;
+pub(crate) mod binds;
 pub mod livestore;
 pub mod sql;
-pub mod target;
+pub(crate) mod target;
 
 use rusqlite::Connection;
 use serde_json::Value;
@@ -36,7 +36,7 @@ pub struct Statement {
 
 impl Statement {
     /// The rows it means to change: as the materializer said, or else as its SQL reads
-    /// ([`target::derive`]; only when needed, as that reads the SQL text).
+    /// (`target::derive`; only when needed, as that reads the SQL text).
     pub fn target(&self) -> Option<std::borrow::Cow<'_, Target>> {
         match &self.target {
             Some(t) => Some(std::borrow::Cow::Borrowed(t)),

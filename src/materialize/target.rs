@@ -13,7 +13,7 @@ use crate::materialize::{Binds, Target};
 use crate::sqlite::quote_ident;
 
 /// The target of `sql` run with `binds`, where its shape is one of those above.
-pub fn derive(sql: &str, binds: &Binds) -> Option<Target> {
+pub(crate) fn derive(sql: &str, binds: &Binds) -> Option<Target> {
     let mut t = Tokens::new(sql)?;
     let mut params = Params { binds, next: 0 };
     match t.word()?.as_str() {

@@ -14,7 +14,7 @@ use crate::sqlite;
 
 /// Runs SQL statements the way wa-sqlite does, with cached prepared statements.
 #[derive(Default)]
-pub struct Executor {
+pub(crate) struct Executor {
     /// SQL text → the statements it contains, each marked when it updates or deletes one row
     /// picked by its key.
     split: HashMap<String, Vec<(String, bool)>>,
@@ -22,7 +22,7 @@ pub struct Executor {
 
 /// What running one statement did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Ran {
+pub(crate) struct Ran {
     /// An UPDATE or DELETE of one row, picked by its primary key or a unique key, matched no
     /// row: the row it means does not exist (an update after a hard delete, say). Statements
     /// that pick rows by anything else (a cascade `DELETE … WHERE todoId = ?`) legitimately
@@ -36,7 +36,11 @@ const SPLIT_CACHE_MAX: usize = 4096;
 
 impl Executor {
     /// Runs `st`; `Err` carries SQLite's message.
-    pub fn run(&mut self, conn: &Connection, st: &Statement) -> std::result::Result<Ran, String> {
+    pub(crate) fn run(
+        &mut self,
+        conn: &Connection,
+        st: &Statement,
+    ) -> std::result::Result<Ran, String> {
         if !self.split.contains_key(&st.sql) {
             if self.split.len() >= SPLIT_CACHE_MAX {
                 self.split.clear();
@@ -177,7 +181,7 @@ fn leading_keyword(sql: &str) -> String {
 }
 
 /// SQLite's own message, without rusqlite's wrapping.
-pub fn sqlite_message(e: rusqlite::Error) -> String {
+pub(crate) fn sqlite_message(e: rusqlite::Error) -> String {
     match e {
         rusqlite::Error::SqliteFailure(_, Some(msg)) => msg,
         other => other.to_string(),

@@ -12,7 +12,7 @@ use crate::report::{Finding, FindingClass};
 
 /// Whether an event is replayed after the checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Disposition {
+pub(crate) enum Disposition {
     /// Replay it.
     Replay,
     /// LiveStore's replay would never read it: skip it.
@@ -21,14 +21,14 @@ pub enum Disposition {
 
 /// Follows the chain of sequence numbers and parent links through the log.
 #[derive(Debug, Default)]
-pub struct LogChecker {
+pub(crate) struct LogChecker {
     prev: Option<SeqNum>,
     last_synced: Option<SeqNum>,
 }
 
 impl LogChecker {
     /// Checks one event, appending findings to `out`.
-    pub fn check(&mut self, ev: &Event, out: &mut Vec<Finding>) -> Disposition {
+    pub(crate) fn check(&mut self, ev: &Event, out: &mut Vec<Finding>) -> Disposition {
         let mut flag = |msg: String| {
             out.push(Finding::event(
                 FindingClass::LogIntegrity,
@@ -113,7 +113,7 @@ impl LogChecker {
     }
 
     /// Checks what can only be checked at the end: the sync head against the log.
-    pub fn finish(&self, sync: Option<&SyncStatus>, out: &mut Vec<Finding>) {
+    pub(crate) fn finish(&self, sync: Option<&SyncStatus>, out: &mut Vec<Finding>) {
         let last = self.last_synced.map(|s| s.global).unwrap_or(0);
         if let Some(status) = sync
             && status.head > last

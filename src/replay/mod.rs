@@ -11,11 +11,11 @@
 
 pub mod capture;
 pub mod changes;
-pub mod execute;
-pub mod integrity;
-pub mod recorded;
-pub mod setup;
-pub mod writers;
+pub(crate) mod execute;
+pub(crate) mod integrity;
+pub(crate) mod recorded;
+pub(crate) mod setup;
+pub(crate) mod writers;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -36,8 +36,6 @@ use crate::replay::writers::{Writer, WriterIndex};
 use crate::report::{EventRef, Finding, FindingClass};
 use crate::validate::EventSchemas;
 use crate::value::SqlValue;
-
-pub use crate::replay::execute::sqlite_message;
 
 /// What to do when an event's materializer fails.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -21,13 +21,13 @@ use crate::value::SqlValue;
 
 /// The names LiveStore gives its table of per-event changesets: 0.4's, and the name later
 /// versions give the same rows (without the `debug` column).
-pub const TABLES: [&str; 2] = [
+pub(crate) const TABLES: [&str; 2] = [
     "__livestore_session_changeset",
     "__livestore_materialization_journal",
 ];
 
 /// The table of per-event changesets a state database holds, if any.
-pub fn table(conn: &Connection) -> Option<&'static str> {
+pub(crate) fn table(conn: &Connection) -> Option<&'static str> {
     TABLES.into_iter().find(|t| {
         conn.query_row(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1",
@@ -39,7 +39,7 @@ pub fn table(conn: &Connection) -> Option<&'static str> {
 }
 
 /// Whether a state database holds recorded changesets, and how many.
-pub fn count(conn: &Connection) -> u64 {
+pub(crate) fn count(conn: &Connection) -> u64 {
     let Some(table) = table(conn) else {
         return 0;
     };
@@ -55,7 +55,7 @@ type Recorded = ((i64, i64), Option<Vec<u8>>);
 
 /// The query that reads the recorded changesets of `conn` in replay order, for
 /// [`ChangesetCheck::new`].
-pub fn in_order(conn: &Connection) -> String {
+pub(crate) fn in_order(conn: &Connection) -> String {
     let table = table(conn).unwrap_or(TABLES[0]);
     format!(
         "SELECT seqNumGlobal, seqNumClient, changeset FROM {table} ORDER BY seqNumGlobal, seqNumClient, rowid"
@@ -64,7 +64,7 @@ pub fn in_order(conn: &Connection) -> String {
 
 /// How one replayed event compared with LiveStore's record of it.
 #[derive(Debug)]
-pub enum Compared {
+pub(crate) enum Compared {
     /// LiveStore kept no changeset for it (trimmed below the sync head).
     NotRecorded,
     /// The same row operations on both sides.
@@ -80,14 +80,12 @@ pub enum Compared {
     Unreadable {
         /// Why.
         error: String,
-        /// The replay's.
-        ours: Vec<RowOp>,
     },
 }
 
 /// Walks the recorded changesets alongside the log (both are in sequence order) and decodes
 /// the one of each event the replay reaches.
-pub struct ChangesetCheck<'a> {
+pub(crate) struct ChangesetCheck<'a> {
     recorded: &'a Connection,
     replay: &'a Connection,
     cursor: rusqlite::Rows<'a>,
@@ -102,7 +100,7 @@ impl<'a> ChangesetCheck<'a> {
     /// Compares with the changesets in `recorded`, read through `cursor` (the rows of
     /// [`RECORDED_IN_ORDER`] on that connection); column names of replayed rows come from
     /// `replay`.
-    pub fn new(
+    pub(crate) fn new(
         recorded: &'a Connection,
         replay: &'a Connection,
         cursor: rusqlite::Rows<'a>,
@@ -144,7 +142,7 @@ impl<'a> ChangesetCheck<'a> {
     }
 
     /// Holds one applied event's changes (captured with values) against the recorded ones.
-    pub fn event(&mut self, ev: &Event, replayed: &[RowChange]) -> Compared {
+    pub(crate) fn event(&mut self, ev: &Event, replayed: &[RowChange]) -> Compared {
         let Some(recorded) = self.recorded_at(ev.seq) else {
             self.stats.not_recorded += 1;
             return Compared::NotRecorded;
@@ -159,20 +157,20 @@ impl<'a> ChangesetCheck<'a> {
             }
             Err(error) => {
                 self.stats.differing += 1;
-                Compared::Unreadable { error, ours }
+                Compared::Unreadable { error }
             }
         }
     }
 
     /// What LiveStore's record says an event the replay did not apply changed, if it kept a
     /// readable changeset for it.
-    pub fn not_applied(&mut self, ev: &Event) -> Option<Vec<RowOp>> {
+    pub(crate) fn not_applied(&mut self, ev: &Event) -> Option<Vec<RowOp>> {
         let recorded = self.recorded_at(ev.seq)?;
         changes::decode(&recorded, self.recorded, "main", &mut self.recorded_names).ok()
     }
 
     /// The counts.
-    pub fn finish(self) -> ChangesetStats {
+    pub(crate) fn finish(self) -> ChangesetStats {
         self.stats
     }
 }
@@ -180,7 +178,7 @@ impl<'a> ChangesetCheck<'a> {
 /// What LiveStore's record says about one row: the last event that changed it, and for each
 /// column the last event that wrote it and the value it wrote.
 #[derive(Debug, Default, Clone)]
-pub struct RowHistory {
+pub(crate) struct RowHistory {
     /// The last event that changed the row at all (a delete included).
     pub last: Option<SeqNum>,
     /// Per column: the last event that wrote it (an insert writes every column) and the value.
@@ -189,7 +187,7 @@ pub struct RowHistory {
 
 /// For each wanted row (table, encoded primary key in column order), its history in
 /// LiveStore's own run, read from every recorded changeset in order (one streaming pass).
-pub fn row_histories(
+pub(crate) fn row_histories(
     recorded: &Connection,
     wanted: &HashSet<(String, Vec<u8>)>,
 ) -> HashMap<(String, Vec<u8>), RowHistory> {

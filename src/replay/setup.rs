@@ -18,7 +18,7 @@ use crate::text::truncate;
 
 /// Which recorded state a replay is held against.
 #[derive(Debug, Clone, Copy)]
-pub enum State<'a> {
+pub(crate) enum State<'a> {
     /// The one beside the log that matches the materializers, if any.
     Beside,
     /// This one (`--state`).
@@ -29,13 +29,13 @@ pub enum State<'a> {
 
 impl<'a> State<'a> {
     /// `Named` when a path is given, else `Beside`.
-    pub fn named_or_beside(path: Option<&'a Path>) -> State<'a> {
+    pub(crate) fn named_or_beside(path: Option<&'a Path>) -> State<'a> {
         path.map_or(State::Beside, State::Named)
     }
 }
 
 /// The recorded state database a replay is held against, and why that one.
-pub struct Recorded {
+pub(crate) struct Recorded {
     /// The database, open read-only.
     pub db: sqlite::InputDb,
     /// Why this one (named on the command line, the only one, the one whose tables match).
@@ -47,7 +47,7 @@ impl Recorded {
     /// creates `__livestore_rebuild` with its system tables and inserts the row `id = 1` only
     /// once the replay and the migration hooks are done, so the table without that row is a
     /// state cut off mid-rebuild.
-    pub fn unfinished_rebuild(&self) -> bool {
+    pub(crate) fn unfinished_rebuild(&self) -> bool {
         let has_table = self
             .db
             .conn
@@ -69,7 +69,7 @@ impl Recorded {
 }
 
 /// A corpus ready to replay.
-pub struct Setup {
+pub(crate) struct Setup {
     /// The corpus as located.
     pub corpus: Corpus,
     /// Its event log.
@@ -84,7 +84,11 @@ impl Setup {
     /// Locates the corpus at `path`, opens its log, and chooses the recorded state: `state`
     /// when named, otherwise among the state files beside the log the one whose tables match
     /// what `materializer` writes.
-    pub fn open(path: &Path, state: State<'_>, materializer: &dyn Materializer) -> Result<Setup> {
+    pub(crate) fn open(
+        path: &Path,
+        state: State<'_>,
+        materializer: &dyn Materializer,
+    ) -> Result<Setup> {
         let mut corpus = Corpus::locate(path)?;
         let log = EventLog::open(&corpus.eventlog)?;
         let mut notes = corpus.notes.clone();
@@ -116,7 +120,7 @@ impl Setup {
     }
 
     /// The recorded state's path, or an empty one.
-    pub fn recorded_path(&self) -> PathBuf {
+    pub(crate) fn recorded_path(&self) -> PathBuf {
         self.recorded
             .as_ref()
             .map(|r| r.db.path.clone())
@@ -125,7 +129,7 @@ impl Setup {
 
     /// A new scratch database for `materializer` (in memory, or in a temporary file under
     /// `dir`), holding the state DDL.
-    pub fn scratch(
+    pub(crate) fn scratch(
         &self,
         materializer: &mut dyn Materializer,
         dir: Option<&Path>,
@@ -178,7 +182,7 @@ fn scratch_for(
 
 /// Copies the schema of a recorded state database (FORMAT.md §14 step 5): every `CREATE`
 /// statement in `sqlite_master` order, tables before the indexes on them.
-pub fn copy_ddl(source: &Connection, source_path: &Path, target: &Connection) -> Result<()> {
+pub(crate) fn copy_ddl(source: &Connection, source_path: &Path, target: &Connection) -> Result<()> {
     let mut stmt = source
         .prepare(
             "SELECT sql FROM sqlite_master WHERE sql IS NOT NULL AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY rowid",

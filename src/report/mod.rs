@@ -939,13 +939,13 @@ mod key_json {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use serde_json::Value;
 
-    pub fn serialize<S: Serializer>(key: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    pub(super) fn serialize<S: Serializer>(key: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
         key.as_deref()
             .map(|text| serde_json::from_str::<Value>(text).unwrap_or(Value::String(text.into())))
             .serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
         Ok(Option::<Value>::deserialize(d)?.map(|v| match v {
             // Format 1: the key's JSON text, as a string.
             Value::String(text) => serde_json::from_str::<Value>(&text)

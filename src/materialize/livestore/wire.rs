@@ -35,7 +35,7 @@ pub(super) struct WireEvent<'a> {
 }
 
 impl<'a> WireEvent<'a> {
-    pub fn new(i: u64, ev: &'a Event) -> WireEvent<'a> {
+    pub(super) fn new(i: u64, ev: &'a Event) -> WireEvent<'a> {
         let seq = |s: &SeqNum| [s.global, s.client, s.rebase_generation];
         WireEvent {
             i,
