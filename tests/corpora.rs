@@ -396,6 +396,189 @@ fn recorded_changesets(dir: &Path) -> Result<(), Failed> {
     }
 }
 
+/// The root-cause acceptance on the real 5,000-event sample, through the definition changes the
+/// committed n200 corpora make (`workspace-n200-changed-uncompleted`,
+/// `workspace-n200-unique-constraint`) and one edited state row, each checked against what the
+/// log itself says (SQL on the event log), not against rehearse's own output.
+fn root_causes_on_the_5000_event_sample(sample: &Path, scenario: &str) -> Result<(), Failed> {
+    let corpora = manifest_dir().join("corpora");
+    let check = |corpus: &Path, defs: &str| -> Result<CorpusReport, Failed> {
+        let defs = Definitions::load(&corpora.join(defs)).map_err(|e| e.to_string())?;
+        let mut materializer = SqlMaterializer::new(defs);
+        let mut options = CheckOptions::default();
+        options.replay.schemas = materializer
+            .definitions()
+            .load_event_schemas()
+            .map_err(|e| e.to_string())?
+            .map(std::sync::Arc::new);
+        api::check_corpus(corpus, &mut materializer, &options).map_err(|e| e.to_string().into())
+    };
+    let log = api::Corpus::locate(sample)
+        .map_err(|e| e.to_string())?
+        .eventlog;
+    let events =
+        rusqlite::Connection::open_with_flags(&log, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    let last_of = |id: &str, names: &[&str]| -> Result<Option<String>, Failed> {
+        let list: Vec<String> = names.iter().map(|n| format!("'{n}'")).collect();
+        let seq: Option<i64> = events.query_row(
+            &format!(
+                "SELECT max(seqNumGlobal) FROM eventlog WHERE json_extract(argsJson, '$.id') = ?1 AND name IN ({})",
+                list.join(", ")
+            ),
+            [id],
+            |r| r.get(0),
+        )?;
+        Ok(seq.map(|s| format!("e{s}")))
+    };
+    let errors = |r: &CorpusReport| -> Vec<Finding> {
+        r.findings
+            .iter()
+            .filter(|f| f.severity == api::Level::Error)
+            .cloned()
+            .collect()
+    };
+    let mut problems = Vec::new();
+    match scenario {
+        "changed-uncompleted" => {
+            let r = check(
+                sample,
+                "workspace-n200-changed-uncompleted/materializers.toml",
+            )?;
+            let roots: Vec<&Finding> = r.findings.iter().filter(|f| f.is_root()).collect();
+            if roots.is_empty() {
+                problems.push("no root cause".to_string());
+            }
+            for f in &roots {
+                if f.class != api::FindingClass::FirstDivergence
+                    || f.name.as_deref() != Some("v1.TodoUncompleted")
+                {
+                    problems.push(format!(
+                        "a root that is not the changed event: {}",
+                        shape(f)
+                    ));
+                }
+            }
+            for f in errors(&r).iter().filter(|f| !f.is_root()) {
+                let cause = f.caused_by.as_ref().unwrap();
+                if !roots.iter().any(|r| cause.is(r)) {
+                    problems.push(format!("a consequence of no root: {}", shape(f)));
+                }
+            }
+            // Each differing column's writers, as the log says: the replay's is the todo's last
+            // completion (or creation); LiveStore's the first reopening after it (reopening an
+            // open todo changes nothing, so LiveStore records no write).
+            let mut divergences = 0;
+            for f in r
+                .findings
+                .iter()
+                .filter(|f| f.table.as_deref() == Some("todos"))
+            {
+                divergences += 1;
+                let id = f
+                    .key
+                    .as_ref()
+                    .and_then(|k| k.first())
+                    .map(ToString::to_string);
+                let id = id.unwrap_or_default().trim_matches('\'').to_string();
+                let writes = ["v1.TodoCreated", "v2.TodoCreated", "v1.TodoCompleted"];
+                let want_replay = last_of(&id, &writes)?;
+                let after: i64 = want_replay
+                    .as_deref()
+                    .and_then(|s| s.trim_start_matches('e').parse().ok())
+                    .unwrap_or(0);
+                let want_livestore: Option<i64> = events.query_row(
+                    "SELECT min(seqNumGlobal) FROM eventlog WHERE name = 'v1.TodoUncompleted'
+                     AND json_extract(argsJson, '$.id') = ?1 AND seqNumGlobal > ?2",
+                    rusqlite::params![id, after],
+                    |row| row.get(0),
+                )?;
+                let want_livestore = want_livestore.map(|s| format!("e{s}"));
+                for c in &f.columns {
+                    let got = (
+                        c.replay_writer.as_ref().map(|w| w.seq().to_string()),
+                        c.recorded_writer.as_ref().map(|w| w.seq().to_string()),
+                    );
+                    if c.column != "completedAt"
+                        || got != (want_replay.clone(), want_livestore.clone())
+                    {
+                        problems.push(format!(
+                            "{id} {}: writers {got:?}, the log says {:?}",
+                            c.column,
+                            (&want_replay, &want_livestore)
+                        ));
+                    }
+                }
+            }
+            if divergences == 0 {
+                problems.push("no todos row diverges".into());
+            }
+        }
+        "unique-constraint" => {
+            let r = check(
+                sample,
+                "workspace-n200-unique-constraint/materializers.toml",
+            )?;
+            let failing: i64 = events.query_row(
+                "SELECT count(*) FROM eventlog e WHERE name = 'v1.ProjectCreated' AND EXISTS (
+                   SELECT 1 FROM eventlog f WHERE f.name = 'v1.ProjectCreated'
+                   AND f.seqNumGlobal < e.seqNumGlobal
+                   AND json_extract(f.argsJson, '$.ownerId') = json_extract(e.argsJson, '$.ownerId'))",
+                [],
+                |row| row.get(0),
+            )?;
+            let roots: Vec<&Finding> = r.findings.iter().filter(|f| f.is_root()).collect();
+            let wrong: Vec<String> = roots
+                .iter()
+                .filter(|f| f.class != api::FindingClass::MaterializerError)
+                .map(|f| shape(f))
+                .collect();
+            if roots.len() as i64 != failing || !wrong.is_empty() {
+                problems.push(format!(
+                    "{} roots for {failing} failing events; not materializer errors: {wrong:?}",
+                    roots.len()
+                ));
+            }
+        }
+        "edited-row" => {
+            let dir = tempfile::tempdir()?;
+            let copy = dir.path().join("workspace");
+            std::fs::create_dir(&copy)?;
+            for entry in std::fs::read_dir(log.parent().unwrap())? {
+                let entry = entry?;
+                std::fs::copy(entry.path(), copy.join(entry.file_name()))?;
+            }
+            let state = api::Corpus::locate(&copy)
+                .map_err(|e| e.to_string())?
+                .snapshots[0]
+                .clone();
+            let id: String = rusqlite::Connection::open(&state)?.query_row(
+                "UPDATE todos SET priority = 99 WHERE rowid = (SELECT min(rowid) FROM todos) RETURNING id",
+                [],
+                |row| row.get(0),
+            )?;
+            let r = check(&copy, "workspace/materializers.toml")?;
+            let shapes: Vec<String> = r.findings.iter().map(shape).collect();
+            let only = r.findings.first().filter(|_| r.findings.len() == 1);
+            match only {
+                Some(f)
+                    if f.is_root()
+                        && f.key
+                            .as_ref()
+                            .is_some_and(|k| k[0].to_string() == format!("'{id}'"))
+                        && f.columns.len() == 1
+                        && f.columns[0].outside_log => {}
+                _ => problems.push(format!("edited {id}: {shapes:?}")),
+            }
+        }
+        other => problems.push(format!("no scenario {other}")),
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("\n").into())
+    }
+}
+
 /// A real sample store from ../shared: zero findings, every table equal to LiveStore's counts.
 fn shared_sample(dir: &Path) -> Result<(), Failed> {
     let summary: serde_json::Value =
@@ -463,6 +646,23 @@ fn main() {
     let shared = std::env::var_os("REHEARSE_SHARED_LIVESTORE")
         .map(PathBuf::from)
         .unwrap_or_else(|| manifest_dir().join("../shared/livestore"));
+    for scenario in ["changed-uncompleted", "unique-constraint", "edited-row"] {
+        let dir = shared.join("samples/n5000");
+        trials.push(Trial::ignorable_test(
+            format!("shared_sample::n5000::root_causes::{scenario}"),
+            move || {
+                if dir.join("corpus.json").is_file() {
+                    root_causes_on_the_5000_event_sample(&dir, scenario)
+                        .map(|()| Completion::Completed)
+                } else {
+                    Ok(Completion::ignored_with(format!(
+                        "{} is not present",
+                        dir.display()
+                    )))
+                }
+            },
+        ));
+    }
     for sample in ["n200", "n300-lsdev", "n5000"] {
         let dir = shared.join("samples").join(sample);
         trials.push(Trial::ignorable_test(

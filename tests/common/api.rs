@@ -17,6 +17,6 @@ pub use rehearse::materialize::sql::SqlMaterializer;
 pub use rehearse::materialize::{Binds, Materializer, Outcome, Source, Statement};
 pub use rehearse::replay::Step;
 pub use rehearse::replay::capture::ChangeOp;
-pub use rehearse::report::{CorpusReport, EventRef, Finding, FindingClass, Verdict};
+pub use rehearse::report::{CorpusReport, EventRef, Finding, FindingClass, Level, Verdict};
 pub use rehearse::session::Changeset;
 pub use rehearse::sqlite::{list_tables, open_input, table_columns};
