@@ -331,7 +331,7 @@ fn export_and_preflight_human() {
 }
 
 /// Every command and subcommand, as `rehearse --help` and `rehearse schema --help` list them.
-const COMMANDS: &[&str] = &[
+pub const COMMANDS: &[&str] = &[
     "check",
     "record",
     "accept",
