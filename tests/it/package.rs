@@ -788,19 +788,31 @@ fn an_export_killed_before_it_finished_leaves_no_package() {
     assert_eq!(report["verdict"], "go");
 }
 
+/// A child process that a failing test does not leave running.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn exports_taken_while_livestore_writes_are_consistent() -> need::Result {
     let app = need::livestore_app()?;
     let work = tempdir();
     let live = work.path().join("live");
     // The real LiveStore library committing 1,500 events, one per commit, while we export.
-    let mut app = std::process::Command::new("node")
-        .arg(app.join("gen.mjs"))
-        .args(["--events", "1500", "--seed", "7", "--quiet", "--out"])
-        .arg(&live)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut app = KillOnDrop(
+        std::process::Command::new("node")
+            .arg(app.join("gen.mjs"))
+            .args(["--events", "1500", "--seed", "7", "--quiet", "--out"])
+            .arg(&live)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let store = live.join("workspace");
     // Until LiveStore has booted and committed its first event, there is nothing to export
     // yet: it creates the event log's tables before it migrates the state database, so a log
@@ -814,7 +826,7 @@ fn exports_taken_while_livestore_writes_are_consistent() -> need::Result {
     };
     while !has_events() {
         assert!(
-            app.try_wait().unwrap().is_none(),
+            app.0.try_wait().unwrap().is_none(),
             "the generator ended early"
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -822,7 +834,7 @@ fn exports_taken_while_livestore_writes_are_consistent() -> need::Result {
     let mut verdicts = Vec::new();
     let mut k = 0;
     loop {
-        let finished = app.try_wait().unwrap().is_some();
+        let finished = app.0.try_wait().unwrap().is_some();
         if store.join("eventlog@6.db").is_file() {
             k += 1;
             let out = work.path().join(format!("pkg{k}"));
@@ -840,7 +852,7 @@ fn exports_taken_while_livestore_writes_are_consistent() -> need::Result {
         }
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
-    assert!(app.wait().unwrap().success(), "the generator failed");
+    assert!(app.0.wait().unwrap().success(), "the generator failed");
     assert!(
         verdicts.len() >= 3,
         "too few exports during the run: {verdicts:?}"
