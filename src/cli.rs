@@ -241,8 +241,11 @@ impl ReplayFlags {
         let schemas = match &self.event_schemas {
             Some(p) => Some(EventSchemas::load(p)?),
             None => source.event_schemas()?,
+        };
+        if let Some(schemas) = &schemas {
+            note_unchecked(schemas);
         }
-        .map(Arc::new);
+        let schemas = schemas.map(Arc::new);
         Ok(ReplayOptions {
             on_error: match self.on_error {
                 OnErrorArg::Continue => OnError::Continue,
@@ -253,6 +256,28 @@ impl ReplayFlags {
             scratch_dir: self.scratch_dir.clone(),
             no_writers: false,
         })
+    }
+}
+
+/// Says where the event schemas check less than LiveStore's decoding (their `x-unchecked`):
+/// args that break only those checks replay as if valid.
+fn note_unchecked(schemas: &EventSchemas) {
+    let unchecked = schemas.unchecked();
+    if unchecked.is_empty() {
+        return;
+    }
+    eprintln!(
+        "rehearse: note: {} cannot state {} check(s) LiveStore's decoding of the args makes; args that break only these are not found:",
+        schemas.source.display(),
+        unchecked.len()
+    );
+    for u in unchecked {
+        let at = if u.pointer.is_empty() {
+            "the args"
+        } else {
+            &u.pointer
+        };
+        eprintln!("rehearse: note:   {} {at}: {}", u.event, u.what);
     }
 }
 
@@ -738,9 +763,10 @@ enum SchemaCommand {
 }
 
 /// Export an app's LiveStore schema: the JSON Schema of every event's encoded args
-/// (events/<name>.json, Effect's own JSON Schema generation; what `--event-schemas` and the
-/// definitions' `event_schemas` read), the state DDL exactly as LiveStore creates it
-/// (state.sql), and the client documents (client-documents.json).
+/// (events/<name>.json, with every check of its Effect schema that JSON Schema can state and
+/// the others named as x-unchecked; what `--event-schemas` and the definitions'
+/// `event_schemas` read), the state DDL exactly as LiveStore creates it (state.sql), and the
+/// client documents (client-documents.json).
 #[derive(Args)]
 #[command(after_help = "Example:
   rehearse schema export --materializers livestore:src/livestore/schema.ts --out schemas/myapp/

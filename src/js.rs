@@ -303,7 +303,36 @@ const MAX_TIME_MS: i64 = 8_640_000_000_000_000;
 /// read as UTC and reported by the caller only if it matters. Other formats that V8 parses
 /// heuristically are rejected rather than guessed.
 pub(crate) fn parse_date(s: &str) -> Result<i64, String> {
-    let bad = || format!("{s:?} is not a date in the ECMAScript date-time format");
+    parse_iso_date(s).map_err(|e| match e {
+        DateError::NotIso => format!("{s:?} is not a date in the ECMAScript date-time format"),
+        DateError::Invalid => format!("{s:?} is not a valid date"),
+        DateError::OutOfRange => format!("{s:?} is outside the range of a JS Date"),
+    })
+}
+
+/// Whether `new Date(s)` is a valid date, where that can be known without V8's heuristic
+/// parser: `Some(true)` or `Some(false)` for a string in the ECMAScript date-time format (V8
+/// judges those by the format alone), `None` for any other string.
+pub(crate) fn js_date_is_valid(s: &str) -> Option<bool> {
+    match parse_iso_date(s) {
+        Ok(_) => Some(true),
+        Err(DateError::NotIso) => None,
+        Err(DateError::Invalid | DateError::OutOfRange) => Some(false),
+    }
+}
+
+/// Why a string is no date in the ECMAScript format.
+enum DateError {
+    /// It is not in the format (V8 may still parse it, heuristically).
+    NotIso,
+    /// It is, but a field is out of range (V8 then gives an invalid date).
+    Invalid,
+    /// It is, but the time is beyond ±8.64e15 ms.
+    OutOfRange,
+}
+
+fn parse_iso_date(s: &str) -> Result<i64, DateError> {
+    let shape = || DateError::NotIso;
     let b = s.as_bytes();
     let mut i = 0;
     let digits = |i: &mut usize, n: usize| -> Option<i64> {
@@ -315,53 +344,53 @@ pub(crate) fn parse_date(s: &str) -> Result<i64, String> {
         *i = end;
         Some(v)
     };
+    let mut minus_zero_year = false;
     let year = match b.first() {
         Some(b'+') | Some(b'-') => {
             let neg = b[0] == b'-';
             i = 1;
-            let y = digits(&mut i, 6).ok_or_else(bad)?;
-            if neg && y == 0 {
-                return Err(bad());
-            }
+            let y = digits(&mut i, 6).ok_or_else(shape)?;
+            minus_zero_year = neg && y == 0;
             if neg { -y } else { y }
         }
-        _ => digits(&mut i, 4).ok_or_else(bad)?,
+        _ => digits(&mut i, 4).ok_or_else(shape)?,
     };
     let (mut month, mut day) = (1, 1);
     if i < b.len() && b[i] == b'-' {
         i += 1;
-        month = digits(&mut i, 2).ok_or_else(bad)?;
+        month = digits(&mut i, 2).ok_or_else(shape)?;
         if i < b.len() && b[i] == b'-' {
             i += 1;
-            day = digits(&mut i, 2).ok_or_else(bad)?;
+            day = digits(&mut i, 2).ok_or_else(shape)?;
         }
     }
     let (mut hour, mut minute, mut second, mut millis) = (0, 0, 0, 0);
     let mut offset_minutes = 0i64;
+    let mut offset_in_range = true;
     if i < b.len() && b[i] == b'T' {
         i += 1;
-        hour = digits(&mut i, 2).ok_or_else(bad)?;
+        hour = digits(&mut i, 2).ok_or_else(shape)?;
         if i >= b.len() || b[i] != b':' {
-            return Err(bad());
+            return Err(shape());
         }
         i += 1;
-        minute = digits(&mut i, 2).ok_or_else(bad)?;
+        minute = digits(&mut i, 2).ok_or_else(shape)?;
         if i < b.len() && b[i] == b':' {
             i += 1;
-            second = digits(&mut i, 2).ok_or_else(bad)?;
-            if i < b.len() && (b[i] == b'.' || b[i] == b',') {
+            second = digits(&mut i, 2).ok_or_else(shape)?;
+            if i < b.len() && b[i] == b'.' {
                 i += 1;
                 let start = i;
                 while i < b.len() && b[i].is_ascii_digit() {
                     i += 1;
                 }
                 if i == start {
-                    return Err(bad());
+                    return Err(shape());
                 }
                 // V8 keeps milliseconds and truncates further digits.
                 let frac = &s[start..i];
                 let ms3: String = frac.chars().chain("00".chars()).take(3).collect();
-                millis = ms3.parse().map_err(|_| bad())?;
+                millis = ms3.parse().map_err(|_| shape())?;
             }
         }
         if i < b.len() {
@@ -370,35 +399,40 @@ pub(crate) fn parse_date(s: &str) -> Result<i64, String> {
                 b'+' | b'-' => {
                     let sign = if b[i] == b'-' { -1 } else { 1 };
                     i += 1;
-                    let oh = digits(&mut i, 2).ok_or_else(bad)?;
+                    let oh = digits(&mut i, 2).ok_or_else(shape)?;
                     if i >= b.len() || b[i] != b':' {
-                        return Err(bad());
+                        return Err(shape());
                     }
                     i += 1;
-                    let om = digits(&mut i, 2).ok_or_else(bad)?;
-                    if oh > 23 || om > 59 {
-                        return Err(bad());
-                    }
+                    let om = digits(&mut i, 2).ok_or_else(shape)?;
+                    offset_in_range = oh <= 23 && om <= 59;
                     offset_minutes = sign * (oh * 60 + om);
                 }
-                _ => return Err(bad()),
+                _ => return Err(shape()),
             }
         }
     } else if i < b.len() && b[i] == b'Z' {
         i += 1;
     }
     if i != b.len() {
-        return Err(bad());
+        return Err(shape());
     }
     let valid_time = hour < 24 && minute < 60 && second < 60
         || (hour == 24 && minute == 0 && second == 0 && millis == 0);
-    if !(1..=12).contains(&month) || day < 1 || day > days_in_month(year, month) || !valid_time {
-        return Err(bad());
+    // V8 takes any day from 1 to 31 in any month and lets it run into the next
+    // (`new Date("2023-02-29")` is March 1st), as MakeDay does.
+    if minus_zero_year
+        || !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || !valid_time
+        || !offset_in_range
+    {
+        return Err(DateError::Invalid);
     }
-    let days = days_from_civil(year, month, day);
+    let days = days_from_civil(year, month, 1) + day - 1;
     let ms = ((days * 24 + hour) * 60 + minute - offset_minutes) * 60_000 + second * 1000 + millis;
     if ms.abs() > MAX_TIME_MS {
-        return Err(format!("{s:?} is outside the range of a JS Date"));
+        return Err(DateError::OutOfRange);
     }
     Ok(ms)
 }
@@ -435,19 +469,6 @@ pub(crate) fn time_clip(v: f64) -> Result<i64, String> {
         return Err(format!("{v} is not a valid JS Date time value"));
     }
     Ok(v.trunc() as i64)
-}
-
-fn is_leap(y: i64) -> bool {
-    y % 4 == 0 && (y % 100 != 0 || y % 400 == 0)
-}
-
-fn days_in_month(y: i64, m: i64) -> i64 {
-    match m {
-        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
-        4 | 6 | 9 | 11 => 30,
-        _ if is_leap(y) => 29,
-        _ => 28,
-    }
 }
 
 // Howard Hinnant's civil-date algorithms, proleptic Gregorian calendar as in JS.
@@ -588,8 +609,55 @@ mod tests {
             format_iso(parse_date("+012345-01-01T00:00:00Z").unwrap()).unwrap(),
             "+012345-01-01T00:00:00.000Z"
         );
-        assert!(parse_date("2023-02-29").is_err());
         assert!(parse_date("Jan 2 2024").is_err());
         assert!(parse_date("2024-01-02T25:00Z").is_err());
+    }
+
+    /// What Node.js 20's `new Date(s)` gives, string by string: a day past the month's end runs
+    /// into the next month, a comma is no decimal point, and a string outside the format is
+    /// V8's heuristic parser's to judge (`None`).
+    #[test]
+    fn dates_are_valid_where_v8_says_so() {
+        let iso = |s: &str| format_iso(parse_date(s).unwrap()).unwrap();
+        assert_eq!(iso("2023-02-29"), "2023-03-01T00:00:00.000Z");
+        assert_eq!(iso("2024-06-31T10:00Z"), "2024-07-01T10:00:00.000Z");
+        assert_eq!(iso("2024-01-01T24:00:00.000Z"), "2024-01-02T00:00:00.000Z");
+        assert_eq!(
+            iso("+275760-09-13T00:00:00.000Z"),
+            "+275760-09-13T00:00:00.000Z"
+        );
+        assert_eq!(
+            iso("-271821-04-20T00:00:00.000Z"),
+            "-271821-04-20T00:00:00.000Z"
+        );
+        for valid in ["2024-01-01T00:00:00+23:59", "0000-01-01T00:00:00Z", "2024"] {
+            assert_eq!(js_date_is_valid(valid), Some(true), "{valid}");
+        }
+        for invalid in [
+            "2024-13-01T00:00:00.000Z",
+            "2024-00-10T00:00:00Z",
+            "2024-01-00T00:00:00Z",
+            "2024-01-32T00:00:00Z",
+            "2024-01-01T24:00:01Z",
+            "2024-01-01T23:60:00Z",
+            "2024-01-01T00:00:60Z",
+            "2024-01-01T00:00:00+24:00",
+            "2024-01-01T00:00:00+00:60",
+            "+275760-09-13T00:00:00.001Z",
+            "-271821-04-19T23:59:59.999Z",
+            "-000000-01-01T00:00:00Z",
+        ] {
+            assert_eq!(js_date_is_valid(invalid), Some(false), "{invalid}");
+        }
+        for heuristic in [
+            "Jan 1 2024",
+            "2024-1-1",
+            "2024-01-01 00:00:00Z",
+            "2024-01-01T10:00:00,5Z",
+            "not a date",
+            "",
+        ] {
+            assert_eq!(js_date_is_valid(heuristic), None, "{heuristic}");
+        }
     }
 }

@@ -64,6 +64,8 @@ struct ExpectFinding {
     downstream: Option<Vec<String>>,
     /// For a consequence: its root, as `<class> <seq>` (e.g. `"first-divergence e17"`).
     caused_by: Option<String>,
+    /// For `invalid-args`: the JSON pointer of the failing value (or of a missing field).
+    pointer: Option<String>,
     /// For a row that differs, checked when given: each column's writers, as
     /// `<column> <replay writer> <LiveStore's writer>`, a writer being a sequence number, `-`
     /// (unknown) or `outside` (no event wrote LiveStore's value).
@@ -78,6 +80,9 @@ fn shape(f: &Finding) -> String {
         f.seq().map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
         f.name.as_deref().unwrap_or("-")
     );
+    if let Some(p) = &f.pointer {
+        s.push_str(&format!(" pointer={p}"));
+    }
     if let Some(t) = &f.table {
         s.push_str(&format!(" table={t}"));
     }
@@ -132,6 +137,9 @@ fn expected_shape(f: &ExpectFinding) -> String {
         f.at,
         f.name.as_deref().unwrap_or("-")
     );
+    if let Some(p) = &f.pointer {
+        s.push_str(&format!(" pointer={p}"));
+    }
     if let Some(t) = &f.table {
         s.push_str(&format!(" table={t}"));
     }

@@ -87,6 +87,9 @@ pub struct Rejection {
     pub class: FindingClass,
     /// What went wrong.
     pub message: String,
+    /// For `invalid-args`: the JSON pointer of the failing value in the args, where the
+    /// materializer knows it.
+    pub pointer: Option<String>,
 }
 
 /// A materializer's answer for one event.

@@ -60,8 +60,8 @@ impl SqlMaterializer {
                 Ok(None) => {}
                 Err(e) => {
                     return Some(Err(Rejection {
-                        class: e.class,
                         message: format!("{}: {}", where_(), e.message),
+                        ..e
                     }));
                 }
             }
@@ -493,6 +493,7 @@ fn invalid_args(message: String) -> Rejection {
     Rejection {
         class: FindingClass::InvalidArgs,
         message,
+        pointer: None,
     }
 }
 
@@ -500,6 +501,7 @@ fn materializer_error(message: String) -> Rejection {
     Rejection {
         class: FindingClass::MaterializerError,
         message,
+        pointer: None,
     }
 }
 

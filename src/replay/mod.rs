@@ -474,18 +474,22 @@ impl Replayer<'_> {
                 } else {
                     format!("args{}", first.pointer)
                 };
+                let what = match &first.value {
+                    Some(value) => format!("{at} = {value} breaks"),
+                    None => format!("{at} is missing, which breaks"),
+                };
                 let i = self.finding(
                     FindingClass::InvalidArgs,
                     &ev,
                     format!(
-                        "{at} = {} breaks the event's schema ({}): {}{more}; not replayed",
-                        first.value, first.keyword, first.message
+                        "{what} the event's schema ({}): {}{more}; not replayed",
+                        first.keyword, first.message
                     ),
                 );
                 let f = &mut self.out.findings[i];
                 f.pointer = Some(first.pointer.clone());
                 f.keyword = Some(first.keyword.clone());
-                f.value = Some(first.value.clone());
+                f.value = first.value.clone();
                 // What it would have done, so later events on the same rows can be listed.
                 if let Outcome::Statements(sts) =
                     self.materializer.materialize(&ev, &args, self.conn)?
@@ -516,7 +520,14 @@ impl Replayer<'_> {
                 return Ok((EventResult::NotApplied, false));
             }
             Outcome::Rejected(r) => {
-                self.finding(r.class, &ev, r.message);
+                let i = self.finding(r.class, &ev, r.message);
+                if let Some(pointer) = r.pointer {
+                    // The failing value, where the pointer leads to one (not to a missing field).
+                    self.out.findings[i].value = args
+                        .pointer(&pointer)
+                        .map(|v| crate::text::truncate(&crate::js::stringify(v)));
+                    self.out.findings[i].pointer = Some(pointer);
+                }
                 return Ok((EventResult::NotApplied, self.stops()));
             }
             Outcome::Statements(s) => s,

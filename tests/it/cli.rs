@@ -49,6 +49,7 @@ trials![
     a_scratch_dir_gives_the_same_reports_and_is_left_empty,
     git_bisect_run_finds_the_commit_that_broke_a_materializer,
     bisect_blame_and_inspect_json_are_versioned_and_match_their_schemas,
+    event_schemas_that_check_less_than_livestore_say_where,
 ];
 
 fn the_bundled_corpus_passes() {
@@ -1719,4 +1720,33 @@ fn an_app_on_a_livestore_the_plugin_does_not_run_is_refused_by_version() {
     out.stderr_has("the app uses @livestore/livestore 0.5.0 with effect 4.1.5")
         .stderr_has("the plugin runs @livestore 0.4.x with effect 3.x");
     assert!(!out.stderr.contains("    at "), "no stack trace: {out}");
+}
+
+/// A check LiveStore's decoding makes that the exported JSON Schema cannot state
+/// (`x-unchecked`, as `schema export` writes for a custom filter) is named on every run, so a
+/// pass is not read as more than it is.
+fn event_schemas_that_check_less_than_livestore_say_where() {
+    let dir = tempdir();
+    let events = dir.path().join("events");
+    copy_dir(&root().join("schemas/workspace/events"), &events);
+    let file = events.join("v1.CommentEdited.json");
+    let mut schema: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    schema["properties"]["body"]["x-unchecked"] = serde_json::json!(["a filter"]);
+    std::fs::write(&file, serde_json::to_vec(&schema).unwrap()).unwrap();
+    rehearse(&[
+        &"check",
+        &corpus("workspace-n200"),
+        &"-m",
+        &defs(),
+        &"--event-schemas",
+        &events,
+    ])
+    .success()
+    .stderr_has("cannot state 1 check(s) LiveStore's decoding of the args makes")
+    .stderr_has("v1.CommentEdited /body: a filter");
+    // The schemas as exported state every check the workspace app makes: no note.
+    rehearse(&[&"check", &corpus("workspace-n200"), &"-m", &defs()])
+        .success()
+        .stderr_lacks("note:");
 }

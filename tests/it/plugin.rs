@@ -21,6 +21,7 @@ trials![
     the_plugin_returns_the_statements_livestore_ran,
     a_materializer_that_throws_is_a_materializer_error_at_its_event,
     args_that_no_longer_decode_are_invalid_args_with_the_field_and_the_decoders_message,
+    both_paths_find_the_same_invalid_args_at_the_same_pointer,
     ctx_query_reads_the_state_as_it_stands_before_the_event,
     a_statement_that_fails_blames_the_same_rows_as_on_the_sql_path,
     helpers_started_for_a_long_log_join_once_they_have_loaded_the_schema,
@@ -224,6 +225,72 @@ fn args_that_no_longer_decode_are_invalid_args_with_the_field_and_the_decoders_m
         first.starts_with("args.body: Expected number, actual \""),
         "{first}"
     );
+    assert!(
+        invalid.iter().all(|f| f["pointer"] == "/body"),
+        "{invalid:#?}"
+    );
+    Ok(())
+}
+
+/// Each `invalid-args` finding of `check` as (class, event, pointer), in report order.
+fn invalid_args(corpus: &Path, materializers: impl AsRef<OsStr>) -> Vec<(String, String, Value)> {
+    let run = rehearse(&[
+        &"check",
+        &corpus,
+        &"-m",
+        &materializers,
+        &"--format",
+        &"json",
+    ])
+    .run();
+    run.code_in(&[0, 1]);
+    let mut report = run.json();
+    let Value::Array(findings) = report["corpora"][0]["findings"].take() else {
+        panic!("no findings list")
+    };
+    findings
+        .into_iter()
+        .filter(|f| f["class"] == "invalid-args")
+        .map(|f| {
+            let seq = format!("e{}.{}", f["seqNumGlobal"], f["seqNumClient"]);
+            (
+                f["class"].as_str().unwrap().to_string(),
+                seq,
+                f["pointer"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// Args LiveStore's decoding rejects are rejected by the SQL path's exported JSON Schemas at the
+/// same events and the same places: a fractional `Int`, an invalid `Schema.Date`, a missing
+/// field (the seeded corpus), a literal the schema dropped, and none on the clean corpora.
+fn both_paths_find_the_same_invalid_args_at_the_same_pointer() -> need::Result {
+    let app = need::livestore_app()?;
+    let cases = [
+        ("workspace-n200-invalid-args", defs(), "app.mjs", 3),
+        // n200 through the definitions of an app version that dropped a role.
+        (
+            "workspace-n200",
+            corpus("workspace-n200-changed-schema/materializers.toml"),
+            "app-no-guest.mjs",
+            3,
+        ),
+        ("workspace-n200", defs(), "app.mjs", 0),
+        ("workspace-n300-lsdev", defs(), "app.mjs", 0),
+        ("js-values", defs(), "app.mjs", 0),
+    ];
+    for (name, sql_defs, module, count) in cases {
+        let dir = corpus(name);
+        let sql = invalid_args(&dir, &sql_defs);
+        let plugin = invalid_args(&dir, spec(&app, module));
+        assert_eq!(sql.len(), count, "{name}: {sql:?}");
+        assert!(sql.iter().all(|(_, _, p)| p.is_string()), "{name}: {sql:?}");
+        assert_eq!(
+            plugin, sql,
+            "{name}: the plugin's invalid-args differ from the SQL path's"
+        );
+    }
     Ok(())
 }
 

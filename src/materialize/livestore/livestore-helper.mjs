@@ -201,11 +201,11 @@ export async function load(url, context, nextLoad) {
   module.register(`data:text/javascript,${encodeURIComponent(hooks)}`)
 }
 
-let common, effect, JSONSchema, appModule
+let common, effect, AST, appModule
 try {
   common = await import('@livestore/common')
   effect = await import('@livestore/utils/effect')
-  JSONSchema = await import('effect/JSONSchema')
+  AST = await import('effect/SchemaAST')
 } catch (e) {
   fail(
     `cannot load LiveStore from the app's node_modules (${hello.nodeModules}): ${e?.message ?? e}. Install the app's dependencies first (npm ci).`,
@@ -397,19 +397,203 @@ const materialize = (ev) => {
   }
 }
 
+// --- schema export ----------------------------------------------------------------------
+// The JSON Schema of what LiveStore's decoding of an event's args accepts, for the SQL path to
+// check `argsJson` against: the encoded side of the Effect schema, with every check JSON Schema
+// can state (an Int is `integer`, a `between` a `minimum` and `maximum`, a pattern, a literal),
+// a `Schema.Date` string as the `js-date` format (a string `new Date` turns into a valid date),
+// and, as `x-unchecked`, what LiveStore checks that no JSON Schema can (a custom filter, a
+// decoding that may fail): the SQL path checks less there, and says so. Effect's own
+// `JSONSchema.make` drops the last two silently, and its `additionalProperties: false` would
+// reject the extra keys LiveStore's decoding ignores. Objects list their keys in the schema's
+// order, which is the order LiveStore encodes them in (`| schema` in SQL definitions).
+const SCHEMA_DIALECT = 'http://json-schema.org/draft-07/schema#'
+// Transformations whose decoding cannot fail on what their encoded side accepts.
+const TOTAL_TRANSFORMATIONS = new Set(['DateFromNumber', 'DateFromString', 'Trim', 'Lowercase', 'Uppercase', 'Capitalize', 'Uncapitalize'])
+const MAX_DATE_MS = 8.64e15
+
+const annotation = (get, ast) => {
+  const o = get(ast)
+  return o._tag === 'Some' ? o.value : undefined
+}
+// What a check is, in the words of its annotations: a transformation by what its encoded side
+// is said to become ("a string to be decoded into a number").
+const describe = (ast) => {
+  if (ast._tag === 'Transformation') {
+    let from = ast.from
+    while (from._tag === 'Transformation') from = from.from
+    return annotation(AST.getDescriptionAnnotation, from) ?? annotation(AST.getIdentifierAnnotation, ast) ?? 'a transformation'
+  }
+  return (
+    annotation(AST.getDescriptionAnnotation, ast) ??
+    annotation(AST.getTitleAnnotation, ast) ??
+    annotation(AST.getIdentifierAnnotation, ast) ??
+    (ast._tag === 'Refinement' ? 'a filter' : ast._tag)
+  )
+}
+
+// Whether decoding `ast` transforms anything (so a refinement over it checks the decoded value,
+// which the encoded JSON does not show).
+const transforms = (ast, seen = new Set()) => {
+  if (seen.has(ast)) return false
+  seen.add(ast)
+  switch (ast._tag) {
+    case 'Transformation':
+      return true
+    case 'Refinement':
+      return transforms(ast.from, seen)
+    case 'Union':
+      return ast.types.some((t) => transforms(t, seen))
+    case 'TypeLiteral':
+      return ast.propertySignatures.some((p) => transforms(p.type, seen)) || ast.indexSignatures.some((i) => transforms(i.type, seen))
+    case 'TupleType':
+      return ast.elements.some((e) => transforms(e.type, seen)) || ast.rest.some((r) => transforms(r.type, seen))
+    case 'Suspend':
+      return transforms(ast.f(), seen)
+    default:
+      return false
+  }
+}
+
+const argsJsonSchema = (ast) => {
+  const defs = {}
+  const suspended = new Map()
+  const unchecked = (schema, what) => {
+    const known = schema['x-unchecked'] ?? []
+    return known.includes(what) ? schema : { ...schema, 'x-unchecked': [...known, what] }
+  }
+  const go = (ast) => {
+    switch (ast._tag) {
+      case 'StringKeyword':
+        return { type: 'string' }
+      case 'NumberKeyword':
+        return { type: 'number' }
+      case 'BooleanKeyword':
+        return { type: 'boolean' }
+      case 'UnknownKeyword':
+      case 'AnyKeyword':
+        return {}
+      case 'ObjectKeyword':
+        return { type: ['object', 'array'] }
+      // JSON holds none of these.
+      case 'NeverKeyword':
+      case 'UndefinedKeyword':
+      case 'VoidKeyword':
+      case 'BigIntKeyword':
+      case 'SymbolKeyword':
+      case 'UniqueSymbol':
+        return { not: {} }
+      case 'Literal':
+        if (ast.literal === null) return { type: 'null' }
+        if (typeof ast.literal === 'bigint') return { not: {} }
+        return { const: ast.literal }
+      case 'Enums':
+        return { enum: ast.enums.map(([, v]) => v) }
+      case 'TemplateLiteral':
+        return { type: 'string', pattern: AST.getTemplateLiteralRegExp(ast).source }
+      case 'Union': {
+        // `optional(X)` is `X | undefined`: JSON leaves the key out instead.
+        const members = ast.types.filter((t) => t._tag !== 'UndefinedKeyword').map(go)
+        if (members.length === 0) return { not: {} }
+        if (members.length === 1) return members[0]
+        // Literals alone: one `enum`, as Effect writes them.
+        if (members.every((m) => Object.keys(m).length === 1 && 'const' in m)) return { enum: members.map((m) => m.const) }
+        return { anyOf: members }
+      }
+      case 'TypeLiteral': {
+        const schema = { type: 'object', required: [], properties: {} }
+        for (const p of ast.propertySignatures) {
+          if (typeof p.name !== 'string') continue
+          schema.properties[p.name] = go(p.type)
+          if (!p.isOptional) schema.required.push(p.name)
+        }
+        for (const i of ast.indexSignatures) {
+          const value = go(i.type)
+          const key = AST.encodedAST(i.parameter)
+          if (key._tag === 'TemplateLiteral') {
+            schema.patternProperties = { ...schema.patternProperties, [AST.getTemplateLiteralRegExp(key).source]: value }
+          } else if (key._tag === 'StringKeyword') {
+            schema.additionalProperties = value
+          } else {
+            schema.additionalProperties = unchecked(value, `keys: ${describe(i.parameter)}`)
+          }
+        }
+        return schema
+      }
+      case 'TupleType': {
+        const schema = { type: 'array' }
+        const required = ast.elements.filter((e) => !e.isOptional).length
+        if (ast.elements.length > 0) {
+          schema.items = ast.elements.map((e) => go(e.type))
+          if (required > 0) schema.minItems = required
+          if (ast.rest.length === 0) schema.additionalItems = false
+          else if (ast.rest.length === 1) schema.additionalItems = go(ast.rest[0].type)
+          else return unchecked(schema, 'elements after a rest element')
+        } else if (ast.rest.length === 1) {
+          schema.items = go(ast.rest[0].type)
+        } else if (ast.rest.length > 1) {
+          return unchecked({ ...schema, items: go(ast.rest[0].type) }, 'elements after a rest element')
+        } else {
+          schema.maxItems = 0
+        }
+        return schema
+      }
+      case 'Refinement': {
+        const id = annotation(AST.getSchemaIdAnnotation, ast)
+        if (id === Symbol.for('effect/SchemaId/ValidDate') && ast.from._tag === 'Transformation') {
+          const from = annotation(AST.getIdentifierAnnotation, ast.from)
+          if (from === 'DateFromString') return { ...go(ast.from.from), format: 'js-date' }
+          if (from === 'DateFromNumber') return { ...go(ast.from.from), minimum: -MAX_DATE_MS, maximum: MAX_DATE_MS }
+        }
+        const from = go(ast.from)
+        const json = annotation(AST.getJSONSchemaAnnotation, ast)
+        const description = annotation(AST.getDescriptionAnnotation, ast)
+        if (json !== undefined && !transforms(ast.from)) {
+          return description === undefined ? { ...from, ...json } : { ...from, ...json, description }
+        }
+        return unchecked(from, describe(ast))
+      }
+      case 'Transformation': {
+        const from = go(ast.from)
+        if (ast.transformation._tag === 'TypeLiteralTransformation') return from
+        const id = annotation(AST.getIdentifierAnnotation, ast)
+        if (id !== undefined && TOTAL_TRANSFORMATIONS.has(id)) return from
+        if (ast.transformation._tag === 'ComposeTransformation') {
+          return unchecked(from, 'the decoded value, checked by the schema it is composed with')
+        }
+        return unchecked(from, describe(ast))
+      }
+      case 'Declaration':
+        return unchecked({}, describe(ast))
+      case 'Suspend': {
+        let name = suspended.get(ast)
+        if (name === undefined) {
+          name = `${annotation(AST.getIdentifierAnnotation, ast) ?? 'Recursive'}${suspended.size + 1}`
+          suspended.set(ast, name)
+          defs[name] = go(ast.f())
+        }
+        return { $ref: `#/$defs/${name}` }
+      }
+      default:
+        return unchecked({}, describe(ast))
+    }
+  }
+  const schema = go(ast)
+  return Object.keys(defs).length === 0 ? { $schema: SCHEMA_DIALECT, ...schema } : { $schema: SCHEMA_DIALECT, $defs: defs, ...schema }
+}
+
 const exportSchemas = () => {
   const events = {}
   for (const name of [...schema.eventsDefsMap.keys()].sort()) {
-    const def = schema.eventsDefsMap.get(name)
     // argsJson holds the encoded side of the event's schema.
-    events[name] = JSONSchema.make(Schema.encodedSchema(def.schema))
+    events[name] = argsJsonSchema(schema.eventsDefsMap.get(name).schema.ast)
   }
   const clientDocuments = [...schema.state.sqlite.tables.entries()]
     .filter(([, def]) => def.options?.isClientDocumentTable === true)
     .map(([name, def]) => ({
       name,
       default: def.default ?? null,
-      valueSchema: def.valueSchema === undefined ? null : JSONSchema.make(Schema.encodedSchema(def.valueSchema)),
+      valueSchema: def.valueSchema === undefined ? null : argsJsonSchema(def.valueSchema.ast),
     }))
   return { type: 'schemas', events, clientDocuments }
 }

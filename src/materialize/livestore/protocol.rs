@@ -166,6 +166,7 @@ pub(super) fn outcome(reply: &Value) -> std::result::Result<Outcome, String> {
                 message: format!(
                     "{first}{more}: the args no longer decode with the event's schema; not replayed"
                 ),
+                pointer: issues.first().map(|issue| pointer(&issue["path"])),
             }))
         }
         Some("error") => Ok(Outcome::Rejected(Rejection {
@@ -174,6 +175,7 @@ pub(super) fn outcome(reply: &Value) -> std::result::Result<Outcome, String> {
                 "the materializer threw: {}",
                 reply["message"].as_str().unwrap_or("")
             ),
+            pointer: None,
         })),
         Some("result") => {
             let mut statements = Vec::new();
@@ -193,6 +195,19 @@ pub(super) fn outcome(reply: &Value) -> std::result::Result<Outcome, String> {
         }
         _ => Err(format!("unexpected answer {reply}")),
     }
+}
+
+/// The JSON pointer of an Effect issue's path (`["checklist", 0, "done"]` is
+/// `/checklist/0/done`), as the SQL path's JSON Schema validation names the same place.
+fn pointer(path: &Value) -> String {
+    path.as_array()
+        .into_iter()
+        .flatten()
+        .map(|seg| match seg {
+            Value::String(s) => format!("/{}", crate::validate::escape_pointer(s)),
+            other => format!("/{other}"),
+        })
+        .collect()
 }
 
 /// Runs a materializer's `ctx.query` on the scratch database: the `rows` (or `query-error`)
