@@ -8,7 +8,6 @@
 //! present; where it is not, they show as ignored, with the path that is missing.
 
 use std::collections::BTreeMap;
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use libtest_mimic::{Arguments, Completion, Failed, Trial};
@@ -19,7 +18,7 @@ mod api;
 #[path = "common/lsdev.rs"]
 mod lsdev;
 
-use api::{CheckOptions, CorpusReport, Definitions, EventLog, Finding, LogRow, SqlMaterializer};
+use api::{CheckOptions, CorpusReport, Definitions, Finding, Materializer, SqlMaterializer};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -279,41 +278,72 @@ fn check_expectations(dir: &Path) -> Result<(), Failed> {
     }
 }
 
+/// The SQL materializer, remembering the statements it gave each event: the oracle holds them
+/// against LiveStore's record after a real replay, so that `query` steps read the state as it
+/// stood before each event.
+struct Recording {
+    inner: SqlMaterializer,
+    statements: Vec<(api::Event, Vec<api::Statement>)>,
+    problems: Vec<String>,
+}
+
+impl Materializer for Recording {
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
+    fn ddl(&self) -> &api::Ddl {
+        self.inner.ddl()
+    }
+    fn referenced_columns(&self) -> indexmap::IndexMap<String, Vec<String>> {
+        self.inner.referenced_columns()
+    }
+    fn prepare(&mut self, scratch: &rusqlite::Connection) -> api::Result<()> {
+        self.inner.prepare(scratch)
+    }
+    fn materialize(
+        &mut self,
+        event: &api::Event,
+        args: &serde_json::Value,
+        scratch: &rusqlite::Connection,
+    ) -> api::Result<api::Outcome> {
+        let outcome = self.inner.materialize(event, args, scratch)?;
+        match &outcome {
+            api::Outcome::Statements(s) => self.statements.push((event.clone(), s.clone())),
+            other => self.problems.push(format!(
+                "{} {}: no statements: {other:?}",
+                event.seq, event.name
+            )),
+        }
+        Ok(outcome)
+    }
+}
+
 /// Holds the SQL path's statements against what LiveStore recorded under `LS_DEV` (the `debug`
 /// column of `__livestore_session_changeset`), event by event.
 fn lsdev_oracle(dir: &Path) -> Result<(), Failed> {
     let expect = load_expect(dir)?;
     let defs = Definitions::load(&dir.join(&expect.materializers)).map_err(|e| e.to_string())?;
-    let materializer = SqlMaterializer::new(defs);
-    let corpus = api::Corpus::locate(dir).map_err(|e| e.to_string())?;
+    let mut recording = Recording {
+        inner: SqlMaterializer::new(defs),
+        statements: Vec::new(),
+        problems: Vec::new(),
+    };
     let recorded = lsdev::lsdev_statements(dir)?;
-    let log = EventLog::open(&corpus.eventlog).map_err(|e| e.to_string())?;
-    let mut compared = 0;
-    let mut problems = Vec::new();
-    log.for_each(|row| {
-        let LogRow::Event(ev) = row else {
-            problems.push("malformed row".to_string());
-            return Ok(ControlFlow::Continue(()));
-        };
-        let args = api::parse_json(&ev.args_json).unwrap();
-        let ours = match materializer.statements(&ev, &args) {
-            Some(Ok(s)) => s,
-            other => {
-                problems.push(format!("{} {}: no statements: {other:?}", ev.seq, ev.name));
-                return Ok(ControlFlow::Continue(()));
-            }
-        };
+    api::check_corpus(dir, &mut recording, &CheckOptions::default()).map_err(|e| e.to_string())?;
+    let mut problems = recording.problems;
+    for (ev, ours) in &recording.statements {
         problems.extend(lsdev::statement_differences(
-            &ev,
-            &ours,
+            ev,
+            ours,
             recorded.get(&ev.seq.pair()),
         ));
-        compared += 1;
-        Ok(ControlFlow::Continue(()))
-    })
-    .map_err(|e| e.to_string())?;
-    if compared != expect.events as usize {
-        problems.push(format!("compared {compared} events of {}", expect.events));
+    }
+    if recording.statements.len() != expect.events as usize {
+        problems.push(format!(
+            "compared {} events of {}",
+            recording.statements.len(),
+            expect.events
+        ));
     }
     if problems.is_empty() {
         Ok(())

@@ -12,11 +12,14 @@
 //! expr    := sum ('??' sum)*
 //! sum     := term ('+' term)*
 //! term    := primary ('|' pipe)*
-//! primary := 'args' access* | 'event' '.' field | 'null' | 'true' | 'false' | 'undefined'
-//!          | 'excluded' | number | 'single-quoted string' | '[' list ']' | '(' expr ')'
+//! primary := 'args' access* | 'query' '.' name access* | 'event' '.' field | 'null' | 'true'
+//!          | 'false' | 'undefined' | 'excluded' | number | 'single-quoted string'
+//!          | '[' list ']' | '(' expr ')'
 //! access  := '.' name | '[' 'quoted key' ']' | '[' index ']'
 //! pipe    := 'iso' | 'ms' | 'json'
 //! ```
+//!
+//! `query.<name>` is what an earlier `query` step of the event bound (its `ctx.query`).
 
 use std::fmt;
 
@@ -32,6 +35,8 @@ pub(crate) enum Expr {
     Literal(Value),
     /// A path into the event's decoded args; empty for the whole args object.
     Arg(Vec<PathStep>),
+    /// A path into what the event's `query` step of this name bound.
+    Query(String, Vec<PathStep>),
     /// A field of the event's metadata.
     Meta(MetaField),
     /// `excluded` or `undefined`: always absent. In an `ON CONFLICT DO UPDATE` set it means
@@ -153,27 +158,62 @@ impl Val {
     }
 }
 
+/// What an expression is evaluated against: the event, its args, and what the event's `query`
+/// steps have bound so far.
+#[derive(Clone, Copy)]
+pub(crate) struct Scope<'a> {
+    /// The event's parsed args.
+    pub(crate) args: &'a Value,
+    /// The event.
+    pub(crate) event: &'a Event,
+    /// Query results by name (absent where a query found no row).
+    pub(crate) bound: &'a [(String, Val)],
+}
+
+/// `path` into `root`: absent where a step finds nothing, as JS property access gives
+/// `undefined`.
+fn walk(root: &Value, path: &[PathStep]) -> Val {
+    let mut cur = root;
+    for step in path {
+        let next = match (step, cur) {
+            (PathStep::Key(k), Value::Object(m)) => m.get(k),
+            (PathStep::Index(i), Value::Array(a)) => a.get(*i),
+            _ => None,
+        };
+        match next {
+            Some(v) => cur = v,
+            None => return Val::Absent,
+        }
+    }
+    Val::Present(cur.clone())
+}
+
 impl Expr {
     /// Evaluates the expression against an event and its parsed args.
+    #[cfg(test)]
     pub(crate) fn eval(&self, args: &Value, event: &Event) -> Result<Val, String> {
+        self.eval_in(Scope {
+            args,
+            event,
+            bound: &[],
+        })
+    }
+
+    /// Evaluates the expression in `scope`.
+    pub(crate) fn eval_in(&self, scope: Scope<'_>) -> Result<Val, String> {
+        let Scope { args, event, .. } = scope;
         match self {
             Expr::Literal(v) => Ok(Val::Present(v.clone())),
             Expr::Excluded => Ok(Val::Absent),
-            Expr::Arg(path) => {
-                let mut cur = args;
-                for step in path {
-                    let next = match (step, cur) {
-                        (PathStep::Key(k), Value::Object(m)) => m.get(k),
-                        (PathStep::Index(i), Value::Array(a)) => a.get(*i),
-                        _ => None,
-                    };
-                    match next {
-                        Some(v) => cur = v,
-                        None => return Ok(Val::Absent),
-                    }
-                }
-                Ok(Val::Present(cur.clone()))
-            }
+            Expr::Arg(path) => Ok(walk(args, path)),
+            Expr::Query(name, path) => match scope.bound.iter().rev().find(|(n, _)| n == name) {
+                Some((_, Val::Present(v))) => Ok(walk(v, path)),
+                Some((_, Val::Absent)) => Ok(Val::Absent),
+                // The definitions are checked for this before any event is replayed.
+                None => Err(format!(
+                    "`query.{name}` is not bound by an earlier query step"
+                )),
+            },
             Expr::Meta(field) => Ok(Val::Present(match field {
                 MetaField::SeqNumGlobal => Value::from(event.seq.global),
                 MetaField::SeqNumClient => Value::from(event.seq.client),
@@ -185,7 +225,7 @@ impl Expr {
             Expr::List(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for item in items {
-                    match item.eval(args, event)? {
+                    match item.eval_in(scope)? {
                         Val::Present(v) => out.push(v),
                         Val::Absent => out.push(Value::Null),
                     }
@@ -193,20 +233,37 @@ impl Expr {
                 Ok(Val::Present(Value::Array(out)))
             }
             Expr::Coalesce(a, b) => {
-                let left = a.eval(args, event)?;
+                let left = a.eval_in(scope)?;
                 if left.is_nullish() {
-                    b.eval(args, event)
+                    b.eval_in(scope)
                 } else {
                     Ok(left)
                 }
             }
-            Expr::Add(a, b) => js_add(a.eval(args, event)?, b.eval(args, event)?)
-                .map_err(|e| format!("`{self}`: {e}")),
+            Expr::Add(a, b) => {
+                js_add(a.eval_in(scope)?, b.eval_in(scope)?).map_err(|e| format!("`{self}`: {e}"))
+            }
             Expr::Pipe(inner, pipe) => {
-                let v = inner.eval(args, event)?;
+                let v = inner.eval_in(scope)?;
                 pipe.apply(v)
                     .map_err(|e| format!("`{pipe}` of {}: {e}", inner))
             }
+        }
+    }
+}
+
+impl Expr {
+    /// The names of the query steps the expression reads (`query.<name>`).
+    pub(crate) fn queries<'a>(&'a self, out: &mut Vec<&'a str>) {
+        match self {
+            Expr::Query(name, _) => out.push(name),
+            Expr::List(items) => items.iter().for_each(|e| e.queries(out)),
+            Expr::Coalesce(a, b) | Expr::Add(a, b) => {
+                a.queries(out);
+                b.queries(out);
+            }
+            Expr::Pipe(inner, _) => inner.queries(out),
+            Expr::Literal(_) | Expr::Arg(_) | Expr::Meta(_) | Expr::Excluded => {}
         }
     }
 }
@@ -229,14 +286,11 @@ impl fmt::Display for Expr {
             Expr::Excluded => f.write_str("excluded"),
             Expr::Arg(path) => {
                 f.write_str("args")?;
-                for step in path {
-                    match step {
-                        PathStep::Key(k) if is_ident(k) => write!(f, ".{k}")?,
-                        PathStep::Key(k) => write!(f, "['{}']", k.replace('\'', "''"))?,
-                        PathStep::Index(i) => write!(f, "[{i}]")?,
-                    }
-                }
-                Ok(())
+                write_path(f, path)
+            }
+            Expr::Query(name, path) => {
+                write!(f, "query.{name}")?;
+                write_path(f, path)
             }
             Expr::Meta(m) => write!(
                 f,
@@ -265,6 +319,17 @@ impl fmt::Display for Expr {
             Expr::Pipe(a, p) => write!(f, "{a} | {p}"),
         }
     }
+}
+
+fn write_path(f: &mut fmt::Formatter<'_>, path: &[PathStep]) -> fmt::Result {
+    for step in path {
+        match step {
+            PathStep::Key(k) if is_ident(k) => write!(f, ".{k}")?,
+            PathStep::Key(k) => write!(f, "['{}']", k.replace('\'', "''"))?,
+            PathStep::Index(i) => write!(f, "[{i}]")?,
+        }
+    }
+    Ok(())
 }
 
 fn is_ident(s: &str) -> bool {
@@ -416,6 +481,19 @@ impl Parser<'_> {
                     "false" => Ok(Expr::Literal(Value::Bool(false))),
                     "excluded" | "undefined" => Ok(Expr::Excluded),
                     "args" => Ok(Expr::Arg(self.path()?)),
+                    "query" => {
+                        if !self.src[self.pos..].starts_with('.') {
+                            return Err(
+                                self.error("expected `.` and a query step's name after `query`")
+                            );
+                        }
+                        self.pos += 1;
+                        let name = self.ident();
+                        if name.is_empty() {
+                            return Err(self.error("expected a query step's name"));
+                        }
+                        Ok(Expr::Query(name, self.path()?))
+                    }
                     "event" => {
                         if !self.src[self.pos..].starts_with('.') {
                             return Err(self.error("expected `.` after `event`"));
@@ -440,7 +518,7 @@ impl Parser<'_> {
                     }
                     "" => Err(self.error("expected a value")),
                     other => Err(format!(
-                        "in `{}`: unknown name `{other}`; values start with `args`, `event.`, a number, `null`, `true`, `false` or a 'quoted string'",
+                        "in `{}`: unknown name `{other}`; values start with `args`, `query.`, `event.`, a number, `null`, `true`, `false` or a 'quoted string'",
                         self.src
                     )),
                 }

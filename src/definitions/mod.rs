@@ -23,9 +23,9 @@ mod parse;
 mod raw;
 mod validate;
 
-pub(crate) use expr::{Expr, Val};
+pub(crate) use expr::{Expr, Scope, Val};
 pub(crate) use model::{
-    ClientDocument, ColumnKind, Condition, ConflictAction, Op, SqlBinds, StatementDef,
+    ClientDocument, ColumnKind, Condition, ConflictAction, Op, QueryShape, SqlBinds, StatementDef,
     StatementKind,
 };
 pub use model::{Ddl, Definitions};

@@ -124,6 +124,73 @@ pub(crate) enum StatementKind {
         /// The client document's table.
         table: String,
     },
+    /// `ctx.query({ query, bindValues })`: reads the state as it stands before the event's
+    /// statements and binds the result to `name` for the statements after it. Runs nothing.
+    Query {
+        /// The query (one `SELECT`).
+        sql: String,
+        /// Its bind values, as a raw statement's.
+        binds: SqlBinds,
+        /// What later expressions call it (`query.<name>`).
+        name: String,
+        /// Which part of the rows is bound.
+        returns: QueryShape,
+    },
+}
+
+/// What a `query` step binds of the rows `ctx.query` returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QueryShape {
+    /// Every row, as an array of objects keyed by column name.
+    Rows,
+    /// The first row (absent when there is none: `rows[0]`).
+    Row,
+    /// The first column of the first row (absent when there is no row).
+    Scalar,
+}
+
+impl StatementDef {
+    /// Every expression of the statement, its `when` first.
+    pub(crate) fn exprs(&self) -> Vec<&Expr> {
+        fn binds(b: &SqlBinds) -> Vec<&Expr> {
+            match b {
+                SqlBinds::None => Vec::new(),
+                SqlBinds::Positional(v) => v.iter().collect(),
+                SqlBinds::Named(v) => v.iter().map(|(_, e)| e).collect(),
+            }
+        }
+        let mut out: Vec<&Expr> = self.when.iter().collect();
+        match &self.kind {
+            StatementKind::Insert {
+                values,
+                on_conflict,
+                ..
+            } => {
+                out.extend(values.iter().map(|(_, e)| e));
+                if let Some(OnConflict {
+                    action: ConflictAction::Update(set),
+                    ..
+                }) = on_conflict
+                {
+                    out.extend(set.iter().map(|(_, e)| e));
+                }
+            }
+            StatementKind::Update {
+                set, conditions, ..
+            } => {
+                out.extend(set.iter().map(|(_, e)| e));
+                out.extend(conditions.iter().map(|c| &c.value));
+            }
+            StatementKind::Delete { conditions, .. } => {
+                out.extend(conditions.iter().map(|c| &c.value));
+            }
+            StatementKind::Sql { binds: b, .. } | StatementKind::Query { binds: b, .. } => {
+                out.extend(binds(b));
+            }
+            StatementKind::ClientDocumentSet { .. } => {}
+        }
+        out
+    }
 }
 
 /// `onConflict(targets, action)`.
@@ -372,7 +439,9 @@ impl Definitions {
                         add(table, &mut conditions.iter().map(|c| c.column.as_str()));
                         add(table, &mut returning.iter().map(String::as_str));
                     }
-                    StatementKind::Sql { .. } | StatementKind::ClientDocumentSet { .. } => {}
+                    StatementKind::Sql { .. }
+                    | StatementKind::ClientDocumentSet { .. }
+                    | StatementKind::Query { .. } => {}
                 }
             }
         }

@@ -12,7 +12,7 @@ use toml::Spanned;
 use super::expr::{self, Expr};
 use super::model::{
     ClientDocument, ColumnKind, Condition, ConflictAction, Ddl, Definitions, EventDefinition,
-    NamedPath, OnConflict, Op, SqlBinds, StatementDef, StatementKind,
+    NamedPath, OnConflict, Op, QueryShape, SqlBinds, StatementDef, StatementKind,
 };
 use super::raw::{RawFile, RawStatement};
 use crate::error::{Error, Result};
@@ -274,6 +274,7 @@ impl Definitions {
                 None if ev.is_empty_statement() => {}
                 None => statements.push(statement(&ctx, name, raw_event.span().start, ev)?),
             }
+            check_query_names(&ctx, name, &statements)?;
             events.insert(
                 name.clone(),
                 EventDefinition {
@@ -349,12 +350,20 @@ fn statement(
         };
     let when = raw.when.as_ref().map(expr_of).transpose()?;
     let returning = raw.returning.clone().unwrap_or_default();
+    let reject = |present: bool, key: &str, verb: &str| -> Result<()> {
+        if present {
+            Err(ctx.err(offset, ev, format!("`{key}` does not go with `{verb}`")))
+        } else {
+            Ok(())
+        }
+    };
 
     let verbs = [
         raw.insert.is_some(),
         raw.update.is_some(),
         raw.delete.is_some(),
         raw.sql.is_some(),
+        raw.query.is_some(),
     ]
     .iter()
     .filter(|b| **b)
@@ -364,20 +373,24 @@ fn statement(
             offset,
             ev,
             if verbs == 0 {
-                "a statement needs one of `insert`, `update`, `delete` or `sql`"
+                "a statement needs one of `insert`, `update`, `delete`, `sql` or `query`"
             } else {
-                "a statement takes only one of `insert`, `update`, `delete` and `sql`; list several in `run = [...]`"
+                "a statement takes only one of `insert`, `update`, `delete`, `sql` and `query`; list several in `run = [...]`"
             },
         ));
     }
-    let reject = |present: bool, key: &str, verb: &str| -> Result<()> {
-        if present {
-            Err(ctx.err(offset, ev, format!("`{key}` does not go with `{verb}`")))
-        } else {
-            Ok(())
-        }
-    };
-
+    if raw.query.is_none() {
+        reject(
+            raw.as_.is_some(),
+            "as",
+            "a statement (it names a `query` step)",
+        )?;
+        reject(
+            raw.returns.is_some(),
+            "returns",
+            "a statement (it goes with `query`)",
+        )?;
+    }
     let kind = if let Some(table) = &raw.insert {
         reject(raw.set.is_some(), "set", "insert")?;
         reject(raw.where_.is_some(), "where", "insert")?;
@@ -425,6 +438,49 @@ fn statement(
             conditions: conditions(&raw.where_)?,
             returning,
         }
+    } else if let Some(sql) = &raw.query {
+        reject(raw.values.is_some(), "values", "query (use `binds`)")?;
+        reject(raw.set.is_some(), "set", "query")?;
+        reject(raw.where_.is_some(), "where", "query (write it in the SQL)")?;
+        reject(raw.on_conflict.is_some(), "on_conflict", "query")?;
+        reject(raw.returning.is_some(), "returning", "query")?;
+        let name = raw.as_.as_ref().ok_or_else(|| {
+            ctx.err(
+                offset,
+                ev,
+                "a `query` step needs `as = \"<name>\"`: later values read it as `query.<name>`",
+            )
+        })?;
+        if !is_name(name.get_ref()) {
+            return Err(ctx.err(
+                name.span().start,
+                ev,
+                format!(
+                    "`as = {:?}`: a query step's name is letters, digits and `_`, not starting with a digit",
+                    name.get_ref()
+                ),
+            ));
+        }
+        let returns = match raw.returns.as_ref().map(|r| (r.get_ref().as_str(), r)) {
+            None | Some(("rows", _)) => QueryShape::Rows,
+            Some(("row", _)) => QueryShape::Row,
+            Some(("scalar", _)) => QueryShape::Scalar,
+            Some((other, r)) => {
+                return Err(ctx.err(
+                    r.span().start,
+                    ev,
+                    format!(
+                        "`returns = {other:?}`: a query returns \"rows\", \"row\" or \"scalar\""
+                    ),
+                ));
+            }
+        };
+        StatementKind::Query {
+            sql: sql.get_ref().clone(),
+            binds: sql_binds(ctx, event, &raw.binds)?,
+            name: name.get_ref().clone(),
+            returns,
+        }
     } else {
         let sql = raw
             .sql
@@ -436,37 +492,76 @@ fn statement(
         reject(raw.where_.is_some(), "where", "sql")?;
         reject(raw.on_conflict.is_some(), "on_conflict", "sql")?;
         reject(raw.returning.is_some(), "returning", "sql")?;
-        let binds = match &raw.binds {
-            None => SqlBinds::None,
-            Some(b) => match b.get_ref() {
-                toml::Value::Array(items) => SqlBinds::Positional(
-                    items
-                        .iter()
-                        .map(|i| to_expr(i).map_err(|m| ctx.err(b.span().start, ev, m)))
-                        .collect::<Result<_>>()?,
-                ),
-                toml::Value::Table(t) => SqlBinds::Named(
-                    t.iter()
-                        .map(|(k, v)| {
-                            Ok((
-                                k.clone(),
-                                to_expr(v).map_err(|m| ctx.err(b.span().start, ev, m))?,
-                            ))
-                        })
-                        .collect::<Result<_>>()?,
-                ),
-                _ => {
-                    return Err(ctx.err(
-                        b.span().start,
-                        ev,
-                        "`binds` is an array (for `?` parameters) or a table (for `$name` parameters)",
-                    ));
-                }
-            },
-        };
-        StatementKind::Sql { sql, binds }
+        StatementKind::Sql {
+            sql,
+            binds: sql_binds(ctx, event, &raw.binds)?,
+        }
     };
     Ok(StatementDef { line, when, kind })
+}
+
+fn is_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A raw statement's or a query's `binds`: an array for `?` parameters, a table for `$name`.
+fn sql_binds(ctx: &Ctx<'_>, event: &str, binds: &Option<Spanned<toml::Value>>) -> Result<SqlBinds> {
+    let ev = Some(event);
+    Ok(match binds {
+        None => SqlBinds::None,
+        Some(b) => match b.get_ref() {
+            toml::Value::Array(items) => SqlBinds::Positional(
+                items
+                    .iter()
+                    .map(|i| to_expr(i).map_err(|m| ctx.err(b.span().start, ev, m)))
+                    .collect::<Result<_>>()?,
+            ),
+            toml::Value::Table(t) => SqlBinds::Named(
+                t.iter()
+                    .map(|(k, v)| {
+                        Ok((
+                            k.clone(),
+                            to_expr(v).map_err(|m| ctx.err(b.span().start, ev, m))?,
+                        ))
+                    })
+                    .collect::<Result<_>>()?,
+            ),
+            _ => {
+                return Err(ctx.err(
+                    b.span().start,
+                    ev,
+                    "`binds` is an array (for `?` parameters) or a table (for `$name` parameters)",
+                ));
+            }
+        },
+    })
+}
+
+/// Every `query.<name>` must be bound by a query step before it in the same event.
+fn check_query_names(ctx: &Ctx<'_>, event: &str, statements: &[StatementDef]) -> Result<()> {
+    let mut bound: Vec<&str> = Vec::new();
+    for st in statements {
+        let mut used = Vec::new();
+        for e in st.exprs() {
+            e.queries(&mut used);
+        }
+        if let Some(name) = used.iter().find(|n| !bound.contains(n)) {
+            return Err(Error::Definitions {
+                path: ctx.path.to_path_buf(),
+                line: Some(st.line),
+                event: Some(event.to_string()),
+                message: format!(
+                    "`query.{name}` is read before any `query` step of this event binds it (`as = \"{name}\"` on a step before this one)"
+                ),
+            });
+        }
+        if let StatementKind::Query { name, .. } = &st.kind {
+            bound.push(name);
+        }
+    }
+    Ok(())
 }
 
 fn on_conflict(ctx: &Ctx<'_>, event: &str, raw: &Spanned<toml::Value>) -> Result<OnConflict> {
@@ -668,6 +763,55 @@ binds = { id = "args.id" }
         let parsed =
             Definitions::parse(&defs, "format = 1\nevent_schemas = \"schemas.json\"\n").unwrap();
         assert!(parsed.load_event_schemas().unwrap().is_some());
+    }
+
+    /// A `query` step binds its result by name for the statements after it; reading a name no
+    /// earlier step binds is an error at the reading statement's line.
+    #[test]
+    fn query_steps_bind_names_for_later_statements() {
+        let defs = parse(
+            r#"
+format = 1
+[events.A]
+[[events.A.run]]
+query = "SELECT n FROM t WHERE id = ?"
+binds = ["args.id"]
+as = "row"
+returns = "row"
+[[events.A.run]]
+when = "query.row"
+update = "t"
+set = { n = "query.row.n + 1" }
+where = { id = "args.id" }
+"#,
+        )
+        .unwrap();
+        let StatementKind::Query { name, returns, .. } = &defs.events["A"].statements[0].kind
+        else {
+            panic!()
+        };
+        assert_eq!((name.as_str(), *returns), ("row", QueryShape::Row));
+
+        let e = parse(
+            "format = 1\n[events.A]\n[[events.A.run]]\nupdate = \"t\"\nset = { n = \"query.row.n\" }\n[[events.A.run]]\nquery = \"SELECT 1\"\nas = \"row\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.starts_with("defs.toml:3: event \"A\": `query.row` is read before"),
+            "{e}"
+        );
+        let e = parse("format = 1\n[events.A]\nquery = \"SELECT 1\"\n").unwrap_err();
+        assert!(e.to_string().contains("needs `as = \"<name>\"`"), "{e}");
+        let e =
+            parse("format = 1\n[events.A]\nquery = \"SELECT 1\"\nas = \"x\"\nreturns = \"one\"\n")
+                .unwrap_err();
+        assert!(
+            e.to_string().contains("\"rows\", \"row\" or \"scalar\""),
+            "{e}"
+        );
+        let e = parse("format = 1\n[events.A]\nsql = \"SELECT 1\"\nas = \"x\"\n").unwrap_err();
+        assert!(e.to_string().contains("`as` does not go with"), "{e}");
     }
 
     #[test]

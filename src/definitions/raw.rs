@@ -58,6 +58,10 @@ pub(super) struct RawStatement {
     pub(super) returning: Option<Vec<String>>,
     pub(super) binds: Option<Spanned<toml::Value>>,
     pub(super) when: Option<Spanned<toml::Value>>,
+    pub(super) query: Option<Spanned<String>>,
+    #[serde(rename = "as")]
+    pub(super) as_: Option<Spanned<String>>,
+    pub(super) returns: Option<Spanned<String>>,
 }
 
 impl RawStatement {
@@ -73,5 +77,8 @@ impl RawStatement {
             && self.returning.is_none()
             && self.binds.is_none()
             && self.when.is_none()
+            && self.query.is_none()
+            && self.as_.is_none()
+            && self.returns.is_none()
     }
 }

@@ -123,6 +123,10 @@ impl Definitions {
                         (None, Vec::new())
                     }
                     StatementKind::ClientDocumentSet { .. } => (None, Vec::new()),
+                    StatementKind::Query { sql, binds, .. } => {
+                        validate_query(conn, sql, binds).map_err(|m| err(st.line, name, m))?;
+                        (None, Vec::new())
+                    }
                 };
                 if let Some(table) = table {
                     let Some(cols) = columns(table) else {
@@ -146,6 +150,30 @@ impl Definitions {
         }
         Ok(())
     }
+}
+
+/// A `query` step is what `ctx.query` runs: one statement that reads (LiveStore's `select`
+/// would run anything, but a materializer's writes belong in the statements it returns).
+fn validate_query(conn: &Connection, sql: &str, binds: &SqlBinds) -> Result<(), String> {
+    validate_raw_sql(conn, sql, binds)?;
+    let parts = sqlite::split_statements(conn, sql)
+        .map_err(|e| format!("SQLite cannot prepare this query: {e}"))?;
+    if parts.len() != 1 {
+        return Err(format!(
+            "a query is one statement, this SQL has {} (ctx.query runs the first alone)",
+            parts.len()
+        ));
+    }
+    let stmt = conn
+        .prepare(sql)
+        .map_err(|e| format!("SQLite cannot prepare this query: {e}"))?;
+    if !stmt.readonly() {
+        return Err(
+            "a query only reads (ctx.query); return a write as a statement (`sql`, `insert`, …)"
+                .to_string(),
+        );
+    }
+    Ok(())
 }
 
 fn validate_raw_sql(conn: &Connection, sql: &str, binds: &SqlBinds) -> Result<(), String> {
@@ -195,4 +223,35 @@ fn validate_raw_sql(conn: &Connection, sql: &str, binds: &SqlBinds) -> Result<()
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn check(events: &str) -> Result<()> {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (id TEXT PRIMARY KEY, n INTEGER)")
+            .unwrap();
+        Definitions::parse(Path::new("defs.toml"), &format!("format = 1\n{events}"))?
+            .validate(&conn)
+    }
+
+    /// A `query` step is one statement that only reads, as `ctx.query` runs it.
+    #[test]
+    fn query_steps_read_one_statement() {
+        check("[events.A]\nquery = \"SELECT n FROM t WHERE id = ?\"\nbinds = [\"args.id\"]\nas = \"q\"\n")
+            .unwrap();
+        let e = check("[events.A]\nquery = \"DELETE FROM t\"\nas = \"q\"\n").unwrap_err();
+        assert!(e.to_string().contains("a query only reads"), "{e}");
+        let e = check("[events.A]\nquery = \"SELECT 1; SELECT 2\"\nas = \"q\"\n").unwrap_err();
+        assert!(e.to_string().contains("a query is one statement"), "{e}");
+        let e = check("[events.A]\nquery = \"SELECT nope FROM t\"\nas = \"q\"\n").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("defs.toml:2: event \"A\": SQLite cannot prepare"),
+            "{e}"
+        );
+    }
 }

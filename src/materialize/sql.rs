@@ -11,8 +11,8 @@ use rusqlite::Connection;
 use serde_json::{Map, Value};
 
 use crate::definitions::{
-    ClientDocument, ColumnKind, Condition, ConflictAction, Ddl, Definitions, Expr, Op, SqlBinds,
-    StatementDef, StatementKind, Val,
+    ClientDocument, ColumnKind, Condition, ConflictAction, Ddl, Definitions, Expr, Op, QueryShape,
+    Scope, SqlBinds, StatementDef, StatementKind, Val,
 };
 use crate::error::Result;
 use crate::eventlog::Event;
@@ -39,14 +39,17 @@ impl SqlMaterializer {
         &self.defs
     }
 
-    /// The statements for one event; `Err` carries the rejection.
+    /// The statements for one event; `Err` carries the rejection. `state` is the scratch
+    /// database as it stands before the event, which its `query` steps read.
     pub fn statements(
         &self,
         event: &Event,
         args: &Value,
+        state: &Connection,
     ) -> Option<Result<Vec<Statement>, Rejection>> {
         let def = self.defs.events.get(&event.name)?;
         let mut out = Vec::with_capacity(def.statements.len());
+        let mut bound: Vec<(String, Val)> = Vec::new();
         for (i, st) in def.statements.iter().enumerate() {
             let where_ = || {
                 if def.statements.len() > 1 {
@@ -55,7 +58,26 @@ impl SqlMaterializer {
                     format!("line {}", st.line)
                 }
             };
-            match self.statement(st, event, args) {
+            let scope = Scope {
+                args,
+                event,
+                bound: &bound,
+            };
+            let result = match &st.kind {
+                StatementKind::Query {
+                    sql,
+                    binds,
+                    name,
+                    returns,
+                } => query(st, scope, sql, binds, *returns, state).map(|v| {
+                    if let Some(v) = v {
+                        bound.push((name.clone(), v));
+                    }
+                    None
+                }),
+                _ => self.statement(st, scope),
+            };
+            match result {
                 Ok(Some(s)) => out.push(s),
                 Ok(None) => {}
                 Err(e) => {
@@ -72,10 +94,10 @@ impl SqlMaterializer {
     fn statement(
         &self,
         st: &StatementDef,
-        event: &Event,
-        args: &Value,
+        scope: Scope<'_>,
     ) -> Result<Option<Statement>, Rejection> {
-        let eval = |e: &Expr| e.eval(args, event).map_err(invalid_args);
+        let args = scope.args;
+        let eval = |e: &Expr| e.eval_in(scope).map_err(invalid_args);
         if let Some(when) = &st.when
             && !eval(when)?.is_truthy()
         {
@@ -167,7 +189,7 @@ impl SqlMaterializer {
                 } else {
                     let set_binds = binds.len();
                     let (where_, equals) =
-                        self.where_clause(table, conditions, args, event, &mut binds)?;
+                        self.where_clause(table, conditions, scope, &mut binds)?;
                     let sql = format!(
                         "UPDATE '{table}' SET {} {where_}{}",
                         parts.join(", "),
@@ -188,8 +210,7 @@ impl SqlMaterializer {
                 returning,
             } => {
                 let mut binds = Vec::new();
-                let (where_, equals) =
-                    self.where_clause(table, conditions, args, event, &mut binds)?;
+                let (where_, equals) = self.where_clause(table, conditions, scope, &mut binds)?;
                 let sql = format!(
                     "DELETE FROM '{table}' {where_}{}",
                     returning_clause(returning)
@@ -202,33 +223,9 @@ impl SqlMaterializer {
                 };
                 (sql, Binds::Positional(binds), Some(target))
             }
-            StatementKind::Sql { sql, binds } => {
-                let binds = match binds {
-                    SqlBinds::None => Binds::None,
-                    SqlBinds::Positional(values) => Binds::Positional(
-                        values
-                            .iter()
-                            .enumerate()
-                            .map(|(i, e)| raw_bind(&format!("binds[{i}]"), eval(e)?))
-                            .collect::<Result<_, _>>()?,
-                    ),
-                    SqlBinds::Named(values) => {
-                        let mut out = Vec::new();
-                        for (key, e) in values {
-                            // LiveStore's prepareBindValues keeps a key only when the SQL text
-                            // contains it, and binds it as `$key`.
-                            if sql.contains(key.as_str()) {
-                                out.push((
-                                    format!("${key}"),
-                                    raw_bind(&format!("binds.{key}"), eval(e)?)?,
-                                ));
-                            }
-                        }
-                        Binds::Named(out)
-                    }
-                };
-                (sql.clone(), binds, None)
-            }
+            StatementKind::Sql { sql, binds } => (sql.clone(), raw_binds(sql, binds, scope)?, None),
+            // Run by `statements`, which binds its result.
+            StatementKind::Query { .. } => return Ok(None),
             StatementKind::ClientDocumentSet { table } => {
                 let doc = &self.defs.client_documents[table];
                 let (sql, binds) = client_document_set(doc, args)?;
@@ -255,15 +252,14 @@ impl SqlMaterializer {
         &self,
         table: &str,
         conditions: &[Condition],
-        args: &Value,
-        event: &Event,
+        scope: Scope<'_>,
         binds: &mut Vec<BindValue>,
     ) -> Result<(String, Vec<(String, BindValue)>), Rejection> {
         let mut parts = Vec::new();
         let mut equals = Vec::new();
         for cond in conditions {
             let col = quote_ident(&cond.column);
-            let value = match cond.value.eval(args, event).map_err(invalid_args)? {
+            let value = match cond.value.eval_in(scope).map_err(invalid_args)? {
                 // `where({ col: undefined })` drops the condition.
                 Val::Absent => continue,
                 Val::Present(v) => v,
@@ -372,6 +368,93 @@ impl SqlMaterializer {
         };
         Ok(to_bind(&encoded))
     }
+}
+
+/// A raw statement's bind values as LiveStore's `prepareBindValues` passes them on: an array to
+/// `?` in order, an object only with the keys the SQL text contains, each as `$key`.
+fn raw_binds(sql: &str, binds: &SqlBinds, scope: Scope<'_>) -> Result<Binds, Rejection> {
+    let eval = |e: &Expr| e.eval_in(scope).map_err(invalid_args);
+    Ok(match binds {
+        SqlBinds::None => Binds::None,
+        SqlBinds::Positional(values) => Binds::Positional(
+            values
+                .iter()
+                .enumerate()
+                .map(|(i, e)| raw_bind(&format!("binds[{i}]"), eval(e)?))
+                .collect::<Result<_, _>>()?,
+        ),
+        SqlBinds::Named(values) => {
+            let mut out = Vec::new();
+            for (key, e) in values {
+                if sql.contains(key.as_str()) {
+                    out.push((
+                        format!("${key}"),
+                        raw_bind(&format!("binds.{key}"), eval(e)?)?,
+                    ));
+                }
+            }
+            Binds::Named(out)
+        }
+    })
+}
+
+/// A `query` step: `ctx.query({ query, bindValues })` on the state as it stands before the
+/// event's statements (they run after the materializer returns), the rows as wa-sqlite gives
+/// them to JavaScript (integers and reals as numbers, text as strings). `None` when the step's
+/// `when` is false; `Some(Absent)` for a row or scalar of no rows (`rows[0]` is undefined).
+fn query(
+    st: &StatementDef,
+    scope: Scope<'_>,
+    sql: &str,
+    binds: &SqlBinds,
+    returns: QueryShape,
+    state: &Connection,
+) -> Result<Option<Val>, Rejection> {
+    if let Some(when) = &st.when
+        && !when.eval_in(scope).map_err(invalid_args)?.is_truthy()
+    {
+        return Ok(None);
+    }
+    let binds = raw_binds(sql, binds, scope)?;
+    let failed = |e: rusqlite::Error| materializer_error(format!("the query failed: {e}"));
+    let mut stmt = state.prepare_cached(sql).map_err(failed)?;
+    crate::materialize::binds::bind(&mut stmt, &binds).map_err(failed)?;
+    let names: Vec<String> = stmt.column_names().map(str::to_string).collect();
+    let mut rows = stmt.raw_query();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(failed)? {
+        let mut obj = Map::new();
+        for (i, name) in names.iter().enumerate() {
+            use rusqlite::types::ValueRef;
+            let v = match row.get_ref(i).map_err(failed)? {
+                ValueRef::Null => Value::Null,
+                ValueRef::Integer(x) => Value::from(x),
+                ValueRef::Real(x) => crate::definitions::expr::number_value(x),
+                ValueRef::Text(t) => Value::String(String::from_utf8_lossy(t).into_owned()),
+                ValueRef::Blob(_) => {
+                    return Err(materializer_error(format!(
+                        "the query's column {name} is a blob, which a definition cannot use (a Uint8Array in JavaScript)"
+                    )));
+                }
+            };
+            obj.insert(name.clone(), v);
+        }
+        out.push(Value::Object(obj));
+        if returns != QueryShape::Rows {
+            break;
+        }
+    }
+    Ok(Some(match returns {
+        QueryShape::Rows => Val::Present(Value::Array(out)),
+        QueryShape::Row => out.into_iter().next().map_or(Val::Absent, Val::Present),
+        QueryShape::Scalar => match out.into_iter().next() {
+            Some(Value::Object(row)) => row
+                .into_iter()
+                .next()
+                .map_or(Val::Absent, |(_, v)| Val::Present(v)),
+            _ => Val::Absent,
+        },
+    }))
 }
 
 fn to_bind(v: &Value) -> BindValue {
@@ -526,9 +609,9 @@ impl Materializer for SqlMaterializer {
         &mut self,
         event: &Event,
         args: &Value,
-        _scratch: &Connection,
+        scratch: &Connection,
     ) -> Result<Outcome> {
-        Ok(match self.statements(event, args) {
+        Ok(match self.statements(event, args, scratch) {
             None => Outcome::Unknown,
             Some(Ok(statements)) => Outcome::Statements(statements),
             Some(Err(rejection)) => Outcome::Rejected(rejection),

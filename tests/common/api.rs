@@ -7,9 +7,10 @@
 //! path); each uses a part of it.
 #![allow(unused_imports)]
 
+pub use rehearse::Result;
 pub use rehearse::check::{CheckOptions, check_corpus, check_corpus_observed};
 pub use rehearse::corpus::Corpus;
-pub use rehearse::definitions::Definitions;
+pub use rehearse::definitions::{Ddl, Definitions};
 pub use rehearse::eventlog::{Event, EventLog, LogRow};
 pub use rehearse::js::{BindValue, parse_json};
 pub use rehearse::materialize::livestore::LiveStoreMaterializer;

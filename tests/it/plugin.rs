@@ -18,6 +18,7 @@ use crate::util::*;
 
 trials![
     the_plugin_and_the_sql_path_give_the_same_reports,
+    each_apps_corpus_passes_alike_through_its_definitions_and_its_app,
     the_plugin_returns_the_statements_livestore_ran,
     a_materializer_that_throws_is_a_materializer_error_at_its_event,
     args_that_no_longer_decode_are_invalid_args_with_the_field_and_the_decoders_message,
@@ -111,6 +112,50 @@ fn the_plugin_and_the_sql_path_give_the_same_reports() -> need::Result {
     rehearse(&[&"check", &corpus("workspace-n300-lsdev"), &"-m", &plugin])
         .success()
         .stdout_has("replayed 300 events: 300 applied");
+    Ok(())
+}
+
+/// The corpora written by the apps that use one construct each of the definitions format
+/// (`query` steps, …), with the app module that wrote them: each passes with zero findings and
+/// every table equal to LiveStore's, through its definitions and through its app, with the
+/// same report.
+const APP_CORPORA: &[(&str, &str)] = &[("chat-query", "chat.mjs")];
+
+fn each_apps_corpus_passes_alike_through_its_definitions_and_its_app() -> need::Result {
+    let app = need::livestore_app()?;
+    for (name, module) in APP_CORPORA {
+        let dir = corpus(name);
+        let sql_defs = dir.join("materializers.toml");
+        let sql = rehearse(&[&"check", &dir, &"-m", &sql_defs, &"--format", &"json"]).success();
+        let ours = rehearse(&[
+            &"check",
+            &dir,
+            &"-m",
+            &spec(&app, module),
+            &"--format",
+            &"json",
+        ])
+        .success();
+        let report = corpora_of(&sql);
+        assert_eq!(
+            report[0]["findings"],
+            serde_json::json!([]),
+            "{name}: {report:#}"
+        );
+        assert!(
+            report[0]["tables"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|t| t["differing"] == 0 && t["missing"] == 0 && t["extra"] == 0),
+            "{name}: {report:#}"
+        );
+        assert_eq!(
+            corpora_of(&ours),
+            report,
+            "{name}: the plugin's report differs"
+        );
+    }
     Ok(())
 }
 
