@@ -9,7 +9,8 @@
 //!
 //! Grammar:
 //! ```text
-//! expr    := sum ('??' sum)*
+//! expr    := cmp ('??' cmp)*
+//! cmp     := sum (('===' | '!==') sum)?
 //! sum     := term ('+' term)*
 //! term    := primary ('|' pipe)*
 //! primary := 'args' access* | 'query' '.' name access* | 'event' '.' field | 'null' | 'true'
@@ -20,6 +21,10 @@
 //! ```
 //!
 //! `query.<name>` is what an earlier `query` step of the event bound (its `ctx.query`).
+//! `args.x !== undefined` is the presence test (JS strict equality on primitives). A value
+//! written as a TOML table `{ value = "…", when = "…" }` is left out of its object altogether
+//! unless `when` is truthy: JS's `...(cond ? { col: v } : {})`, which for an upsert's
+//! `ON CONFLICT DO UPDATE` means "keep what is there", not `excluded."col"`.
 
 use std::fmt;
 
@@ -50,6 +55,10 @@ pub(crate) enum Expr {
     Add(Box<Expr>, Box<Expr>),
     /// `a | pipe`.
     Pipe(Box<Expr>, Pipe),
+    /// `a === b` (`false`) or `a !== b` (`true`), JS strict equality.
+    StrictEq(Box<Expr>, Box<Expr>, bool),
+    /// `{ value = a, when = cond }`: `a` when `cond` is truthy, else no key at all.
+    When(Box<Expr>, Box<Expr>),
 }
 
 /// One step of an args path.
@@ -102,7 +111,7 @@ impl Pipe {
     /// Applies the pipe; absent and null pass through, as a nullable column's encoding does.
     pub(crate) fn apply(self, v: Val) -> Result<Val, String> {
         let value = match v {
-            Val::Absent => return Ok(Val::Absent),
+            Val::Absent | Val::Omitted => return Ok(v),
             Val::Present(Value::Null) => return Ok(Val::Present(Value::Null)),
             Val::Present(value) => value,
         };
@@ -130,6 +139,9 @@ fn to_ms(value: &Value) -> Result<i64, String> {
 pub(crate) enum Val {
     /// JS `undefined`.
     Absent,
+    /// No key at all (a `{ value, when }` whose `when` is false): like `undefined` everywhere
+    /// but in an upsert's `ON CONFLICT DO UPDATE SET`, which leaves the column out.
+    Omitted,
     /// A value.
     Present(Value),
 }
@@ -137,13 +149,13 @@ pub(crate) enum Val {
 impl Val {
     /// Whether the value is absent or null (what `??` falls back on).
     pub(crate) fn is_nullish(&self) -> bool {
-        matches!(self, Val::Absent | Val::Present(Value::Null))
+        matches!(self, Val::Absent | Val::Omitted | Val::Present(Value::Null))
     }
 
     /// JS truthiness, used by `when`.
     pub(crate) fn is_truthy(&self) -> bool {
         match self {
-            Val::Absent => false,
+            Val::Absent | Val::Omitted => false,
             Val::Present(v) => match v {
                 Value::Null => false,
                 Value::Bool(b) => *b,
@@ -208,7 +220,7 @@ impl Expr {
             Expr::Arg(path) => Ok(walk(args, path)),
             Expr::Query(name, path) => match scope.bound.iter().rev().find(|(n, _)| n == name) {
                 Some((_, Val::Present(v))) => Ok(walk(v, path)),
-                Some((_, Val::Absent)) => Ok(Val::Absent),
+                Some((_, absent)) => Ok(absent.clone()),
                 // The definitions are checked for this before any event is replayed.
                 None => Err(format!(
                     "`query.{name}` is not bound by an earlier query step"
@@ -227,7 +239,7 @@ impl Expr {
                 for item in items {
                     match item.eval_in(scope)? {
                         Val::Present(v) => out.push(v),
-                        Val::Absent => out.push(Value::Null),
+                        Val::Absent | Val::Omitted => out.push(Value::Null),
                     }
                 }
                 Ok(Val::Present(Value::Array(out)))
@@ -242,6 +254,18 @@ impl Expr {
             }
             Expr::Add(a, b) => {
                 js_add(a.eval_in(scope)?, b.eval_in(scope)?).map_err(|e| format!("`{self}`: {e}"))
+            }
+            Expr::StrictEq(a, b, negate) => {
+                let equal = strict_equals(&a.eval_in(scope)?, &b.eval_in(scope)?)
+                    .map_err(|e| format!("`{self}`: {e}"))?;
+                Ok(Val::Present(Value::Bool(equal != *negate)))
+            }
+            Expr::When(value, cond) => {
+                if cond.eval_in(scope)?.is_truthy() {
+                    value.eval_in(scope)
+                } else {
+                    Ok(Val::Omitted)
+                }
             }
             Expr::Pipe(inner, pipe) => {
                 let v = inner.eval_in(scope)?;
@@ -263,6 +287,10 @@ impl Expr {
                 b.queries(out);
             }
             Expr::Pipe(inner, _) => inner.queries(out),
+            Expr::StrictEq(a, b, _) | Expr::When(a, b) => {
+                a.queries(out);
+                b.queries(out);
+            }
             Expr::Literal(_) | Expr::Arg(_) | Expr::Meta(_) | Expr::Excluded => {}
         }
     }
@@ -317,6 +345,10 @@ impl fmt::Display for Expr {
             Expr::Coalesce(a, b) => write!(f, "{a} ?? {b}"),
             Expr::Add(a, b) => write!(f, "({a} + {b})"),
             Expr::Pipe(a, p) => write!(f, "{a} | {p}"),
+            Expr::StrictEq(a, b, negate) => {
+                write!(f, "({a} {} {b})", if *negate { "!==" } else { "===" })
+            }
+            Expr::When(a, cond) => write!(f, "{a} (when {cond})"),
         }
     }
 }
@@ -389,12 +421,32 @@ impl Parser<'_> {
     }
 
     fn expr(&mut self) -> Result<Expr, String> {
-        let mut left = self.sum()?;
+        let mut left = self.cmp()?;
         while self.eat("??") {
-            let right = self.sum()?;
+            let right = self.cmp()?;
             left = Expr::Coalesce(Box::new(left), Box::new(right));
         }
         Ok(left)
+    }
+
+    fn cmp(&mut self) -> Result<Expr, String> {
+        let left = self.sum()?;
+        let negate = if self.eat("===") {
+            false
+        } else if self.eat("!==") {
+            true
+        } else {
+            self.skip_ws();
+            let rest = &self.src[self.pos..];
+            if rest.starts_with("==") || rest.starts_with("!=") {
+                return Err(self.error(
+                    "only strict equality is known (`===`, `!==`): loose `==` converts types as JS does, which a definition should not rely on",
+                ));
+            }
+            return Ok(left);
+        };
+        let right = self.sum()?;
+        Ok(Expr::StrictEq(Box::new(left), Box::new(right), negate))
     }
 
     fn sum(&mut self) -> Result<Expr, String> {
@@ -609,12 +661,33 @@ impl Parser<'_> {
     }
 }
 
+/// JS `a === b` on what args hold: `undefined` equals only `undefined`, numbers by value,
+/// strings, booleans and null as themselves. Objects and arrays are equal in JS only when they
+/// are the same object, which a definition cannot tell: comparing them is an error.
+fn strict_equals(a: &Val, b: &Val) -> Result<bool, String> {
+    let undefined = |v: &Val| matches!(v, Val::Absent | Val::Omitted);
+    Ok(match (a, b) {
+        (x, y) if undefined(x) || undefined(y) => undefined(x) && undefined(y),
+        (Val::Present(x), Val::Present(y)) => match (x, y) {
+            (Value::Object(_) | Value::Array(_), _) | (_, Value::Object(_) | Value::Array(_)) => {
+                return Err(
+                    "`===` between objects or arrays compares their identity in JS, which is unknown here"
+                        .to_string(),
+                );
+            }
+            (Value::Number(m), Value::Number(n)) => js::js_number(m) == js::js_number(n),
+            (x, y) => x == y,
+        },
+        _ => unreachable!("both sides are undefined or present"),
+    })
+}
+
 /// JS `a + b` on primitives: string concatenation when either side is a string (the other
 /// side as `String(v)` gives it), numeric addition otherwise.
 fn js_add(a: Val, b: Val) -> Result<Val, String> {
     fn text(v: &Val) -> Result<String, String> {
         Ok(match v {
-            Val::Absent => "undefined".into(),
+            Val::Absent | Val::Omitted => "undefined".into(),
             Val::Present(Value::Null) => "null".into(),
             Val::Present(Value::Bool(b)) => b.to_string(),
             Val::Present(Value::Number(n)) => {
@@ -633,7 +706,7 @@ fn js_add(a: Val, b: Val) -> Result<Val, String> {
     }
     fn number(v: &Val) -> f64 {
         match v {
-            Val::Absent => f64::NAN,
+            Val::Absent | Val::Omitted => f64::NAN,
             Val::Present(Value::Null) => 0.0,
             Val::Present(Value::Bool(b)) => f64::from(u8::from(*b)),
             Val::Present(Value::Number(n)) => js::js_number(n),
@@ -751,6 +824,51 @@ mod tests {
         );
         assert_eq!(eval("undefined", args.clone()), Val::Absent);
         assert_eq!(eval("1+2e+1", args), Val::Present(json!(21)));
+    }
+
+    /// `!== undefined` is the presence test: `false` and `null` are present, a missing key
+    /// is not; numbers compare by value; objects cannot be compared.
+    #[test]
+    fn strict_equality_tests_presence() {
+        let args = json!({"f": false, "n": null, "one": 1, "half": 0.5, "o": {}});
+        let yes = Val::Present(json!(true));
+        let no = Val::Present(json!(false));
+        assert_eq!(eval("args.f !== undefined", args.clone()), yes);
+        assert_eq!(eval("args.n !== undefined", args.clone()), yes);
+        assert_eq!(eval("args.gone !== undefined", args.clone()), no);
+        assert_eq!(eval("args.gone === undefined", args.clone()), yes);
+        assert_eq!(eval("args.n === null", args.clone()), yes);
+        assert_eq!(eval("args.one === 1.0", args.clone()), yes);
+        assert_eq!(eval("args.half + args.half === 1", args.clone()), yes);
+        assert_eq!(eval("args.one === '1'", args.clone()), no);
+        // As in JS, `===` binds tighter than `??`.
+        assert_eq!(eval("args.gone ?? 2 === 2", args.clone()), yes);
+        let e = parse("args.o === args.o")
+            .unwrap()
+            .eval(&args, &event())
+            .unwrap_err();
+        assert!(e.contains("identity"), "{e}");
+        assert!(
+            parse("args.one == 1")
+                .unwrap_err()
+                .contains("only strict equality")
+        );
+    }
+
+    /// `{ value, when }` leaves the key out altogether when `when` is falsy.
+    #[test]
+    fn a_value_with_when_is_omitted_unless_it_holds() {
+        let args = json!({"a": false});
+        let when = |cond: &str| {
+            Expr::When(
+                Box::new(parse("args.a").unwrap()),
+                Box::new(parse(cond).unwrap()),
+            )
+            .eval(&args, &event())
+            .unwrap()
+        };
+        assert_eq!(when("args.a !== undefined"), Val::Present(json!(false)));
+        assert_eq!(when("args.b !== undefined"), Val::Omitted);
     }
 
     #[test]

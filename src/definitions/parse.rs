@@ -325,7 +325,9 @@ fn statement(
             };
             map.iter()
             .map(|(column, v)| {
-                if let toml::Value::Table(t) = v.get_ref() {
+                if let toml::Value::Table(t) = v.get_ref()
+                    && t.contains_key("op")
+                {
                     let op_text = t.get("op").and_then(toml::Value::as_str).ok_or_else(|| {
                         ctx.err(v.span().start, ev, format!("where.{column}: a table needs `op` and `value`"))
                     })?;
@@ -337,10 +339,14 @@ fn statement(
                     let value = t.get("value").ok_or_else(|| {
                         ctx.err(v.span().start, ev, format!("where.{column}: missing `value`"))
                     })?;
-                    if let Some(extra) = t.keys().find(|k| *k != "op" && *k != "value") {
+                    if let Some(extra) = t.keys().find(|k| !["op", "value", "when"].contains(&k.as_str())) {
                         return Err(ctx.err(v.span().start, ev, format!("where.{column}: unknown key `{extra}`")));
                     }
-                    let value = to_expr(value).map_err(|m| ctx.err(v.span().start, ev, m))?;
+                    let mut value = to_expr(value).map_err(|m| ctx.err(v.span().start, ev, m))?;
+                    if let Some(when) = t.get("when") {
+                        let when = to_expr(when).map_err(|m| ctx.err(v.span().start, ev, m))?;
+                        value = Expr::When(Box::new(value), Box::new(when));
+                    }
                     Ok(Condition { column: column.clone(), op, value })
                 } else {
                     Ok(Condition { column: column.clone(), op: Op::Eq, value: expr_of(v)? })
@@ -643,10 +649,20 @@ fn to_expr(v: &toml::Value) -> Result<Expr, String> {
         toml::Value::Array(items) => Ok(Expr::List(
             items.iter().map(to_expr).collect::<Result<_, _>>()?,
         )),
-        toml::Value::Table(_) => Err(
-            "a value is an expression string (`\"args.id\"`), a number or a boolean, not a table"
-                .to_string(),
-        ),
+        toml::Value::Table(t) => {
+            if let Some(extra) = t.keys().find(|k| *k != "value" && *k != "when") {
+                return Err(format!(
+                    "a value is an expression string (`\"args.id\"`), a number, a boolean, a list, or `{{ value = …, when = … }}`; `{extra}` is none of these"
+                ));
+            }
+            let (Some(value), Some(when)) = (t.get("value"), t.get("when")) else {
+                return Err(
+                    "`{ value = …, when = … }` needs both: the value, and when its key is in the object at all"
+                        .to_string(),
+                );
+            };
+            Ok(Expr::When(Box::new(to_expr(value)?), Box::new(to_expr(when)?)))
+        }
         toml::Value::Datetime(_) => Err(
             "TOML dates are not values here; write an ISO string literal like \"'2024-01-01T00:00:00.000Z'\""
                 .to_string(),

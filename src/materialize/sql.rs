@@ -133,6 +133,8 @@ impl SqlMaterializer {
                             let mut update_binds = Vec::new();
                             for (col, e) in set {
                                 match eval(e)? {
+                                    // A key not in the update object: the column keeps its value.
+                                    Val::Omitted => {}
                                     Val::Absent => parts.push(format!(
                                         "{} = excluded.{}",
                                         quote_ident(col),
@@ -143,6 +145,12 @@ impl SqlMaterializer {
                                         update_binds.push(self.encode(table, col, v)?);
                                     }
                                 }
+                            }
+                            if parts.is_empty() {
+                                return Err(materializer_error(
+                                    "on_conflict.set leaves every column out (LiveStore throws: No update columns provided for ON CONFLICT DO UPDATE)"
+                                        .to_string(),
+                                ));
                             }
                             binds.extend(update_binds);
                             conflict = format!(
@@ -261,7 +269,7 @@ impl SqlMaterializer {
             let col = quote_ident(&cond.column);
             let value = match cond.value.eval_in(scope).map_err(invalid_args)? {
                 // `where({ col: undefined })` drops the condition.
-                Val::Absent => continue,
+                Val::Absent | Val::Omitted => continue,
                 Val::Present(v) => v,
             };
             if value.is_null() {
@@ -464,7 +472,7 @@ fn to_bind(v: &Value) -> BindValue {
 /// A raw-SQL bind: absent stays unbound (NULL), as wa-sqlite leaves `undefined` unbound.
 fn raw_bind(what: &str, v: Val) -> Result<BindValue, Rejection> {
     match v {
-        Val::Absent => Ok(BindValue::Unbound),
+        Val::Absent | Val::Omitted => Ok(BindValue::Unbound),
         Val::Present(v) => BindValue::from_json_scalar(&v).ok_or_else(|| {
             materializer_error(format!(
                 "{what} is {} ({}); wa-sqlite cannot bind it; add `| json` to bind its JSON text",
@@ -616,5 +624,63 @@ impl Materializer for SqlMaterializer {
             Some(Ok(statements)) => Outcome::Statements(statements),
             Some(Err(rejection)) => Outcome::Rejected(rejection),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eventlog::SeqNum;
+    use serde_json::json;
+
+    fn statements(toml: &str, args: Value) -> Result<Vec<Statement>, Rejection> {
+        let defs = Definitions::parse(std::path::Path::new("defs.toml"), toml).unwrap();
+        let event = Event {
+            seq: SeqNum {
+                global: 1,
+                client: 0,
+                rebase_generation: 0,
+            },
+            parent: SeqNum::ROOT,
+            name: "A".into(),
+            args_json: String::new(),
+            client_id: "c".into(),
+            session_id: "s".into(),
+            schema_hash: 0,
+            sync_metadata_json: String::new(),
+        };
+        let state = Connection::open_in_memory().unwrap();
+        SqlMaterializer::new(defs)
+            .statements(&event, &args, &state)
+            .unwrap()
+    }
+
+    /// In an upsert's `ON CONFLICT DO UPDATE`, an absent value is `excluded."col"` (a key whose
+    /// value is undefined) and a `{ value, when }` whose `when` fails is no key at all: the
+    /// column keeps its value. LiveStore throws when no column is left.
+    #[test]
+    fn an_upsert_sets_a_column_only_when_its_when_holds() {
+        let toml = r#"format = 1
+[events.A]
+insert = "t"
+values = { id = "args.id", a = "args.a", b = "args.b" }
+on_conflict = { target = "id", do = "update", set = { a = "args.a", b = { value = "args.b", when = "args.b !== undefined" } } }
+"#;
+        let sql = |args| statements(toml, args).unwrap()[0].sql.clone();
+        assert_eq!(
+            sql(json!({"id": "x", "a": 1, "b": false})),
+            r#"INSERT INTO 't' ("id", "a", "b") VALUES (?, ?, ?) ON CONFLICT ("id") DO UPDATE SET "a" = ?, "b" = ?"#
+        );
+        assert_eq!(
+            sql(json!({"id": "x"})),
+            r#"INSERT INTO 't' ("id") VALUES (?) ON CONFLICT ("id") DO UPDATE SET "a" = excluded."a""#
+        );
+        let only_when = toml.replace(r#"a = "args.a", b = {"#, "b = {");
+        let e = statements(&only_when, json!({"id": "x"})).unwrap_err();
+        assert!(
+            e.message.contains("No update columns provided"),
+            "{}",
+            e.message
+        );
     }
 }

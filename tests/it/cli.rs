@@ -50,6 +50,7 @@ trials![
     git_bisect_run_finds_the_commit_that_broke_a_materializer,
     bisect_blame_and_inspect_json_are_versioned_and_match_their_schemas,
     event_schemas_that_check_less_than_livestore_say_where,
+    an_upsert_that_resets_an_absent_column_differs_from_livestore,
 ];
 
 fn the_bundled_corpus_passes() {
@@ -1749,4 +1750,42 @@ fn event_schemas_that_check_less_than_livestore_say_where() {
     rehearse(&[&"check", &corpus("workspace-n200"), &"-m", &defs()])
         .success()
         .stderr_lacks("note:");
+}
+
+/// corpora/members-upsert through the one-statement upsert that sets an absent isAdmin from
+/// `excluded` (what `{ isAdmin }` means to LiveStore) instead of leaving it out (what the app's
+/// `...(isAdmin === undefined ? {} : { isAdmin })` means): admins upserted without isAdmin
+/// lose it, and the replay differs from LiveStore's record at those events.
+fn an_upsert_that_resets_an_absent_column_differs_from_livestore() {
+    let dir = tempdir();
+    let defs = root().join("corpora/members-upsert/materializers.toml");
+    let text = std::fs::read_to_string(&defs).unwrap();
+    let present = r#"email = { value = "args.email", when = "args.email !== undefined" }, isAdmin = { value = "args.isAdmin", when = "args.isAdmin !== undefined" }"#;
+    assert!(text.contains(present));
+    let obvious = dir.path().join("materializers.toml");
+    std::fs::write(
+        &obvious,
+        text.replace(present, r#"email = "args.email", isAdmin = "args.isAdmin""#),
+    )
+    .unwrap();
+    let report = rehearse(&[
+        &"check",
+        &corpus("members-upsert"),
+        &"-m",
+        &obvious,
+        &"--format",
+        &"json",
+    ])
+    .code(1)
+    .json();
+    let findings = report["corpora"][0]["findings"].as_array().unwrap();
+    let first = findings
+        .iter()
+        .filter(|f| f["class"] == "first-divergence")
+        .count();
+    assert_eq!(first, 19, "{findings:#?}");
+    assert!(
+        findings.iter().all(|f| f["name"] == "MemberUpserted"),
+        "{findings:#?}"
+    );
 }

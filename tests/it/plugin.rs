@@ -119,7 +119,10 @@ fn the_plugin_and_the_sql_path_give_the_same_reports() -> need::Result {
 /// (`query` steps, …), with the app module that wrote them: each passes with zero findings and
 /// every table equal to LiveStore's, through its definitions and through its app, with the
 /// same report.
-const APP_CORPORA: &[(&str, &str)] = &[("chat-query", "chat.mjs")];
+const APP_CORPORA: &[(&str, &str)] = &[
+    ("chat-query", "chat.mjs"),
+    ("members-upsert", "members.mjs"),
+];
 
 fn each_apps_corpus_passes_alike_through_its_definitions_and_its_app() -> need::Result {
     let app = need::livestore_app()?;
