@@ -46,9 +46,10 @@ pub(crate) enum ColumnKind {
 pub(crate) struct ClientDocument {
     /// Table name; the derived event is `<table>Set`.
     pub table: String,
-    /// The document's default value.
-    pub default: serde_json::Map<String, Value>,
-    /// The document's keys in schema declaration order.
+    /// The document's default value: any JSON value its schema allows.
+    pub default: Value,
+    /// The fields of the value schema in declaration order; none for a value schema without
+    /// fields (a string, a number, an array, a record), which `…Set` always replaces whole.
     pub keys: Vec<String>,
     /// Whether `…Set` merges a partial value (LiveStore's default) or replaces the document.
     pub partial_set: bool,

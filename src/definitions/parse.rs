@@ -16,6 +16,7 @@ use super::model::{
 };
 use super::raw::{RawFile, RawStatement};
 use crate::error::{Error, Result};
+use crate::js;
 
 /// The definitions format version this build reads.
 const FORMAT_VERSION: i64 = 1;
@@ -202,17 +203,22 @@ impl Definitions {
                     format!("client_documents.{table}.default is not JSON: {e}"),
                 )
             })?;
-            let Value::Object(default) = default else {
-                return Err(ctx.err(
-                    doc.default.span().start,
-                    None,
-                    format!("client_documents.{table}.default must be a JSON object"),
-                ));
+            let keys = match (&doc.keys, &default) {
+                (Some(keys), Value::Object(_)) => keys.clone(),
+                (Some(keys), _) if keys.is_empty() => Vec::new(),
+                (Some(_), other) => {
+                    return Err(ctx.err(
+                        doc.default.span().start,
+                        None,
+                        format!(
+                            "client_documents.{table}: `keys` lists the fields of a struct value, but the default {} is not an object",
+                            js::stringify(other)
+                        ),
+                    ));
+                }
+                (None, Value::Object(fields)) => fields.keys().cloned().collect(),
+                (None, _) => Vec::new(),
             };
-            let keys = doc
-                .keys
-                .clone()
-                .unwrap_or_else(|| default.keys().cloned().collect());
             let event_name = format!("{table}Set");
             client_documents.insert(
                 table.clone(),
@@ -841,6 +847,20 @@ where = { id = "args.id" }
             defs.events["uiStateSet"].statements[0].kind,
             StatementKind::ClientDocumentSet { .. }
         ));
+        // A value that is not an object has no fields; a record declares it has none.
+        let defs = parse(
+            "format = 1\n[client_documents.theme]\ndefault = '\"system\"'\n[client_documents.tags]\ndefault = '{\"a\":true}'\nkeys = []\n",
+        )
+        .unwrap();
+        assert_eq!(
+            defs.client_documents["theme"].default,
+            Value::from("system")
+        );
+        assert!(defs.client_documents["theme"].keys.is_empty());
+        assert!(defs.client_documents["tags"].keys.is_empty());
+        let e =
+            parse("format = 1\n[client_documents.n]\ndefault = '1'\nkeys = [\"a\"]\n").unwrap_err();
+        assert!(e.to_string().contains("is not an object"), "{e}");
         let e =
             parse("format = 1\n[client_documents.uiState]\ndefault = '{}'\n[events.uiStateSet]\n")
                 .unwrap_err();

@@ -515,6 +515,39 @@ fn client_document_set(doc: &ClientDocument, args: &Value) -> Result<(String, Bi
         None => return Err(invalid_args(format!("{name}Set: args.id is missing"))),
     };
     let value = args.get("value");
+    if doc.keys.is_empty() || !doc.partial_set {
+        // A value schema without fields (a string, a number, an array, a record), or
+        // `partialSet: false`: the document is replaced whole, the default inserted where the
+        // value is null (`value ?? defaultValue`), each encoded with the value schema (a
+        // struct's fields in schema order, others dropped).
+        let Some(value) = value else {
+            return Err(invalid_args(format!("{name}Set: args.value is missing")));
+        };
+        let encode = |v: &Value| match v {
+            Value::Object(o) if !doc.keys.is_empty() => {
+                let mut fields = Map::new();
+                for k in &doc.keys {
+                    if let Some(x) = o.get(k) {
+                        fields.insert(k.clone(), x.clone());
+                    }
+                }
+                js::stringify(&Value::Object(fields))
+            }
+            other => js::stringify(other),
+        };
+        let insert = if value.is_null() { &doc.default } else { value };
+        let sql = format!(
+            "INSERT INTO '{name}' (id, value) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET value = ?"
+        );
+        return Ok((
+            sql,
+            Binds::Positional(vec![
+                BindValue::Text(id),
+                BindValue::Text(encode(insert)),
+                BindValue::Text(encode(value)),
+            ]),
+        ));
+    }
     // Keys unknown to the document's schema are dropped when the args are decoded; a value
     // that is not an object decodes (optimistically) to an empty partial.
     let mut known: Map<String, Value> = Map::new();
@@ -525,33 +558,13 @@ fn client_document_set(doc: &ClientDocument, args: &Value) -> Result<(String, Bi
             }
         }
     }
-    if !doc.partial_set {
-        // A full set decodes to a whole document: the event's keys, the defaults for the rest.
-        let mut full = Map::new();
-        for k in &doc.keys {
-            if let Some(v) = known.get(k).or_else(|| doc.default.get(k)) {
-                full.insert(k.clone(), v.clone());
-            }
-        }
-        let text = js::stringify(&Value::Object(full));
-        let sql = format!(
-            "INSERT INTO '{name}' (id, value) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET value = ?"
-        );
-        return Ok((
-            sql,
-            Binds::Positional(vec![
-                BindValue::Text(id),
-                BindValue::Text(text.clone()),
-                BindValue::Text(text),
-            ]),
-        ));
-    }
+    let default = doc.default.as_object().cloned().unwrap_or_default();
     // mergeDefaultValues: per key, the explicit value unless it is null/undefined.
     let mut merged = Map::new();
     for k in &doc.keys {
         let v = match known.get(k) {
             Some(v) if !v.is_null() => Some(v),
-            _ => doc.default.get(k),
+            _ => default.get(k),
         };
         if let Some(v) = v {
             merged.insert(k.clone(), v.clone());

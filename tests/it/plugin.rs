@@ -122,6 +122,7 @@ fn the_plugin_and_the_sql_path_give_the_same_reports() -> need::Result {
 const APP_CORPORA: &[(&str, &str)] = &[
     ("chat-query", "chat.mjs"),
     ("members-upsert", "members.mjs"),
+    ("prefs-documents", "prefs.mjs"),
 ];
 
 fn each_apps_corpus_passes_alike_through_its_definitions_and_its_app() -> need::Result {
