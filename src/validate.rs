@@ -54,6 +54,8 @@ pub struct EventSchemas {
     /// Where they came from.
     pub source: PathBuf,
     validators: HashMap<String, jsonschema::Validator>,
+    /// The schemas themselves, by event, for `| schema` in SQL definitions.
+    documents: HashMap<String, Value>,
     unchecked: Vec<Unchecked>,
 }
 
@@ -104,6 +106,7 @@ impl EventSchemas {
         }
         let mut validators = HashMap::new();
         let mut unchecked = Vec::new();
+        let mut documents = HashMap::new();
         docs.sort_by(|a, b| a.0.cmp(&b.0));
         for (name, file, schema) in docs {
             let v = jsonschema::options()
@@ -120,13 +123,20 @@ impl EventSchemas {
                     )
                 })?;
             collect_unchecked(&name, &schema, "", &mut unchecked);
-            validators.insert(name, v);
+            validators.insert(name.clone(), v);
+            documents.insert(name, schema);
         }
         Ok(EventSchemas {
             source: path.to_path_buf(),
             validators,
+            documents,
             unchecked,
         })
+    }
+
+    /// The JSON Schema of `event`'s args, as loaded.
+    pub(crate) fn schema(&self, event: &str) -> Option<&Value> {
+        self.documents.get(event)
     }
 
     /// The checks LiveStore makes that these schemas cannot state, by event and place.

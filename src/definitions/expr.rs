@@ -17,7 +17,7 @@
 //!          | 'false' | 'undefined' | 'excluded' | number | 'single-quoted string'
 //!          | '[' list ']' | '(' expr ')'
 //! access  := '.' name | '[' 'quoted key' ']' | '[' index ']'
-//! pipe    := 'iso' | 'ms' | 'json'
+//! pipe    := 'iso' | 'ms' | 'json' | 'schema'
 //! ```
 //!
 //! `query.<name>` is what an earlier `query` step of the event bound (its `ctx.query`).
@@ -96,6 +96,9 @@ pub(crate) enum Pipe {
     Ms,
     /// `Schema.parseJson`: `JSON.stringify` of the value.
     Json,
+    /// The arg decoded and encoded again with the event's schema (`args.x | schema` only):
+    /// struct fields in schema order, unknown ones dropped, dates as `toISOString` writes them.
+    Schema,
 }
 
 impl Pipe {
@@ -104,6 +107,7 @@ impl Pipe {
             "iso" => Some(Pipe::Iso),
             "ms" => Some(Pipe::Ms),
             "json" => Some(Pipe::Json),
+            "schema" => Some(Pipe::Schema),
             _ => None,
         }
     }
@@ -119,6 +123,8 @@ impl Pipe {
             Pipe::Iso => Value::String(js::format_iso(to_ms(&value)?)?),
             Pipe::Ms => Value::from(to_ms(&value)?),
             Pipe::Json => Value::String(js::stringify(&value)),
+            // Needs the event's schema: evaluated by `Expr::eval_in`.
+            Pipe::Schema => return Err("`| schema` follows an args path only".to_string()),
         }))
     }
 }
@@ -180,6 +186,8 @@ pub(crate) struct Scope<'a> {
     pub(crate) event: &'a Event,
     /// Query results by name (absent where a query found no row).
     pub(crate) bound: &'a [(String, Val)],
+    /// The JSON Schema of the event's args, for `| schema`.
+    pub(crate) schema: Option<&'a Value>,
 }
 
 /// `path` into `root`: absent where a step finds nothing, as JS property access gives
@@ -208,6 +216,7 @@ impl Expr {
             args,
             event,
             bound: &[],
+            schema: None,
         })
     }
 
@@ -267,6 +276,23 @@ impl Expr {
                     Ok(Val::Omitted)
                 }
             }
+            Expr::Pipe(inner, Pipe::Schema) => {
+                let Expr::Arg(path) = &**inner else {
+                    return Err("`| schema` follows an args path only".to_string());
+                };
+                let root = scope.schema.ok_or_else(|| {
+                    format!("`{self}`: the event has no args schema (event_schemas)")
+                })?;
+                match inner.eval_in(scope)? {
+                    Val::Present(v) => {
+                        let at = super::reencode::schema_at(root, path)
+                            .and_then(|s| super::reencode::reencode(&v, s, root))
+                            .map_err(|e| format!("`{self}`: {e}"))?;
+                        Ok(Val::Present(at))
+                    }
+                    absent => Ok(absent),
+                }
+            }
             Expr::Pipe(inner, pipe) => {
                 let v = inner.eval_in(scope)?;
                 pipe.apply(v)
@@ -277,6 +303,20 @@ impl Expr {
 }
 
 impl Expr {
+    /// Whether the expression re-encodes an arg with the event's schema (`| schema`).
+    pub(crate) fn uses_schema(&self) -> bool {
+        match self {
+            Expr::Pipe(inner, pipe) => *pipe == Pipe::Schema || inner.uses_schema(),
+            Expr::List(items) => items.iter().any(Expr::uses_schema),
+            Expr::Coalesce(a, b) | Expr::Add(a, b) | Expr::StrictEq(a, b, _) | Expr::When(a, b) => {
+                a.uses_schema() || b.uses_schema()
+            }
+            Expr::Literal(_) | Expr::Arg(_) | Expr::Query(..) | Expr::Meta(_) | Expr::Excluded => {
+                false
+            }
+        }
+    }
+
     /// The names of the query steps the expression reads (`query.<name>`).
     pub(crate) fn queries<'a>(&'a self, out: &mut Vec<&'a str>) {
         match self {
@@ -302,6 +342,7 @@ impl fmt::Display for Pipe {
             Pipe::Iso => "iso",
             Pipe::Ms => "ms",
             Pipe::Json => "json",
+            Pipe::Schema => "schema",
         })
     }
 }
@@ -468,11 +509,17 @@ impl Parser<'_> {
                 self.skip_ws();
                 let name = self.ident();
                 match Pipe::from_name(&name) {
+                    Some(Pipe::Schema) if !matches!(e, Expr::Arg(_)) => {
+                        return Err(format!(
+                            "in `{}`: `| schema` re-encodes an arg with the event's schema; write it right after `args.<path>`",
+                            self.src
+                        ));
+                    }
                     Some(p) => e = Expr::Pipe(Box::new(e), p),
                     None if name.is_empty() => return Err(self.error("expected a pipe name")),
                     None => {
                         return Err(format!(
-                            "in `{}`: unknown pipe `{name}` (known: iso, ms, json)",
+                            "in `{}`: unknown pipe `{name}` (known: iso, ms, json, schema)",
                             self.src
                         ));
                     }
@@ -899,6 +946,11 @@ mod tests {
                 .contains("unknown pipe `upper`")
         );
         assert!(parse("argz.x").unwrap_err().contains("unknown name `argz`"));
+        assert!(
+            parse("(args.a ?? args.b) | schema")
+                .unwrap_err()
+                .contains("write it right after `args.<path>`")
+        );
         assert!(
             parse("args.x extra")
                 .unwrap_err()

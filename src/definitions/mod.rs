@@ -21,6 +21,7 @@ pub(crate) mod expr;
 mod model;
 mod parse;
 mod raw;
+mod reencode;
 mod validate;
 
 pub(crate) use expr::{Expr, Scope, Val};

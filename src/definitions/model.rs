@@ -379,6 +379,20 @@ impl Definitions {
         crate::validate::EventSchemas::load(&named.path).map(Some)
     }
 
+    /// The events whose definitions re-encode an arg with the event's schema (`| schema`),
+    /// with the line of the first statement that does.
+    pub(crate) fn schema_uses(&self) -> Vec<(String, usize)> {
+        self.events
+            .values()
+            .filter_map(|ev| {
+                ev.statements
+                    .iter()
+                    .find(|st| st.exprs().iter().any(|e| e.uses_schema()))
+                    .map(|st| (ev.name.clone(), st.line))
+            })
+            .collect()
+    }
+
     /// The declared encoding of a column.
     pub(crate) fn column_kind(&self, table: &str, column: &str) -> ColumnKind {
         self.column_kinds

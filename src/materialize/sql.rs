@@ -14,24 +14,31 @@ use crate::definitions::{
     ClientDocument, ColumnKind, Condition, ConflictAction, Ddl, Definitions, Expr, Op, QueryShape,
     Scope, SqlBinds, StatementDef, StatementKind, Val,
 };
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::eventlog::Event;
 use crate::js::{self, BindValue};
 use crate::materialize::{Binds, Materializer, Outcome, Rejection, Statement, Target};
 use crate::report::FindingClass;
 use crate::sqlite::quote_ident;
 use crate::text::truncate;
+use crate::validate::EventSchemas;
 
 /// Materializes events from TOML definitions.
 #[derive(Debug, Clone)]
 pub struct SqlMaterializer {
     defs: Definitions,
+    /// The events' args schemas, where a definition re-encodes an arg with them (`| schema`):
+    /// loaded by [`Materializer::prepare`].
+    schemas: Option<std::sync::Arc<EventSchemas>>,
 }
 
 impl SqlMaterializer {
     /// Wraps parsed definitions.
     pub fn new(defs: Definitions) -> SqlMaterializer {
-        SqlMaterializer { defs }
+        SqlMaterializer {
+            defs,
+            schemas: None,
+        }
     }
 
     /// The definitions.
@@ -62,6 +69,7 @@ impl SqlMaterializer {
                 args,
                 event,
                 bound: &bound,
+                schema: self.schemas.as_ref().and_then(|s| s.schema(&event.name)),
             };
             let result = match &st.kind {
                 StatementKind::Query {
@@ -623,7 +631,32 @@ impl Materializer for SqlMaterializer {
     }
 
     fn prepare(&mut self, scratch: &Connection) -> Result<()> {
-        self.defs.validate(scratch)
+        self.defs.validate(scratch)?;
+        if self.schemas.is_none() {
+            let uses = self.defs.schema_uses();
+            if let Some((event, line)) = uses.first() {
+                let schemas = self.defs.load_event_schemas()?.ok_or_else(|| Error::Definitions {
+                    path: self.defs.path.clone(),
+                    line: Some(*line),
+                    event: Some(event.clone()),
+                    message: "`| schema` re-encodes an arg with the event's args schema, but the definitions name no `event_schemas`".to_string(),
+                })?;
+                if let Some((event, line)) = uses.iter().find(|(e, _)| schemas.schema(e).is_none())
+                {
+                    return Err(Error::Definitions {
+                        path: self.defs.path.clone(),
+                        line: Some(*line),
+                        event: Some(event.clone()),
+                        message: format!(
+                            "`| schema` needs this event's args schema, and {} has none for it",
+                            schemas.source.display()
+                        ),
+                    });
+                }
+                self.schemas = Some(std::sync::Arc::new(schemas));
+            }
+        }
+        Ok(())
     }
 
     fn materialize(

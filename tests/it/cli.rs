@@ -51,6 +51,7 @@ trials![
     bisect_blame_and_inspect_json_are_versioned_and_match_their_schemas,
     event_schemas_that_check_less_than_livestore_say_where,
     an_upsert_that_resets_an_absent_column_differs_from_livestore,
+    old_args_in_a_json_column_need_the_schema_to_re_encode_them,
 ];
 
 fn the_bundled_corpus_passes() {
@@ -1788,4 +1789,27 @@ fn an_upsert_that_resets_an_absent_column_differs_from_livestore() {
         findings.iter().all(|f| f["name"] == "MemberUpserted"),
         "{findings:#?}"
     );
+}
+
+/// corpora/notes-reencoded stores old args as the new schema re-encodes them: with the bare arg
+/// (`JSON.stringify` of the args as written) every note differs; `| schema` needs the event
+/// schemas the definitions name.
+fn old_args_in_a_json_column_need_the_schema_to_re_encode_them() {
+    let dir = tempdir();
+    let defs = root().join("corpora/notes-reencoded/materializers.toml");
+    let text = std::fs::read_to_string(&defs).unwrap();
+    copy_dir(
+        &root().join("corpora/notes-reencoded/events"),
+        &dir.path().join("events"),
+    );
+    let bare = dir.path().join("bare.toml");
+    std::fs::write(&bare, text.replace(" | schema", "")).unwrap();
+    rehearse(&[&"check", &corpus("notes-reencoded"), &"-m", &bare])
+        .code(1)
+        .stdout_has("notes                    0 matching, 24 differing");
+    let unnamed = dir.path().join("unnamed.toml");
+    std::fs::write(&unnamed, text.replace("event_schemas = \"events\"", "")).unwrap();
+    rehearse(&[&"check", &corpus("notes-reencoded"), &"-m", &unnamed])
+        .code(2)
+        .stderr_has("unnamed.toml:15: event \"NoteSaved\": `| schema` re-encodes an arg with the event's args schema, but the definitions name no `event_schemas`");
 }

@@ -123,6 +123,7 @@ const APP_CORPORA: &[(&str, &str)] = &[
     ("chat-query", "chat.mjs"),
     ("members-upsert", "members.mjs"),
     ("prefs-documents", "prefs.mjs"),
+    ("notes-reencoded", "notes.mjs"),
 ];
 
 fn each_apps_corpus_passes_alike_through_its_definitions_and_its_app() -> need::Result {

@@ -27,9 +27,10 @@ export const seeded = (text) => {
 }
 
 // Commits `events` (made with the app's event constructors) to `<out>/<storeId>/`, replacing
-// what is there; returns the number of rows of each table.
-export const writeStore = async ({ schema, storeId, out, events, tables }) => {
-  if (existsSync(path.join(out, storeId))) rmSync(path.join(out, storeId), { recursive: true, force: true })
+// what is there unless `keep` (to boot another app version on the same store); returns the
+// number of rows of each table.
+export const writeStore = async ({ schema, storeId, out, events, tables, keep = false }) => {
+  if (!keep && existsSync(path.join(out, storeId))) rmSync(path.join(out, storeId), { recursive: true, force: true })
   const adapter = makeAdapter({ storage: { type: 'fs', baseDirectory: out }, clientId: 'gen-client', sessionId: 'static' })
   const store = await createStorePromise({ adapter, schema, storeId, disableDevtools: true })
   for (let i = 0; i < events.length; i++) {
