@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use indexmap::IndexMap;
 use serde_json::Value;
@@ -53,6 +54,8 @@ pub(crate) struct ClientDocument {
     pub keys: Vec<String>,
     /// Whether `…Set` merges a partial value (LiveStore's default) or replaces the document.
     pub partial_set: bool,
+    /// The file that defines it (the definitions file, or one it extends).
+    pub file: Arc<Path>,
     /// Line of the definition.
     pub line: usize,
 }
@@ -62,6 +65,8 @@ pub(crate) struct ClientDocument {
 pub(crate) struct EventDefinition {
     /// Event name.
     pub name: String,
+    /// The file that defines it (the definitions file, or one it extends).
+    pub file: Arc<Path>,
     /// Line of the definition.
     pub line: usize,
     /// Statements, in order; empty for an event that changes nothing.
@@ -307,8 +312,8 @@ pub struct Definitions {
     pub(crate) client_documents: IndexMap<String, ClientDocument>,
     /// Event definitions by name, derived `…Set` events included.
     pub(crate) events: IndexMap<String, EventDefinition>,
-    /// Line of each declared table kind, for validation messages.
-    pub(super) table_lines: IndexMap<String, usize>,
+    /// Where each table's column kinds are declared (file and line), for validation messages.
+    pub(super) table_lines: IndexMap<String, (Arc<Path>, usize)>,
 }
 
 /// A path the definitions file names, kept with where it names it: a path that does not
@@ -322,21 +327,29 @@ pub(crate) struct NamedPath {
     written: String,
     /// Line where the file names it.
     line: usize,
+    /// The definitions file that names it.
+    file: PathBuf,
 }
 
 impl NamedPath {
     /// `written`, on `line` of the definitions file `defs`, as rehearse reads it.
     pub(super) fn resolve(defs: &Path, written: &str, line: usize) -> NamedPath {
+        let joined = base_dir(defs).join(written);
+        let normal = lexically_normal(&joined);
+        // Where a symbolic link makes `a/..` lead elsewhere, the path stays as written.
+        let same = std::fs::canonicalize(&joined).ok() == std::fs::canonicalize(&normal).ok();
         NamedPath {
-            path: base_dir(defs).join(written),
+            path: if same { normal } else { joined },
             written: written.to_string(),
             line,
+            file: defs.to_path_buf(),
         }
     }
 
     /// An error reading the path (`key` is what the file calls it), naming the definitions
     /// file and line, and what a relative path was resolved against.
-    pub(super) fn error(&self, defs: &Path, key: &str, e: impl std::fmt::Display) -> Error {
+    pub(super) fn error(&self, key: &str, e: impl std::fmt::Display) -> Error {
+        let defs = &self.file;
         let resolved = if Path::new(&self.written).is_relative() {
             let dir = base_dir(defs);
             let dir = if dir.as_os_str().is_empty() {
@@ -361,6 +374,23 @@ impl NamedPath {
     }
 }
 
+/// `path` without the `a/..` pairs a relative path leaves (`corpora/x/../workspace/…` is
+/// `corpora/workspace/…`), so that messages name files as a reader would. Leading `..` stay.
+fn lexically_normal(path: &Path) -> PathBuf {
+    use std::path::Component;
+    let mut out: Vec<Component<'_>> = Vec::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir if !out.is_empty() => {}
+            Component::ParentDir if matches!(out.last(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out.iter().collect()
+}
+
 /// The directory relative paths in the definitions file `defs` are resolved against (empty
 /// for the current directory).
 fn base_dir(defs: &Path) -> &Path {
@@ -375,20 +405,20 @@ impl Definitions {
         };
         // Errors inside the schemas name their own files; a path that leads nowhere is the
         // definitions' own.
-        std::fs::metadata(&named.path).map_err(|e| named.error(&self.path, "event_schemas", e))?;
+        std::fs::metadata(&named.path).map_err(|e| named.error("event_schemas", e))?;
         crate::validate::EventSchemas::load(&named.path).map(Some)
     }
 
     /// The events whose definitions re-encode an arg with the event's schema (`| schema`),
-    /// with the line of the first statement that does.
-    pub(crate) fn schema_uses(&self) -> Vec<(String, usize)> {
+    /// with the file and line of the first statement that does.
+    pub(crate) fn schema_uses(&self) -> Vec<(String, Arc<Path>, usize)> {
         self.events
             .values()
             .filter_map(|ev| {
                 ev.statements
                     .iter()
                     .find(|st| st.exprs().iter().any(|e| e.uses_schema()))
-                    .map(|st| (ev.name.clone(), st.line))
+                    .map(|st| (ev.name.clone(), ev.file.clone(), st.line))
             })
             .collect()
     }

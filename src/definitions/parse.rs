@@ -3,7 +3,8 @@
 //! ([`validate`](super::validate)), once a scratch database holds it.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use indexmap::IndexMap;
 use serde_json::Value;
@@ -101,6 +102,12 @@ impl Definitions {
 
     /// Parses definitions from text; `path` is used for messages and relative `ddl_file`s.
     pub fn parse(path: &Path, text: &str) -> Result<Definitions> {
+        Definitions::parse_extending(path, text, &mut Vec::new())
+    }
+
+    /// Parses definitions from text, on top of the file its `extends` names (read, and its
+    /// own `extends` followed, with `chain` the files read so far, to refuse a cycle).
+    fn parse_extending(path: &Path, text: &str, chain: &mut Vec<PathBuf>) -> Result<Definitions> {
         let ctx = Ctx {
             path,
             lines: Lines::new(text),
@@ -136,8 +143,52 @@ impl Definitions {
             Some(_) => {}
         }
 
+        let file: Arc<Path> = Arc::from(path);
+        let mut base = match &raw.extends {
+            None => Definitions {
+                path: path.to_path_buf(),
+                ddl: Ddl::Recorded,
+                event_schemas: None,
+                column_kinds: HashMap::new(),
+                client_documents: IndexMap::new(),
+                events: IndexMap::new(),
+                table_lines: IndexMap::new(),
+            },
+            Some(extends) => {
+                let named = NamedPath::resolve(
+                    path,
+                    extends.get_ref(),
+                    ctx.lines.line(extends.span().start),
+                );
+                let text =
+                    std::fs::read_to_string(&named.path).map_err(|e| named.error("extends", e))?;
+                let canonical =
+                    std::fs::canonicalize(&named.path).map_err(|e| named.error("extends", e))?;
+                if chain.is_empty()
+                    && let Ok(me) = std::fs::canonicalize(path)
+                {
+                    chain.push(me);
+                }
+                if chain.contains(&canonical) {
+                    return Err(ctx.err(
+                        extends.span().start,
+                        None,
+                        format!(
+                            "`extends = {:?}` goes round in a circle: {} extends it already",
+                            extends.get_ref(),
+                            named.path.display()
+                        ),
+                    ));
+                }
+                chain.push(canonical);
+                let mut base = Definitions::parse_extending(&named.path, &text, chain)?;
+                base.path = path.to_path_buf();
+                base
+            }
+        };
+
         let ddl = match &raw.state {
-            None => Ddl::Recorded,
+            None => base.ddl.clone(),
             Some(state) => {
                 let span = state.span().start;
                 let state = state.get_ref();
@@ -162,7 +213,7 @@ impl Definitions {
                             ctx.lines.line(file.span().start),
                         );
                         let text = std::fs::read_to_string(&named.path)
-                            .map_err(|e| named.error(path, "ddl_file", e))?;
+                            .map_err(|e| named.error("ddl_file", e))?;
                         Ddl::Sql {
                             text,
                             source: named.path,
@@ -172,10 +223,15 @@ impl Definitions {
             }
         };
 
-        let mut column_kinds = HashMap::new();
-        let mut table_lines = IndexMap::new();
+        // What this file says replaces what the file it extends says: a column's kind, a client
+        // document, an event's whole definition.
+        let mut column_kinds = std::mem::take(&mut base.column_kinds);
+        let mut table_lines = std::mem::take(&mut base.table_lines);
         for (table, spec) in &raw.tables {
-            table_lines.insert(table.clone(), ctx.lines.line(spec.span().start));
+            table_lines.insert(
+                table.clone(),
+                (file.clone(), ctx.lines.line(spec.span().start)),
+            );
             for (column, kind) in &spec.get_ref().columns {
                 let k = ColumnKind::parse(kind.get_ref()).ok_or_else(|| {
                     ctx.err(
@@ -191,8 +247,21 @@ impl Definitions {
             }
         }
 
-        let mut client_documents = IndexMap::new();
-        let mut events = IndexMap::new();
+        let mut client_documents = std::mem::take(&mut base.client_documents);
+        let mut events = std::mem::take(&mut base.events);
+        for removed in raw.remove_events.iter().flatten() {
+            if events.shift_remove(removed.get_ref()).is_none() {
+                return Err(ctx.err(
+                    removed.span().start,
+                    Some(removed.get_ref()),
+                    if raw.extends.is_some() {
+                        "`remove_events` names an event the file this one extends does not define"
+                    } else {
+                        "`remove_events` removes events of the file this one `extends`; this one extends none"
+                    },
+                ));
+            }
+        }
         for (table, spec) in &raw.client_documents {
             let line = ctx.lines.line(spec.span().start);
             let doc = spec.get_ref();
@@ -227,6 +296,7 @@ impl Definitions {
                     default,
                     keys,
                     partial_set: doc.partial_set.unwrap_or(true),
+                    file: file.clone(),
                     line,
                 },
             );
@@ -234,6 +304,7 @@ impl Definitions {
                 event_name.clone(),
                 EventDefinition {
                     name: event_name,
+                    file: file.clone(),
                     line,
                     statements: vec![StatementDef {
                         line,
@@ -248,7 +319,12 @@ impl Definitions {
 
         for (name, raw_event) in &raw.events {
             let line = ctx.lines.line(raw_event.span().start);
-            if events.contains_key(name) {
+            let derived = events.get(name).is_some_and(|ev| {
+                ev.statements
+                    .iter()
+                    .any(|st| matches!(st.kind, StatementKind::ClientDocumentSet { .. }))
+            });
+            if derived {
                 return Err(ctx.err(
                     raw_event.span().start,
                     Some(name),
@@ -285,16 +361,21 @@ impl Definitions {
                 name.clone(),
                 EventDefinition {
                     name: name.clone(),
+                    file: file.clone(),
                     line,
                     statements,
                 },
             );
         }
 
-        let event_schemas = raw
-            .event_schemas
-            .as_ref()
-            .map(|p| NamedPath::resolve(path, p.get_ref(), ctx.lines.line(p.span().start)));
+        let event_schemas = match &raw.event_schemas {
+            Some(p) => Some(NamedPath::resolve(
+                path,
+                p.get_ref(),
+                ctx.lines.line(p.span().start),
+            )),
+            None => base.event_schemas,
+        };
         Ok(Definitions {
             path: path.to_path_buf(),
             ddl,
@@ -834,6 +915,67 @@ where = { id = "args.id" }
         );
         let e = parse("format = 1\n[events.A]\nsql = \"SELECT 1\"\nas = \"x\"\n").unwrap_err();
         assert!(e.to_string().contains("`as` does not go with"), "{e}");
+    }
+
+    /// A file that extends another replaces what it says, key by key: a column's kind, an
+    /// event's whole definition; `remove_events` drops one. Each definition keeps the file and
+    /// line it comes from, and a cycle is refused.
+    #[test]
+    fn extends_overrides_the_base_event_by_event() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path().join("base.toml");
+        std::fs::write(
+            &base,
+            "format = 1\n[tables.t.columns]\na = \"json\"\nb = \"boolean\"\n[events.A]\ndelete = \"t\"\n[events.B]\ndelete = \"t\"\n[events.C]\n",
+        )
+        .unwrap();
+        let child = dir.path().join("sub").join("child.toml");
+        std::fs::create_dir(dir.path().join("sub")).unwrap();
+        let defs = Definitions::parse(
+            &child,
+            "format = 1\nextends = \"../base.toml\"\nremove_events = [\"C\"]\n[tables.t.columns]\nb = \"integer\"\n[events.B]\nupdate = \"t\"\nset = { a = 1 }\n",
+        )
+        .unwrap();
+        assert_eq!(defs.column_kind("t", "a"), ColumnKind::Json);
+        assert_eq!(defs.column_kind("t", "b"), ColumnKind::Plain);
+        assert_eq!(defs.events.keys().collect::<Vec<_>>(), ["A", "B"]);
+        assert_eq!(&*defs.events["A"].file, base.as_path());
+        assert_eq!(
+            (&*defs.events["B"].file, defs.events["B"].line),
+            (child.as_path(), 6)
+        );
+        assert!(matches!(
+            defs.events["B"].statements[0].kind,
+            StatementKind::Update { .. }
+        ));
+
+        let e = Definitions::parse(
+            &child,
+            "format = 1\nextends = \"../base.toml\"\nremove_events = [\"Z\"]\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("names an event the file this one extends does not define"),
+            "{e}"
+        );
+        let e = Definitions::parse(&child, "format = 1\nextends = \"nowhere.toml\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(&format!("{}:2: cannot read extends", child.display())),
+            "{e}"
+        );
+
+        let a = dir.path().join("a.toml");
+        std::fs::write(&a, "format = 1\nextends = \"b.toml\"\n").unwrap();
+        std::fs::write(
+            dir.path().join("b.toml"),
+            "format = 1\nextends = \"a.toml\"\n",
+        )
+        .unwrap();
+        let e = Definitions::load(&a).unwrap_err().to_string();
+        assert!(e.contains("goes round in a circle"), "{e}");
     }
 
     #[test]

@@ -10,6 +10,8 @@ use toml::Spanned;
 #[serde(deny_unknown_fields)]
 pub(super) struct RawFile {
     pub(super) format: Option<Spanned<i64>>,
+    pub(super) extends: Option<Spanned<String>>,
+    pub(super) remove_events: Option<Vec<Spanned<String>>>,
     pub(super) event_schemas: Option<Spanned<String>>,
     pub(super) state: Option<Spanned<RawState>>,
     #[serde(default)]

@@ -30,16 +30,19 @@ impl Definitions {
             columns_of.insert(table.to_string(), cols.clone());
             Some(cols)
         };
-        let err = |line: usize, event: Option<&str>, message: String| Error::Definitions {
-            path: self.path.clone(),
-            line: Some(line),
-            event: event.map(str::to_string),
-            message,
+        let err = |file: &std::path::Path, line: usize, event: Option<&str>, message: String| {
+            Error::Definitions {
+                path: file.to_path_buf(),
+                line: Some(line),
+                event: event.map(str::to_string),
+                message,
+            }
         };
 
-        for (table, line) in &self.table_lines {
+        for (table, (file, line)) in &self.table_lines {
             let Some(cols) = columns(table) else {
                 return Err(err(
+                    file,
                     *line,
                     None,
                     format!("the state has no table `{table}`"),
@@ -48,6 +51,7 @@ impl Definitions {
             for ((t, c), _) in self.column_kinds.iter().filter(|((t, _), _)| t == table) {
                 if !cols.iter().any(|x| x == c) {
                     return Err(err(
+                        file,
                         *line,
                         None,
                         format!("the state table `{t}` has no column `{c}`"),
@@ -58,6 +62,7 @@ impl Definitions {
         for doc in self.client_documents.values() {
             let Some(cols) = columns(&doc.table) else {
                 return Err(err(
+                    &doc.file,
                     doc.line,
                     Some(&format!("{}Set", doc.table)),
                     format!("the state has no client-document table `{}`", doc.table),
@@ -66,6 +71,7 @@ impl Definitions {
             for want in ["id", "value"] {
                 if !cols.iter().any(|c| c == want) {
                     return Err(err(
+                        &doc.file,
                         doc.line,
                         Some(&format!("{}Set", doc.table)),
                         format!(
@@ -119,18 +125,21 @@ impl Definitions {
                         (Some(table), used)
                     }
                     StatementKind::Sql { sql, binds } => {
-                        validate_raw_sql(conn, sql, binds).map_err(|m| err(st.line, name, m))?;
+                        validate_raw_sql(conn, sql, binds)
+                            .map_err(|m| err(&ev.file, st.line, name, m))?;
                         (None, Vec::new())
                     }
                     StatementKind::ClientDocumentSet { .. } => (None, Vec::new()),
                     StatementKind::Query { sql, binds, .. } => {
-                        validate_query(conn, sql, binds).map_err(|m| err(st.line, name, m))?;
+                        validate_query(conn, sql, binds)
+                            .map_err(|m| err(&ev.file, st.line, name, m))?;
                         (None, Vec::new())
                     }
                 };
                 if let Some(table) = table {
                     let Some(cols) = columns(table) else {
                         return Err(err(
+                            &ev.file,
                             st.line,
                             name,
                             format!("the state has no table `{table}`"),
@@ -139,6 +148,7 @@ impl Definitions {
                     for c in cols_used {
                         if !cols.iter().any(|x| x == c) {
                             return Err(err(
+                                &ev.file,
                                 st.line,
                                 name,
                                 format!("the state table `{table}` has no column `{c}`"),

@@ -29,6 +29,9 @@ pub struct Statement {
     pub binds: Binds,
     /// 1-based line of the definition that produced it, for messages.
     pub line: Option<usize>,
+    /// The definitions file that line is in, where it is not the one the materializer is
+    /// named by (a file the definitions extend).
+    pub file: Option<std::sync::Arc<std::path::Path>>,
     /// The rows it means to change, where the materializer knows them: when the event is
     /// rolled back, later events that change these rows are listed as its downstream impact.
     pub target: Option<Target>,

@@ -59,10 +59,15 @@ impl SqlMaterializer {
         let mut bound: Vec<(String, Val)> = Vec::new();
         for (i, st) in def.statements.iter().enumerate() {
             let where_ = || {
-                if def.statements.len() > 1 {
-                    format!("statement {} (line {})", i + 1, st.line)
-                } else {
+                let at = if *def.file == *self.defs.path {
                     format!("line {}", st.line)
+                } else {
+                    format!("{}:{}", def.file.display(), st.line)
+                };
+                if def.statements.len() > 1 {
+                    format!("statement {} ({at})", i + 1)
+                } else {
+                    at
                 }
             };
             let scope = Scope {
@@ -83,7 +88,7 @@ impl SqlMaterializer {
                     }
                     None
                 }),
-                _ => self.statement(st, scope),
+                _ => self.statement(st, scope, &def.file),
             };
             match result {
                 Ok(Some(s)) => out.push(s),
@@ -99,10 +104,12 @@ impl SqlMaterializer {
         Some(Ok(out))
     }
 
+    /// One statement of an event defined in `file`.
     fn statement(
         &self,
         st: &StatementDef,
         scope: Scope<'_>,
+        file: &std::sync::Arc<std::path::Path>,
     ) -> Result<Option<Statement>, Rejection> {
         let args = scope.args;
         let eval = |e: &Expr| e.eval_in(scope).map_err(invalid_args);
@@ -259,6 +266,7 @@ impl SqlMaterializer {
             sql,
             binds,
             line: Some(st.line),
+            file: (**file != *self.defs.path).then(|| file.clone()),
             target,
         }))
     }
@@ -634,17 +642,18 @@ impl Materializer for SqlMaterializer {
         self.defs.validate(scratch)?;
         if self.schemas.is_none() {
             let uses = self.defs.schema_uses();
-            if let Some((event, line)) = uses.first() {
+            if let Some((event, file, line)) = uses.first() {
                 let schemas = self.defs.load_event_schemas()?.ok_or_else(|| Error::Definitions {
-                    path: self.defs.path.clone(),
+                    path: file.to_path_buf(),
                     line: Some(*line),
                     event: Some(event.clone()),
                     message: "`| schema` re-encodes an arg with the event's args schema, but the definitions name no `event_schemas`".to_string(),
                 })?;
-                if let Some((event, line)) = uses.iter().find(|(e, _)| schemas.schema(e).is_none())
+                if let Some((event, file, line)) =
+                    uses.iter().find(|(e, _, _)| schemas.schema(e).is_none())
                 {
                     return Err(Error::Definitions {
-                        path: self.defs.path.clone(),
+                        path: file.to_path_buf(),
                         line: Some(*line),
                         event: Some(event.clone()),
                         message: format!(

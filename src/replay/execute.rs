@@ -219,6 +219,7 @@ mod tests {
             sql: sql.to_string(),
             binds: Binds::Positional(vec![BindValue::Text(id.to_string())]),
             line: None,
+            file: None,
             target: None,
         };
         let upd = "UPDATE t SET n = n + 1 WHERE id = ?";

@@ -573,7 +573,10 @@ impl Replayer<'_> {
             // COMMIT, ROLLBACK or an `OR ROLLBACK` conflict in the materializer's SQL ended the
             // replay's transaction; later events could not be rolled back on their own.
             return Err(Error::Definitions {
-                path: self.materializer.describe().into(),
+                path: match statements.first().and_then(|s| s.file.as_deref()) {
+                    Some(file) => file.to_path_buf(),
+                    None => self.materializer.describe().into(),
+                },
                 line: statements.first().and_then(|s| s.line),
                 event: Some(ev.name.clone()),
                 message: format!(
@@ -656,7 +659,10 @@ impl Replayer<'_> {
         };
         let origin = statements[i]
             .line
-            .map(|l| format!(" ({}:{l})", self.materializer.describe()))
+            .map(|l| match &statements[i].file {
+                Some(file) => format!(" ({}:{l})", file.display()),
+                None => format!(" ({}:{l})", self.materializer.describe()),
+            })
             .unwrap_or_default();
         format!("{which}{origin}")
     }

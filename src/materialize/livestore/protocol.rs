@@ -188,6 +188,7 @@ pub(super) fn outcome(reply: &Value) -> std::result::Result<Outcome, String> {
                     sql,
                     binds: wire::binds(&st["binds"])?,
                     line: None,
+                    file: None,
                     target: None,
                 });
             }

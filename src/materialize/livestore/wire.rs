@@ -172,6 +172,7 @@ pub(super) fn parse_result(text: &str) -> Option<(u64, Vec<Statement>)> {
             sql: st.sql.into_owned(),
             binds: st.binds.into_binds(),
             line: None,
+            file: None,
             target: None,
         })
         .collect();
