@@ -116,21 +116,44 @@ fn the_plugin_and_the_sql_path_give_the_same_reports() -> need::Result {
 }
 
 /// The corpora written by the apps that use one construct each of the definitions format
-/// (`query` steps, …), with the app module that wrote them: each passes with zero findings and
-/// every table equal to LiveStore's, through its definitions and through its app, with the
-/// same report.
-const APP_CORPORA: &[(&str, &str)] = &[
-    ("chat-query", "chat.mjs"),
-    ("members-upsert", "members.mjs"),
-    ("prefs-documents", "prefs.mjs"),
-    ("notes-reencoded", "notes.mjs"),
+/// (`query` steps, …), with their definitions and the app module that wrote them: each passes
+/// with zero findings and every table equal to LiveStore's, through its definitions and
+/// through its app, with the same report.
+const APP_CORPORA: &[(&str, &str, &str)] = &[
+    ("chat-query", "chat-query/materializers.toml", "chat.mjs"),
+    (
+        "members-upsert",
+        "members-upsert/materializers.toml",
+        "members.mjs",
+    ),
+    (
+        "prefs-documents",
+        "prefs-documents/materializers.toml",
+        "prefs.mjs",
+    ),
+    (
+        "notes-reencoded",
+        "notes-reencoded/materializers.toml",
+        "notes.mjs",
+    ),
+    // An app variant, and definitions that extend the workspace ones with its change.
+    (
+        "workspace-n200",
+        "workspace-n200-query/materializers.toml",
+        "app-query.mjs",
+    ),
+    (
+        "workspace-n300-lsdev",
+        "workspace-n200-query/materializers.toml",
+        "app-query.mjs",
+    ),
 ];
 
 fn each_apps_corpus_passes_alike_through_its_definitions_and_its_app() -> need::Result {
     let app = need::livestore_app()?;
-    for (name, module) in APP_CORPORA {
+    for (name, sql_defs, module) in APP_CORPORA {
         let dir = corpus(name);
-        let sql_defs = dir.join("materializers.toml");
+        let sql_defs = corpus(sql_defs);
         let sql = rehearse(&[&"check", &dir, &"-m", &sql_defs, &"--format", &"json"]).success();
         let ours = rehearse(&[
             &"check",
