@@ -61,6 +61,7 @@ enum Command {
     Preflight(PreflightArgs),
     Restore(RestoreArgs),
     Schema(SchemaArgs),
+    Definitions(DefinitionsArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -784,6 +785,47 @@ struct SchemaExportArgs {
     out: PathBuf,
 }
 
+/// SQL definitions (the alternative to the LiveStore plugin): drafted from the app.
+#[derive(Args)]
+struct DefinitionsArgs {
+    #[command(subcommand)]
+    command: DefinitionsCommand,
+}
+
+#[derive(Subcommand)]
+enum DefinitionsCommand {
+    Draft(DraftArgs),
+}
+
+/// Draft SQL definitions from the app itself: its tables and how each column stores a value,
+/// its client documents and event schemas, and, for every event a corpus holds, the statements
+/// the app's own materializers produced there, generalised back to `args.…`. An event whose
+/// statements vary in ways no generalisation reproduces (a branch, ctx.query, a computed
+/// value) is left as a TODO with the variants seen. Writes FILE, FILE's stem + `.events/`
+/// (the event schemas) and + `.state.sql` (the DDL) beside it.
+#[derive(Args)]
+#[command(after_help = "Example:
+  rehearse definitions draft -m livestore:src/livestore/schema.ts --corpus corpora/ --out defs.toml
+  rehearse bisect corpora/store --old defs.toml --new livestore:src/livestore/schema.ts
+
+Exit codes:
+  0  written
+  2  the app or a corpus cannot be read")]
+struct DraftArgs {
+    /// The app's schema: livestore:<module that exports the LiveStore schema>[#export].
+    #[arg(long, short = 'm', value_name = "SPEC")]
+    materializers: PathBuf,
+
+    /// Corpora whose events show what the materializers do (repeatable; a directory stands for
+    /// every corpus below it).
+    #[arg(long, value_name = "CORPUS")]
+    corpus: Vec<PathBuf>,
+
+    /// The definitions file to write.
+    #[arg(long, value_name = "FILE")]
+    out: PathBuf,
+}
+
 /// Parses the command line, runs it, and returns the exit code.
 pub fn run() -> Result<u8, Error> {
     let cli = Cli::parse();
@@ -806,6 +848,9 @@ pub fn run() -> Result<u8, Error> {
         Command::Restore(args) => run_restore(args, color),
         Command::Schema(args) => match args.command {
             SchemaCommand::Export(args) => run_schema_export(args),
+        },
+        Command::Definitions(args) => match args.command {
+            DefinitionsCommand::Draft(args) => run_definitions_draft(args),
         },
     }
 }
@@ -1249,6 +1294,50 @@ fn run_schema_export(args: SchemaExportArgs) -> Result<u8, Error> {
         rehearse::text::count(written.events, "event schema"),
         rehearse::text::count(written.client_documents, "client document"),
         args.out.display()
+    );
+    Ok(exit::PASS)
+}
+
+fn run_definitions_draft(args: DraftArgs) -> Result<u8, Error> {
+    use rehearse::definitions::draft;
+    let source = load_source(&args.materializers)?;
+    let Source::LiveStore(config) = &source else {
+        return usage(
+            "definitions draft reads the app's own LiveStore schema: --materializers livestore:<module>",
+        );
+    };
+    let app = rehearse::materialize::livestore::describe_app(config)?;
+    let mut seen = Vec::new();
+    let corpora = if args.corpus.is_empty() {
+        Vec::new()
+    } else {
+        corpus::discover(&args.corpus)?
+    };
+    for c in &corpora {
+        let mut observer = draft::Observer::new(source.instantiate()?);
+        check::check_corpus(c, &mut observer, &CheckOptions::default())?;
+        seen.extend(observer.seen);
+    }
+    let drafted = draft::write_draft(&app, &seen, &args.out)?;
+    eprintln!(
+        "rehearse: wrote {} from {}: {} defined, {} TODO{}",
+        args.out.display(),
+        rehearse::text::count(corpora.len(), "corpus"),
+        rehearse::text::count(drafted.defined.len(), "event"),
+        drafted.todo.len(),
+        if drafted.todo.is_empty() {
+            String::new()
+        } else {
+            format!(
+                " ({})",
+                drafted
+                    .todo
+                    .iter()
+                    .map(|(name, _)| name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
     );
     Ok(exit::PASS)
 }

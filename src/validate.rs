@@ -71,6 +71,19 @@ impl std::fmt::Debug for EventSchemas {
 }
 
 impl EventSchemas {
+    /// Compiles schemas given by event name; `source` names them in messages.
+    pub(crate) fn from_documents(
+        source: &Path,
+        docs: impl IntoIterator<Item = (String, Value)>,
+    ) -> Result<EventSchemas> {
+        EventSchemas::compile(
+            source,
+            docs.into_iter()
+                .map(|(name, schema)| (name, source.to_path_buf(), schema))
+                .collect(),
+        )
+    }
+
     /// Loads the schemas at `path`: a directory of `<event name>.json` files, or one file
     /// mapping event names to schemas.
     pub fn load(path: &Path) -> Result<EventSchemas> {
@@ -104,6 +117,10 @@ impl EventSchemas {
                 docs.push((name, path.to_path_buf(), schema));
             }
         }
+        EventSchemas::compile(path, docs)
+    }
+
+    fn compile(path: &Path, mut docs: Vec<(String, PathBuf, Value)>) -> Result<EventSchemas> {
         let mut validators = HashMap::new();
         let mut unchecked = Vec::new();
         let mut documents = HashMap::new();

@@ -17,6 +17,7 @@
 //! Only [`Definitions`] (to load) and [`Ddl`] (which every materializer reports) are public:
 //! the model behind them is the SQL path's own, free to change with LiveStore.
 
+pub mod draft;
 pub(crate) mod expr;
 mod model;
 mod parse;

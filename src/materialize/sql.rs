@@ -41,6 +41,12 @@ impl SqlMaterializer {
         }
     }
 
+    /// With these event schemas for `| schema`, instead of those the definitions name.
+    pub(crate) fn with_event_schemas(mut self, schemas: std::sync::Arc<EventSchemas>) -> Self {
+        self.schemas = Some(schemas);
+        self
+    }
+
     /// The definitions.
     pub fn definitions(&self) -> &Definitions {
         &self.defs
@@ -358,40 +364,42 @@ impl SqlMaterializer {
 
     /// Encodes a value with its column's schema, as the query builder does, then binds it.
     fn encode(&self, table: &str, column: &str, v: Value) -> Result<BindValue, Rejection> {
-        let kind = self.defs.column_kind(table, column);
-        let bad = |what: &str, v: &Value| {
-            invalid_args(format!(
-                "column {table}.{column} is {what} but the value is {}",
-                truncate(&js::stringify(v))
-            ))
-        };
-        let encoded = match (kind, v) {
-            (_, Value::Null) => Value::Null,
-            (ColumnKind::Boolean, Value::Bool(b)) => Value::from(i64::from(b)),
-            (ColumnKind::Boolean, v @ Value::Number(_)) => v,
-            (ColumnKind::Boolean, v) => return Err(bad("boolean", &v)),
-            (ColumnKind::Json, v) => Value::String(js::stringify(&v)),
-            (ColumnKind::Datetime, v) => {
-                match crate::definitions::expr::Pipe::Iso.apply(Val::Present(v.clone())) {
-                    Ok(Val::Present(x)) => x,
-                    _ => return Err(bad("a datetime", &v)),
-                }
-            }
-            (ColumnKind::DatetimeInteger, v) => {
-                match crate::definitions::expr::Pipe::Ms.apply(Val::Present(v.clone())) {
-                    Ok(Val::Present(x)) => x,
-                    _ => return Err(bad("a datetimeInteger", &v)),
-                }
-            }
-            // A plain column given an object or array can only be a JSON column whose kind
-            // was not declared; LiveStore would store its JSON text.
-            (ColumnKind::Plain, v @ (Value::Object(_) | Value::Array(_))) => {
-                Value::String(js::stringify(&v))
-            }
-            (ColumnKind::Plain, v) => v,
-        };
-        Ok(to_bind(&encoded))
+        encode(self.defs.column_kind(table, column), v)
+            .map_err(|what| invalid_args(format!("column {table}.{column} is {what}")))
     }
+}
+
+/// A value as a column of `kind` stores it (its column definition's schema), then bound; the
+/// error says what the column is and what the value is not.
+pub(crate) fn encode(kind: ColumnKind, v: Value) -> Result<BindValue, String> {
+    let bad =
+        |what: &str, v: &Value| format!("{what} but the value is {}", truncate(&js::stringify(v)));
+    let encoded = match (kind, v) {
+        (_, Value::Null) => Value::Null,
+        (ColumnKind::Boolean, Value::Bool(b)) => Value::from(i64::from(b)),
+        (ColumnKind::Boolean, v @ Value::Number(_)) => v,
+        (ColumnKind::Boolean, v) => return Err(bad("boolean", &v)),
+        (ColumnKind::Json, v) => Value::String(js::stringify(&v)),
+        (ColumnKind::Datetime, v) => {
+            match crate::definitions::expr::Pipe::Iso.apply(Val::Present(v.clone())) {
+                Ok(Val::Present(x)) => x,
+                _ => return Err(bad("a datetime", &v)),
+            }
+        }
+        (ColumnKind::DatetimeInteger, v) => {
+            match crate::definitions::expr::Pipe::Ms.apply(Val::Present(v.clone())) {
+                Ok(Val::Present(x)) => x,
+                _ => return Err(bad("a datetimeInteger", &v)),
+            }
+        }
+        // A plain column given an object or array can only be a JSON column whose kind
+        // was not declared; LiveStore would store its JSON text.
+        (ColumnKind::Plain, v @ (Value::Object(_) | Value::Array(_))) => {
+            Value::String(js::stringify(&v))
+        }
+        (ColumnKind::Plain, v) => v,
+    };
+    Ok(to_bind(&encoded))
 }
 
 /// A raw statement's bind values as LiveStore's `prepareBindValues` passes them on: an array to
@@ -486,7 +494,7 @@ fn to_bind(v: &Value) -> BindValue {
 }
 
 /// A raw-SQL bind: absent stays unbound (NULL), as wa-sqlite leaves `undefined` unbound.
-fn raw_bind(what: &str, v: Val) -> Result<BindValue, Rejection> {
+pub(crate) fn raw_bind(what: &str, v: Val) -> Result<BindValue, Rejection> {
     match v {
         Val::Absent | Val::Omitted => Ok(BindValue::Unbound),
         Val::Present(v) => BindValue::from_json_scalar(&v).ok_or_else(|| {

@@ -330,7 +330,8 @@ fn export_and_preflight_human() {
     );
 }
 
-/// Every command and subcommand, as `rehearse --help` and `rehearse schema --help` list them.
+/// Every command and subcommand, as `rehearse --help`, `rehearse schema --help` and
+/// `rehearse definitions --help` list them.
 pub const COMMANDS: &[&str] = &[
     "check",
     "record",
@@ -344,7 +345,9 @@ pub const COMMANDS: &[&str] = &[
     "preflight",
     "restore",
     "schema",
+    "definitions",
     "schema export",
+    "definitions draft",
 ];
 
 /// The names a `--help` lists under `Commands:`, less `help`.

@@ -582,6 +582,30 @@ const argsJsonSchema = (ast) => {
   return Object.keys(defs).length === 0 ? { $schema: SCHEMA_DIALECT, ...schema } : { $schema: SCHEMA_DIALECT, $defs: defs, ...schema }
 }
 
+// How a column's schema stores a value, in the words of SQL definitions' column kinds: what
+// `State.SQLite.boolean`, `json`, `datetime` and `datetimeInteger` make (or a schema doing the
+// same), `plain` for a value stored as given, `other` for an encoding no kind states.
+const columnKind = (column) => {
+  let ast = column.schema.ast
+  // A nullable column's schema is `NullOr(schema)`.
+  if (ast._tag === 'Union') {
+    const members = ast.types.filter((t) => !(t._tag === 'Literal' && t.literal === null))
+    if (members.length === 1) ast = members[0]
+  }
+  const type = AST.typeAST(ast)
+  const isDate = type._tag === 'Declaration' && annotation(AST.getIdentifierAnnotation, type)?.startsWith('DateFromSelf')
+  const parsesJson = (node) =>
+    node._tag === 'Transformation' &&
+    (annotation(AST.getTitleAnnotation, node) === 'parseJson' || parsesJson(node.from))
+  if (isDate || (type._tag === 'Refinement' && AST.typeAST(type.from)._tag === 'Declaration')) {
+    if (column.columnType === 'text') return 'datetime'
+    if (column.columnType === 'integer') return 'datetimeInteger'
+  }
+  if (column.columnType === 'integer' && type._tag === 'BooleanKeyword') return 'boolean'
+  if (column.columnType === 'text' && parsesJson(ast)) return 'json'
+  return AST.encodedAST(ast) === AST.typeAST(ast) || !transforms(ast) ? 'plain' : 'other'
+}
+
 const exportSchemas = () => {
   const events = {}
   for (const name of [...schema.eventsDefsMap.keys()].sort()) {
@@ -594,8 +618,17 @@ const exportSchemas = () => {
       name,
       default: def.default ?? null,
       valueSchema: def.valueSchema === undefined ? null : argsJsonSchema(def.valueSchema.ast),
+      // The value's fields, which the derived …Set merges one by one (none: set whole).
+      keys: def.valueSchema === undefined ? [] : Schema.getResolvedPropertySignatures(def.valueSchema).map((p) => String(p.name)),
+      partialSet: def[Symbol.for('livestore.ClientDocumentTableDef')]?.options?.partialSet ?? true,
     }))
-  return { type: 'schemas', events, clientDocuments }
+  const tables = [...schema.state.sqlite.tables.entries()]
+    .filter(([n, def]) => !n.startsWith('__livestore') && def.options?.isClientDocumentTable !== true)
+    .map(([name, def]) => ({
+      name,
+      columns: Object.entries(def.sqliteDef.columns).map(([column, c]) => ({ name: column, kind: columnKind(c) })),
+    }))
+  return { type: 'schemas', events, clientDocuments, tables }
 }
 
 for (;;) {

@@ -45,7 +45,7 @@ use crate::materialize::{Materializer, Outcome};
 pub use config::{Memo, PluginConfig};
 use helper::Helper;
 use launch::Launch;
-pub use schema::{ExportedSchema, SchemaInfo};
+pub use schema::{AppClientDocument, AppSchema, ExportedSchema, SchemaInfo};
 
 /// The app's materializers, through one or more helpers. Several helpers share a chunk of
 /// events round-robin; each still answers `ctx.query` against the state as it stands before
@@ -287,6 +287,15 @@ impl Materializer for LiveStoreMaterializer {
             .answer(id, &doing, scratch)?
             .map_err(|m| helper.fail(&doing, m))
     }
+}
+
+/// What the app's schema says about its events, tables and client documents.
+pub fn describe_app(config: &PluginConfig) -> Result<AppSchema> {
+    let mut config = config.clone();
+    config.helpers = Some(1);
+    let mut m = LiveStoreMaterializer::start(&config)?;
+    let schemas = m.export_schemas()?;
+    Ok(AppSchema::from_answer(&schemas, &m.info))
 }
 
 /// Writes the app's event args schemas (`events/<name>.json`), state DDL (`state.sql`) and

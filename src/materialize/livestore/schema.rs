@@ -56,6 +56,82 @@ impl SchemaInfo {
     }
 }
 
+/// What the app's schema says about its events, tables and client documents: what a draft of
+/// SQL definitions starts from ([`describe_app`](super::describe_app)).
+#[derive(Debug, Clone)]
+pub struct AppSchema {
+    /// The JSON Schema of each event's encoded args, by event name (sorted).
+    pub events: indexmap::IndexMap<String, Value>,
+    /// The user tables (client documents excepted) and their columns, with how each column's
+    /// schema stores a value (`plain`, `boolean`, `json`, `datetime`, `datetimeInteger`, or
+    /// `other` for an encoding no column kind states).
+    pub tables: Vec<(String, Vec<(String, String)>)>,
+    /// The client documents.
+    pub client_documents: Vec<AppClientDocument>,
+    /// LiveStore's own `CREATE` statements for the user tables, one a line.
+    pub ddl: String,
+}
+
+/// A client document as the app declares it.
+#[derive(Debug, Clone)]
+pub struct AppClientDocument {
+    /// Table name.
+    pub name: String,
+    /// The default value (`default.value`).
+    pub default: Value,
+    /// The value schema's fields, in order; none for a value the derived `…Set` sets whole.
+    pub keys: Vec<String>,
+    /// `partialSet`.
+    pub partial_set: bool,
+}
+
+impl AppSchema {
+    /// Reads the helper's `schemas` answer, with the `ready` it sent before.
+    pub(super) fn from_answer(schemas: &Value, info: &SchemaInfo) -> AppSchema {
+        let events = schemas["events"]
+            .as_object()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        let tables = schemas["tables"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| {
+                let columns = t["columns"]
+                    .as_array()?
+                    .iter()
+                    .filter_map(|c| {
+                        Some((
+                            c["name"].as_str()?.to_string(),
+                            c["kind"].as_str()?.to_string(),
+                        ))
+                    })
+                    .collect();
+                Some((t["name"].as_str()?.to_string(), columns))
+            })
+            .collect();
+        let client_documents = schemas["clientDocuments"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| {
+                Some(AppClientDocument {
+                    name: d["name"].as_str()?.to_string(),
+                    default: d["default"]["value"].clone(),
+                    keys: strings(&d["keys"]),
+                    partial_set: d["partialSet"].as_bool().unwrap_or(true),
+                })
+            })
+            .collect();
+        AppSchema {
+            events,
+            tables,
+            client_documents,
+            ddl: info.ddl_text(),
+        }
+    }
+}
+
 /// What [`export_schema`](super::export_schema) wrote.
 #[derive(Debug, Clone, Copy)]
 pub struct ExportedSchema {
