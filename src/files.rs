@@ -230,29 +230,114 @@ pub(crate) fn exchange_dirs(a: &Path, b: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it, synced, then renamed, so a
-/// reader never sees half a report.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
+/// Where a report or database written to `path` really goes: `path` itself when it is absent
+/// or a regular file, the file a symbolic link leads to, and an error for anything else. A
+/// report is renamed into place, and a rename replaces whatever has the name: run as root in a
+/// CI container, `--json /dev/null` would otherwise replace `/dev/null` itself.
+fn output_target(path: &Path) -> Result<(PathBuf, Option<fs::Permissions>)> {
+    let meta = match fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((path.to_path_buf(), None));
+        }
+        Err(e) => return Err(Error::io(path, e)),
+        Ok(m) => m,
     };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".rehearse-tmp")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(dir, e))?;
-    tmp.write_all(bytes).map_err(|e| Error::io(path, e))?;
-    tmp.as_file().sync_all().map_err(|e| Error::io(path, e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
+    let (target, meta) = if meta.file_type().is_symlink() {
+        let target = fs::canonicalize(path).map_err(|e| {
+            Error::input(
+                path,
+                format!("is a symbolic link that leads nowhere rehearse can write ({e}); name the file itself"),
+            )
+        })?;
+        let meta = fs::metadata(&target).map_err(|e| Error::io(&target, e))?;
+        (target, meta)
+    } else {
+        (path.to_path_buf(), meta)
+    };
+    if !meta.is_file() {
+        let through = if target.as_path() == path {
+            String::new()
+        } else {
+            format!(" (through the symbolic link, {})", target.display())
+        };
+        return Err(Error::input(
+            path,
+            format!(
+                "is {}{through}, not a regular file: rehearse writes its output only to a regular file or a new name, which it replaces whole (use stdout, `--format`, to stream it elsewhere)",
+                describe_type(&meta.file_type())
+            ),
+        ));
+    }
+    Ok((target, Some(meta.permissions())))
+}
+
+/// A file type, for an error message (`a FIFO`, `a directory`).
+pub(crate) fn describe_type(t: &fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO (named pipe)";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+    }
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_symlink() {
+        "a symbolic link"
+    } else if t.is_file() {
+        "a regular file"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// A temporary file beside a report, created with the ordinary mode of a new file (0666 less
+/// the umask, as `touch` makes it): tempfile's own 0600 would leave a report unreadable to the
+/// CI step that uploads it. A file being replaced passes its own mode on instead.
+fn report_tempfile(dir: &Path) -> Result<tempfile::NamedTempFile> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".rehearse-tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(fs::Permissions::from_mode(0o666));
+    }
+    builder.tempfile_in(dir).map_err(|e| Error::io(dir, e))
+}
+
+/// Writes `bytes` to `path` atomically: a temporary file beside it, synced, then renamed, so a
+/// reader never sees half a report. Only a regular file (or the one a symbolic link leads to)
+/// is replaced; anything else at `path` is an error, untouched.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let (target, kept) = output_target(path)?;
+    let dir = parent_of(&target);
+    let mut tmp = report_tempfile(&dir)?;
+    if let Some(p) = kept {
+        fs::set_permissions(tmp.path(), p).map_err(|e| Error::io(&target, e))?;
+    }
+    tmp.write_all(bytes).map_err(|e| Error::io(&target, e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| Error::io(&target, e))?;
+    tmp.persist(&target)
+        .map_err(|e| Error::io(&target, e.error))?;
     Ok(())
 }
 
 /// Writes a database atomically: `VACUUM INTO` a temporary file beside `path`, then rename.
+/// The same rules as [`write_atomic`] decide what may be replaced.
 pub fn write_database(conn: &Connection, path: &Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
+    let (target, kept) = output_target(path)?;
+    let dir = parent_of(&target);
     let tmp = tempfile::Builder::new()
         .prefix(".rehearse-tmp")
         .suffix(".db")
@@ -262,10 +347,15 @@ pub fn write_database(conn: &Connection, path: &Path) -> Result<()> {
     // VACUUM INTO wants a file that does not exist yet; keep the name, drop the file.
     drop(tmp);
     let _ = std::fs::remove_file(&tmp_path);
-    let result = conn
-        .execute("VACUUM INTO ?1", [tmp_path.to_string_lossy()])
-        .map_err(|e| Error::sqlite(path, "cannot write the database", e))
-        .and_then(|_| std::fs::rename(&tmp_path, path).map_err(|e| Error::io(path, e)));
+    let result = sqlite::trusted(conn, || {
+        conn.execute("VACUUM INTO ?1", [tmp_path.to_string_lossy()])
+    })
+    .map_err(|e| Error::sqlite(&target, "cannot write the database", e))
+    .and_then(|_| match kept {
+        Some(p) => fs::set_permissions(&tmp_path, p).map_err(|e| Error::io(&target, e)),
+        None => Ok(()),
+    })
+    .and_then(|_| std::fs::rename(&tmp_path, &target).map_err(|e| Error::io(&target, e)));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp_path);
     }
@@ -382,5 +472,99 @@ mod tests {
         exchange_dirs(&a, &b).unwrap();
         assert_eq!(fs::read_to_string(a.join("f")).unwrap(), "b");
         assert_eq!(fs::read_to_string(b.join("f")).unwrap(), "a");
+    }
+
+    /// The mode a new file gets here: 0666 less this process's umask.
+    #[cfg(unix)]
+    fn new_file_mode(dir: &Path) -> u32 {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let p = dir.join("probe");
+        fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o666)
+            .open(&p)
+            .unwrap();
+        let mode = fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        fs::remove_file(p).unwrap();
+        mode
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn reports_replace_only_regular_files() {
+        use std::os::unix::fs::{FileTypeExt, PermissionsExt, symlink};
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // A new report has the ordinary mode of a new file, not a temporary file's 0600.
+        let new = d.join("new.json");
+        write_atomic(&new, b"{}").unwrap();
+        let mode = fs::metadata(&new).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, new_file_mode(d));
+        // A replaced report keeps the mode it had.
+        fs::set_permissions(&new, fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomic(&new, b"[]").unwrap();
+        assert_eq!(
+            fs::metadata(&new).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
+        assert_eq!(fs::read(&new).unwrap(), b"[]");
+        // A FIFO is neither replaced nor opened (opening it would block).
+        let fifo = d.join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let err = write_atomic(&fifo, b"x").unwrap_err().to_string();
+        assert!(
+            err.contains("a FIFO") && err.contains("not a regular file"),
+            "{err}"
+        );
+        assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+        // Nor is a directory, or a FIFO behind a symbolic link.
+        let err = write_atomic(d, b"x").unwrap_err().to_string();
+        assert!(err.contains("a directory"), "{err}");
+        let to_fifo = d.join("to-fifo");
+        symlink(&fifo, &to_fifo).unwrap();
+        let err = write_atomic(&to_fifo, b"x").unwrap_err().to_string();
+        assert!(
+            err.contains("a FIFO") && err.contains("symbolic link"),
+            "{err}"
+        );
+        assert!(
+            fs::symlink_metadata(&to_fifo)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        // A symbolic link to a regular file: the file it leads to gets the report, the link stays.
+        let link = d.join("link.json");
+        symlink(&new, &link).unwrap();
+        write_atomic(&link, b"through").unwrap();
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read(&new).unwrap(), b"through");
+        // The same rules for a database written with VACUUM INTO.
+        let scratch = sqlite::Scratch::open(None).unwrap();
+        let err = write_database(&scratch, &to_fifo).unwrap_err().to_string();
+        assert!(err.contains("a FIFO"), "{err}");
+        let db = d.join("out.db");
+        write_database(&scratch, &db).unwrap();
+        let mode = fs::metadata(&db).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, new_file_mode(d) & 0o644);
+        // Nothing left behind.
+        let left: Vec<_> = fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".rehearse-tmp"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 }
