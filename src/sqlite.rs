@@ -179,7 +179,8 @@ pub fn open_input(path: &Path) -> Result<InputDb> {
     })
 }
 
-/// Opens a fresh in-memory scratch database with LiveStore's connection settings.
+/// Opens a fresh in-memory scratch database with LiveStore's connection settings, confined
+/// as every scratch database is ([`confine`]).
 pub fn open_scratch() -> Result<Connection> {
     Ok(Scratch::open(None)?.into_memory_connection())
 }
@@ -231,11 +232,162 @@ impl Scratch {
             "PRAGMA page_size={LIVESTORE_PAGE_SIZE}; PRAGMA foreign_keys=ON;"
         ))
         .map_err(|e| Error::scratch("configure", e))?;
+        let mut conn = conn;
+        confine(&mut conn)?;
         Ok(Scratch { conn, _dir: tmp })
     }
 
     fn into_memory_connection(self) -> Connection {
         self.conn
+    }
+}
+
+/// How far the SQL prepared on this thread is trusted; see [`confine`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trust {
+    /// rehearse's own statements (attaching the recorded state, writing `--out`).
+    Rehearse,
+    /// The default: DDL and anything else that is not an event's SQL.
+    Definitions,
+    /// An event's statements: no transaction control either.
+    EventSql,
+}
+
+thread_local! {
+    /// SQLite calls the authorizer on the thread that prepares the statement, and a connection
+    /// is used by one thread at a time: the level set here is the one of the statement at hand.
+    static TRUST: std::cell::Cell<Trust> = const { std::cell::Cell::new(Trust::Definitions) };
+    /// Why the authorizer last refused a statement, for the message the user sees.
+    static DENIED: std::cell::RefCell<Option<String>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Attached databases a confined connection may have besides `main` and `temp`: none, so that
+/// neither `ATTACH` nor `VACUUM INTO` (which attaches its output) can open another file.
+const CONFINED_ATTACHED: i32 = 0;
+
+/// rehearse attaches at most the recorded state (`expected`) or two inputs (`diff`).
+const TRUSTED_ATTACHED: i32 = 10;
+
+/// Confines a scratch connection: whatever SQL the definitions, an event or a recorded schema
+/// hold runs on it, and a gate that runs a pull request's definitions must not let them touch
+/// the file system. The connection gets SQLite's defensive mode (no writes to the schema
+/// table or shadow tables), no extension loading, no attached databases, and an authorizer
+/// that refuses `ATTACH`, `DETACH` (and with them `VACUUM INTO`), the pragmas that name
+/// directories, and `load_extension()`; an event's own SQL may not control transactions
+/// either ([`event_sql`]). rehearse's own attaches go through [`trusted`].
+pub fn confine(conn: &mut Connection) -> Result<()> {
+    use rusqlite::config::DbConfig;
+    use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
+    use rusqlite::limits::Limit;
+
+    let configure = |e| Error::scratch("confine the connection", e);
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)
+        .map_err(configure)?;
+    // SAFETY: the handle is valid while `conn` is borrowed; ENABLE_LOAD_EXTENSION takes an int
+    // and an int pointer (NULL: the new value is not reported).
+    let rc = unsafe {
+        rusqlite::ffi::sqlite3_db_config(
+            conn.handle(),
+            rusqlite::ffi::SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION,
+            0 as std::ffi::c_int,
+            std::ptr::null_mut::<std::ffi::c_int>(),
+        )
+    };
+    if rc != rusqlite::ffi::SQLITE_OK {
+        return Err(Error::scratch(
+            "confine the connection",
+            rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(rc), None),
+        ));
+    }
+    conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, CONFINED_ATTACHED)
+        .map_err(configure)?;
+    conn.authorizer(Some(|ctx: AuthContext<'_>| {
+        let trust = TRUST.with(|t| t.get());
+        if trust == Trust::Rehearse {
+            return Authorization::Allow;
+        }
+        let refused = match ctx.action {
+            AuthAction::Attach { filename } => Some(format!(
+                "ATTACH ({filename:?}) is not allowed: SQL from definitions or events may not open other files"
+            )),
+            AuthAction::Detach { .. } => Some("DETACH is not allowed".to_string()),
+            AuthAction::Pragma { pragma_name, .. }
+                if ["temp_store_directory", "data_store_directory"]
+                    .contains(&pragma_name.to_ascii_lowercase().as_str()) =>
+            {
+                Some(format!("PRAGMA {pragma_name} is not allowed: it names a directory to write in"))
+            }
+            AuthAction::Function { function_name }
+                if function_name.eq_ignore_ascii_case("load_extension") =>
+            {
+                Some("load_extension() is not allowed".to_string())
+            }
+            AuthAction::Transaction { .. } | AuthAction::Savepoint { .. }
+                if trust == Trust::EventSql =>
+            {
+                Some("transaction control (BEGIN, COMMIT, ROLLBACK, SAVEPOINT, RELEASE) is not allowed in an event's SQL: rehearse runs each event in its own savepoint".to_string())
+            }
+            _ => None,
+        };
+        match refused {
+            Some(why) => {
+                DENIED.with(|d| *d.borrow_mut() = Some(why));
+                Authorization::Deny
+            }
+            None => Authorization::Allow,
+        }
+    }))
+    .map_err(configure)
+}
+
+/// Runs `f` at the trust level `level`, restoring the previous one afterwards (also when `f`
+/// unwinds).
+fn at_level<T>(level: Trust, f: impl FnOnce() -> T) -> T {
+    struct Restore(Trust);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            TRUST.with(|t| t.set(self.0));
+        }
+    }
+    let _restore = Restore(TRUST.with(|t| t.replace(level)));
+    DENIED.with(|d| d.borrow_mut().take());
+    f()
+}
+
+/// Runs rehearse's own statements on a confined connection: attaching an input, writing the
+/// replayed state with `VACUUM INTO`. `f` must not run SQL that came from the user.
+pub fn trusted<T>(conn: &Connection, f: impl FnOnce() -> T) -> T {
+    use rusqlite::limits::Limit;
+    let before = conn
+        .limit(Limit::SQLITE_LIMIT_ATTACHED)
+        .unwrap_or(CONFINED_ATTACHED);
+    let _ = conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, TRUSTED_ATTACHED);
+    let out = at_level(Trust::Rehearse, f);
+    let _ = conn.set_limit(Limit::SQLITE_LIMIT_ATTACHED, before);
+    out
+}
+
+/// Runs an event's statements: on top of the confinement, no `BEGIN`, `COMMIT`, `ROLLBACK` or
+/// savepoints of their own (`COMMIT; VACUUM INTO '…'; BEGIN` would step out of the replay's
+/// transaction to write a file).
+pub(crate) fn event_sql<T>(f: impl FnOnce() -> T) -> T {
+    at_level(Trust::EventSql, f)
+}
+
+/// SQLite's message for a statement, with the reason when the confinement refused it (SQLite
+/// itself says only "not authorized").
+pub(crate) fn explain_refusal(message: String) -> String {
+    let denied = DENIED.with(|d| d.borrow_mut().take());
+    match denied {
+        Some(why)
+            if message.contains("not authorized") || message.contains("authorization denied") =>
+        {
+            format!("refused: {why} (rehearse confines the scratch database)")
+        }
+        _ if message.contains("too many attached databases") => format!(
+            "refused: {message} (rehearse confines the scratch database: SQL from definitions or events may not attach or write other files)"
+        ),
+        _ => message,
     }
 }
 
@@ -326,7 +478,7 @@ pub fn split_statements(conn: &Connection, sql: &str) -> std::result::Result<Vec
                 let msg = CStr::from_ptr(ffi::sqlite3_errmsg(db))
                     .to_string_lossy()
                     .into_owned();
-                return Err(msg);
+                return Err(explain_refusal(msg));
             }
             let consumed = if tail.is_null() {
                 bytes.len() - offset
@@ -374,5 +526,88 @@ mod tests {
     fn uris_escape_reserved_characters() {
         let uri = file_uri(Path::new("/tmp/a b/c?d#e%f.db"), "mode=ro");
         assert_eq!(uri, "file:/tmp/a%20b/c%3Fd%23e%25f.db?mode=ro");
+    }
+
+    fn refused(conn: &Connection, sql: &str) -> String {
+        let e = conn.execute_batch(sql).expect_err(sql);
+        explain_refusal(e.to_string())
+    }
+
+    #[test]
+    fn confined_sql_cannot_write_other_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = Scratch::open(None).unwrap();
+        let out = |n: &str| dir.path().join(n);
+        let q = |p: &Path| quote_literal(&p.to_string_lossy());
+        // As DDL runs (outside any transaction).
+        let why = refused(
+            &scratch,
+            &format!("CREATE TABLE t(a); VACUUM INTO {}", q(&out("v.db"))),
+        );
+        assert!(why.contains("refused"), "{why}");
+        let why = refused(
+            &scratch,
+            &format!("ATTACH {} AS p; CREATE TABLE p.t(a)", q(&out("a.db"))),
+        );
+        assert!(why.contains("ATTACH"), "{why}");
+        let why = refused(&scratch, "SELECT load_extension('/tmp/x.so')");
+        assert!(why.contains("load_extension"), "{why}");
+        let why = refused(
+            &scratch,
+            &format!("PRAGMA temp_store_directory = {}", q(dir.path())),
+        );
+        assert!(why.contains("temp_store_directory"), "{why}");
+        // Defensive mode: the schema table cannot be written.
+        assert!(
+            scratch
+                .execute_batch("PRAGMA writable_schema = ON; UPDATE sqlite_master SET sql = 'x'")
+                .is_err()
+        );
+        // As an event's SQL runs: inside rehearse's transaction, and without transaction control.
+        scratch.execute_batch("BEGIN").unwrap();
+        let why = event_sql(|| {
+            refused(
+                &scratch,
+                &format!("COMMIT; VACUUM INTO {}; BEGIN", q(&out("e.db"))),
+            )
+        });
+        assert!(why.contains("transaction control"), "{why}");
+        let why = event_sql(|| refused(&scratch, "SAVEPOINT mine"));
+        assert!(why.contains("transaction control"), "{why}");
+        assert!(
+            !scratch.is_autocommit(),
+            "the replay's transaction is still open"
+        );
+        scratch.execute_batch("COMMIT").unwrap();
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "no file was written"
+        );
+        // Even with the authorizer's verdict set aside, the attach limit holds.
+        let e = at_level(Trust::Rehearse, || {
+            scratch.execute_batch(&format!("ATTACH {} AS p", q(&out("l.db"))))
+        })
+        .unwrap_err();
+        assert!(e.to_string().contains("too many attached"), "{e}");
+    }
+
+    #[test]
+    fn rehearse_still_attaches_and_writes_on_a_confined_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let scratch = Scratch::open(None).unwrap();
+        scratch
+            .execute_batch("CREATE TABLE t(a); INSERT INTO t VALUES (1)")
+            .unwrap();
+        trusted(&scratch, || {
+            scratch.execute_batch("ATTACH ':memory:' AS expected")
+        })
+        .unwrap();
+        crate::files::write_database(&scratch, &dir.path().join("out.db")).unwrap();
+        let copy = Connection::open(dir.path().join("out.db")).unwrap();
+        let n: i64 = copy.query_row("SELECT a FROM t", [], |r| r.get(0)).unwrap();
+        assert_eq!(n, 1);
+        // And the confinement is back afterwards.
+        assert!(scratch.execute_batch("ATTACH ':memory:' AS again").is_err());
     }
 }

@@ -41,6 +41,16 @@ impl Executor {
         conn: &Connection,
         st: &Statement,
     ) -> std::result::Result<Ran, String> {
+        // Prepared (and re-prepared after a schema change) only inside the confinement of an
+        // event's SQL: see `sqlite::confine`.
+        sqlite::event_sql(|| self.run_confined(conn, st)).map_err(sqlite::explain_refusal)
+    }
+
+    fn run_confined(
+        &mut self,
+        conn: &Connection,
+        st: &Statement,
+    ) -> std::result::Result<Ran, String> {
         if !self.split.contains_key(&st.sql) {
             if self.split.len() >= SPLIT_CACHE_MAX {
                 self.split.clear();

@@ -160,7 +160,10 @@ fn scratch_for(
                     path: source.clone(),
                     line: None,
                     event: None,
-                    message: format!("the state DDL does not run: {}", sqlite_message(e)),
+                    message: format!(
+                        "the state DDL does not run: {}",
+                        sqlite::explain_refusal(sqlite_message(e))
+                    ),
                 })?;
         }
         Ddl::Recorded => {
@@ -198,7 +201,7 @@ pub(crate) fn copy_ddl(source: &Connection, source_path: &Path, target: &Connect
                 source_path,
                 format!(
                     "its schema does not recreate: {} (in `{}`)",
-                    sqlite_message(e),
+                    sqlite::explain_refusal(sqlite_message(e)),
                     truncate(&sql)
                 ),
             )

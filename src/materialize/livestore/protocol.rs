@@ -214,7 +214,8 @@ fn pointer(path: &Value) -> String {
 /// Runs a materializer's `ctx.query` on the scratch database: the `rows` (or `query-error`)
 /// message that answers it.
 pub(super) fn run_query(conn: &Connection, msg: &Value) -> Value {
-    let result = (|| -> std::result::Result<Vec<Value>, String> {
+    // The app's SQL, confined as an event's own statements are (`sqlite::confine`).
+    let result = crate::sqlite::event_sql(|| -> std::result::Result<Vec<Value>, String> {
         let sql = msg["sql"].as_str().ok_or("a query without SQL")?;
         let binds = wire::binds(&msg["binds"])?;
         let mut stmt = conn.prepare_cached(sql).map_err(|e| e.to_string())?;
@@ -240,7 +241,8 @@ pub(super) fn run_query(conn: &Connection, msg: &Value) -> Value {
             out.push(Value::Object(obj));
         }
         Ok(out)
-    })();
+    })
+    .map_err(crate::sqlite::explain_refusal);
     match result {
         Ok(rows) => json!({"type": "rows", "rows": rows}),
         Err(message) => json!({"type": "query-error", "message": message}),
