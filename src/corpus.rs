@@ -84,6 +84,17 @@ fn state_token(token: &str) -> bool {
     token != "-" && (hash || base64url)
 }
 
+/// Whether a file name in a store directory is one of LiveStore's own: an event log or a state
+/// database of any storage format, or the journal or WAL of one. A file restored beside them
+/// under such a name would replace or corrupt the store's own.
+pub(crate) fn is_store_file_name(name: &str) -> bool {
+    let base = ["-journal", "-wal", "-shm"]
+        .iter()
+        .find_map(|s| name.strip_suffix(s))
+        .unwrap_or(name);
+    classify(base).is_some()
+}
+
 /// Files beside a log that look like state databases (`state…`/`livestore-…` and `.db`) but
 /// are not named as LiveStore names them: worth saying when nothing else was compared.
 fn looks_like_state(name: &str) -> bool {

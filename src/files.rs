@@ -66,7 +66,7 @@ fn sidecars(path: &Path) -> impl Iterator<Item = PathBuf> + '_ {
 /// itself turns on): a released binary has no environment variable that kills it.
 #[cfg(feature = "failpoints")]
 pub(crate) fn failpoint(step: &str) {
-    if std::env::var("REHEARSE_FAILPOINT").is_ok_and(|v| v == step) {
+    if failpoint_fails(step) {
         eprintln!("rehearse: failpoint {step}: aborting");
         std::process::abort();
     }
@@ -75,6 +75,168 @@ pub(crate) fn failpoint(step: &str) {
 #[cfg(not(feature = "failpoints"))]
 #[inline(always)]
 pub(crate) fn failpoint(_step: &str) {}
+
+/// Whether `REHEARSE_FAILPOINT` (a comma-separated list) names this step: a step the tests make
+/// fail rather than abort (a restore's read-back), or one [`failpoint`] aborts at. Always false
+/// outside test builds.
+#[cfg(feature = "failpoints")]
+pub(crate) fn failpoint_fails(step: &str) -> bool {
+    std::env::var("REHEARSE_FAILPOINT").is_ok_and(|v| v.split(',').any(|s| s == step))
+}
+
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub(crate) fn failpoint_fails(_step: &str) -> bool {
+    false
+}
+
+/// Opens an input for reading, refusing anything but a regular file on a real file system.
+///
+/// Opening a FIFO blocks until something writes to it, a device or socket is not a file
+/// rehearse could have been meant to read, and `/proc` or `/sys` files are unbounded or change
+/// while read: each used to hang a run until it was killed. The file is opened without
+/// blocking and its type checked on the open file, so a FIFO swapped in after a check cannot
+/// block either.
+pub(crate) fn open_regular(path: &Path) -> Result<fs::File> {
+    let mut options = fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc_flags::NONBLOCK | libc_flags::NOCTTY);
+    }
+    let f = options.open(path).map_err(|e| Error::io(path, e))?;
+    let meta = f.metadata().map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(not_regular(path, &meta.file_type()));
+    }
+    if let Some(fs_name) = pseudo_file_system(&f) {
+        return Err(Error::input(
+            path,
+            format!("is on the {fs_name} pseudo file system, not a file rehearse reads"),
+        ));
+    }
+    Ok(f)
+}
+
+/// The flags [`open_regular`] adds, from rustix's constants (no libc dependency needed).
+#[cfg(unix)]
+mod libc_flags {
+    pub(super) const NONBLOCK: i32 = rustix::fs::OFlags::NONBLOCK.bits() as i32;
+    pub(super) const NOCTTY: i32 = rustix::fs::OFlags::NOCTTY.bits() as i32;
+}
+
+/// The error for an input that is not a regular file.
+pub(crate) fn not_regular(path: &Path, t: &fs::FileType) -> Error {
+    Error::input(
+        path,
+        format!(
+            "is {}, not a regular file; rehearse reads only regular files",
+            describe_type(t)
+        ),
+    )
+}
+
+/// Checks that `path` is a regular file (following symbolic links) without opening it; the
+/// type, not "not found", for a path that exists.
+pub(crate) fn check_regular(path: &Path) -> Result<fs::Metadata> {
+    let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(not_regular(path, &meta.file_type()));
+    }
+    Ok(meta)
+}
+
+/// The name of the pseudo file system `f` is on (`proc`, `sysfs`, …), if it is on one.
+#[cfg(target_os = "linux")]
+fn pseudo_file_system(f: &fs::File) -> Option<&'static str> {
+    let kind = rustix::fs::fstatfs(f).ok()?.f_type as u64;
+    pseudo_file_system_name(kind)
+}
+
+#[cfg(not(target_os = "linux"))]
+fn pseudo_file_system(_f: &fs::File) -> Option<&'static str> {
+    None
+}
+
+/// Whether a directory is on a pseudo file system: a walk into `/proc` (`/proc/self/root`
+/// leads back to `/`) or `/sys` never ends.
+#[cfg(target_os = "linux")]
+pub(crate) fn pseudo_dir(dir: &Path) -> Option<&'static str> {
+    let kind = rustix::fs::statfs(dir).ok()?.f_type as u64;
+    pseudo_file_system_name(kind)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn pseudo_dir(_dir: &Path) -> Option<&'static str> {
+    None
+}
+
+/// Linux's magic numbers (`statfs(2)`) of the file systems that hold no user files.
+#[cfg(target_os = "linux")]
+fn pseudo_file_system_name(kind: u64) -> Option<&'static str> {
+    Some(match kind {
+        0x9fa0 => "proc",
+        0x6265_6572 => "sysfs",
+        0x6462_6720 => "debugfs",
+        0x7472_6163 => "tracefs",
+        0x7363_6673 => "securityfs",
+        0x2762_0eb | 0x6367_7270 => "cgroup",
+        0x1cd1 => "devpts",
+        0xcafe_4a11 => "bpf",
+        0x6265_6570 => "configfs",
+        0xde5e_81e4 => "efivarfs",
+        0x6165_676c => "pstore",
+        _ => return None,
+    })
+}
+
+/// Reads a whole input file that must be regular (definitions, schemas, baselines, DDL,
+/// snapshots, manifests).
+pub(crate) fn read_regular(path: &Path) -> Result<Vec<u8>> {
+    let mut f = open_regular(path)?;
+    let mut bytes = Vec::new();
+    f.read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
+    Ok(bytes)
+}
+
+/// [`read_regular`] as UTF-8 text.
+pub(crate) fn read_regular_text(path: &Path) -> Result<String> {
+    String::from_utf8(read_regular(path)?).map_err(|_| {
+        Error::io(
+            path,
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "stream did not contain valid UTF-8",
+            ),
+        )
+    })
+}
+
+/// Copies a regular file to a new file, naming the side that failed: a full disk is the
+/// destination's fault, not the source's (`std::fs::copy` names neither).
+pub(crate) fn copy_file(from: &Path, to: &Path) -> Result<u64> {
+    let mut src = open_regular(from)?;
+    let mut dst = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(to)
+        .map_err(|e| Error::io(to, e))?;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut total = 0u64;
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(from, e)),
+        };
+        dst.write_all(&buf[..n]).map_err(|e| Error::io(to, e))?;
+        total += n as u64;
+    }
+    dst.flush().map_err(|e| Error::io(to, e))?;
+    Ok(total)
+}
 
 /// Whether `path` starts with the SQLite header.
 pub(crate) fn is_sqlite(path: &Path) -> bool {

@@ -133,6 +133,14 @@ pub fn export(store: &Path, out: &Path, options: &ExportOptions) -> Result<Expor
             .ok_or_else(|| Error::input(a, "not a file name"))?
             .to_string_lossy()
             .into_owned();
+        if corpus::is_store_file_name(&name) || name.starts_with('.') {
+            return Err(Error::input(
+                a,
+                format!(
+                    "an auxiliary file named {name:?} would be restored beside the store's own files under a name LiveStore or rehearse uses; copy it under another name first"
+                ),
+            ));
+        }
         let rel = format!("{AUX_DIR}/{name}");
         if aux_entries
             .iter()

@@ -384,6 +384,7 @@ impl Run<'_> {
                 "the manifest lists more than one state database",
             );
         }
+        self.store_names(manifest);
         let mut unlisted = Vec::new();
         walk(self.package, self.package, &mut |rel| {
             if rel != MANIFEST_FILE && !listed.contains(rel) {
@@ -405,6 +406,43 @@ impl Run<'_> {
             );
         }
         Ok(())
+    }
+
+    /// Every auxiliary file has a name of its own in the store directory: a restore installs it
+    /// beside the log and the state under its file name, so one named like the store's own
+    /// files (another store's `eventlog@6.db`) would replace them.
+    fn store_names(&mut self, manifest: &Manifest) {
+        let mut seen = BTreeSet::new();
+        for f in manifest.files.iter().filter(|f| f.role == Role::Auxiliary) {
+            let name = Path::new(&f.path)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let why = if corpus::is_store_file_name(&name) {
+                Some(format!(
+                    "an auxiliary file named {name:?} would be installed under the name of one of the store's own LiveStore files, replacing it"
+                ))
+            } else if name.starts_with('.') {
+                Some(format!(
+                    "an auxiliary file named {name:?} would be installed as a hidden file, where rehearse keeps its own"
+                ))
+            } else if !seen.insert(name.clone()) {
+                Some(format!(
+                    "two auxiliary files would be installed as {name:?}"
+                ))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                self.checks.fail(
+                    "file",
+                    Some(f.path.as_str()),
+                    Verdict::NoGo,
+                    format!("{why}: restore it separately"),
+                );
+                self.unreadable.insert(f.role);
+            }
+        }
     }
 
     /// Each SQLite file reads as a sound database.

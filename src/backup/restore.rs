@@ -4,8 +4,9 @@
 //! The pre-flight runs first and a `no-go` stops everything. The package's files are copied
 //! into a hidden staging directory beside the target, checked against the manifest again and
 //! flushed; then the staging directory and the target are exchanged in one atomic rename
-//! (Linux `renameat2(RENAME_EXCHANGE)`; a plain rename when there is no store yet), and the old
-//! store, now under the staging name, is renamed to a timestamped backup. A small intent file
+//! (Linux `renameat2(RENAME_EXCHANGE)`; a plain rename when there is no store yet), the
+//! restored store is read back (a failure swaps the old store back in), and the old store, now
+//! under the staging name, is renamed to a timestamped backup. A small intent file
 //! beside the target, written before the exchange, lets the next run finish the bookkeeping of
 //! a run that was killed: the target itself is never half old, half new.
 //!
@@ -16,7 +17,8 @@
 //! it finds as it is, never rebuilding it.
 //!
 //! Tests simulate a kill after each step with `REHEARSE_FAILPOINT=<step>` (the process aborts
-//! there, without cleaning up): `staged`, `intent-written`, `swapped`, `kept-old`.
+//! there, without cleaning up): `staged`, `intent-written`, `swapped`, `swapped-back`,
+//! `kept-old`; `REHEARSE_FAILPOINT=verify` makes the read-back fail instead.
 
 use std::path::{Path, PathBuf};
 
@@ -214,18 +216,27 @@ pub fn restore(
         ));
     }
 
-    // Stage.
+    // Stage. A staging directory that cannot be completed (a full disk) is removed here, not
+    // left for the next run.
     let parent = files::parent_of(target);
     std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
     let stamp = chrono_stamp();
     let staging = unique(sibling(target, ".", &format!(".rehearse-staging-{stamp}")));
     std::fs::create_dir(&staging).map_err(|e| Error::io(&staging, e))?;
-    let installed = stage(package, &manifest, &staging, options.from_log)?;
-    files::fsync_tree(&staging)?;
-    files::fsync_dir(&parent)?;
+    let staged = stage(package, &manifest, &staging, options.from_log).and_then(|installed| {
+        files::fsync_tree(&staging)?;
+        files::fsync_dir(&parent)?;
+        Ok(installed)
+    });
+    let installed = match staged {
+        Ok(installed) => installed,
+        Err(e) => return Err(discard_staging(&staging, e, target)),
+    };
     files::failpoint("staged");
 
-    // Swap.
+    // Swap, then read the restored store back; a store that does not read back as the
+    // manifest says is swapped out again, so the target holds the old store or the verified
+    // new one.
     if existing {
         let backup = unique(sibling(target, "", &format!(".rehearse-backup-{stamp}")));
         let log = manifest
@@ -244,6 +255,25 @@ pub fn restore(
         files::failpoint("intent-written");
         files::exchange_dirs(&staging, target)?;
         files::failpoint("swapped");
+        match verify(target, &manifest, options.from_log) {
+            Ok(v) => out.verified = v,
+            Err(e) => {
+                // The staging directory holds the old store: swap it back. A kill from here on
+                // is tidied by the intent file, which finds the new store under the staging
+                // name and removes it.
+                files::exchange_dirs(&staging, target)?;
+                files::failpoint("swapped-back");
+                let removed = remove_tree(&staging);
+                std::fs::remove_file(intent_path(target)).map_err(|e| Error::io(target, e))?;
+                files::fsync_dir(&parent)?;
+                return Err(Error::input(
+                    target,
+                    format!(
+                        "the restored store did not read back as the manifest says ({e}); the previous store was put back in place, whole{removed}"
+                    ),
+                ));
+            }
+        }
         std::fs::rename(&staging, &backup).map_err(|e| Error::io(&backup, e))?;
         files::fsync_dir(&parent)?;
         files::failpoint("kept-old");
@@ -251,25 +281,30 @@ pub fn restore(
         files::fsync_dir(&parent)?;
         out.previous = Some(backup.display().to_string());
     } else {
+        let was_empty_dir = target.is_dir();
         files::publish_dir(&staging, target)?;
         files::failpoint("swapped");
+        match verify(target, &manifest, options.from_log) {
+            Ok(v) => out.verified = v,
+            Err(e) => {
+                // Nothing was there before: take the new store away again.
+                std::fs::rename(target, &staging).map_err(|e| Error::io(target, e))?;
+                let removed = remove_tree(&staging);
+                if was_empty_dir {
+                    std::fs::create_dir(target).map_err(|e| Error::io(target, e))?;
+                }
+                files::fsync_dir(&parent)?;
+                return Err(Error::input(
+                    target,
+                    format!(
+                        "the restored store did not read back as the manifest says ({e}); it was taken away again, leaving the target as it was{removed}"
+                    ),
+                ));
+            }
+        }
     }
     out.installed = installed;
     out.restored = true;
-
-    // Verify what is now in place.
-    out.verified = verify(target, &manifest, options.from_log).map_err(|e| {
-        Error::input(
-            target,
-            format!(
-                "was restored, but reading it back failed ({e}); {}",
-                match &out.previous {
-                    Some(p) => format!("the previous store is kept at {p}"),
-                    None => "there was no previous store".into(),
-                }
-            ),
-        )
-    })?;
     for f in manifest.files.iter().filter(|f| f.role == Role::Auxiliary) {
         out.notes.push(format!(
             "{} (exported from {}) was installed in the store directory; move it if the app keeps it elsewhere",
@@ -283,6 +318,28 @@ pub fn restore(
         );
     }
     Ok(out)
+}
+
+/// Removes a staging directory that will not be installed, and says so: the error that stopped
+/// the restore, with where the staging directory was and that it is gone (or that it could not
+/// be removed, and must be by hand).
+fn discard_staging(staging: &Path, e: Error, target: &Path) -> Error {
+    let removed = remove_tree(staging);
+    Error::input(
+        target,
+        format!("nothing was restored: {e}; the store is as it was{removed}"),
+    )
+}
+
+/// Removes `dir`; the sentence that tells the operator.
+fn remove_tree(dir: &Path) -> String {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => format!("; the staging directory {} was removed", dir.display()),
+        Err(e) => format!(
+            "; the staging directory {} could not be removed ({e}): remove it by hand",
+            dir.display()
+        ),
+    }
 }
 
 fn is_store(dir: &Path) -> Result<bool> {
@@ -314,14 +371,24 @@ fn store_name(m: &Manifest, f: &manifest::FileEntry, from_log: bool) -> Option<S
 /// Copies the package's files under their LiveStore names and checks each copy against the
 /// manifest, so that a package changed since the pre-flight is caught here.
 fn stage(package: &Path, m: &Manifest, staging: &Path, from_log: bool) -> Result<Vec<String>> {
-    let mut installed = Vec::new();
+    let mut installed: Vec<String> = Vec::new();
     for f in &m.files {
         let Some(name) = store_name(m, f, from_log) else {
             continue;
         };
+        // The pre-flight refuses such a package; a second file under one name would replace
+        // the first in the store.
+        if installed.contains(&name) {
+            return Err(Error::input(
+                package.join(&f.path),
+                format!(
+                    "would be installed as {name:?}, the name of another of the package's files"
+                ),
+            ));
+        }
         let from = package.join(&f.path);
         let to = staging.join(&name);
-        std::fs::copy(&from, &to).map_err(|e| Error::io(&from, e))?;
+        files::copy_file(&from, &to)?;
         let (bytes, sha) = manifest::digest(&to)?;
         if bytes != f.bytes || sha != f.sha256 {
             return Err(Error::input(
@@ -336,6 +403,9 @@ fn stage(package: &Path, m: &Manifest, staging: &Path, from_log: bool) -> Result
 
 /// Reads the restored store back: every file's checksum, integrity, and the log's head.
 fn verify(target: &Path, m: &Manifest, from_log: bool) -> Result<Vec<String>> {
+    if files::failpoint_fails("verify") {
+        return Err(Error::input(target, "failpoint verify: verification fails"));
+    }
     let mut verified = Vec::new();
     for f in &m.files {
         let Some(name) = store_name(m, f, from_log) else {

@@ -21,6 +21,8 @@ trials![
     a_state_named_by_a_storage_fingerprint_exports_preflights_and_restores,
     restore_refuses_no_go_and_needs_from_log_for_go_replay,
     a_restore_killed_at_any_step_leaves_the_old_store_or_the_new_one,
+    a_restore_that_does_not_read_back_puts_the_old_store_back,
+    an_auxiliary_file_named_like_the_stores_own_files_is_no_go,
     livestore_itself_opens_a_restored_store_and_reads_the_same_rows,
     an_export_killed_before_it_finished_leaves_no_package,
     exports_taken_while_livestore_writes_are_consistent,
@@ -669,6 +671,119 @@ fn a_restore_killed_at_any_step_leaves_the_old_store_or_the_new_one() {
         }
         assert!(found_old, "{step}: the old store was lost");
     }
+}
+
+fn a_restore_that_does_not_read_back_puts_the_old_store_back() {
+    let fx = Fixture::new();
+    let package = fx.export("pkg");
+    let new = as_store_files(&package);
+    // Over a store: the old one is swapped back, whole, and nothing is left beside it.
+    let base = fx.path("over");
+    let target = base.join("workspace");
+    copy_dir(&corpus("workspace-n300-lsdev/workspace"), &target);
+    let old = files_of(&target);
+    restore(&package, &target, &[])
+        .env("REHEARSE_FAILPOINT", "verify")
+        .code(2)
+        .stderr_has("did not read back")
+        .stderr_has("the previous store was put back in place")
+        .stderr_has("staging directory");
+    assert_eq!(files_of(&target), old);
+    let left: Vec<String> = std::fs::read_dir(&base)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, ["workspace"], "left behind");
+
+    // Killed right after swapping back: the old store is in place, and the next run removes
+    // the new one from the staging name and restores.
+    restore(&package, &target, &[])
+        .env("REHEARSE_FAILPOINT", "verify,swapped-back")
+        .run()
+        .failure()
+        .stderr_has("failpoint swapped-back");
+    assert_eq!(files_of(&target), old);
+    restore(&package, &target, &[])
+        .success()
+        .stdout_has("before it swapped the store in");
+    assert_eq!(files_of(&target), new);
+
+    // Into an empty directory: it is left empty again.
+    let empty = fx.path("empty/workspace");
+    std::fs::create_dir_all(&empty).unwrap();
+    restore(&package, &empty, &[])
+        .env("REHEARSE_FAILPOINT", "verify")
+        .code(2)
+        .stderr_has("leaving the target as it was");
+    assert!(files_of(&empty).is_empty());
+    assert_eq!(std::fs::read_dir(fx.path("empty")).unwrap().count(), 1);
+    // Into nothing: there is still nothing.
+    let absent = fx.path("absent/workspace");
+    restore(&package, &absent, &[])
+        .env("REHEARSE_FAILPOINT", "verify")
+        .code(2);
+    assert!(
+        !fx.path("absent").exists() || std::fs::read_dir(fx.path("absent")).unwrap().count() == 0
+    );
+}
+
+fn an_auxiliary_file_named_like_the_stores_own_files_is_no_go() {
+    let fx = Fixture::new();
+    // export refuses to take one.
+    let other_log = corpus("workspace-n300-lsdev/workspace/eventlog@6.db");
+    rehearse(&[
+        &"export",
+        &fx.store(),
+        &"--out",
+        &fx.path("refused"),
+        &"--aux",
+        &other_log,
+    ])
+    .code(2)
+    .stderr_has("\"eventlog@6.db\"");
+    assert!(!fx.path("refused").exists());
+
+    // A package made by hand with one: another store's log as aux/eventlog@6.db.
+    let package = fx.export("pkg");
+    std::fs::copy(&other_log, package.join("aux/eventlog@6.db")).unwrap();
+    let mut manifest: Value =
+        serde_json::from_slice(&std::fs::read(package.join("manifest.json")).unwrap()).unwrap();
+    let (bytes, sha256) =
+        rehearse::backup::manifest::digest(&package.join("aux/eventlog@6.db")).unwrap();
+    manifest["files"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "path": "aux/eventlog@6.db", "role": "auxiliary", "bytes": bytes, "sha256": sha256
+        }));
+    std::fs::write(
+        package.join("manifest.json"),
+        serde_json::to_vec_pretty(&manifest).unwrap(),
+    )
+    .unwrap();
+    let report = preflight(&package, &[]).code(1).json();
+    assert_eq!(report["verdict"], "no-go");
+    assert!(
+        failures(&report).contains(&(
+            "file".to_string(),
+            "aux/eventlog@6.db".to_string(),
+            "no-go".to_string()
+        )),
+        "{report}"
+    );
+    assert!(
+        report["reason"].as_str().unwrap().contains("store's own"),
+        "{report}"
+    );
+
+    // restore refuses it, and the store it would have replaced is untouched.
+    let target = fx.path("restored/workspace");
+    copy_dir(&corpus("workspace-n300-lsdev/workspace"), &target);
+    let old = files_of(&target);
+    restore(&package, &target, &[])
+        .code(1)
+        .stdout_has("NOT RESTORED: the pre-flight says no-go");
+    assert_eq!(files_of(&target), old);
 }
 
 /// Opens `<base>/workspace` with the real LiveStore library and returns every row of every
