@@ -95,6 +95,12 @@ pub(crate) fn is_store_file_name(name: &str) -> bool {
     classify(base).is_some()
 }
 
+/// Whether rehearse would read a file of this name as a corpus's log or state: LiveStore's own
+/// names, and a package's.
+fn is_corpus_file_name(name: &str) -> bool {
+    classify(name).is_some() || name == "eventlog.db" || name == "state.db"
+}
+
 /// Files beside a log that look like state databases (`state…`/`livestore-…` and `.db`) but
 /// are not named as LiveStore names them: worth saying when nothing else was compared.
 fn looks_like_state(name: &str) -> bool {
@@ -189,6 +195,7 @@ impl Corpus {
                 notes: Vec::new(),
             });
         }
+        refuse_pseudo(path)?;
         match Corpus::in_dir(path, name.clone())? {
             Some(c) => Ok(c),
             None => {
@@ -228,12 +235,23 @@ impl Corpus {
     }
 
     fn in_dir(dir: &Path, name: String) -> Result<Option<Corpus>> {
-        let mut names: Vec<String> = fs::read_dir(dir)
-            .map_err(|e| Error::io(dir, e))?
-            .filter_map(|e| e.ok())
-            .filter(|e| e.path().is_file())
-            .map(|e| e.file_name().to_string_lossy().into_owned())
-            .collect();
+        let mut names: Vec<String> = Vec::new();
+        for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+            let entry = entry.map_err(|e| Error::io(dir, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            match fs::metadata(&path) {
+                Ok(m) if m.is_file() => names.push(name),
+                // A log or state database that cannot be read as a file (a FIFO, a directory, a
+                // symbolic link loop) is an error: skipping it would turn a check into a
+                // different kind of run (log-only, comparison skipped) that still passes.
+                Ok(m) if is_corpus_file_name(&name) => {
+                    return Err(crate::files::not_regular(&path, &m.file_type()));
+                }
+                Err(e) if is_corpus_file_name(&name) => return Err(Error::io(&path, e)),
+                _ => {}
+            }
+        }
         names.sort();
         let mut notes = Vec::new();
 
@@ -241,8 +259,8 @@ impl Corpus {
         if names.iter().any(|n| n == "eventlog.db") {
             let manifest_path = dir.join("manifest.json");
             let manifest = if manifest_path.is_file() {
-                let text =
-                    fs::read_to_string(&manifest_path).map_err(|e| Error::io(&manifest_path, e))?;
+                let text = crate::files::read_to_string(&manifest_path)
+                    .map_err(|e| Error::io(&manifest_path, e))?;
                 match serde_json::from_str::<Value>(&text) {
                     Ok(v) => {
                         check_manifest_format(&manifest_path, &v)?;
@@ -347,12 +365,17 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for path in paths {
         let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if meta.is_dir() {
+            refuse_pseudo(path)?;
+        }
         if meta.is_file() || is_corpus_dir(path)? || single_child_corpus(path)? {
             out.push(path.clone());
             continue;
         }
         let before = out.len();
-        walk(path, &mut out)?;
+        let mut visited = Visited::default();
+        visited.first_visit(path, &meta);
+        walk(path, &mut out, &mut visited, 0)?;
         if out.len() == before {
             return Err(Error::input(
                 path,
@@ -362,6 +385,46 @@ pub fn discover(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     }
     Ok(out)
 }
+
+/// A directory on `/proc`, `/sys` and the like holds no corpus, and walking it never ends
+/// (`/proc/self/root` leads back to `/`).
+fn refuse_pseudo(dir: &Path) -> Result<()> {
+    match crate::files::pseudo_dir(dir) {
+        Some(fs_name) => Err(Error::input(
+            dir,
+            format!(
+                "is on the {fs_name} pseudo file system; a corpus is a store, a package or an event log on a real file system"
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The directories a walk has entered, by device and inode: a symbolic link back to a
+/// directory already walked (a loop, or a second name for the same corpora) is not entered
+/// again, so every walk ends.
+#[derive(Default)]
+struct Visited(std::collections::HashSet<(u64, u64)>);
+
+impl Visited {
+    /// Whether `dir` (with metadata `meta`, links followed) is entered for the first time.
+    fn first_visit(&mut self, _dir: &Path, meta: &fs::Metadata) -> bool {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            self.0.insert((meta.dev(), meta.ino()))
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = meta;
+            self.0.insert((self.0.len() as u64, 0))
+        }
+    }
+}
+
+/// How deep a corpus search goes below a named directory: far beyond any real layout, and a
+/// bound on the recursion whatever the file system does.
+const MAX_WALK_DEPTH: usize = 64;
 
 fn is_corpus_dir(dir: &Path) -> Result<bool> {
     for entry in fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
@@ -403,12 +466,25 @@ fn single_child_corpus(dir: &Path) -> Result<bool> {
     Ok(corpora == 1)
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, visited: &mut Visited, depth: usize) -> Result<()> {
+    if depth >= MAX_WALK_DEPTH {
+        return Err(Error::input(
+            dir,
+            format!(
+                "more than {MAX_WALK_DEPTH} directories deep below the path named; name a directory nearer the corpora"
+            ),
+        ));
+    }
     for sub in subdirs(dir)? {
+        let meta = fs::metadata(&sub).map_err(|e| Error::io(&sub, e))?;
+        if !visited.first_visit(&sub, &meta) {
+            continue;
+        }
+        refuse_pseudo(&sub)?;
         if is_corpus_dir(&sub)? {
             out.push(sub);
         } else {
-            walk(&sub, out)?;
+            walk(&sub, out, visited, depth + 1)?;
         }
     }
     Ok(())

@@ -98,6 +98,12 @@ pub(crate) fn failpoint_fails(_step: &str) -> bool {
 /// blocking and its type checked on the open file, so a FIFO swapped in after a check cannot
 /// block either.
 pub(crate) fn open_regular(path: &Path) -> Result<fs::File> {
+    open_regular_io(path).map_err(|e| Error::io(path, e))
+}
+
+/// [`open_regular`], with the refusal as an I/O error (`InvalidInput`), for callers that
+/// word I/O errors themselves.
+pub(crate) fn open_regular_io(path: &Path) -> std::io::Result<fs::File> {
     let mut options = fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
@@ -105,16 +111,19 @@ pub(crate) fn open_regular(path: &Path) -> Result<fs::File> {
         use std::os::unix::fs::OpenOptionsExt;
         options.custom_flags(libc_flags::NONBLOCK | libc_flags::NOCTTY);
     }
-    let f = options.open(path).map_err(|e| Error::io(path, e))?;
-    let meta = f.metadata().map_err(|e| Error::io(path, e))?;
+    let f = options.open(path)?;
+    let meta = f.metadata()?;
+    let refuse = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, why);
     if !meta.is_file() {
-        return Err(not_regular(path, &meta.file_type()));
+        return Err(refuse(format!(
+            "is {}, not a regular file; rehearse reads only regular files",
+            describe_type(&meta.file_type())
+        )));
     }
     if let Some(fs_name) = pseudo_file_system(&f) {
-        return Err(Error::input(
-            path,
-            format!("is on the {fs_name} pseudo file system, not a file rehearse reads"),
-        ));
+        return Err(refuse(format!(
+            "is on the {fs_name} pseudo file system, not a file rehearse reads"
+        )));
     }
     Ok(f)
 }
@@ -135,16 +144,6 @@ pub(crate) fn not_regular(path: &Path, t: &fs::FileType) -> Error {
             describe_type(t)
         ),
     )
-}
-
-/// Checks that `path` is a regular file (following symbolic links) without opening it; the
-/// type, not "not found", for a path that exists.
-pub(crate) fn check_regular(path: &Path) -> Result<fs::Metadata> {
-    let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if !meta.is_file() {
-        return Err(not_regular(path, &meta.file_type()));
-    }
-    Ok(meta)
 }
 
 /// The name of the pseudo file system `f` is on (`proc`, `sysfs`, …), if it is on one.
@@ -191,26 +190,18 @@ fn pseudo_file_system_name(kind: u64) -> Option<&'static str> {
     })
 }
 
-/// Reads a whole input file that must be regular (definitions, schemas, baselines, DDL,
-/// snapshots, manifests).
-pub(crate) fn read_regular(path: &Path) -> Result<Vec<u8>> {
-    let mut f = open_regular(path)?;
+/// `std::fs::read` for inputs: only a regular file is read ([`open_regular`]).
+pub(crate) fn read(path: &Path) -> std::io::Result<Vec<u8>> {
     let mut bytes = Vec::new();
-    f.read_to_end(&mut bytes).map_err(|e| Error::io(path, e))?;
+    open_regular_io(path)?.read_to_end(&mut bytes)?;
     Ok(bytes)
 }
 
-/// [`read_regular`] as UTF-8 text.
-pub(crate) fn read_regular_text(path: &Path) -> Result<String> {
-    String::from_utf8(read_regular(path)?).map_err(|_| {
-        Error::io(
-            path,
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                "stream did not contain valid UTF-8",
-            ),
-        )
-    })
+/// `std::fs::read_to_string` for inputs: only a regular file is read ([`open_regular`]).
+pub(crate) fn read_to_string(path: &Path) -> std::io::Result<String> {
+    let mut text = String::new();
+    open_regular_io(path)?.read_to_string(&mut text)?;
+    Ok(text)
 }
 
 /// Copies a regular file to a new file, naming the side that failed: a full disk is the
@@ -236,6 +227,77 @@ pub(crate) fn copy_file(from: &Path, to: &Path) -> Result<u64> {
     }
     dst.flush().map_err(|e| Error::io(to, e))?;
     Ok(total)
+}
+
+/// A private temporary directory (a copy of an input with its journal, an on-disk scratch
+/// database), removed when dropped, and found and removed by a later run when this one was
+/// killed: a file `.lock` inside is locked for the directory's life, and the kernel releases
+/// the lock of a killed process, so a directory whose lock can be taken is a leftover.
+pub(crate) struct PrivateDir {
+    dir: tempfile::TempDir,
+    _lock: fs::File,
+}
+
+impl PrivateDir {
+    /// The directory.
+    pub(crate) fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// Leftovers younger than this are left alone: a run may be between creating its directory
+/// and locking it.
+const STALE_AFTER: Duration = Duration::from_secs(60);
+
+/// Creates a [`PrivateDir`] named `<prefix>…` in `parent` (the system's temporary directory
+/// when `None`), first removing the leftovers of killed runs there.
+pub(crate) fn private_dir(prefix: &str, parent: Option<&Path>) -> Result<PrivateDir> {
+    let parent = parent.map_or_else(std::env::temp_dir, Path::to_path_buf);
+    remove_leftovers(&parent, prefix);
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(&parent)
+        .map_err(|e| Error::io(&parent, e))?;
+    let lock_path = dir.path().join(".lock");
+    let lock = fs::File::create(&lock_path).map_err(|e| Error::io(&lock_path, e))?;
+    #[cfg(unix)]
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| Error::io(&lock_path, e.into()))?;
+    Ok(PrivateDir { dir, _lock: lock })
+}
+
+/// Removes the directories `<prefix>…` in `parent` that no running process holds.
+fn remove_leftovers(parent: &Path, prefix: &str) {
+    #[cfg(unix)]
+    {
+        let Ok(entries) = fs::read_dir(parent) else {
+            return;
+        };
+        for e in entries.flatten() {
+            if !e.file_name().to_string_lossy().starts_with(prefix)
+                || !e.file_type().is_ok_and(|t| t.is_dir())
+            {
+                continue;
+            }
+            let dir = e.path();
+            let old = fs::metadata(&dir)
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| t.elapsed().ok())
+                .is_some_and(|age| age > STALE_AFTER);
+            let Ok(lock) = fs::File::open(dir.join(".lock")) else {
+                continue;
+            };
+            let unheld =
+                rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive)
+                    .is_ok();
+            if old && unheld {
+                let _ = fs::remove_dir_all(&dir);
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (parent, prefix);
 }
 
 /// Whether `path` starts with the SQLite header.

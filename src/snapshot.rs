@@ -168,7 +168,7 @@ fn decode(v: &Value) -> Option<SqlValue> {
 /// Loads a snapshot into the (empty, attached) schema `into` of `conn`, as untyped tables so
 /// that every value keeps its storage class.
 pub(crate) fn load(conn: &Connection, into: &str, path: &Path) -> Result<()> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::files::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let bad = |line: usize, what: &str| Error::input(path, format!("line {line}: {what}"));
     if !text.starts_with(HEADER) {
         return Err(bad(1, "not a rehearse snapshot (format 1)"));

@@ -29,7 +29,7 @@ pub struct InputDb {
     /// Things the user should know about how the file was read.
     pub notes: Vec<String>,
     // Keeps the private copy alive while the connection uses it.
-    _copy: Option<tempfile::TempDir>,
+    _copy: Option<crate::files::PrivateDir>,
 }
 
 impl std::fmt::Debug for InputDb {
@@ -60,12 +60,9 @@ pub fn file_uri(path: &Path, query: &str) -> String {
 /// Checks that `path` is a readable regular file that starts like a SQLite database, so that
 /// the user gets "not a SQLite database" rather than SQLite's terse `SQLITE_NOTADB` later.
 pub fn check_sqlite_file(path: &Path) -> Result<()> {
-    let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if !meta.is_file() {
-        return Err(Error::input(path, "not a file"));
-    }
+    let mut f = crate::files::open_regular(path)?;
+    let meta = f.metadata().map_err(|e| Error::io(path, e))?;
     let mut header = [0u8; 100];
-    let mut f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
     let n = read_up_to(&mut f, &mut header).map_err(|e| Error::io(path, e))?;
     if n == 0 {
         return Err(Error::input(path, "empty file, not a SQLite database"));
@@ -109,6 +106,11 @@ fn read_up_to(f: &mut fs::File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
+/// How much a journal or WAL beside a database may exceed twice the database's size before it
+/// is taken for something else: a rollback journal holds at most the pages a transaction
+/// changed, plus headers; a WAL may hold several versions of them.
+const SIDECAR_SLACK: u64 = 64 << 20;
+
 /// Opens an input database read-only without creating, locking or modifying anything beside it.
 pub fn open_input(path: &Path) -> Result<InputDb> {
     check_sqlite_file(path)?;
@@ -131,16 +133,25 @@ pub fn open_input(path: &Path) -> Result<InputDb> {
             .map_err(|e| Error::sqlite(path, "cannot open", e))?;
         (conn, uri, Vec::new(), None)
     } else {
-        let dir = tempfile::Builder::new()
-            .prefix("rehearse-copy")
-            .tempdir()
-            .map_err(|e| Error::io(std::env::temp_dir(), e))?;
+        let db_len = fs::metadata(path).map_err(|e| Error::io(path, e))?.len();
+        for side in &sidecars {
+            let len = fs::metadata(side).map_err(|e| Error::io(side, e))?.len();
+            if len > db_len.saturating_mul(2).saturating_add(SIDECAR_SLACK) {
+                return Err(Error::input(
+                    side,
+                    format!(
+                        "is {len} bytes beside a database of {db_len}: larger than any journal SQLite writes for it, so rehearse does not copy it; move it away (with the app stopped) if it is not the database's"
+                    ),
+                ));
+            }
+        }
+        let dir = crate::files::private_dir("rehearse-copy-", None)?;
         let name = path.file_name().unwrap_or_default();
         let copy = dir.path().join(name);
-        fs::copy(path, &copy).map_err(|e| Error::io(path, e))?;
+        crate::files::copy_file(path, &copy)?;
         for side in &sidecars {
             let side_name = side.file_name().unwrap_or_default();
-            fs::copy(side, dir.path().join(side_name)).map_err(|e| Error::io(side, e))?;
+            crate::files::copy_file(side, &dir.path().join(side_name))?;
         }
         // Read-write on the private copy so SQLite can roll back or check-point it there.
         let conn = Connection::open_with_flags(
@@ -193,7 +204,7 @@ const DISK_SCRATCH_CACHE_KIB: i64 = 4 * 1024;
 pub struct Scratch {
     /// The connection.
     pub conn: Connection,
-    _dir: Option<tempfile::TempDir>,
+    _dir: Option<crate::files::PrivateDir>,
 }
 
 impl std::ops::Deref for Scratch {
@@ -213,10 +224,7 @@ impl Scratch {
                 None,
             ),
             Some(dir) => {
-                let tmp = tempfile::Builder::new()
-                    .prefix("rehearse-scratch")
-                    .tempdir_in(dir)
-                    .map_err(|e| Error::io(dir, e))?;
+                let tmp = crate::files::private_dir("rehearse-scratch-", Some(dir))?;
                 let conn = Connection::open(tmp.path().join("scratch.db"))
                     .map_err(|e| Error::scratch("open", e))?;
                 // The replay is one transaction on a new file: every page is appended, so the

@@ -278,7 +278,7 @@ fn collect_unchecked(event: &str, schema: &Value, pointer: &str, out: &mut Vec<U
 }
 
 fn read_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = crate::files::read_to_string(path).map_err(|e| Error::io(path, e))?;
     serde_json::from_str(&text).map_err(|e| Error::input(path, format!("not valid JSON: {e}")))
 }
 

@@ -129,7 +129,7 @@ impl Manifest {
 /// Reads and validates `manifest.json` against its schema; each schema error is reported with
 /// its JSON pointer.
 pub fn load(path: &Path) -> Result<Manifest> {
-    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let bytes = crate::files::read(path).map_err(|e| Error::io(path, e))?;
     let value: serde_json::Value = serde_json::from_slice(&bytes)
         .map_err(|e| Error::input(path, format!("not valid JSON: {e}")))?;
     let schema: serde_json::Value =
@@ -156,7 +156,7 @@ pub fn load(path: &Path) -> Result<Manifest> {
 
 /// Size and SHA-256 of a file, read in blocks so that memory does not follow its size.
 pub fn digest(path: &Path) -> Result<(u64, String)> {
-    let mut f = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut f = crate::files::open_regular(path)?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     let mut total = 0u64;

@@ -221,10 +221,14 @@ pub fn preflight(
             "not a directory; a backup package is a directory",
         ));
     }
+    // Every member's type first, before anything in the package is opened.
+    let mut present = Vec::new();
+    walk(package, package, &mut |rel| present.push(rel.to_string()))?;
     let mut run = Run {
         package,
         checks: Checks { list: Vec::new() },
         unreadable: BTreeSet::new(),
+        present,
     };
     let materializers = materializer.describe();
     let Some(manifest) = run.manifest() else {
@@ -256,6 +260,8 @@ struct Run<'a> {
     package: &'a Path,
     checks: Checks,
     unreadable: BTreeSet<Role>,
+    /// Every regular file in the package, `/`-separated, relative to it.
+    present: Vec<String>,
 }
 
 impl Run<'_> {
@@ -281,7 +287,7 @@ impl Run<'_> {
     /// The manifest: without it nothing says what the files should be.
     fn manifest(&mut self) -> Option<Manifest> {
         let manifest_path = self.package.join(MANIFEST_FILE);
-        if !manifest_path.is_file() {
+        if std::fs::symlink_metadata(&manifest_path).is_err() {
             self.checks.fail(
                 "manifest",
                 Some(MANIFEST_FILE),
@@ -319,6 +325,7 @@ impl Run<'_> {
     /// only changed is still replayed or compared, to say how it changed. Then: no file the
     /// manifest does not list.
     fn files(&mut self, manifest: &Manifest) -> Result<()> {
+        let present = std::mem::take(&mut self.present);
         let mut listed = BTreeSet::new();
         for f in &manifest.files {
             listed.insert(f.path.clone());
@@ -334,7 +341,7 @@ impl Run<'_> {
                 continue;
             }
             let path = self.package.join(&f.path);
-            if !path.is_file() {
+            if !present.contains(&f.path) {
                 self.checks.fail(
                     "file",
                     name,
@@ -385,12 +392,10 @@ impl Run<'_> {
             );
         }
         self.store_names(manifest);
-        let mut unlisted = Vec::new();
-        walk(self.package, self.package, &mut |rel| {
-            if rel != MANIFEST_FILE && !listed.contains(rel) {
-                unlisted.push(rel.to_string());
-            }
-        })?;
+        let unlisted: Vec<String> = present
+            .into_iter()
+            .filter(|rel| rel != MANIFEST_FILE && !listed.contains(rel))
+            .collect();
         if unlisted.is_empty() {
             self.checks
                 .pass("unlisted-files", None, "no file outside the manifest");
@@ -843,25 +848,51 @@ fn app_version_gate(min: &str, have: Option<&str>) -> std::result::Result<String
 }
 
 /// Calls `f` with the `/`-separated path of every file below `dir`, relative to `root`.
+///
+/// `rehearse export` writes regular files and directories only, so anything else is refused
+/// outright: a symbolic link could lead out of the package (or into `/proc`, or back to its own
+/// directory, where the walk would never end), and a FIFO would block the first read.
 fn walk(root: &Path, dir: &Path, f: &mut dyn FnMut(&str)) -> Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| Error::io(dir, e))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
+    let mut entries: Vec<(PathBuf, std::fs::FileType)> = Vec::new();
+    for e in std::fs::read_dir(dir).map_err(|e| Error::io(dir, e))? {
+        let e = e.map_err(|e| Error::io(dir, e))?;
+        let t = e.file_type().map_err(|err| Error::io(e.path(), err))?;
+        entries.push((e.path(), t));
+    }
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (p, t) in entries {
+        if t.is_dir() {
             walk(root, &p, f)?;
-        } else {
+        } else if t.is_file() {
             let rel = p.strip_prefix(root).unwrap_or(&p);
             let rel: Vec<String> = rel
                 .components()
                 .map(|c| c.as_os_str().to_string_lossy().into_owned())
                 .collect();
             f(&rel.join("/"));
+        } else {
+            return Err(not_package_member(&p, &t));
         }
     }
     Ok(())
+}
+
+/// The error for a package member that is not a regular file or a directory.
+fn not_package_member(path: &Path, t: &std::fs::FileType) -> Error {
+    let target = if t.is_symlink() {
+        std::fs::read_link(path)
+            .map(|l| format!(" to {}", l.display()))
+            .unwrap_or_default()
+    } else {
+        String::new()
+    };
+    Error::input(
+        path,
+        format!(
+            "is {}{target}; a backup package holds only regular files and directories, as rehearse export writes it",
+            files::describe_type(t)
+        ),
+    )
 }
 
 /// Human rendering of a pre-flight.

@@ -411,9 +411,29 @@ fn is_ident(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
 }
 
+/// The longest expression text: far beyond any real definition. Each limit keeps a hostile
+/// definitions file (from a pull request the gate runs on) from exhausting the stack: the
+/// parser, the evaluator, `Display` and `Drop` all recurse over the expression's tree.
+pub(crate) const MAX_EXPR_LEN: usize = 64 * 1024;
+
+/// The deepest an expression may nest: parentheses and lists inside one another, and chains
+/// of `+`, `??` or `|` (each link is one level of the tree they build).
+pub(crate) const MAX_EXPR_DEPTH: usize = 64;
+
 /// Parses an expression; the error says where in the text it went wrong.
 pub(crate) fn parse(src: &str) -> Result<Expr, String> {
-    let mut p = Parser { src, pos: 0 };
+    if src.len() > MAX_EXPR_LEN {
+        return Err(format!(
+            "in `{}`: the expression is {} bytes long, over the limit of {MAX_EXPR_LEN}",
+            crate::text::truncate(src),
+            src.len()
+        ));
+    }
+    let mut p = Parser {
+        src,
+        pos: 0,
+        nesting: 0,
+    };
     let e = p.expr()?;
     p.skip_ws();
     if p.pos != src.len() {
@@ -425,16 +445,53 @@ pub(crate) fn parse(src: &str) -> Result<Expr, String> {
 struct Parser<'a> {
     src: &'a str,
     pos: usize,
+    /// Parentheses and lists open at `pos`.
+    nesting: usize,
+}
+
+/// How deep an expression's tree is; bounded by [`MAX_EXPR_DEPTH`] for every tree the parser
+/// builds, so the recursion here is too.
+fn depth(e: &Expr) -> usize {
+    match e {
+        Expr::Literal(_) | Expr::Arg(_) | Expr::Query(..) | Expr::Meta(_) | Expr::Excluded => 1,
+        Expr::List(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        Expr::Coalesce(a, b) | Expr::Add(a, b) | Expr::StrictEq(a, b, _) | Expr::When(a, b) => {
+            1 + depth(a).max(depth(b))
+        }
+        Expr::Pipe(a, _) => 1 + depth(a),
+    }
 }
 
 impl Parser<'_> {
     fn error(&self, what: &str) -> String {
         let rest = &self.src[self.pos..];
+        let src = crate::text::truncate(self.src);
         if rest.is_empty() {
-            format!("in `{}`: {what} at the end", self.src)
+            format!("in `{src}`: {what} at the end")
         } else {
-            format!("in `{}`: {what} at `{rest}`", self.src)
+            format!("in `{src}`: {what} at `{}`", crate::text::truncate(rest))
         }
+    }
+
+    /// `e`, unless it nests deeper than [`MAX_EXPR_DEPTH`].
+    fn bounded(&self, e: Expr) -> Result<Expr, String> {
+        if self.nesting + depth(&e) > MAX_EXPR_DEPTH {
+            return Err(self.error(&format!(
+                "the expression nests deeper than the limit of {MAX_EXPR_DEPTH} (parentheses, lists, or a chain of `+`, `??` or `|`)"
+            )));
+        }
+        Ok(e)
+    }
+
+    /// Enters a parenthesis or list.
+    fn open(&mut self) -> Result<(), String> {
+        self.nesting += 1;
+        if self.nesting > MAX_EXPR_DEPTH {
+            return Err(self.error(&format!(
+                "the expression nests deeper than the limit of {MAX_EXPR_DEPTH} (parentheses, lists, or a chain of `+`, `??` or `|`)"
+            )));
+        }
+        Ok(())
     }
 
     fn skip_ws(&mut self) {
@@ -465,7 +522,7 @@ impl Parser<'_> {
         let mut left = self.cmp()?;
         while self.eat("??") {
             let right = self.cmp()?;
-            left = Expr::Coalesce(Box::new(left), Box::new(right));
+            left = self.bounded(Expr::Coalesce(Box::new(left), Box::new(right)))?;
         }
         Ok(left)
     }
@@ -487,14 +544,14 @@ impl Parser<'_> {
             return Ok(left);
         };
         let right = self.sum()?;
-        Ok(Expr::StrictEq(Box::new(left), Box::new(right), negate))
+        self.bounded(Expr::StrictEq(Box::new(left), Box::new(right), negate))
     }
 
     fn sum(&mut self) -> Result<Expr, String> {
         let mut left = self.term()?;
         while self.eat("+") {
             let right = self.term()?;
-            left = Expr::Add(Box::new(left), Box::new(right));
+            left = self.bounded(Expr::Add(Box::new(left), Box::new(right)))?;
         }
         Ok(left)
     }
@@ -512,15 +569,15 @@ impl Parser<'_> {
                     Some(Pipe::Schema) if !matches!(e, Expr::Arg(_)) => {
                         return Err(format!(
                             "in `{}`: `| schema` re-encodes an arg with the event's schema; write it right after `args.<path>`",
-                            self.src
+                            crate::text::truncate(self.src)
                         ));
                     }
-                    Some(p) => e = Expr::Pipe(Box::new(e), p),
+                    Some(p) => e = self.bounded(Expr::Pipe(Box::new(e), p))?,
                     None if name.is_empty() => return Err(self.error("expected a pipe name")),
                     None => {
                         return Err(format!(
                             "in `{}`: unknown pipe `{name}` (known: iso, ms, json, schema)",
-                            self.src
+                            crate::text::truncate(self.src)
                         ));
                     }
                 }
@@ -548,15 +605,18 @@ impl Parser<'_> {
             None => Err(self.error("expected a value")),
             Some('(') => {
                 self.pos += 1;
+                self.open()?;
                 let e = self.expr()?;
                 if !self.eat(")") {
                     return Err(self.error("expected `)`"));
                 }
+                self.nesting -= 1;
                 Ok(e)
             }
             Some('\'') => Ok(Expr::Literal(Value::String(self.quoted()?))),
             Some('[') => {
                 self.pos += 1;
+                self.open()?;
                 let mut items = Vec::new();
                 if !self.eat("]") {
                     loop {
@@ -569,7 +629,8 @@ impl Parser<'_> {
                         }
                     }
                 }
-                Ok(Expr::List(items))
+                self.nesting -= 1;
+                self.bounded(Expr::List(items))
             }
             Some(c) if c == '-' || c.is_ascii_digit() => self.number(),
             Some(_) => {
@@ -609,7 +670,7 @@ impl Parser<'_> {
                             _ => {
                                 return Err(format!(
                                     "in `{}`: unknown event field `{field}` (known: seqNumGlobal, seqNumClient, seqNumRebaseGeneration, clientId, sessionId, name)",
-                                    self.src
+                                    crate::text::truncate(self.src)
                                 ));
                             }
                         };
@@ -618,7 +679,7 @@ impl Parser<'_> {
                     "" => Err(self.error("expected a value")),
                     other => Err(format!(
                         "in `{}`: unknown name `{other}`; values start with `args`, `query.`, `event.`, a number, `null`, `true`, `false` or a 'quoted string'",
-                        self.src
+                        crate::text::truncate(self.src)
                     )),
                 }
             }
@@ -701,9 +762,12 @@ impl Parser<'_> {
             self.pos += 1;
         }
         let text = &self.src[start..self.pos];
-        let n: f64 = text
-            .parse()
-            .map_err(|_| format!("in `{}`: `{text}` is not a number", self.src))?;
+        let n: f64 = text.parse().map_err(|_| {
+            format!(
+                "in `{}`: `{text}` is not a number",
+                crate::text::truncate(self.src)
+            )
+        })?;
         Ok(Expr::Literal(number_value(n)))
     }
 }

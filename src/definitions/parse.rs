@@ -93,10 +93,14 @@ impl Ctx<'_> {
     }
 }
 
+/// How many definitions files an `extends` chain may pass through: far beyond any real
+/// variant of a variant, and a bound on the parser's recursion.
+const MAX_EXTENDS: usize = 32;
+
 impl Definitions {
     /// Reads and parses a definitions file.
     pub fn load(path: &Path) -> Result<Definitions> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::files::read_to_string(path).map_err(|e| Error::io(path, e))?;
         Definitions::parse(path, &text)
     }
 
@@ -160,8 +164,15 @@ impl Definitions {
                     extends.get_ref(),
                     ctx.lines.line(extends.span().start),
                 );
-                let text =
-                    std::fs::read_to_string(&named.path).map_err(|e| named.error("extends", e))?;
+                if chain.len() >= MAX_EXTENDS {
+                    return Err(ctx.err(
+                        extends.span().start,
+                        None,
+                        format!("`extends` goes more than {MAX_EXTENDS} files deep"),
+                    ));
+                }
+                let text = crate::files::read_to_string(&named.path)
+                    .map_err(|e| named.error("extends", e))?;
                 let canonical =
                     std::fs::canonicalize(&named.path).map_err(|e| named.error("extends", e))?;
                 if chain.is_empty()
@@ -212,7 +223,7 @@ impl Definitions {
                             file.get_ref(),
                             ctx.lines.line(file.span().start),
                         );
-                        let text = std::fs::read_to_string(&named.path)
+                        let text = crate::files::read_to_string(&named.path)
                             .map_err(|e| named.error("ddl_file", e))?;
                         Ddl::Sql {
                             text,

@@ -161,7 +161,7 @@ impl Baseline {
     /// Reads a baseline file (format 2, or 1: whose corpora, named as typed, are taken as
     /// relative to the working directory).
     pub fn load(path: &Path) -> Result<Baseline> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = crate::files::read_to_string(path).map_err(|e| Error::io(path, e))?;
         let mut b: Baseline = serde_json::from_str(&text)
             .map_err(|e| Error::input(path, format!("not a rehearse baseline: {e}")))?;
         match b.version {

@@ -106,6 +106,52 @@ impl TestCommand {
         }
     }
 
+    /// Runs it, killing it and failing the test if it has not ended after `limit`: a hang
+    /// detector for hostile input, generously bounded (never a speed test).
+    #[track_caller]
+    pub fn within(&mut self, limit: std::time::Duration) -> Out {
+        use std::io::Read;
+        let mut child = self
+            .cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.shown()));
+        let mut pipe = |mut r: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut b = Vec::new();
+                let _ = r.read_to_end(&mut b);
+                String::from_utf8_lossy(&b).into_owned()
+            })
+        };
+        let stdout = pipe(Box::new(child.stdout.take().unwrap()));
+        let stderr = pipe(Box::new(child.stderr.take().unwrap()));
+        let start = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!(
+                    "{} did not end within {limit:?} (killed)\n--- stderr\n{}",
+                    self.shown(),
+                    stderr.join().unwrap_or_default()
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        Out {
+            command: self.shown(),
+            code: status.code(),
+            status: status.to_string(),
+            stdout: stdout.join().unwrap(),
+            stderr: stderr.join().unwrap(),
+        }
+    }
+
     /// Runs it and asserts its exit code.
     #[track_caller]
     pub fn code(&mut self, code: i32) -> Out {
