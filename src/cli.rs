@@ -860,7 +860,18 @@ fn usage(message: &str) -> Result<u8, Error> {
     Ok(exit::USAGE_OR_INPUT)
 }
 
+/// Writes text for people on stdout: what came from the input cannot drive the terminal
+/// (`text::for_terminal`).
 fn out(text: &str, color: anstream::ColorChoice) -> Result<(), Error> {
+    write_stdout(&rehearse::text::for_terminal(text), color)
+}
+
+/// Writes a machine format on stdout as it is.
+fn out_data(text: &str) -> Result<(), Error> {
+    write_stdout(text, anstream::ColorChoice::Never)
+}
+
+fn write_stdout(text: &str, color: anstream::ColorChoice) -> Result<(), Error> {
     let mut stdout = anstream::AutoStream::new(std::io::stdout().lock(), color);
     stdout
         .write_all(text.as_bytes())
@@ -879,10 +890,7 @@ fn emit<T: serde::Serialize>(
     color: anstream::ColorChoice,
 ) -> Result<(), Error> {
     match format {
-        SimpleFormat::Json => out(
-            &render::json::to_string(value),
-            anstream::ColorChoice::Never,
-        ),
+        SimpleFormat::Json => out_data(&render::json::to_string(value)),
         SimpleFormat::Human => out(&human(value), color),
     }
 }
@@ -933,7 +941,10 @@ fn run_check(args: CheckArgs, color: anstream::ColorChoice) -> Result<u8, Error>
     let code = match check_gate(args, color) {
         Ok(code) => code,
         Err(e) if git_bisect => {
-            eprintln!("rehearse: error: {e}");
+            eprintln!(
+                "rehearse: error: {}",
+                rehearse::text::for_terminal(&e.to_string())
+            );
             exit::USAGE_OR_INPUT
         }
         Err(e) => return Err(e),
@@ -1020,7 +1031,10 @@ fn check_gate(args: CheckArgs, color: anstream::ColorChoice) -> Result<u8, Error
     bar.finish_and_clear();
     for c in &report.corpora {
         if let Some(e) = &c.error {
-            eprintln!("rehearse: error: {e}");
+            eprintln!(
+                "rehearse: error: {}",
+                rehearse::text::for_terminal(&e.to_string())
+            );
         }
     }
     let human = HumanOptions {
@@ -1040,12 +1054,12 @@ fn check_gate(args: CheckArgs, color: anstream::ColorChoice) -> Result<u8, Error
     }
     for format in &args.format {
         let format = format.library();
-        let color = if format.is_human() {
-            color
+        let text = render::render(&report, format, &human);
+        if format.is_human() {
+            out(&text, color)?;
         } else {
-            anstream::ColorChoice::Never
-        };
-        out(&render::render(&report, format, &human), color)?;
+            out_data(&text)?;
+        }
     }
     Ok(report.exit_code())
 }
@@ -1076,7 +1090,10 @@ fn run_record(args: RecordArgs, color: anstream::ColorChoice) -> Result<u8, Erro
     let report = Report::new(args.defs.materializers.display().to_string(), reports);
     for c in &report.corpora {
         if let Some(e) = &c.error {
-            eprintln!("rehearse: error: {e}");
+            eprintln!(
+                "rehearse: error: {}",
+                rehearse::text::for_terminal(&e.to_string())
+            );
         }
     }
     out(
@@ -1118,10 +1135,7 @@ fn run_replay(args: ReplayArgs, color: anstream::ColorChoice) -> Result<u8, Erro
     let corpus = check::check_corpus(&args.corpus, materializer.as_mut(), &options)?;
     let report = Report::new(args.defs.materializers.display().to_string(), vec![corpus]);
     match args.format {
-        SimpleFormat::Json => out(
-            &render::json::to_string(&report),
-            anstream::ColorChoice::Never,
-        )?,
+        SimpleFormat::Json => out_data(&render::json::to_string(&report))?,
         SimpleFormat::Human => {
             out(
                 &render::human::report(&report, &HumanOptions::default()),
@@ -1191,10 +1205,7 @@ fn run_diff(args: DiffArgs, color: anstream::ColorChoice) -> Result<u8, Error> {
         rehearse::compare::diff::diff_databases(&args.a, &args.b, &args.compare.options())?;
     let report = Report::new(String::new(), vec![corpus]);
     match args.format {
-        SimpleFormat::Json => out(
-            &render::json::to_string(&report),
-            anstream::ColorChoice::Never,
-        )?,
+        SimpleFormat::Json => out_data(&render::json::to_string(&report))?,
         SimpleFormat::Human => {
             let text = if report.corpora[0].findings.is_empty() {
                 format!("{} and {} are equal\n", args.a.display(), args.b.display())

@@ -190,18 +190,37 @@ fn pseudo_file_system_name(kind: u64) -> Option<&'static str> {
     })
 }
 
-/// `std::fs::read` for inputs: only a regular file is read ([`open_regular`]).
+/// The largest text input rehearse reads whole (definitions, DDL, schemas, baselines,
+/// snapshots, manifests): far beyond any real one, and an error rather than memory exhausted
+/// by a file that is not what it should be.
+pub(crate) const MAX_TEXT_INPUT: u64 = 512 << 20;
+
+/// `std::fs::read` for inputs: only a regular file ([`open_regular`]), at most
+/// [`MAX_TEXT_INPUT`] bytes.
 pub(crate) fn read(path: &Path) -> std::io::Result<Vec<u8>> {
+    let f = open_regular_io(path)?;
     let mut bytes = Vec::new();
-    open_regular_io(path)?.read_to_end(&mut bytes)?;
+    f.take(MAX_TEXT_INPUT + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_TEXT_INPUT {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!(
+                "is larger than {} MiB, more than rehearse reads as one text",
+                MAX_TEXT_INPUT >> 20
+            ),
+        ));
+    }
     Ok(bytes)
 }
 
-/// `std::fs::read_to_string` for inputs: only a regular file is read ([`open_regular`]).
+/// `std::fs::read_to_string` for inputs, as [`read`] reads them.
 pub(crate) fn read_to_string(path: &Path) -> std::io::Result<String> {
-    let mut text = String::new();
-    open_regular_io(path)?.read_to_string(&mut text)?;
-    Ok(text)
+    String::from_utf8(read(path)?).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        )
+    })
 }
 
 /// Copies a regular file to a new file, naming the side that failed: a full disk is the

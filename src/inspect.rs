@@ -206,9 +206,21 @@ pub fn render(ins: &Inspection) -> String {
     let _ = writeln!(out, "  clients     {}", join_counts(&ins.clients));
     let _ = writeln!(out, "  sessions    {}", join_counts(&ins.sessions));
     let _ = writeln!(out, "  events by name:");
-    let width = ins.names.keys().map(String::len).max().unwrap_or(0);
-    for (name, n) in &ins.names {
-        let _ = writeln!(out, "    {name:<width$}  {n:>8}");
+    // Names are shortened (on a character boundary) and padded by characters: a name as long
+    // as the log allows would otherwise be a width the formatter cannot take.
+    let names: Vec<(String, u64)> = ins
+        .names
+        .iter()
+        .map(|(name, n)| (crate::text::truncate(name), *n))
+        .collect();
+    let width = names
+        .iter()
+        .map(|(n, _)| n.chars().count())
+        .max()
+        .unwrap_or(0);
+    for (name, n) in &names {
+        let pad = width - name.chars().count();
+        let _ = writeln!(out, "    {name}{:pad$}  {n:>8}", "");
     }
     if ins.snapshots.is_empty() {
         let _ = writeln!(out, "  snapshots   none");

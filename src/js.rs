@@ -71,6 +71,38 @@ pub fn parse_json(json: &str) -> serde_json::Result<Value> {
     })
 }
 
+/// How deeply an event's args may nest (objects and arrays inside one another). `JSON.parse`
+/// takes any depth, but no materializer reads args a hundred levels deep, and every step after
+/// parsing (schema validation, `JSON.stringify`, the plugin's messages) recurses over them.
+pub const MAX_ARGS_DEPTH: usize = 100;
+
+/// How deeply `json` nests, counted on the text (brackets outside strings), so that absurd
+/// nesting is told apart from text that is not JSON before a parser recurses into it.
+pub fn json_depth(json: &str) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for b in json.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
+}
+
 /// JSON text with every lone surrogate escape replaced by a U+FFFD escape, as wa-sqlite binds
 /// a string holding one: for JSON that a JS program wrote (`JSON.stringify`) and rehearse reads
 /// as SQL text and bind values. `None` when the text has none.

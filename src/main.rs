@@ -22,7 +22,11 @@ fn main() -> ExitCode {
             ExitCode::from(rehearse::exit::PASS)
         }
         Err(e) => {
-            eprintln!("rehearse: error: {e}");
+            // An error may quote the input (an event name): it must not drive the terminal.
+            eprintln!(
+                "rehearse: error: {}",
+                rehearse::text::for_terminal(&e.to_string())
+            );
             ExitCode::from(rehearse::exit::USAGE_OR_INPUT)
         }
     }

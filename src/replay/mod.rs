@@ -448,6 +448,19 @@ impl Replayer<'_> {
                 ),
             );
         }
+        let depth = crate::js::json_depth(&ev.args_json);
+        if depth > crate::js::MAX_ARGS_DEPTH {
+            self.finding(
+                FindingClass::InvalidArgs,
+                &ev,
+                format!(
+                    "the args nest {depth} levels deep, over the limit of {}; not replayed: {}",
+                    crate::js::MAX_ARGS_DEPTH,
+                    crate::text::truncate(&ev.args_json)
+                ),
+            );
+            return Ok((EventResult::NotApplied, self.stops()));
+        }
         let args: Value = match crate::js::parse_json(&ev.args_json) {
             Ok(v) => v,
             Err(e) => {

@@ -160,10 +160,7 @@ fn scratch_for(
                     path: source.clone(),
                     line: None,
                     event: None,
-                    message: format!(
-                        "the state DDL does not run: {}",
-                        sqlite::explain_refusal(sqlite_message(e))
-                    ),
+                    message: format!("the state DDL does not run: {}", ddl_error(text, e)),
                 })?;
         }
         Ddl::Recorded => {
@@ -181,6 +178,29 @@ fn scratch_for(
     }
     materializer.prepare(&scratch)?;
     Ok(scratch)
+}
+
+/// SQLite's message for DDL that does not run, with the line it failed on and that line alone:
+/// rusqlite's own message quotes the whole text, which for a `ddl_file` that is not SQL (any
+/// file a definitions file names) would print the file.
+fn ddl_error(text: &str, e: rusqlite::Error) -> String {
+    match e {
+        rusqlite::Error::SqlInputError { msg, offset, .. } => {
+            let at = usize::try_from(offset).unwrap_or(0).min(text.len());
+            let at = (0..=at)
+                .rev()
+                .find(|&i| text.is_char_boundary(i))
+                .unwrap_or(0);
+            let line = text[..at].matches('\n').count() + 1;
+            let quoted = text.lines().nth(line - 1).unwrap_or("").trim();
+            format!(
+                "{} (line {line} of the DDL: `{}`)",
+                sqlite::explain_refusal(msg),
+                truncate(quoted)
+            )
+        }
+        other => sqlite::explain_refusal(sqlite_message(other)),
+    }
 }
 
 /// Copies the schema of a recorded state database (FORMAT.md §14 step 5): every `CREATE`
