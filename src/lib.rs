@@ -45,6 +45,8 @@ pub mod error;
 pub mod eventlog;
 pub mod exit;
 pub mod files;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod inspect;
 pub mod js;
 pub mod materialize;

@@ -130,11 +130,19 @@ impl Manifest {
 /// its JSON pointer.
 pub fn load(path: &Path) -> Result<Manifest> {
     let bytes = crate::files::read(path).map_err(|e| Error::io(path, e))?;
-    let value: serde_json::Value = serde_json::from_slice(&bytes)
+    parse(path, &bytes)
+}
+
+/// Parses and validates a manifest's bytes; `path` names it in errors.
+pub fn parse(path: &Path, bytes: &[u8]) -> Result<Manifest> {
+    static VALIDATOR: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| Error::input(path, format!("not valid JSON: {e}")))?;
-    let schema: serde_json::Value =
-        serde_json::from_str(MANIFEST_SCHEMA).expect("the bundled manifest schema is JSON");
-    let validator = jsonschema::validator_for(&schema).expect("the bundled schema compiles");
+    let validator = VALIDATOR.get_or_init(|| {
+        let schema: serde_json::Value =
+            serde_json::from_str(MANIFEST_SCHEMA).expect("the bundled manifest schema is JSON");
+        jsonschema::validator_for(&schema).expect("the bundled schema compiles")
+    });
     let errors: Vec<String> = validator
         .iter_errors(&value)
         .map(|e| {

@@ -383,13 +383,31 @@ impl fmt::Display for Expr {
                 }
                 f.write_str("]")
             }
-            Expr::Coalesce(a, b) => write!(f, "{a} ?? {b}"),
-            Expr::Add(a, b) => write!(f, "({a} + {b})"),
-            Expr::Pipe(a, p) => write!(f, "{a} | {p}"),
-            Expr::StrictEq(a, b, negate) => {
-                write!(f, "({a} {} {b})", if *negate { "!==" } else { "===" })
-            }
+            // `??` binds loosest: an operand of `+`, `|` or `===`, or the right side of another
+            // `??`, needs its parentheses back to read as the same expression.
+            Expr::Coalesce(a, b) => write!(f, "{a} ?? {}", Grouped(b)),
+            Expr::Add(a, b) => write!(f, "({} + {})", Grouped(a), Grouped(b)),
+            Expr::Pipe(a, p) => write!(f, "{} | {p}", Grouped(a)),
+            Expr::StrictEq(a, b, negate) => write!(
+                f,
+                "({} {} {})",
+                Grouped(a),
+                if *negate { "!==" } else { "===" },
+                Grouped(b)
+            ),
             Expr::When(a, cond) => write!(f, "{a} (when {cond})"),
+        }
+    }
+}
+
+/// An operand printed in parentheses when it is a `??`.
+struct Grouped<'a>(&'a Expr);
+
+impl fmt::Display for Grouped<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Expr::Coalesce(..) => write!(f, "({})", self.0),
+            e => write!(f, "{e}"),
         }
     }
 }
@@ -1034,6 +1052,11 @@ mod tests {
             "args['x y'] | iso",
             "event.seqNumGlobal",
             "[1, 'a']",
+            // Found by the `expression` fuzz target: printed without its parentheses, a
+            // coalesce under a pipe read back as a pipe under a coalesce.
+            "(args.x ?? args['odd key']) | json",
+            "args.a ?? (args.b ?? args.c)",
+            "(args.a ?? 1) + args.b",
         ] {
             let e = parse(src).unwrap();
             assert_eq!(parse(&e.to_string()).unwrap(), e);

@@ -30,6 +30,8 @@ mod need;
 mod util;
 
 mod cli;
+mod fuzz;
+mod hostile;
 mod package;
 mod plugin;
 mod snapshots;
@@ -38,6 +40,8 @@ fn main() {
     let args = libtest_mimic::Arguments::from_args();
     let trials: Vec<libtest_mimic::Trial> = [
         cli::trials(),
+        fuzz::trials(),
+        hostile::trials(),
         package::trials(),
         plugin::trials(),
         snapshots::trials(),

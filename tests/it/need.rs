@@ -191,3 +191,37 @@ fn install_livestore_app() -> Result<PathBuf> {
         stderr,
     ))
 }
+
+/// A small tmpfs, mounted for the test and unmounted when dropped: a full disk on demand.
+pub struct Tmpfs {
+    dir: tempfile::TempDir,
+}
+
+impl Tmpfs {
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+/// A tmpfs of `size` (`1m`): needs root and a sandbox that lets it mount.
+pub fn tmpfs(size: &str) -> Result<Tmpfs> {
+    let dir = tempfile::tempdir().map_err(|e| Skip::because(format!("a directory: {e}")))?;
+    let out = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+        .arg(dir.path())
+        .output();
+    match out {
+        Ok(o) if o.status.success() => Ok(Tmpfs { dir }),
+        Ok(o) => Err(Skip::because(format!(
+            "mounting a tmpfs (for a full disk) is not permitted here: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ))),
+        Err(e) => Err(Skip::because(format!("mount cannot run: {e}"))),
+    }
+}

@@ -118,7 +118,7 @@ impl TestCommand {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.shown()));
-        let mut pipe = |mut r: Box<dyn Read + Send>| {
+        let pipe = |mut r: Box<dyn Read + Send>| {
             std::thread::spawn(move || {
                 let mut b = Vec::new();
                 let _ = r.read_to_end(&mut b);
