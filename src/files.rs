@@ -180,7 +180,7 @@ fn pseudo_file_system_name(kind: u64) -> Option<&'static str> {
         0x6462_6720 => "debugfs",
         0x7472_6163 => "tracefs",
         0x7363_6673 => "securityfs",
-        0x2762_0eb | 0x6367_7270 => "cgroup",
+        0x0027_e0eb | 0x6367_7270 => "cgroup",
         0x1cd1 => "devpts",
         0xcafe_4a11 => "bpf",
         0x6265_6570 => "configfs",

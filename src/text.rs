@@ -107,11 +107,6 @@ mod tests {
         assert!(cut.ends_with("… (200 chars)"));
         assert_eq!(truncate("short"), "short");
     }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
 
     #[test]
     fn terminal_text_keeps_own_colours_and_escapes_the_rest() {

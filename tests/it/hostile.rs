@@ -26,6 +26,9 @@ trials![
     a_restore_into_a_full_disk_names_the_target_and_leaves_nothing,
 ];
 
+/// Something done to a file or directory to break it.
+type Damage = Box<dyn Fn(&Path)>;
+
 /// The hang detector's bound: generous, for a loaded CI machine.
 const BOUND: Duration = Duration::from_secs(10);
 
@@ -190,7 +193,7 @@ fn packages_holding_links_or_fifos_are_refused() {
     let target = dir.path().join("store/workspace");
     copy_dir(&corpus("workspace-n300-lsdev/workspace"), &target);
     let old = snapshot_tree(&target);
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+    let cases: Vec<(&str, Damage)> = vec![
         (
             "a directory link loop",
             Box::new(|p: &Path| symlink(".", p.join("loop"))),
@@ -363,7 +366,7 @@ fn deeply_nested_args_are_an_invalid_args_finding() {
 
 fn a_state_file_that_cannot_be_read_is_an_error() {
     let state = "state-186191357563@6.db";
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>, &str)> = vec![
+    let cases: Vec<(&str, Damage, &str)> = vec![
         ("a FIFO", Box::new(|p: &Path| mkfifo(p)), "FIFO"),
         (
             "a directory",
