@@ -282,7 +282,7 @@ const TRUSTED_ATTACHED: i32 = 10;
 /// table or shadow tables), no extension loading, no attached databases, and an authorizer
 /// that refuses `ATTACH`, `DETACH` (and with them `VACUUM INTO`), the pragmas that name
 /// directories, and `load_extension()`; an event's own SQL may not control transactions
-/// either ([`event_sql`]). rehearse's own attaches go through [`trusted`].
+/// either (`event_sql`). rehearse's own attaches go through [`trusted`].
 pub fn confine(conn: &mut Connection) -> Result<()> {
     use rusqlite::config::DbConfig;
     use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
