@@ -70,7 +70,16 @@ pub fn expression(data: &[u8]) {
     } else {
         Value::Null
     };
-    let _ = e.eval(&args, &fuzz_event());
+    // With a query result bound (`query.q`) and a schema for `| schema`, so that every form
+    // evaluates.
+    let bound = [("q".to_string(), expr::Val::Present(args.clone()))];
+    let schema = serde_json::json!({"type": "object"});
+    let _ = e.eval_in(expr::Scope {
+        args: &args,
+        event: &fuzz_event(),
+        bound: &bound,
+        schema: Some(&schema),
+    });
 }
 
 fn fuzz_event() -> Event {

@@ -448,9 +448,24 @@ fn query(
         return Ok(None);
     }
     let binds = raw_binds(sql, binds, scope)?;
-    let failed = |e: rusqlite::Error| materializer_error(format!("the query failed: {e}"));
+    // The definitions' SQL, confined as an event's own statements are (`sqlite::confine`).
+    crate::sqlite::event_sql(|| run_query(state, sql, &binds, returns))
+}
+
+fn run_query(
+    state: &Connection,
+    sql: &str,
+    binds: &crate::materialize::Binds,
+    returns: QueryShape,
+) -> Result<Option<Val>, Rejection> {
+    let failed = |e: rusqlite::Error| {
+        materializer_error(format!(
+            "the query failed: {}",
+            crate::sqlite::explain_refusal(e.to_string())
+        ))
+    };
     let mut stmt = state.prepare_cached(sql).map_err(failed)?;
-    crate::materialize::binds::bind(&mut stmt, &binds).map_err(failed)?;
+    crate::materialize::binds::bind(&mut stmt, binds).map_err(failed)?;
     let names: Vec<String> = stmt.column_names().map(str::to_string).collect();
     let mut rows = stmt.raw_query();
     let mut out = Vec::new();
