@@ -109,7 +109,7 @@ fn fifos_given_as_inputs_are_refused_at_once() {
         }
         cmd.within(BOUND).code(2).stderr_has("FIFO");
     }
-    // A ddl_file and event_schemas inside the definitions.
+    // A ddl_file and event_schemas inside the definitions, and a file they extend.
     let ddl = write(
         &dir.path().join("ddl.toml"),
         &base.replace(
@@ -130,7 +130,12 @@ fn fifos_given_as_inputs_are_refused_at_once() {
             ),
         ),
     );
-    for defs in [ddl, schemas] {
+    // And a definitions file that extends a FIFO.
+    let extends = write(
+        &dir.path().join("extends.toml"),
+        &format!("format = 1\nextends = {:?}\n", fifo.display().to_string()),
+    );
+    for defs in [ddl, schemas, extends] {
         rehearse(&[&"check", &n200(), &"-m", &defs])
             .within(BOUND)
             .code(2)
