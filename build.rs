@@ -81,8 +81,8 @@ fn main() {
     let target_os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
     let windows = env::var_os("CARGO_CFG_WINDOWS").is_some();
     let msvc = env::var("CARGO_CFG_TARGET_ENV").is_ok_and(|e| e == "msvc");
-    let crt_static = env::var("CARGO_CFG_TARGET_FEATURE")
-        .is_ok_and(|f| f.split(',').any(|f| f == "crt-static"));
+    let crt_static =
+        env::var("CARGO_CFG_TARGET_FEATURE").is_ok_and(|f| f.split(',').any(|f| f == "crt-static"));
 
     let mut build = cc::Build::new();
     build.file(&source).include(&dir).warnings(false);
@@ -101,9 +101,7 @@ fn main() {
     // Not bundled into rehearse's rlib but linked at the end, after every crate that calls
     // SQLite (rusqlite among them), as libsqlite3-sys's own `-l sqlite3` would be: a linker
     // reads an archive once, in command-line order.
-    build
-        .cargo_metadata(false)
-        .compile("rehearse_sqlite3");
+    build.cargo_metadata(false).compile("rehearse_sqlite3");
     let out = env::var("OUT_DIR").expect("Cargo sets OUT_DIR for build scripts");
     println!("cargo::rustc-link-search=native={out}");
     println!("cargo::rustc-link-lib=static:-bundle=rehearse_sqlite3");

@@ -289,7 +289,10 @@ mod tests {
             "DEFAULT_FOREIGN_KEYS",
             "THREADSAFE=1",
         ] {
-            assert!(options.iter().any(|o| o == wanted), "{wanted} in {options:?}");
+            assert!(
+                options.iter().any(|o| o == wanted),
+                "{wanted} in {options:?}"
+            );
         }
         let pi: f64 = conn.query_row("SELECT pi()", [], |r| r.get(0)).unwrap();
         assert_eq!(pi, std::f64::consts::PI);
