@@ -1,5 +1,6 @@
 //! The integration tests, one binary (every test binary links the bundled SQLite again):
-//! `cli` runs the built `rehearse` on the real corpora, `package` exports, pre-flights and
+//! `cli` runs the built `rehearse` on the real corpora, `npm` installs the npm packages into
+//! a LiveStore app and runs them there, `package` exports, pre-flights and
 //! restores backup packages, `plugin` replays through the LiveStore fixture app, `snapshots`
 //! holds every report format and every `--help` to a committed snapshot.
 //!
@@ -30,6 +31,7 @@ mod need;
 mod util;
 
 mod cli;
+mod npm;
 mod package;
 mod plugin;
 mod snapshots;
@@ -38,6 +40,7 @@ fn main() {
     let args = libtest_mimic::Arguments::from_args();
     let trials: Vec<libtest_mimic::Trial> = [
         cli::trials(),
+        npm::trials(),
         package::trials(),
         plugin::trials(),
         snapshots::trials(),

@@ -5,7 +5,8 @@
 //   node capture-while-writing.mjs --out DIR [--events N] [--captures K]
 //
 // DIR/store/workspace/ is the store; DIR/pkg-<i>/ the packages (the last taken after the writes
-// ended); DIR/pkg-tar.tar one of them as the browser path's archive. Prints a JSON summary.
+// ended); DIR/pkg-tar.tar one of them as the browser path's archive; DIR/summary.json what was
+// taken (LiveStore's own logging shares stdout, so the summary is a file).
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
@@ -86,4 +87,4 @@ for (let i = 0; i < 400; i++) {
 const last = await take(`pkg-${CAPTURES}`)
 writeFileSync(path.join(out, 'pkg-tar.tar'), toTar(last, 'pkg-tar'))
 await store.shutdownPromise()
-console.log(JSON.stringify({ committed, packages }, null, 2))
+writeFileSync(path.join(out, 'summary.json'), `${JSON.stringify({ committed, packages }, null, 2)}\n`)

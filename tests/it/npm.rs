@@ -1,0 +1,436 @@
+//! The npm packages, as a LiveStore team gets them: assembled from the built binary by
+//! `npm/assemble.mjs`, `npm pack`ed, and installed from their tarballs with `npm i -D` into a
+//! copy of the LiveStore test app (with its installed `node_modules`); then `npx rehearse` runs
+//! the gate there, and `rehearse/capture` takes packages from a real store while it is written.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::need;
+use crate::util::*;
+
+trials![
+    npx_rehearse_passes_every_exit_code_through,
+    the_launcher_hands_rehearse_the_node_that_runs_it,
+    a_sigterm_to_the_launcher_reaches_rehearse_and_kills_the_launcher_too,
+    the_launcher_names_the_platform_when_no_binary_fits,
+    capture_takes_packages_that_preflight_go_while_the_app_writes,
+    the_capture_log_reader_agrees_with_inspect_on_every_corpus,
+];
+
+/// The scratch app with `rehearse` installed from the tarballs, and the assembled packages.
+#[derive(Clone)]
+struct Installed {
+    /// The app: a copy of the LiveStore test app, `rehearse` among its dev dependencies.
+    app: PathBuf,
+    /// `npm/assemble.mjs`'s output: `rehearse/`, `linux-x64-gnu/`.
+    assembled: PathBuf,
+}
+
+/// Assembles, packs and installs the packages once per test process.
+fn installed() -> need::Result<Installed> {
+    static INSTALLED: OnceLock<need::Result<Installed>> = OnceLock::new();
+    INSTALLED.get_or_init(install).clone()
+}
+
+fn install() -> need::Result<Installed> {
+    let livestore_app = need::livestore_app()?;
+    let root = root().join("target/npm-test");
+    let _ = std::fs::remove_dir_all(&root);
+    std::fs::create_dir_all(&root).unwrap();
+    let assembled = root.join("assembled");
+    command(
+        "node",
+        &[
+            &root_path("npm/assemble.mjs"),
+            &"--version",
+            &env!("CARGO_PKG_VERSION"),
+            &"--out",
+            &assembled,
+            &"--binary",
+            &format!("linux-x64-gnu={}", bin().display()),
+        ],
+    )
+    .success();
+    let tarballs = root.join("tarballs");
+    std::fs::create_dir_all(&tarballs).unwrap();
+    for package in ["linux-x64-gnu", "rehearse"] {
+        command(
+            "npm",
+            &[&"pack", &"--silent", &"--pack-destination", &tarballs],
+        )
+        .current_dir(assembled.join(package))
+        .success();
+    }
+    let mut tgz: Vec<PathBuf> = std::fs::read_dir(&tarballs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    tgz.sort();
+    assert_eq!(tgz.len(), 2, "two tarballs: {tgz:?}");
+
+    // The app as a team has it: its files and its installed packages.
+    let app = root.join("app");
+    let copied = Command::new("cp")
+        .arg("-R")
+        .arg(&livestore_app)
+        .arg(&app)
+        .status()
+        .unwrap();
+    assert!(copied.success(), "copying {}", livestore_app.display());
+    let mut npm = command(
+        "npm",
+        &[
+            &"install",
+            &"--save-dev",
+            &"--no-audit",
+            &"--no-fund",
+            &"--prefer-offline",
+        ],
+    );
+    for t in &tgz {
+        npm.arg(t);
+    }
+    npm.current_dir(&app).success();
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(app.join("package.json")).unwrap()).unwrap();
+    assert!(
+        manifest["devDependencies"]["rehearse"].is_string(),
+        "rehearse is a dev dependency: {manifest}"
+    );
+    assert!(
+        app.join("node_modules/@rehearse/cli-linux-x64/bin/rehearse")
+            .is_file()
+    );
+    Ok(Installed { app, assembled })
+}
+
+fn root_path(rel: &str) -> PathBuf {
+    root().join(rel)
+}
+
+/// `npx --no rehearse <args>` in the app (`--no`: never fetch it from the registry).
+fn npx(app: &Path, args: &[&dyn AsRef<std::ffi::OsStr>]) -> TestCommand {
+    let mut cmd = command("npx", &[&"--no", &"rehearse"]);
+    cmd.args(args).current_dir(app).env("NO_COLOR", "1");
+    cmd
+}
+
+fn npx_rehearse_passes_every_exit_code_through() -> need::Result {
+    let Installed { app, .. } = installed()?;
+    let n200 = corpus("workspace-n200");
+    npx(&app, &[&"check", &n200, &"-m", &"livestore:app.mjs"])
+        .success()
+        .stdout_has("PASS");
+    npx(&app, &[&"check", &n200, &"-m", &"livestore:app-throws.mjs"])
+        .code(1)
+        .stdout_has("materializer-error");
+    let missing = app.join("no-such-corpus");
+    npx(&app, &[&"check", &missing, &"-m", &"livestore:app.mjs"])
+        .code(2)
+        .stderr_has("no-such-corpus");
+    npx(
+        &app,
+        &[
+            &"check",
+            &"--git-bisect",
+            &missing,
+            &"-m",
+            &"livestore:app.mjs",
+        ],
+    )
+    .code(125);
+    // go-replay: a package whose snapshot changed after export.
+    let dir = tempdir();
+    let package = dir.path().join("pkg");
+    npx(
+        &app,
+        &[
+            &"export",
+            &corpus("workspace-n200/workspace"),
+            &"--out",
+            &package,
+        ],
+    )
+    .success();
+    let state = package.join("state.db");
+    let mut bytes = std::fs::read(&state).unwrap();
+    let at = bytes.len() - 100;
+    bytes[at] ^= 0xff;
+    std::fs::write(&state, bytes).unwrap();
+    npx(&app, &[&"preflight", &package, &"-m", &"livestore:app.mjs"])
+        .code(3)
+        .stdout_has("GO-REPLAY");
+    Ok(())
+}
+
+fn the_launcher_hands_rehearse_the_node_that_runs_it() -> need::Result {
+    let Installed { app, .. } = installed()?;
+    let node = which("node");
+    // No Node.js on PATH: the plugin can only run through the REHEARSE_NODE the launcher sets.
+    command(
+        &node,
+        &[
+            &app.join("node_modules/rehearse/bin/rehearse.cjs"),
+            &"check",
+            &corpus("workspace-n200"),
+            &"-m",
+            &"livestore:app.mjs",
+        ],
+    )
+    .current_dir(&app)
+    .env("PATH", "/nonexistent")
+    .env_remove("REHEARSE_NODE")
+    .success()
+    .stdout_has("PASS");
+    // A REHEARSE_NODE already set is left alone.
+    command(
+        &node,
+        &[
+            &app.join("node_modules/rehearse/bin/rehearse.cjs"),
+            &"check",
+            &corpus("workspace-n200"),
+            &"-m",
+            &"livestore:app.mjs",
+        ],
+    )
+    .current_dir(&app)
+    .env("REHEARSE_NODE", "/nonexistent/node")
+    .code(2)
+    .stderr_has("/nonexistent/node");
+    Ok(())
+}
+
+fn a_sigterm_to_the_launcher_reaches_rehearse_and_kills_the_launcher_too() -> need::Result {
+    use std::os::unix::process::ExitStatusExt;
+    let Installed { app, .. } = installed()?;
+    let dir = tempdir();
+    // rehearse blocks opening definitions that are a FIFO no one writes to.
+    let fifo = dir.path().join("materializers.toml");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let mut launcher = Command::new(app.join("node_modules/.bin/rehearse"))
+        .args([
+            "check".as_ref(),
+            corpus("workspace-n200").as_os_str(),
+            "-m".as_ref(),
+            fifo.as_os_str(),
+        ])
+        .current_dir(&app)
+        .spawn()
+        .unwrap();
+    let pid = launcher.id();
+    let children = format!("/proc/{pid}/task/{pid}/children");
+    let started = Instant::now();
+    let rehearse = loop {
+        let listed = std::fs::read_to_string(&children).unwrap_or_default();
+        if let Some(child) = listed.split_whitespace().next() {
+            break child.to_string();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the launcher never started rehearse"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Blocked in the FIFO, not exited.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(Path::new(&format!("/proc/{rehearse}")).exists());
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = launcher.wait().unwrap();
+    assert!(
+        status.signal() == Some(15) || status.code() == Some(143),
+        "the launcher must die of SIGTERM as rehearse did, not exit {status}"
+    );
+    let gone = Instant::now();
+    while gone.elapsed() < Duration::from_secs(10) {
+        let stat = std::fs::read_to_string(format!("/proc/{rehearse}/stat")).unwrap_or_default();
+        // Gone, or a zombie waiting to be reaped by whoever inherited it.
+        if stat.is_empty() || stat.contains(") Z ") {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Not left behind, blocked on the FIFO, by a failing test.
+    let _ = Command::new("kill").args(["-KILL", &rehearse]).status();
+    panic!("rehearse (pid {rehearse}) outlived the SIGTERM sent to its launcher");
+}
+
+fn the_launcher_names_the_platform_when_no_binary_fits() -> need::Result {
+    let Installed { assembled, .. } = installed()?;
+    let node = which("node");
+    // The launcher package alone, with no platform package beside it.
+    let launcher = assembled.join("rehearse/bin/rehearse.cjs");
+    command(&node, &[&launcher, &"--version"])
+        .env_remove("REHEARSE_BINARY")
+        .code(2)
+        .stderr_has("linux-x64-gnu")
+        .stderr_has("@rehearse/cli-linux-x64")
+        .stderr_has("REHEARSE_BINARY");
+    command(&node, &[&launcher, &"check", &"--git-bisect", &"x"])
+        .env_remove("REHEARSE_BINARY")
+        .code(125);
+    // REHEARSE_BINARY names the binary instead.
+    command(&node, &[&launcher, &"--version"])
+        .env("REHEARSE_BINARY", bin())
+        .success()
+        .stdout_has(env!("CARGO_PKG_VERSION"));
+    command(&node, &[&launcher, &"--version"])
+        .env("REHEARSE_BINARY", "/nonexistent/rehearse")
+        .code(2)
+        .stderr_has("cannot run /nonexistent/rehearse");
+    Ok(())
+}
+
+fn capture_takes_packages_that_preflight_go_while_the_app_writes() -> need::Result {
+    let Installed { app, .. } = installed()?;
+    std::fs::copy(
+        root_path("tests/livestore/capture-while-writing.mjs"),
+        app.join("capture-while-writing.mjs"),
+    )
+    .unwrap();
+    let dir = tempdir();
+    let out = dir.path().join("captures");
+    command(
+        "node",
+        &[
+            &"capture-while-writing.mjs",
+            &"--out",
+            &out,
+            &"--events",
+            &"1200",
+        ],
+    )
+    .current_dir(&app)
+    .success();
+    let run: Value =
+        serde_json::from_slice(&std::fs::read(out.join("summary.json")).unwrap()).unwrap();
+    let packages = run["packages"].as_array().unwrap();
+    assert_eq!(run["committed"], 1200, "{run}");
+    // Taken while the app was committing: each holds part of the log, and every part differs.
+    let counts: Vec<u64> = packages
+        .iter()
+        .map(|p| p["events"].as_u64().unwrap())
+        .collect();
+    let (during, last) = counts.split_at(counts.len() - 1);
+    assert!(during.iter().all(|&n| n > 0 && n < 1200), "{counts:?}");
+    assert!(during.windows(2).all(|w| w[0] < w[1]), "{counts:?}");
+    assert_eq!(last, [1200]);
+    let mut dirs: Vec<PathBuf> = packages
+        .iter()
+        .map(|p| PathBuf::from(p["dir"].as_str().unwrap()))
+        .collect();
+    // The browser path's archive, unpacked as its user would.
+    assert!(
+        Command::new("tar")
+            .arg("-xf")
+            .arg(out.join("pkg-tar.tar"))
+            .arg("-C")
+            .arg(&out)
+            .status()
+            .unwrap()
+            .success()
+    );
+    dirs.push(out.join("pkg-tar"));
+    for package in &dirs {
+        let names: Vec<String> = std::fs::read_dir(package)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        let mut names = names;
+        names.sort();
+        assert_eq!(names, ["eventlog.db", "manifest.json", "state.db"]);
+        let verdict = npx(
+            &app,
+            &[
+                &"preflight",
+                package,
+                &"-m",
+                &"livestore:app.mjs",
+                &"--format",
+                &"json",
+            ],
+        )
+        .success()
+        .json();
+        assert_eq!(verdict["verdict"], "go", "{}: {verdict}", package.display());
+        assert_eq!(verdict["manifest"]["appVersion"], "1.4.2");
+        assert_eq!(verdict["manifest"]["tool"]["name"], "rehearse/capture");
+        assert_eq!(
+            verdict["manifest"]["tool"]["version"],
+            env!("CARGO_PKG_VERSION")
+        );
+    }
+    npx(
+        &app,
+        &[&"check", &dirs[dirs.len() - 2], &"-m", &"livestore:app.mjs"],
+    )
+    .success()
+    .stdout_has("replayed 1200 events: 1200 applied");
+    Ok(())
+}
+
+fn the_capture_log_reader_agrees_with_inspect_on_every_corpus() -> need::Result {
+    let Installed { app, .. } = installed()?;
+    let script = app.join("describe-log.mjs");
+    std::fs::write(
+        &script,
+        "import fs from 'node:fs'\n\
+         import { describeLog } from 'rehearse/capture'\n\
+         console.log(JSON.stringify(describeLog(fs.readFileSync(process.argv[2]))))\n",
+    )
+    .unwrap();
+    let mut logs = Vec::new();
+    for entry in std::fs::read_dir(root().join("corpora")).unwrap() {
+        let dir = entry.unwrap().path();
+        for sub in std::fs::read_dir(&dir).unwrap() {
+            let log = sub.unwrap().path().join("eventlog@6.db");
+            if log.is_file() {
+                logs.push(log);
+            }
+        }
+    }
+    logs.sort();
+    assert!(logs.len() >= 8, "{logs:?}");
+    for log in &logs {
+        let ours = command("node", &[&script, log])
+            .current_dir(&app)
+            .success()
+            .json();
+        let inspect = rehearse(&[&"inspect", log, &"--format", &"json"])
+            .success()
+            .json();
+        let expected = serde_json::json!({
+            "events": inspect["events"],
+            "eventCounts": inspect["names"],
+            "lastEvent": inspect["last"],
+            "syncHead": inspect["syncHead"],
+            "backendId": inspect["backendId"],
+        });
+        assert_eq!(ours, expected, "{}", log.display());
+    }
+    Ok(())
+}
+
+fn which(program: &str) -> PathBuf {
+    let out = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .unwrap();
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
