@@ -20,6 +20,7 @@ trials![
     the_launcher_names_the_platform_when_no_binary_fits,
     capture_takes_packages_that_preflight_go_while_the_app_writes,
     the_capture_log_reader_agrees_with_inspect_on_every_corpus,
+    the_github_action_runs_the_gate_and_writes_the_job_summary,
 ];
 
 /// The scratch app with `rehearse` installed from the tarballs, and the assembled packages.
@@ -424,6 +425,65 @@ fn the_capture_log_reader_agrees_with_inspect_on_every_corpus() -> need::Result 
         });
         assert_eq!(ours, expected, "{}", log.display());
     }
+    Ok(())
+}
+
+/// `action.yml`'s step, as the runner runs it: in the app, with the inputs as `INPUT_*` and
+/// the runner's files; it finds the rehearse the app installed from npm.
+fn the_github_action_runs_the_gate_and_writes_the_job_summary() -> need::Result {
+    let Installed { app, .. } = installed()?;
+    let action = std::fs::read_to_string(root_path("action.yml")).unwrap();
+    assert!(action.contains("scripts/github-action.sh"), "{action}");
+    let dir = tempdir();
+    let run = |materializers: &Path, name: &str| {
+        let summary = dir.path().join(format!("{name}-summary.md"));
+        let output = dir.path().join(format!("{name}-output"));
+        std::fs::write(&summary, "# earlier steps\n").unwrap();
+        let out = command("bash", &[&root_path("scripts/github-action.sh")])
+            .current_dir(&app)
+            .env("INPUT_MATERIALIZERS", materializers)
+            .env("INPUT_CORPORA", corpus("workspace-n200"))
+            .env("INPUT_JUNIT", dir.path().join(format!("{name}.xml")))
+            .env("INPUT_ARGS", "--severity zero-rows=off")
+            .env("RUNNER_TEMP", dir.path())
+            .env("GITHUB_STEP_SUMMARY", &summary)
+            .env("GITHUB_OUTPUT", &output)
+            .env("NO_COLOR", "1")
+            .run();
+        let summary = std::fs::read_to_string(&summary).unwrap();
+        let output = std::fs::read_to_string(&output).unwrap();
+        (out, summary, output)
+    };
+    let (out, summary, output) = run(&defs(), "pass");
+    out.success().stdout_has("PASS");
+    assert!(summary.starts_with("# earlier steps\n"), "{summary}");
+    assert!(summary.len() > "# earlier steps\n".len(), "{summary}");
+    assert_eq!(output, "exit-code=0\n");
+    assert!(dir.path().join("pass.xml").is_file());
+    let changed = corpus("workspace-n200-changed-definition/materializers.toml");
+    let (out, summary, output) = run(&changed, "fail");
+    out.code(1)
+        .stdout_has("::error file=")
+        .stdout_has("first-divergence");
+    assert!(summary.contains("first-divergence"), "{summary}");
+    assert_eq!(output, "exit-code=1\n");
+    // Leaves nothing of its own behind.
+    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        [
+            "fail-output",
+            "fail-summary.md",
+            "fail.xml",
+            "pass-output",
+            "pass-summary.md",
+            "pass.xml"
+        ]
+    );
     Ok(())
 }
 
