@@ -20,6 +20,7 @@ trials![
     the_launcher_names_the_platform_when_no_binary_fits,
     capture_takes_packages_that_preflight_go_while_the_app_writes,
     the_capture_log_reader_agrees_with_inspect_on_every_corpus,
+    capture_reads_again_until_log_and_state_belong_together,
     the_github_action_runs_the_gate_and_writes_the_job_summary,
 ];
 
@@ -425,6 +426,65 @@ fn the_capture_log_reader_agrees_with_inspect_on_every_corpus() -> need::Result 
         });
         assert_eq!(ours, expected, "{}", log.display());
     }
+    Ok(())
+}
+
+/// The consistency rule of `capture`, on a leader whose answers the test chooses (real
+/// databases from the corpora): a log that changed between the two reads around the state is
+/// read again, and a state recording events the log lacks is never kept.
+fn capture_reads_again_until_log_and_state_belong_together() -> need::Result {
+    let Installed { app, .. } = installed()?;
+    let script = app.join("capture-retries.mjs");
+    std::fs::write(
+        &script,
+        r#"import fs from 'node:fs'
+import { StoreInternalsSymbol } from '@livestore/livestore'
+import { Effect } from 'effect'
+import { capture } from 'rehearse/capture'
+import { schema } from './app.mjs'
+
+const [n200Log, n200State, otherLog] = process.argv.slice(2).map((f) => new Uint8Array(fs.readFileSync(f)))
+const storeAnswering = (logs) => {
+  let i = 0
+  return {
+    storeId: 'workspace',
+    schema,
+    [StoreInternalsSymbol]: {
+      clientSession: {
+        leaderThread: {
+          export: Effect.sync(() => n200State),
+          getEventlogData: Effect.sync(() => logs[Math.min(i++, logs.length - 1)]),
+        },
+      },
+    },
+  }
+}
+// The log changes between the first two reads: the second attempt finds it settled.
+const changed = await capture(storeAnswering([otherLog, n200Log, n200Log]))
+// The state records events up to e200, the log only to e26.2: never kept.
+let error = null
+await capture(storeAnswering([otherLog])).catch((e) => { error = e.message })
+console.log(JSON.stringify({ attempts: changed.attempts, events: changed.manifest.events, error }))
+"#,
+    )
+    .unwrap();
+    let n200 = corpus("workspace-n200/workspace");
+    let out = command(
+        "node",
+        &[
+            &script,
+            &n200.join("eventlog@6.db"),
+            &n200.join("state-186191357563@6.db"),
+            &corpus("js-values/workspace/eventlog@6.db"),
+        ],
+    )
+    .current_dir(&app)
+    .success()
+    .json();
+    assert_eq!(out["attempts"], 2, "{out}");
+    assert_eq!(out["events"], 200, "{out}");
+    let error = out["error"].as_str().unwrap_or_default();
+    assert!(error.contains("kept changing"), "{out}");
     Ok(())
 }
 
