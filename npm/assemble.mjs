@@ -69,7 +69,7 @@ for (const spec of values.binary) {
 const dir = path.join(out, 'rehearse')
 fs.rmSync(dir, { recursive: true, force: true })
 fs.mkdirSync(path.join(dir, 'bin'), { recursive: true })
-for (const f of ['bin/rehearse.cjs', 'capture.d.ts', 'sqlite-read.mjs', 'README.md']) {
+for (const f of ['bin/rehearse.cjs', 'capture-node.mjs', 'capture.d.ts', 'sqlite-read.mjs', 'README.md']) {
   fs.copyFileSync(path.join(here, 'rehearse', f), path.join(dir, f))
 }
 fs.chmodSync(path.join(dir, 'bin/rehearse.cjs'), 0o755)

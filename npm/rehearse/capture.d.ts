@@ -26,7 +26,10 @@ export function capture(
   options?: { appVersion?: string; createdAt?: Date },
 ): Promise<CapturedPackage>
 
-/** Node.js: writes the package to `dir` (new or empty), whole or not at all. Returns its path. */
+/**
+ * Node.js only (the "node" export condition): writes the package to `dir` (new or empty), whole
+ * or not at all. Returns its path.
+ */
 export function writePackage(pkg: CapturedPackage, dir: string): Promise<string>
 
 /** The package as a tar archive unpacking into `dir` (default `rehearse-package`). */
