@@ -21,6 +21,7 @@ trials![
     capture_takes_packages_that_preflight_go_while_the_app_writes,
     the_capture_log_reader_agrees_with_inspect_on_every_corpus,
     capture_reads_again_until_log_and_state_belong_together,
+    capture_runs_in_a_browser_and_its_download_preflights_go,
     the_github_action_runs_the_gate_and_writes_the_job_summary,
 ];
 
@@ -485,6 +486,148 @@ console.log(JSON.stringify({ attempts: changed.attempts, events: changed.manifes
     assert_eq!(out["events"], 200, "{out}");
     let error = out["error"].as_str().unwrap_or_default();
     assert!(error.contains("kept changing"), "{out}");
+    Ok(())
+}
+
+/// The browser path in a real browser: `rehearse/capture` bundled for the browser by esbuild
+/// (the test app has it, through tsx), run by headless Chromium on a page whose leader answers
+/// with the n200 store's databases; the Blob `download` offers is unpacked with `tar` and
+/// pre-flights `go`. (A LiveStore web store in OPFS is not started: the page's leader stands in
+/// for its leader thread.)
+fn capture_runs_in_a_browser_and_its_download_preflights_go() -> need::Result {
+    let Installed { app, .. } = installed()?;
+    let chromium = which("chromium");
+    if chromium.as_os_str().is_empty() {
+        return Err(need::Skip::because("chromium is not installed"));
+    }
+    let esbuild = app.join("node_modules/.bin/esbuild");
+    if !esbuild.exists() {
+        return Err(need::Skip::because(
+            "the test app has no esbuild to bundle the page",
+        ));
+    }
+    let dir = tempdir();
+    let entry = app.join("browser-entry.mjs");
+    std::fs::write(
+        &entry,
+        r#"import { StoreInternalsSymbol } from '@livestore/livestore'
+import { Effect } from 'effect'
+import { capture, download } from 'rehearse/capture'
+import { schema } from './app.mjs'
+
+const bytes = (id) => Uint8Array.from(atob(document.getElementById(id).textContent.trim()), (c) => c.charCodeAt(0))
+const log = bytes('eventlog')
+const state = bytes('state')
+const store = {
+  storeId: 'workspace',
+  schema,
+  [StoreInternalsSymbol]: {
+    clientSession: { leaderThread: { export: Effect.sync(() => state), getEventlogData: Effect.sync(() => log) } },
+  },
+}
+const result = document.getElementById('result')
+try {
+  const pkg = await capture(store, { appVersion: '1.4.2' })
+  const blob = download(pkg, 'browser-package.tar')
+  const tar = new Uint8Array(await blob.arrayBuffer())
+  let text = ''
+  for (let i = 0; i < tar.length; i += 0x8000) text += String.fromCharCode(...tar.subarray(i, i + 0x8000))
+  result.textContent = JSON.stringify({ ok: true, type: blob.type, tar: btoa(text) })
+} catch (e) {
+  result.textContent = JSON.stringify({ ok: false, error: String((e && e.stack) || e) })
+}
+"#,
+    )
+    .unwrap();
+    let bundle = dir.path().join("bundle.js");
+    command(
+        &esbuild,
+        &[
+            &entry,
+            &"--bundle",
+            &"--format=esm",
+            &"--platform=browser",
+            &"--log-level=error",
+            &format!("--outfile={}", bundle.display()),
+        ],
+    )
+    .current_dir(&app)
+    .success();
+    use base64::Engine as _;
+    let b64 =
+        |p: PathBuf| base64::engine::general_purpose::STANDARD.encode(std::fs::read(p).unwrap());
+    let n200 = corpus("workspace-n200/workspace");
+    let script = std::fs::read_to_string(&bundle)
+        .unwrap()
+        .replace("</script", "<\\/script");
+    let page = dir.path().join("page.html");
+    std::fs::write(
+        &page,
+        format!(
+            "<!doctype html><html><head><meta charset=\"utf-8\"></head><body>\
+             <pre id=\"eventlog\" hidden>{}</pre><pre id=\"state\" hidden>{}</pre>\
+             <pre id=\"result\">pending</pre><script type=\"module\">{script}</script></body></html>",
+            b64(n200.join("eventlog@6.db")),
+            b64(n200.join("state-186191357563@6.db")),
+        ),
+    )
+    .unwrap();
+    let out = command(
+        &chromium,
+        &[
+            &"--headless",
+            &"--no-sandbox",
+            &"--disable-gpu",
+            &"--virtual-time-budget=30000",
+            &"--dump-dom",
+            &format!("file://{}", page.display()),
+        ],
+    )
+    .success();
+    let dom = &out.stdout;
+    let start = dom.find("<pre id=\"result\">").expect("the result element") + 17;
+    let end = start + dom[start..].find("</pre>").unwrap();
+    let text = dom[start..end]
+        .replace("&quot;", "\"")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&");
+    let result: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(result["ok"], true, "{result}");
+    assert_eq!(result["type"], "application/x-tar");
+    let tar = dir.path().join("browser-package.tar");
+    std::fs::write(
+        &tar,
+        base64::engine::general_purpose::STANDARD
+            .decode(result["tar"].as_str().unwrap())
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(
+        Command::new("tar")
+            .arg("-xf")
+            .arg(&tar)
+            .arg("-C")
+            .arg(dir.path())
+            .status()
+            .unwrap()
+            .success()
+    );
+    let verdict = npx(
+        &app,
+        &[
+            &"preflight",
+            &dir.path().join("browser-package"),
+            &"-m",
+            &"livestore:app.mjs",
+            &"--format",
+            &"json",
+        ],
+    )
+    .success()
+    .json();
+    assert_eq!(verdict["verdict"], "go", "{verdict}");
+    assert_eq!(verdict["manifest"]["events"], 200);
     Ok(())
 }
 
