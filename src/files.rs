@@ -400,13 +400,21 @@ fn backup(src: &Path, dst: &Path) -> Result<()> {
 
 /// Flushes a file's content to the disk.
 pub(crate) fn fsync_file(path: &Path) -> Result<()> {
-    fs::File::open(path)
-        .and_then(|f| f.sync_all())
+    // Windows flushes only through a handle opened for writing (FlushFileBuffers).
+    #[cfg(windows)]
+    let file = fs::OpenOptions::new().write(true).open(path);
+    #[cfg(not(windows))]
+    let file = fs::File::open(path);
+    file.and_then(|f| f.sync_all())
         .map_err(|e| Error::io(path, e))
 }
 
 /// Flushes a directory's entries (a rename or a new file in it) to the disk.
 pub(crate) fn fsync_dir(path: &Path) -> Result<()> {
+    // Windows opens no directory as a file, and NTFS journals renames itself.
+    if cfg!(windows) {
+        return Ok(());
+    }
     fs::File::open(path)
         .and_then(|f| f.sync_all())
         .map_err(|e| Error::io(path, e))
@@ -451,26 +459,150 @@ pub(crate) fn is_absent_or_empty_dir(path: &Path) -> Result<bool> {
 /// Renames a finished directory to its final name (replacing an empty directory there) and
 /// makes the rename durable: the final name then holds the whole directory or nothing.
 pub(crate) fn publish_dir(staged: &Path, target: &Path) -> Result<()> {
+    // Windows renames no directory over another, even an empty one: the empty one goes first.
+    // A crash in between leaves no directory at all, which callers treat as the empty one.
+    #[cfg(windows)]
+    if fs::symlink_metadata(target).is_ok_and(|m| m.is_dir()) {
+        fs::remove_dir(target).map_err(|e| Error::io(target, e))?;
+    }
     fs::rename(staged, target).map_err(|e| Error::io(target, e))?;
     fsync_dir(&parent_of(target))
 }
 
-/// Swaps two directories in one atomic step (Linux `renameat2(RENAME_EXCHANGE)`): at every
-/// moment each name holds one whole directory.
+/// Swaps two directories. On Linux (`renameat2(RENAME_EXCHANGE)`) and macOS
+/// (`renameatx_np(RENAME_SWAP)`) in one atomic step: at every moment each name holds one whole
+/// directory. Windows, and a file system that cannot exchange (it answers "invalid" or "not
+/// supported"), get [`exchange_dirs_by_renames`].
+#[cfg(unix)]
 pub(crate) fn exchange_dirs(a: &Path, b: &Path) -> Result<()> {
-    rustix::fs::renameat_with(
+    use rustix::io::Errno;
+    match rustix::fs::renameat_with(
         rustix::fs::CWD,
         a,
         rustix::fs::CWD,
         b,
         rustix::fs::RenameFlags::EXCHANGE,
-    )
-    .map_err(|e| Error::io(b, std::io::Error::from(e)))?;
+    ) {
+        Ok(()) => {}
+        Err(e) if e == Errno::INVAL || e == Errno::NOTSUP || e == Errno::OPNOTSUPP => {
+            return exchange_dirs_by_renames(a, b);
+        }
+        Err(e) => return Err(Error::io(b, std::io::Error::from(e))),
+    }
     fsync_dir(&parent_of(b))?;
     if parent_of(a) != parent_of(b) {
         fsync_dir(&parent_of(a))?;
     }
     Ok(())
+}
+
+/// Swaps two directories (see the Unix version); on Windows, three renames under a record.
+#[cfg(not(unix))]
+pub(crate) fn exchange_dirs(a: &Path, b: &Path) -> Result<()> {
+    exchange_dirs_by_renames(a, b)
+}
+
+/// What an exchange by renames is doing, written beside `b` before its first rename.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+struct ExchangeRecord {
+    a: PathBuf,
+    b: PathBuf,
+    /// Where `b`'s directory waits while `a`'s takes its name.
+    parked: PathBuf,
+}
+
+/// `<parent of b>/.<name of b><suffix>`.
+fn beside(b: &Path, suffix: &str) -> PathBuf {
+    let name = b
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "dir".into());
+    parent_of(b).join(format!(".{name}{suffix}"))
+}
+
+fn exchange_record_path(b: &Path) -> PathBuf {
+    beside(b, ".rehearse-exchange.json")
+}
+
+/// Swaps two directories where the system has no atomic exchange (Windows): `b` is parked
+/// under a third name, `a` takes `b`'s name, and the parked directory takes `a`'s. Neither
+/// directory is ever half written, but between the first two renames `b`'s name holds nothing,
+/// and a crash there leaves it so. The record written first tells
+/// [`finish_exchange`] (which the next restore runs) how to put every directory back under a
+/// name: the old one at `b` if `a`'s had not yet moved there, else the exchange completed.
+pub(crate) fn exchange_dirs_by_renames(a: &Path, b: &Path) -> Result<()> {
+    let record = ExchangeRecord {
+        a: std::path::absolute(a).map_err(|e| Error::io(a, e))?,
+        b: std::path::absolute(b).map_err(|e| Error::io(b, e))?,
+        parked: std::path::absolute(beside(b, ".rehearse-exchange"))
+            .map_err(|e| Error::io(b, e))?,
+    };
+    if record.parked.exists() {
+        return Err(Error::input(
+            &record.parked,
+            "is left from an interrupted exchange; run the restore again to finish it",
+        ));
+    }
+    let record_path = exchange_record_path(b);
+    write_atomic(
+        &record_path,
+        &serde_json::to_vec_pretty(&record).expect("a record of paths serializes"),
+    )?;
+    fsync_dir(&parent_of(b))?;
+    fs::rename(b, &record.parked).map_err(|e| Error::io(b, e))?;
+    failpoint("exchange-parked");
+    fs::rename(a, b).map_err(|e| Error::io(b, e))?;
+    failpoint("exchange-moved");
+    fs::rename(&record.parked, a).map_err(|e| Error::io(a, e))?;
+    fsync_dir(&parent_of(b))?;
+    if parent_of(a) != parent_of(b) {
+        fsync_dir(&parent_of(a))?;
+    }
+    fs::remove_file(&record_path).map_err(|e| Error::io(&record_path, e))?;
+    fsync_dir(&parent_of(b))
+}
+
+/// Finishes an exchange by renames that a crash interrupted beside `b`, so that every
+/// directory has a name again. Returns what it did, for the operator; `None` when there was
+/// nothing to finish (always so where the exchange is atomic).
+pub(crate) fn finish_exchange(b: &Path) -> Result<Option<String>> {
+    let record_path = exchange_record_path(b);
+    let bytes = match fs::read(&record_path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(&record_path, e)),
+    };
+    let record: ExchangeRecord = serde_json::from_slice(&bytes).map_err(|e| {
+        Error::input(
+            &record_path,
+            format!("unreadable directory-exchange record: {e}"),
+        )
+    })?;
+    let note = match (record.parked.exists(), record.b.exists()) {
+        // Nothing had moved yet, or everything had.
+        (false, _) => None,
+        // Parked, and `a` had not taken b's name: the old directory goes back.
+        (true, false) => {
+            fs::rename(&record.parked, &record.b).map_err(|e| Error::io(&record.b, e))?;
+            Some(format!(
+                "an interrupted directory exchange was undone: {} holds its old directory again",
+                record.b.display()
+            ))
+        }
+        // `a` had taken b's name: the parked directory takes a's.
+        (true, true) => {
+            fs::rename(&record.parked, &record.a).map_err(|e| Error::io(&record.a, e))?;
+            Some(format!(
+                "an interrupted directory exchange was completed: {} holds the directory that was at {}",
+                record.a.display(),
+                record.b.display()
+            ))
+        }
+    };
+    fsync_dir(&parent_of(b))?;
+    fs::remove_file(&record_path).map_err(|e| Error::io(&record_path, e))?;
+    fsync_dir(&parent_of(b))?;
+    Ok(note)
 }
 
 /// Where a report or database written to `path` really goes: `path` itself when it is absent
@@ -809,5 +941,83 @@ mod tests {
             .filter(|n| n.starts_with(".rehearse-tmp"))
             .collect();
         assert!(left.is_empty(), "{left:?}");
+    }
+
+    fn two_dirs() -> (tempfile::TempDir, PathBuf, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("staging"), dir.path().join("store"));
+        fs::create_dir(&a).unwrap();
+        fs::create_dir(&b).unwrap();
+        fs::write(a.join("f"), "new").unwrap();
+        fs::write(b.join("f"), "old").unwrap();
+        (dir, a, b)
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut n: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    }
+
+    #[test]
+    fn the_windows_exchange_swaps_and_leaves_nothing_beside() {
+        let (dir, a, b) = two_dirs();
+        exchange_dirs_by_renames(&a, &b).unwrap();
+        assert_eq!(fs::read_to_string(a.join("f")).unwrap(), "old");
+        assert_eq!(fs::read_to_string(b.join("f")).unwrap(), "new");
+        assert_eq!(names(dir.path()), ["staging", "store"]);
+        assert_eq!(finish_exchange(&b).unwrap(), None);
+    }
+
+    /// A crash after each rename of the Windows exchange, replayed by doing its renames by hand
+    /// under its record: the next run's `finish_exchange` gives both directories a name, the
+    /// old one back at the store's name until the new one had taken it.
+    #[test]
+    fn an_interrupted_windows_exchange_is_finished_by_the_next_run() {
+        for renames_done in 0..=3 {
+            let (dir, a, b) = two_dirs();
+            let parked = beside(&b, ".rehearse-exchange");
+            let record = ExchangeRecord {
+                a: a.clone(),
+                b: b.clone(),
+                parked: parked.clone(),
+            };
+            fs::write(
+                exchange_record_path(&b),
+                serde_json::to_vec(&record).unwrap(),
+            )
+            .unwrap();
+            if renames_done >= 1 {
+                fs::rename(&b, &parked).unwrap();
+            }
+            if renames_done >= 2 {
+                fs::rename(&a, &b).unwrap();
+            }
+            if renames_done >= 3 {
+                fs::rename(&parked, &a).unwrap();
+            }
+            let note = finish_exchange(&b).unwrap();
+            assert_eq!(names(dir.path()), ["staging", "store"], "{renames_done}");
+            let (at_a, at_b) = if renames_done >= 2 {
+                ("old", "new")
+            } else {
+                ("new", "old")
+            };
+            assert_eq!(fs::read_to_string(a.join("f")).unwrap(), at_a);
+            assert_eq!(fs::read_to_string(b.join("f")).unwrap(), at_b);
+            assert_eq!(note.is_some(), renames_done == 1 || renames_done == 2);
+        }
+    }
+
+    #[test]
+    fn a_directory_left_parked_stops_a_new_exchange() {
+        let (_dir, a, b) = two_dirs();
+        fs::create_dir(beside(&b, ".rehearse-exchange")).unwrap();
+        let err = exchange_dirs_by_renames(&a, &b).unwrap_err();
+        assert!(err.to_string().contains("interrupted exchange"), "{err}");
+        assert_eq!(fs::read_to_string(b.join("f")).unwrap(), "old");
     }
 }

@@ -6,10 +6,8 @@
 //! stages compare event by event with LiveStore's record.
 //!
 //! rusqlite's `session` feature would wrap this API but forces bindgen and with it libclang, so
-//! the bundled SQLite is compiled with `SQLITE_ENABLE_SESSION` (`.cargo/config.toml`) and the
-//! handful of functions used here are declared by hand. A library user who builds rehearse
-//! without that flag gets a link error naming `sqlite3session_create`; the README says which
-//! flag to set.
+//! build.rs compiles SQLite with `SQLITE_ENABLE_SESSION` and the functions used here are the
+//! declarations libsqlite3-sys's bindings already carry (`rusqlite::ffi`).
 //!
 //! Tables without a PRIMARY KEY are not recorded by sessions (the same limit LiveStore has);
 //! rows of such tables therefore have no recorded writer.
@@ -21,59 +19,12 @@ use crate::value::SqlValue as Value;
 use rusqlite::Connection;
 use rusqlite::ffi;
 
-#[repr(C)]
-struct Sqlite3Session {
-    _private: [u8; 0],
-}
-
-#[repr(C)]
-struct Sqlite3ChangesetIter {
-    _private: [u8; 0],
-}
-
-unsafe extern "C" {
-    fn sqlite3session_create(
-        db: *mut ffi::sqlite3,
-        z_db: *const c_char,
-        pp_session: *mut *mut Sqlite3Session,
-    ) -> c_int;
-    fn sqlite3session_attach(session: *mut Sqlite3Session, z_tab: *const c_char) -> c_int;
-    fn sqlite3session_changeset(
-        session: *mut Sqlite3Session,
-        pn_changeset: *mut c_int,
-        pp_changeset: *mut *mut c_void,
-    ) -> c_int;
-    fn sqlite3session_delete(session: *mut Sqlite3Session);
-    fn sqlite3changeset_start(
-        pp: *mut *mut Sqlite3ChangesetIter,
-        n_changeset: c_int,
-        p_changeset: *mut c_void,
-    ) -> c_int;
-    fn sqlite3changeset_next(iter: *mut Sqlite3ChangesetIter) -> c_int;
-    fn sqlite3changeset_op(
-        iter: *mut Sqlite3ChangesetIter,
-        pz_tab: *mut *const c_char,
-        pn_col: *mut c_int,
-        p_op: *mut c_int,
-        pb_indirect: *mut c_int,
-    ) -> c_int;
-    fn sqlite3changeset_pk(
-        iter: *mut Sqlite3ChangesetIter,
-        pab_pk: *mut *mut c_uchar,
-        pn_col: *mut c_int,
-    ) -> c_int;
-    fn sqlite3changeset_old(
-        iter: *mut Sqlite3ChangesetIter,
-        i_val: c_int,
-        pp_value: *mut *mut ffi::sqlite3_value,
-    ) -> c_int;
-    fn sqlite3changeset_new(
-        iter: *mut Sqlite3ChangesetIter,
-        i_val: c_int,
-        pp_value: *mut *mut ffi::sqlite3_value,
-    ) -> c_int;
-    fn sqlite3changeset_finalize(iter: *mut Sqlite3ChangesetIter) -> c_int;
-}
+use ffi::{
+    sqlite3_changeset_iter as Sqlite3ChangesetIter, sqlite3_session as Sqlite3Session,
+    sqlite3changeset_finalize, sqlite3changeset_new, sqlite3changeset_next, sqlite3changeset_old,
+    sqlite3changeset_op, sqlite3changeset_pk, sqlite3changeset_start, sqlite3session_attach,
+    sqlite3session_changeset, sqlite3session_create, sqlite3session_delete,
+};
 
 /// A session recording changes to every table of the `main` database of a connection.
 pub struct Session<'conn> {
@@ -307,5 +258,43 @@ mod tests {
         assert_eq!(changes[0].op, Op::Insert);
         assert_eq!(changes[0].key(), vec![Value::Text(b"a".to_vec())]);
         assert_eq!(changes[0].new[1], Some(Value::Integer(5)));
+    }
+
+    /// build.rs compiles libsqlite3-sys's own amalgamation: the linked library must be the
+    /// release its bindings were generated from, with rehearse's options, and no system SQLite
+    /// picked up by the linker instead.
+    #[test]
+    fn the_linked_sqlite_is_the_one_the_bindings_describe() {
+        // SAFETY: sqlite3_sourceid returns a static NUL-terminated string.
+        let linked = unsafe { CStr::from_ptr(ffi::sqlite3_sourceid()) };
+        assert_eq!(linked, ffi::SQLITE_SOURCE_ID);
+        // SAFETY: a plain function of the library.
+        assert_eq!(
+            unsafe { ffi::sqlite3_libversion_number() },
+            ffi::SQLITE_VERSION_NUMBER
+        );
+        let conn = Connection::open_in_memory().unwrap();
+        let options: Vec<String> = conn
+            .prepare("PRAGMA compile_options")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        for wanted in [
+            "ENABLE_SESSION",
+            "ENABLE_PREUPDATE_HOOK",
+            "ENABLE_MATH_FUNCTIONS",
+            "ENABLE_FTS5",
+            "DEFAULT_FOREIGN_KEYS",
+            "THREADSAFE=1",
+        ] {
+            assert!(
+                options.iter().any(|o| o == wanted),
+                "{wanted} in {options:?}"
+            );
+        }
+        let pi: f64 = conn.query_row("SELECT pi()", [], |r| r.get(0)).unwrap();
+        assert_eq!(pi, std::f64::consts::PI);
     }
 }

@@ -4,9 +4,11 @@
 //! The pre-flight runs first and a `no-go` stops everything. The package's files are copied
 //! into a hidden staging directory beside the target, checked against the manifest again and
 //! flushed; then the staging directory and the target are exchanged in one atomic rename
-//! (Linux `renameat2(RENAME_EXCHANGE)`; a plain rename when there is no store yet), the
-//! restored store is read back (a failure swaps the old store back in), and the old store, now
-//! under the staging name, is renamed to a timestamped backup. A small intent file
+//! (Linux `renameat2(RENAME_EXCHANGE)`, macOS `renameatx_np(RENAME_SWAP)`; on Windows three
+//! renames under a record that the next run finishes, `files::exchange_dirs_by_renames`; a
+//! plain rename when there is no store yet), the restored store is read back (a failure swaps
+//! the old store back in), and the old store, now under the staging name, is renamed to a
+//! timestamped backup. A small intent file
 //! beside the target, written before the exchange, lets the next run finish the bookkeeping of
 //! a run that was killed: the target itself is never half old, half new.
 //!
@@ -97,6 +99,8 @@ fn sibling(target: &Path, prefix: &str, suffix: &str) -> PathBuf {
 /// new files is removed (the exchange never happened, the target is the old store); one that
 /// holds the old store after the exchange becomes the backup it was meant to be.
 fn recover(target: &Path, notes: &mut Vec<String>) -> Result<()> {
+    // First give every directory its name back, where the exchange was not atomic (Windows).
+    notes.extend(files::finish_exchange(target)?);
     let path = intent_path(target);
     let Ok(bytes) = std::fs::read(&path) else {
         return Ok(());

@@ -1,5 +1,6 @@
 //! The integration tests, one binary (every test binary links the bundled SQLite again):
-//! `cli` runs the built `rehearse` on the real corpora, `package` exports, pre-flights and
+//! `cli` runs the built `rehearse` on the real corpora, `npm` installs the npm packages into
+//! a LiveStore app and runs them there, `package` exports, pre-flights and
 //! restores backup packages, `plugin` replays through the LiveStore fixture app, `snapshots`
 //! holds every report format and every `--help` to a committed snapshot.
 //!
@@ -32,6 +33,7 @@ mod util;
 mod cli;
 mod fuzz;
 mod hostile;
+mod npm;
 mod package;
 mod plugin;
 mod snapshots;
@@ -42,6 +44,7 @@ fn main() {
         cli::trials(),
         fuzz::trials(),
         hostile::trials(),
+        npm::trials(),
         package::trials(),
         plugin::trials(),
         snapshots::trials(),

@@ -63,7 +63,7 @@ impl Launch {
             .map_err(|e| Error::io(std::env::temp_dir(), e))?;
         let script = dir.path().join("livestore-helper.mjs");
         std::fs::write(&script, HELPER).map_err(|e| Error::io(&script, e))?;
-        std::os::unix::fs::symlink(&node_modules, dir.path().join("node_modules"))
+        link_dir(&node_modules, &dir.path().join("node_modules"))
             .map_err(|e| Error::io(dir.path(), e))?;
         let trace = Trace::open(config.trace.as_deref())?;
         Ok(Launch {
@@ -111,5 +111,36 @@ impl Launch {
         let mut hello = self.hello.clone();
         hello["progressFile"] = json!(progress);
         hello
+    }
+}
+
+/// A link at `link` to the directory `target`.
+#[cfg(unix)]
+fn link_dir(target: &Path, link: &Path) -> std::io::Result<()> {
+    std::os::unix::fs::symlink(target, link)
+}
+
+/// A link at `link` to the directory `target`: a symbolic link where Windows allows one
+/// (Developer Mode, or an administrator), else a junction, which needs no privilege.
+#[cfg(windows)]
+fn link_dir(target: &Path, link: &Path) -> std::io::Result<()> {
+    if std::os::windows::fs::symlink_dir(target, link).is_ok() {
+        return Ok(());
+    }
+    let status = std::process::Command::new("cmd")
+        .arg("/C")
+        .arg("mklink")
+        .arg("/J")
+        .arg(link)
+        .arg(target)
+        .stdout(std::process::Stdio::null())
+        .status()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "neither a symbolic link nor a junction to {} could be made",
+            target.display()
+        )))
     }
 }
