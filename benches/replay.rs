@@ -19,6 +19,8 @@
 //!
 //! Figures are printed, never asserted: a timed test would fail on a busy machine.
 
+mod floor;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -356,6 +358,11 @@ fn main() {
     if let Some(i) = args.iter().position(|a| a == "--one-plugin") {
         let rate: f64 = args[i + 2].parse().unwrap();
         run_plugin(Path::new(&args[i + 1]), (rate, &args[i + 3]));
+        return;
+    }
+    if let Some(i) = args.iter().position(|a| a == "--floor") {
+        let (events, secs) = floor::floor(Path::new(&args[i + 1])).unwrap();
+        println!("floor {events} {secs:.3} {}", peak_rss_kib().unwrap_or(0));
         return;
     }
     if let Some(i) = args.iter().position(|a| a == "--one") {

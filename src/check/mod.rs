@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+mod pipeline;
 mod run;
 mod schedule;
 
@@ -14,7 +15,7 @@ use crate::compare::{self, CompareOptions};
 use crate::corpus::Corpus;
 use crate::error::{Error, Result};
 use crate::materialize::Materializer;
-use crate::replay::recorded::{self, ChangesetCheck};
+use crate::replay::recorded;
 use crate::replay::setup::{Setup, State};
 use crate::replay::{self, ReplayOptions};
 use crate::report::{
@@ -78,66 +79,19 @@ fn replay_corpus(
     let scratch = setup.scratch(materializer, options.replay.scratch_dir.as_deref())?;
 
     // Hold every event against LiveStore's recorded changeset, where the state has them.
-    let recorded_conn = setup
-        .recorded
-        .as_ref()
-        .map(|r| &r.db.conn)
-        .filter(|c| !options.no_compare && !options.skip_changesets && recorded::count(c) > 0);
-    let mut replay_options = options.replay.clone();
-    replay_options.values |= recorded_conn.is_some();
-    let mut recorded_stmt = match recorded_conn {
-        Some(c) => Some(c.prepare(&recorded::in_order(c)).map_err(|e| {
-            Error::sqlite(
-                setup.recorded_path(),
-                "cannot read the recorded changesets",
-                e,
-            )
-        })?),
-        None => None,
-    };
-    let mut check = match (recorded_conn, recorded_stmt.as_mut()) {
-        (Some(c), Some(stmt)) => Some(ChangesetCheck::new(
-            c,
-            &scratch,
-            stmt.query([]).map_err(|e| {
-                Error::sqlite(
-                    setup.recorded_path(),
-                    "cannot read the recorded changesets",
-                    e,
-                )
-            })?,
-        )),
-        _ => None,
-    };
-    let mut observe = observe;
-    let mut causes = Causes::default();
-    let replayed = replay::replay(
-        &setup.log,
-        materializer,
+    let changesets = setup.recorded.as_ref().is_some_and(|r| {
+        !options.no_compare && !options.skip_changesets && recorded::count(&r.db.conn) > 0
+    });
+    let (mut replayed, followed) = pipeline::replay_and_follow(
+        &setup,
         &scratch,
-        &replay_options,
-        |step| {
-            match &step {
-                replay::Step::Applied { event, changes } => {
-                    if let Some(check) = &mut check {
-                        causes.compared(event, check.event(event, changes));
-                    }
-                }
-                replay::Step::NotApplied {
-                    event,
-                    findings,
-                    intended,
-                } => {
-                    let recorded = check.as_mut().and_then(|c| c.not_applied(event));
-                    causes.not_applied(event, findings, recorded.as_deref(), intended);
-                }
-                replay::Step::Read(_) => {}
-            }
-            observe(step)
-        },
+        materializer,
+        &options.replay,
+        changesets,
+        observe,
     )?;
-    let changesets = check.map(ChangesetCheck::finish);
-    drop(recorded_stmt);
+    replayed.writers = followed.writers;
+    let (changesets, causes) = (followed.changesets, followed.causes);
     if let Some(stats) = &changesets
         && stats.not_recorded > 0
     {

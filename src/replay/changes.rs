@@ -36,16 +36,32 @@ pub struct RowOp {
 }
 
 /// Column names per table, read once from a database.
-#[derive(Default)]
-pub struct ColumnNames(HashMap<String, Vec<String>>);
+#[derive(Default, Clone)]
+pub struct ColumnNames(HashMap<String, Arc<[String]>>);
 
 impl ColumnNames {
-    fn of(&mut self, conn: &Connection, schema: &str, table: &str) -> &[String] {
-        self.0.entry(table.to_string()).or_insert_with(|| {
-            sqlite::table_columns(conn, schema, table)
-                .map(|cols| cols.into_iter().map(|c| c.name).collect())
-                .unwrap_or_default()
-        })
+    /// The names of every table of `schema`, read now: for netting changes where the
+    /// connection is not at hand (on another thread).
+    pub(crate) fn read_all(conn: &Connection, schema: &str) -> ColumnNames {
+        let mut names = ColumnNames::default();
+        for table in sqlite::list_tables(conn, schema).unwrap_or_default() {
+            names.of(Some(conn), schema, &table);
+        }
+        names
+    }
+
+    /// The names of `table`'s columns, read from `conn` the first time (none for a table
+    /// unknown without a connection).
+    fn of(&mut self, conn: Option<&Connection>, schema: &str, table: &str) -> Arc<[String]> {
+        if let Some(names) = self.0.get(table) {
+            return names.clone();
+        }
+        let names: Arc<[String]> = conn
+            .and_then(|conn| sqlite::table_columns(conn, schema, table).ok())
+            .map(|cols| cols.into_iter().map(|c| c.name).collect())
+            .unwrap_or_default();
+        self.0.insert(table.to_string(), names.clone());
+        names
     }
 }
 
@@ -74,6 +90,26 @@ pub fn decode(
 pub fn net(
     changes: &[RowChange],
     conn: &Connection,
+    schema: &str,
+    names: &mut ColumnNames,
+    keyed_only: bool,
+) -> Vec<RowOp> {
+    net_with(changes, Some(conn), schema, names, keyed_only)
+}
+
+/// [`net`] with the column names known beforehand ([`ColumnNames::read_all`]), without a
+/// connection.
+pub(crate) fn net_known(
+    changes: &[RowChange],
+    names: &mut ColumnNames,
+    keyed_only: bool,
+) -> Vec<RowOp> {
+    net_with(changes, None, "main", names, keyed_only)
+}
+
+fn net_with(
+    changes: &[RowChange],
+    conn: Option<&Connection>,
     schema: &str,
     names: &mut ColumnNames,
     keyed_only: bool,
@@ -114,7 +150,7 @@ pub fn net(
     }
     let mut ops = Vec::new();
     for row in rows.into_values() {
-        let cols = names.of(conn, schema, &row.table).to_vec();
+        let cols = names.of(conn, schema, &row.table);
         let name = |i: usize| cols.get(i).cloned().unwrap_or_else(|| format!("#{i}"));
         let all = |vals: &[SqlValue]| -> IndexMap<String, SqlValue> {
             vals.iter()
@@ -185,7 +221,7 @@ pub fn sort(ops: &mut [RowOp]) {
 
 fn row_op(c: Change, conn: &Connection, schema: &str, names: &mut ColumnNames) -> RowOp {
     let key = c.key();
-    let cols = names.of(conn, schema, &c.table).to_vec();
+    let cols = names.of(Some(conn), schema, &c.table);
     let name = |i: usize| cols.get(i).cloned().unwrap_or_else(|| format!("#{i}"));
     let collect = |side: &[Option<SqlValue>]| -> IndexMap<String, SqlValue> {
         side.iter()

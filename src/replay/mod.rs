@@ -209,6 +209,76 @@ impl Quarantine {
     }
 }
 
+/// Applied events at most between two savepoints.
+const BATCH_EVENTS: usize = 128;
+/// Bytes of SQL and bind values kept at most for running a batch again.
+const BATCH_BYTES: usize = 1 << 20;
+
+/// The savepoint that lets a failing event be rolled back alone, shared by a batch of events.
+///
+/// A savepoint per event costs a copy of every page the event touches, a fifth of the replay;
+/// one per batch copies a page once for all the batch's events. When an event fails after it
+/// changed something (a later statement fails, or SQLite could not back out the failing one),
+/// the batch is rolled back and its earlier events' statements are run again, which leaves
+/// the state exactly as it was before the failing event: a failing event costs at most a
+/// batch's statements run twice, and the batch starts afresh after it.
+#[derive(Default)]
+struct Batch {
+    /// Whether the savepoint is open.
+    open: bool,
+    /// The statements of the applied events since it was opened, in order.
+    applied: Vec<Vec<Statement>>,
+    /// Their SQL and bind values' size.
+    bytes: usize,
+}
+
+impl Batch {
+    /// Opens the savepoint, unless it is open.
+    fn open(&mut self, conn: &Connection) -> Result<()> {
+        if !self.open {
+            run_cached(conn, "SAVEPOINT rehearse_batch")?;
+            self.open = true;
+        }
+        Ok(())
+    }
+
+    /// Keeps an applied event's statements; ends the batch when it is full.
+    fn applied(&mut self, conn: &Connection, statements: Vec<Statement>) -> Result<()> {
+        self.bytes += statements.iter().map(statement_bytes).sum::<usize>();
+        self.applied.push(statements);
+        if self.applied.len() >= BATCH_EVENTS || self.bytes >= BATCH_BYTES {
+            self.release(conn)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the batch: its events stay applied.
+    fn release(&mut self, conn: &Connection) -> Result<()> {
+        if self.open {
+            run_cached(conn, "RELEASE rehearse_batch")?;
+            self.open = false;
+        }
+        self.applied.clear();
+        self.bytes = 0;
+        Ok(())
+    }
+}
+
+/// The bytes of an event's SQL and bind values, roughly.
+fn statement_bytes(st: &Statement) -> usize {
+    let bind = |v: &BindValue| match v {
+        BindValue::Text(t) => t.len() + 16,
+        BindValue::Blob(b) => b.len() + 16,
+        _ => 16,
+    };
+    st.sql.len()
+        + match &st.binds {
+            crate::materialize::Binds::None => 0,
+            crate::materialize::Binds::Positional(v) => v.iter().map(bind).sum(),
+            crate::materialize::Binds::Named(v) => v.iter().map(|(n, v)| n.len() + bind(v)).sum(),
+        }
+}
+
 /// Replays events one at a time into a scratch database: the engine behind [`replay`], and
 /// what drives two replays in lockstep (differential replay, determinism checks).
 pub struct Replayer<'a> {
@@ -218,6 +288,7 @@ pub struct Replayer<'a> {
     exec: Executor,
     checker: LogChecker,
     capture: Capture<'a>,
+    batch: Batch,
     names: HashMap<String, Arc<str>>,
     quarantine: Quarantine,
     /// The rows the current event meant to change, when it was not applied.
@@ -243,6 +314,7 @@ impl<'a> Replayer<'a> {
             exec: Executor::default(),
             checker: LogChecker::default(),
             capture,
+            batch: Batch::default(),
             names: HashMap::new(),
             quarantine: Quarantine::default(),
             intended: Vec::new(),
@@ -255,11 +327,21 @@ impl<'a> Replayer<'a> {
         self.out.events += 1;
         self.intended.clear();
         let first = self.out.findings.len();
-        let event = match &row {
-            LogRow::Event(ev) => Some(ev.clone()),
-            LogRow::Malformed { .. } => None,
+        let (event, result, stop) = match row {
+            LogRow::Event(ev) => {
+                let (result, stop) = self.row(&ev)?;
+                (Some(ev), result, stop)
+            }
+            LogRow::Malformed { seq, name, problem } => {
+                self.out.findings.push(Finding::event(
+                    FindingClass::LogIntegrity,
+                    seq,
+                    name.as_deref(),
+                    format!("malformed eventlog row, not replayed: {problem}"),
+                ));
+                (None, EventResult::NotApplied, false)
+            }
         };
-        let (result, stop) = self.row(row)?;
         Ok(EventOutcome {
             event,
             result,
@@ -310,6 +392,78 @@ pub fn replay(
     let events = r.out.events;
     let out = r.finish(log.sync_status())?;
     observe(Step::Read(events));
+    Ok(out)
+}
+
+/// One event as replayed, owned, for a consumer on another thread: what [`Step::Applied`] and
+/// [`Step::NotApplied`] lend.
+#[derive(Debug)]
+pub(crate) enum Done {
+    /// An applied event and its row changes.
+    Applied {
+        /// The event.
+        event: Event,
+        /// Its row changes, in the order SQLite made them.
+        changes: Vec<RowChange>,
+    },
+    /// An event that was not applied.
+    NotApplied {
+        /// The event.
+        event: Event,
+        /// The findings that say why.
+        findings: Vec<Finding>,
+        /// The rows it meant to change.
+        intended: Vec<(Arc<str>, Vec<SqlValue>)>,
+    },
+}
+
+/// [`replay`], handing every event over by value (`done`) and the rows read so far to
+/// `progress` (every 1024 rows and at the end), so that its changes can be consumed on another
+/// thread without a copy.
+pub(crate) fn replay_owned(
+    log: &EventLog,
+    materializer: &mut dyn Materializer,
+    conn: &Connection,
+    options: &ReplayOptions,
+    mut progress: impl FnMut(u64),
+    mut done: impl FnMut(Done),
+) -> Result<Replayed> {
+    begin_log(log, materializer)?;
+    let mut r = Replayer::new(conn, materializer, options)?;
+    read_ahead(log, |item| match item {
+        Ahead::Announce(rows) => r.announce(rows).map(ControlFlow::Continue),
+        Ahead::Row(row) => {
+            let outcome = r.event(row)?;
+            if r.out.events.is_multiple_of(1024) {
+                progress(r.out.events);
+            }
+            let stop = outcome.stop;
+            if let (true, Some(ev)) = (stop, &outcome.event) {
+                r.stopped_at(ev.seq);
+            }
+            match (outcome.event, outcome.result) {
+                (Some(event), EventResult::Applied { changes }) => {
+                    done(Done::Applied { event, changes })
+                }
+                (Some(event), EventResult::NotApplied) => {
+                    done(Done::NotApplied {
+                        event,
+                        findings: r.out.findings[outcome.findings].to_vec(),
+                        intended: std::mem::take(&mut r.intended),
+                    });
+                }
+                (None, _) => {}
+            }
+            Ok(if stop {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            })
+        }
+    })?;
+    let events = r.out.events;
+    let out = r.finish(log.sync_status())?;
+    progress(events);
     Ok(out)
 }
 
@@ -422,26 +576,14 @@ impl Replayer<'_> {
         Ok(ControlFlow::Continue(()))
     }
 
-    fn row(&mut self, row: LogRow) -> Result<(EventResult, bool)> {
-        let ev = match row {
-            LogRow::Event(ev) => ev,
-            LogRow::Malformed { seq, name, problem } => {
-                self.out.findings.push(Finding::event(
-                    FindingClass::LogIntegrity,
-                    seq,
-                    name.as_deref(),
-                    format!("malformed eventlog row, not replayed: {problem}"),
-                ));
-                return Ok((EventResult::NotApplied, false));
-            }
-        };
-        if self.checker.check(&ev, &mut self.out.findings) == Disposition::Skip {
+    fn row(&mut self, ev: &Event) -> Result<(EventResult, bool)> {
+        if self.checker.check(ev, &mut self.out.findings) == Disposition::Skip {
             return Ok((EventResult::NotApplied, false));
         }
         if ev.schema_hash == -1 {
             self.finding(
                 FindingClass::WriterUnknown,
-                &ev,
+                ev,
                 format!(
                     "the app that wrote this event did not know {:?} (schemaHash -1): LiveStore stored it without materializing it, so the live state never had its effect",
                     ev.name
@@ -453,7 +595,7 @@ impl Replayer<'_> {
             Err(e) => {
                 self.finding(
                     FindingClass::LogIntegrity,
-                    &ev,
+                    ev,
                     format!(
                         "argsJson is not valid JSON ({e}), so the event cannot be replayed: {}",
                         crate::text::truncate(&ev.args_json)
@@ -480,7 +622,7 @@ impl Replayer<'_> {
                 };
                 let i = self.finding(
                     FindingClass::InvalidArgs,
-                    &ev,
+                    ev,
                     format!(
                         "{what} the event's schema ({}): {}{more}; not replayed",
                         first.keyword, first.message
@@ -492,15 +634,15 @@ impl Replayer<'_> {
                 f.value = first.value.clone();
                 // What it would have done, so later events on the same rows can be listed.
                 if let Outcome::Statements(sts) =
-                    self.materializer.materialize(&ev, &args, self.conn)?
+                    self.materializer.materialize(ev, &args, self.conn)?
                 {
                     let rows = self.target_rows(&sts);
-                    self.quarantine_rows(i, &ev, rows);
+                    self.quarantine_rows(i, ev, rows);
                 }
                 return Ok((EventResult::NotApplied, self.stops()));
             }
         }
-        let statements = match self.materializer.materialize(&ev, &args, self.conn)? {
+        let statements = match self.materializer.materialize(ev, &args, self.conn)? {
             Outcome::Unknown => {
                 let note = if self
                     .options
@@ -514,13 +656,13 @@ impl Replayer<'_> {
                 };
                 self.finding(
                     FindingClass::UnknownEvent,
-                    &ev,
+                    ev,
                     format!("no materializer for event {:?}{note}", ev.name),
                 );
                 return Ok((EventResult::NotApplied, false));
             }
             Outcome::Rejected(r) => {
-                let i = self.finding(r.class, &ev, r.message);
+                let i = self.finding(r.class, ev, r.message);
                 if let Some(pointer) = r.pointer {
                     // The failing value, where the pointer leads to one (not to a missing field).
                     self.out.findings[i].value = args
@@ -541,10 +683,14 @@ impl Replayer<'_> {
                 false,
             ));
         }
-        self.apply(&ev, &statements)
+        let result = self.apply(ev, &statements)?;
+        if let (EventResult::Applied { .. }, _) = result {
+            self.batch.applied(self.conn, statements)?;
+        }
+        Ok(result)
     }
 
-    /// Runs an event's statements in a savepoint; rolls it back and reports it if one fails.
+    /// Runs an event's statements; rolls it back and reports it if one fails.
     fn apply(&mut self, ev: &Event, statements: &[Statement]) -> Result<(EventResult, bool)> {
         // Rows this event names outright: an update of a row a quarantined event never wrote
         // changes nothing, yet it is exactly what that event spoiled.
@@ -553,7 +699,7 @@ impl Replayer<'_> {
         } else {
             self.named_rows(statements)
         };
-        run_cached(self.conn, "SAVEPOINT rehearse_event")?;
+        self.batch.open(self.conn)?;
         let mut failure = None;
         let mut matched_nothing = Vec::new();
         for (i, st) in statements.iter().enumerate() {
@@ -586,7 +732,6 @@ impl Replayer<'_> {
             });
         }
         let Some((i, msg)) = failure else {
-            run_cached(self.conn, "RELEASE rehearse_event")?;
             let changes = self.capture.take();
             self.out.applied += 1;
             if !changes.is_empty() && !self.options.no_writers {
@@ -635,8 +780,12 @@ impl Replayer<'_> {
             .into_iter()
             .map(|c| (c.table, c.key))
             .collect();
-        run_cached(self.conn, "ROLLBACK TO rehearse_event")?;
-        run_cached(self.conn, "RELEASE rehearse_event")?;
+        // SQLite has backed out the failing statement; the event's earlier changes, if any,
+        // go with the batch's, and the batch's events before it are run again.
+        let undone = i == 0 && self.exec.undone_by_sqlite(self.conn, &statements[0]);
+        if !undone {
+            self.restore(ev)?;
+        }
         self.capture.discard();
         let mut rows = touched;
         rows.extend(self.target_rows(&statements[i..]));
@@ -649,6 +798,30 @@ impl Replayer<'_> {
         self.out.findings[f].statement = Some(i + 1);
         self.quarantine_rows(f, ev, rows);
         Ok((EventResult::NotApplied, self.stops()))
+    }
+
+    /// Undoes the changes a failing event made before it failed: the batch is rolled back
+    /// and its earlier events' statements run again, then the batch ends.
+    fn restore(&mut self, failed: &Event) -> Result<()> {
+        run_cached(self.conn, "ROLLBACK TO rehearse_batch")?;
+        for statements in &self.batch.applied {
+            for st in statements {
+                if let Err(msg) = self.exec.run(self.conn, st) {
+                    return Err(Error::Definitions {
+                        path: self.materializer.describe().into(),
+                        line: st.line,
+                        event: Some(failed.name.clone()),
+                        message: format!(
+                            "after {} failed, the statements of an event before it were run again to roll it back, and failed where they had run: {msg}",
+                            failed.seq
+                        ),
+                    });
+                }
+            }
+        }
+        // Their changes were captured the first time.
+        self.capture.discard();
+        self.batch.release(self.conn)
     }
 
     fn statement_label(&self, statements: &[Statement], i: usize) -> String {
@@ -684,9 +857,11 @@ impl Replayer<'_> {
         ev: &Event,
         rows: Vec<(Arc<str>, Vec<SqlValue>)>,
     ) {
-        let writer = self.writer(ev);
-        for (table, key) in &rows {
-            self.out.writers.intend(table, key, &writer);
+        if !self.options.no_writers {
+            let writer = self.writer(ev);
+            for (table, key) in &rows {
+                self.out.writers.intend(table, key, &writer);
+            }
         }
         self.intended.extend(rows.iter().cloned());
         self.quarantine.add(finding, rows);
@@ -813,3 +988,6 @@ fn run_cached(conn: &Connection, sql: &str) -> Result<()> {
         .map(|_| ())
         .map_err(|e| Error::scratch(sql.to_string(), e))
 }
+
+#[cfg(test)]
+mod tests;

@@ -87,7 +87,6 @@ pub(crate) enum Compared {
 /// the one of each event the replay reaches.
 pub(crate) struct ChangesetCheck<'a> {
     recorded: &'a Connection,
-    replay: &'a Connection,
     cursor: rusqlite::Rows<'a>,
     peeked: Option<Recorded>,
     replay_names: ColumnNames,
@@ -98,19 +97,19 @@ pub(crate) struct ChangesetCheck<'a> {
 
 impl<'a> ChangesetCheck<'a> {
     /// Compares with the changesets in `recorded`, read through `cursor` (the rows of
-    /// [`RECORDED_IN_ORDER`] on that connection); column names of replayed rows come from
-    /// `replay`.
+    /// [`in_order`] on that connection); `replay_names` names the columns of the replayed
+    /// tables ([`ColumnNames::read_all`] of the scratch database, whose connection stays with
+    /// the replay).
     pub(crate) fn new(
         recorded: &'a Connection,
-        replay: &'a Connection,
+        replay_names: ColumnNames,
         cursor: rusqlite::Rows<'a>,
     ) -> ChangesetCheck<'a> {
         ChangesetCheck {
             recorded,
-            replay,
             cursor,
             peeked: None,
-            replay_names: ColumnNames::default(),
+            replay_names,
             recorded_names: ColumnNames::default(),
             stats: ChangesetStats {
                 recorded: count(recorded),
@@ -148,7 +147,7 @@ impl<'a> ChangesetCheck<'a> {
             return Compared::NotRecorded;
         };
         self.stats.compared += 1;
-        let ours = changes::net(replayed, self.replay, "main", &mut self.replay_names, true);
+        let ours = changes::net_known(replayed, &mut self.replay_names, true);
         match changes::decode(&recorded, self.recorded, "main", &mut self.recorded_names) {
             Ok(theirs) if theirs == ours => Compared::Same(ours),
             Ok(theirs) => {
