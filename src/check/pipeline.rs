@@ -184,7 +184,8 @@ fn follow(
                         }
                     }
                     if let Some(check) = &mut check {
-                        causes.compared(&event, check.event(&event, &changes));
+                        let quiet = causes.quiet();
+                        causes.compared(&event, check.event(&event, &changes, quiet));
                     }
                 }
                 Done::NotApplied {
