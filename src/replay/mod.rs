@@ -28,7 +28,7 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::eventlog::{Event, EventLog, LogRow, SeqNum, SyncStatus};
 use crate::js::BindValue;
-use crate::materialize::{Materializer, Outcome, Statement, Target};
+use crate::materialize::{Materializer, Outcome, Pure, Statement, Target};
 use crate::replay::capture::{Capture, RowChange};
 use crate::replay::execute::Executor;
 use crate::replay::integrity::{Disposition, LogChecker};
@@ -324,12 +324,17 @@ impl<'a> Replayer<'a> {
 
     /// Replays one row of the log.
     pub fn event(&mut self, row: LogRow) -> Result<EventOutcome> {
+        self.event_prepared(row, None)
+    }
+
+    /// [`Replayer::event`], with the event's args parsed and its statements made ahead.
+    fn event_prepared(&mut self, row: LogRow, prepared: Option<Prepared>) -> Result<EventOutcome> {
         self.out.events += 1;
         self.intended.clear();
         let first = self.out.findings.len();
         let (event, result, stop) = match row {
             LogRow::Event(ev) => {
-                let (result, stop) = self.row(&ev)?;
+                let (result, stop) = self.row(&ev, prepared)?;
                 (Some(ev), result, stop)
             }
             LogRow::Malformed { seq, name, problem } => {
@@ -385,9 +390,8 @@ pub fn replay(
 ) -> Result<Replayed> {
     begin_log(log, materializer)?;
     let mut r = Replayer::new(conn, materializer, options)?;
-    read_ahead(log, |item| match item {
-        Ahead::Announce(rows) => r.announce(rows).map(ControlFlow::Continue),
-        Ahead::Row(row) => r.replay_row(row, &mut observe),
+    r.drive(log, |r, row, prepared| {
+        r.replay_row(row, prepared, &mut observe)
     })?;
     let events = r.out.events;
     let out = r.finish(log.sync_status())?;
@@ -430,36 +434,33 @@ pub(crate) fn replay_owned(
 ) -> Result<Replayed> {
     begin_log(log, materializer)?;
     let mut r = Replayer::new(conn, materializer, options)?;
-    read_ahead(log, |item| match item {
-        Ahead::Announce(rows) => r.announce(rows).map(ControlFlow::Continue),
-        Ahead::Row(row) => {
-            let outcome = r.event(row)?;
-            if r.out.events.is_multiple_of(1024) {
-                progress(r.out.events);
-            }
-            let stop = outcome.stop;
-            if let (true, Some(ev)) = (stop, &outcome.event) {
-                r.stopped_at(ev.seq);
-            }
-            match (outcome.event, outcome.result) {
-                (Some(event), EventResult::Applied { changes }) => {
-                    done(Done::Applied { event, changes })
-                }
-                (Some(event), EventResult::NotApplied) => {
-                    done(Done::NotApplied {
-                        event,
-                        findings: r.out.findings[outcome.findings].to_vec(),
-                        intended: std::mem::take(&mut r.intended),
-                    });
-                }
-                (None, _) => {}
-            }
-            Ok(if stop {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            })
+    r.drive(log, |r, row, prepared| {
+        let outcome = r.event_prepared(row, prepared)?;
+        if r.out.events.is_multiple_of(1024) {
+            progress(r.out.events);
         }
+        let stop = outcome.stop;
+        if let (true, Some(ev)) = (stop, &outcome.event) {
+            r.stopped_at(ev.seq);
+        }
+        match (outcome.event, outcome.result) {
+            (Some(event), EventResult::Applied { changes }) => {
+                done(Done::Applied { event, changes })
+            }
+            (Some(event), EventResult::NotApplied) => {
+                done(Done::NotApplied {
+                    event,
+                    findings: r.out.findings[outcome.findings].to_vec(),
+                    intended: std::mem::take(&mut r.intended),
+                });
+            }
+            (None, _) => {}
+        }
+        Ok(if stop {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        })
     })?;
     let events = r.out.events;
     let out = r.finish(log.sync_status())?;
@@ -530,7 +531,100 @@ pub fn read_ahead(
     Ok(())
 }
 
+/// An event's args parsed and the materializer's answer made ahead, on the reading thread.
+pub(crate) struct Prepared {
+    /// The args, or why they are not JSON.
+    args: std::result::Result<Value, String>,
+    /// The answer, where the args parsed.
+    outcome: Option<Outcome>,
+}
+
+/// Rows read ahead and handed over at a time.
+const PREPARED_BATCH: usize = 128;
+/// Batches in flight before the reading thread waits.
+const PREPARED_IN_FLIGHT: usize = 4;
+
+/// Reads `log` on another thread, which parses each event's args and asks `pure` for its
+/// statements there, and hands the rows to `f` in order; stops when `f` breaks. Where the log
+/// cannot be read on, `f` has had every row before, as with [`EventLog::for_each`].
+fn read_prepared(
+    log: &EventLog,
+    pure: Box<dyn Pure>,
+    mut f: impl FnMut(LogRow, Option<Prepared>) -> Result<ControlFlow<()>>,
+) -> Result<()> {
+    let reader = log.reader();
+    std::thread::scope(|s| {
+        let (tx, rx) =
+            std::sync::mpsc::sync_channel::<Vec<(LogRow, Option<Prepared>)>>(PREPARED_IN_FLIGHT);
+        let reading = s.spawn(move || {
+            let mut batch = Vec::with_capacity(PREPARED_BATCH);
+            reader.for_each(|row| {
+                let prepared = match &row {
+                    LogRow::Event(ev) => {
+                        let args = crate::js::parse_json(&ev.args_json).map_err(|e| e.to_string());
+                        let outcome = args
+                            .as_ref()
+                            .ok()
+                            .and_then(|args| pure.materialize(ev, args));
+                        Some(Prepared { args, outcome })
+                    }
+                    LogRow::Malformed { .. } => None,
+                };
+                batch.push((row, prepared));
+                if batch.len() == PREPARED_BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(PREPARED_BATCH));
+                    if tx.send(full).is_err() {
+                        // The replay stopped.
+                        return Ok(ControlFlow::Break(()));
+                    }
+                }
+                Ok(ControlFlow::Continue(()))
+            })?;
+            if !batch.is_empty() {
+                let _ = tx.send(batch);
+            }
+            Ok(())
+        });
+        let mut replayed = Ok(ControlFlow::Continue(()));
+        'rows: for batch in &rx {
+            for (row, prepared) in batch {
+                replayed = f(row, prepared);
+                if !matches!(replayed, Ok(ControlFlow::Continue(()))) {
+                    break 'rows;
+                }
+            }
+        }
+        drop(rx);
+        let read = match reading.join() {
+            Ok(read) => read,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        match replayed? {
+            // Rows read beyond where the replay stopped do not count.
+            ControlFlow::Break(()) => Ok(()),
+            ControlFlow::Continue(()) => read,
+        }
+    })
+}
+
 impl Replayer<'_> {
+    /// Reads `log` and hands every row to `each` in order: read and prepared on another
+    /// thread where the materializer answers from the event alone ([`Materializer::pure`]),
+    /// otherwise read here with chunks announced ahead ([`read_ahead`]).
+    fn drive(
+        &mut self,
+        log: &EventLog,
+        mut each: impl FnMut(&mut Self, LogRow, Option<Prepared>) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
+        match self.materializer.pure() {
+            Some(pure) => read_prepared(log, pure, |row, prepared| each(self, row, prepared)),
+            None => read_ahead(log, |item| match item {
+                Ahead::Announce(rows) => self.announce(rows).map(ControlFlow::Continue),
+                Ahead::Row(row) => each(self, row, None),
+            }),
+        }
+    }
+
     /// Tells the materializer about the events of a chunk it will be asked about.
     pub fn announce(&mut self, chunk: &[LogRow]) -> Result<()> {
         let events: Vec<&Event> = chunk
@@ -550,9 +644,10 @@ impl Replayer<'_> {
     fn replay_row(
         &mut self,
         row: LogRow,
+        prepared: Option<Prepared>,
         observe: &mut impl FnMut(Step<'_>),
     ) -> Result<ControlFlow<()>> {
-        let outcome = self.event(row)?;
+        let outcome = self.event_prepared(row, prepared)?;
         if self.out.events.is_multiple_of(1024) {
             observe(Step::Read(self.out.events));
         }
@@ -576,7 +671,11 @@ impl Replayer<'_> {
         Ok(ControlFlow::Continue(()))
     }
 
-    fn row(&mut self, ev: &Event) -> Result<(EventResult, bool)> {
+    fn row(&mut self, ev: &Event, prepared: Option<Prepared>) -> Result<(EventResult, bool)> {
+        let (parsed, mut outcome) = match prepared {
+            Some(p) => (Some(p.args), p.outcome),
+            None => (None, None),
+        };
         if self.checker.check(ev, &mut self.out.findings) == Disposition::Skip {
             return Ok((EventResult::NotApplied, false));
         }
@@ -590,7 +689,9 @@ impl Replayer<'_> {
                 ),
             );
         }
-        let args: Value = match crate::js::parse_json(&ev.args_json) {
+        let parsed = parsed
+            .unwrap_or_else(|| crate::js::parse_json(&ev.args_json).map_err(|e| e.to_string()));
+        let args: Value = match parsed {
             Ok(v) => v,
             Err(e) => {
                 self.finding(
@@ -633,16 +734,14 @@ impl Replayer<'_> {
                 f.keyword = Some(first.keyword.clone());
                 f.value = first.value.clone();
                 // What it would have done, so later events on the same rows can be listed.
-                if let Outcome::Statements(sts) =
-                    self.materializer.materialize(ev, &args, self.conn)?
-                {
+                if let Outcome::Statements(sts) = self.materialize(ev, &args, &mut outcome)? {
                     let rows = self.target_rows(&sts);
                     self.quarantine_rows(i, ev, rows);
                 }
                 return Ok((EventResult::NotApplied, self.stops()));
             }
         }
-        let statements = match self.materializer.materialize(ev, &args, self.conn)? {
+        let statements = match self.materialize(ev, &args, &mut outcome)? {
             Outcome::Unknown => {
                 let note = if self
                     .options
@@ -688,6 +787,19 @@ impl Replayer<'_> {
             self.batch.applied(self.conn, statements)?;
         }
         Ok(result)
+    }
+
+    /// The materializer's answer for `ev`: the one made ahead, if any.
+    fn materialize(
+        &mut self,
+        ev: &Event,
+        args: &Value,
+        ahead: &mut Option<Outcome>,
+    ) -> Result<Outcome> {
+        match ahead.take() {
+            Some(outcome) => Ok(outcome),
+            None => self.materializer.materialize(ev, args, self.conn),
+        }
     }
 
     /// Runs an event's statements; rolls it back and reports it if one fails.
