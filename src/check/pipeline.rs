@@ -44,15 +44,17 @@ pub(super) struct Followed {
 
 /// Replays the log of `setup` into `scratch` and follows every event on another thread: held
 /// against LiveStore's recorded changesets when `changesets` (the recorded state has them),
-/// through the root causes, into the writer index.
+/// through the root causes, into the writer index. With `speculate`, the replay runs without
+/// savepoints, and `None` says it must start over with them, in a new scratch database.
 pub(super) fn replay_and_follow(
     setup: &Setup,
     scratch: &Scratch,
     materializer: &mut dyn Materializer,
     options: &ReplayOptions,
     changesets: bool,
+    speculate: bool,
     observe: impl FnMut(Step<'_>),
-) -> Result<(Replayed, Followed)> {
+) -> Result<Option<(Replayed, Followed)>> {
     // Progress and every event both go to the one observer.
     let observe = std::cell::RefCell::new(observe);
     let recorded = setup
@@ -78,6 +80,7 @@ pub(super) fn replay_and_follow(
             materializer,
             scratch,
             &replay_options,
+            speculate,
             |n| (observe.borrow_mut())(Step::Read(n)),
             |done| {
                 (observe.borrow_mut())(match &done {
@@ -100,7 +103,11 @@ pub(super) fn replay_and_follow(
             Ok(followed) => followed,
             Err(panic) => std::panic::resume_unwind(panic),
         };
-        Ok((replayed?, followed?))
+        match replayed? {
+            Some(replayed) => Ok(Some((replayed, followed?))),
+            // The other side's work is void: the replay starts over.
+            None => Ok(None),
+        }
     })
 }
 

@@ -289,6 +289,10 @@ pub struct Replayer<'a> {
     checker: LogChecker,
     capture: Capture<'a>,
     batch: Batch,
+    /// Run without savepoints ([`Replayer::speculate`]).
+    speculate: bool,
+    /// Speculation failed: an event failed after it changed something.
+    start_over: bool,
     names: HashMap<String, Arc<str>>,
     quarantine: Quarantine,
     /// The rows the current event meant to change, when it was not applied.
@@ -315,6 +319,8 @@ impl<'a> Replayer<'a> {
             checker: LogChecker::default(),
             capture,
             batch: Batch::default(),
+            speculate: false,
+            start_over: false,
             names: HashMap::new(),
             quarantine: Quarantine::default(),
             intended: Vec::new(),
@@ -373,6 +379,21 @@ impl<'a> Replayer<'a> {
         Ok(self.out)
     }
 
+    /// Runs events without savepoints: an event that fails after it changed something cannot
+    /// be rolled back, so the replay stops there and [`Replayer::must_start_over`] says so. For
+    /// a materializer that answers from the event alone, a replay that starts over with
+    /// savepoints gives exactly the same result; one without failures saves the savepoints'
+    /// copies of every page the events touch (a fifth of the replay on a large store).
+    pub(crate) fn speculate(&mut self) {
+        self.speculate = true;
+    }
+
+    /// Whether speculation failed and the replay must start over, with savepoints, in a new
+    /// scratch database.
+    pub(crate) fn must_start_over(&self) -> bool {
+        self.start_over
+    }
+
     /// Records where `--on-error stop` stopped.
     pub fn stopped_at(&mut self, seq: SeqNum) {
         self.out.stopped_at = Some(seq);
@@ -423,19 +444,27 @@ pub(crate) enum Done {
 
 /// [`replay`], handing every event over by value (`done`) and the rows read so far to
 /// `progress` (every 1024 rows and at the end), so that its changes can be consumed on another
-/// thread without a copy.
+/// thread without a copy; with `speculate`, without savepoints ([`Replayer::speculate`]):
+/// `None` when the replay must start over with them.
 pub(crate) fn replay_owned(
     log: &EventLog,
     materializer: &mut dyn Materializer,
     conn: &Connection,
     options: &ReplayOptions,
+    speculate: bool,
     mut progress: impl FnMut(u64),
     mut done: impl FnMut(Done),
-) -> Result<Replayed> {
+) -> Result<Option<Replayed>> {
     begin_log(log, materializer)?;
     let mut r = Replayer::new(conn, materializer, options)?;
+    if speculate {
+        r.speculate();
+    }
     r.drive(log, |r, row, prepared| {
         let outcome = r.event_prepared(row, prepared)?;
+        if r.must_start_over() {
+            return Ok(ControlFlow::Break(()));
+        }
         if r.out.events.is_multiple_of(1024) {
             progress(r.out.events);
         }
@@ -462,10 +491,13 @@ pub(crate) fn replay_owned(
             ControlFlow::Continue(())
         })
     })?;
+    if r.must_start_over() {
+        return Ok(None);
+    }
     let events = r.out.events;
     let out = r.finish(log.sync_status())?;
     progress(events);
-    Ok(out)
+    Ok(Some(out))
 }
 
 /// Tells the materializer a log's replay begins, and how many events the log holds. The count
@@ -783,7 +815,9 @@ impl Replayer<'_> {
             ));
         }
         let result = self.apply(ev, &statements)?;
-        if let (EventResult::Applied { .. }, _) = result {
+        if let (EventResult::Applied { .. }, _) = result
+            && !self.speculate
+        {
             self.batch.applied(self.conn, statements)?;
         }
         Ok(result)
@@ -811,7 +845,9 @@ impl Replayer<'_> {
         } else {
             self.named_rows(statements)
         };
-        self.batch.open(self.conn)?;
+        if !self.speculate {
+            self.batch.open(self.conn)?;
+        }
         let mut failure = None;
         let mut matched_nothing = Vec::new();
         for (i, st) in statements.iter().enumerate() {
@@ -896,6 +932,10 @@ impl Replayer<'_> {
         // go with the batch's, and the batch's events before it are run again.
         let undone = i == 0 && self.exec.undone_by_sqlite(self.conn, &statements[0]);
         if !undone {
+            if self.speculate {
+                self.start_over = true;
+                return Ok((EventResult::NotApplied, true));
+            }
             self.restore(ev)?;
         }
         self.capture.discard();
