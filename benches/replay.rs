@@ -19,6 +19,10 @@
 //!
 //! Figures are printed, never asserted: a timed test would fail on a busy machine.
 
+mod floor;
+mod measure;
+mod million;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
@@ -42,38 +46,6 @@ fn peak_rss_kib() -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// One corpus, in this (child) process: prints one line of figures.
-fn run_one(corpus: &Path) {
-    let defs = Definitions::load(&root().join("corpora/workspace/materializers.toml")).unwrap();
-    let mut materializer = SqlMaterializer::new(defs.clone());
-    // Replay alone (no comparison), then the full check.
-    let t = Instant::now();
-    let options = CheckOptions {
-        no_compare: true,
-        ..CheckOptions::default()
-    };
-    let replay_only = &options;
-    let replayed = check::check_corpus(corpus, &mut materializer, replay_only).unwrap();
-    let replay_s = t.elapsed().as_secs_f64();
-    let mut materializer = SqlMaterializer::new(defs);
-    let t = Instant::now();
-    let report = check::check_corpus(corpus, &mut materializer, &CheckOptions::default()).unwrap();
-    let check_s = t.elapsed().as_secs_f64();
-    let rows: u64 = report.tables.iter().map(|t| t.rows_expected).sum();
-    println!(
-        "{:<28} {:>8} events  replay {:>7.3} s {:>9.0} events/s   check {:>7.3} s {:>9.0} events/s   {:>7} rows compared   findings {:>3}   peak RSS {:>6.1} MiB",
-        corpus.file_name().unwrap_or_default().to_string_lossy(),
-        replayed.events,
-        replay_s,
-        replayed.events as f64 / replay_s,
-        check_s,
-        report.events as f64 / check_s,
-        rows,
-        report.findings.len(),
-        peak_rss_kib().unwrap_or(0) as f64 / 1024.0,
-    );
-}
-
 /// `bisect` between two identical definition sets, in this (child) process: the worst case
 /// (no difference, so a full pass through two replays).
 fn run_bisect(corpus: &Path) {
@@ -92,6 +64,295 @@ fn run_bisect(corpus: &Path) {
         report.differences.len(),
         peak_rss_kib().unwrap_or(0) as f64 / 1024.0,
     );
+}
+
+/// Runs of each case, taken in turn.
+const ROUNDS: usize = 5;
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, m)| m.trim().to_string())
+        })
+        .unwrap_or_else(|| "an unknown CPU".into())
+}
+
+/// The definitions of the bundled corpora.
+fn workspace_definitions() -> PathBuf {
+    root().join("corpora/workspace/materializers.toml")
+}
+
+/// Definitions with the workspace's tables and no event: every event is unknown, every row of
+/// the recorded state missing from the replay.
+fn definitions_knowing_no_event(dir: &Path) -> PathBuf {
+    let path = dir.join("no-events.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "format = 1\n[state]\nddl_file = {:?}\n",
+            root()
+                .join("corpora/workspace/state.sql")
+                .display()
+                .to_string()
+        ),
+    )
+    .unwrap();
+    path
+}
+
+/// The rehearse binary, its output discarded.
+fn rehearse() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rehearse"));
+    cmd.stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .env_remove("CI");
+    cmd
+}
+
+/// The recorded state database of a store directory (or of its `workspace/`), if any.
+fn state_database(corpus: &Path) -> Option<PathBuf> {
+    [corpus.join("workspace"), corpus.to_path_buf()]
+        .iter()
+        .filter_map(|d| std::fs::read_dir(d).ok())
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("state") && n.ends_with("@6.db"))
+        })
+}
+
+/// How many findings a JSON report on file holds (its summary's counts per class).
+fn findings_in(report: &Path) -> u64 {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = std::fs::File::open(report) else {
+        return 0;
+    };
+    let len = f.metadata().map_or(0, |m| m.len());
+    let _ = f.seek(SeekFrom::Start(len.saturating_sub(4096)));
+    let mut tail = String::new();
+    let _ = f.read_to_string(&mut tail);
+    let Some(at) = tail.rfind("\"summary\"") else {
+        return 0;
+    };
+    let Some(open) = tail[at..].find('{') else {
+        return 0;
+    };
+    // The summary is the report's last member: up to the report's closing brace.
+    let body = &tail[at + open..];
+    let end = body.rfind('}').unwrap_or(body.len());
+    let summary: serde_json::Value = serde_json::from_str(body[..end].trim()).unwrap_or_default();
+    summary["findings"]
+        .as_object()
+        .map_or(0, |m| m.values().filter_map(|v| v.as_u64()).sum())
+}
+
+/// One case of the suite: a label and how to run it (`None`: not run here).
+struct Case {
+    label: String,
+    command: Option<Command>,
+    runs: Vec<measure::Run>,
+}
+
+/// The SQL path's cases on one corpus, each run `rounds` times in turn, so that a machine
+/// whose speed drifts weighs on all of them alike: the raw-SQLite floor, `replay --out`, the
+/// check, the check without the changeset comparison, and the check with definitions that
+/// know no event (every event a finding, and every recorded row; JSON to a file).
+fn suite(corpus: &Path, rounds: usize) {
+    let scratch = tempfile::tempdir().unwrap();
+    let defs = workspace_definitions();
+    let none = definitions_knowing_no_event(scratch.path());
+    let report = scratch.path().join("report.json");
+    let out_db = scratch.path().join("replayed.db");
+    let name = corpus
+        .file_name()
+        .unwrap_or_default()
+        .to_string_lossy()
+        .into_owned();
+    let events = rehearse::eventlog::EventLog::open(
+        &rehearse::corpus::Corpus::locate(corpus).unwrap().eventlog,
+    )
+    .and_then(|l| l.count())
+    .unwrap_or(0);
+    let exe = std::env::current_exe().unwrap();
+    let mut cases: Vec<Case> = Vec::new();
+    let mut case = |label: &str, command: Option<Command>| {
+        cases.push(Case {
+            label: label.to_string(),
+            command,
+            runs: Vec::new(),
+        })
+    };
+    case(
+        "raw-SQLite floor",
+        state_database(corpus).map(|state| {
+            let mut c = Command::new(&exe);
+            c.arg("--floor").arg(state);
+            c
+        }),
+    );
+    let mut c = rehearse();
+    c.arg("replay")
+        .arg(corpus)
+        .arg("-m")
+        .arg(&defs)
+        .arg("--out")
+        .arg(&out_db);
+    case("rehearse replay --out", Some(c));
+    let mut c = rehearse();
+    c.arg("check")
+        .arg(corpus)
+        .arg("-m")
+        .arg(&defs)
+        .arg("--no-progress");
+    case("rehearse check", Some(c));
+    let mut c = rehearse();
+    c.arg("check")
+        .arg(corpus)
+        .arg("-m")
+        .arg(&defs)
+        .args(["--no-progress", "--no-changesets"]);
+    case("rehearse check --no-changesets", Some(c));
+    let mut c = rehearse();
+    c.arg("check")
+        .arg(corpus)
+        .arg("-m")
+        .arg(&none)
+        .args(["--no-progress", "--format", "json"])
+        .stdout(std::fs::File::create(&report).unwrap());
+    case("rehearse check, no event known", Some(c));
+    for _ in 0..rounds {
+        for case in cases.iter_mut() {
+            let Some(cmd) = case.command.as_mut() else {
+                continue;
+            };
+            let _ = std::fs::remove_file(&out_db);
+            if case.label.contains("no event known") {
+                cmd.stdout(std::fs::File::create(&report).unwrap());
+            }
+            match measure::run(cmd) {
+                Ok(run) if matches!(run.code, Some(0 | 1)) => case.runs.push(run),
+                Ok(run) => eprintln!("{name}: {} exited with {:?}", case.label, run.code),
+                Err(e) => eprintln!("{name}: {} could not run: {e}", case.label),
+            }
+        }
+    }
+    let findings = findings_in(&report);
+    println!("{name}: {events} events");
+    let floor = cases
+        .first()
+        .filter(|c| !c.runs.is_empty())
+        .map(|c| measure::median(&c.runs.iter().map(|r| r.secs).collect::<Vec<_>>()).0);
+    for case in &cases {
+        if case.runs.is_empty() {
+            continue;
+        }
+        let secs: Vec<f64> = case.runs.iter().map(|r| r.secs).collect();
+        let (median, fastest, slowest) = measure::median(&secs);
+        let peak = case.runs.iter().map(|r| r.peak_kib).max().unwrap_or(0) as f64 / 1024.0;
+        let ratio = match floor {
+            Some(f) if !case.label.contains("floor") => format!("   {:.2}x the floor", f / median),
+            _ => String::new(),
+        };
+        let extra = if case.label.contains("no event known") {
+            format!("   {findings} findings")
+        } else {
+            String::new()
+        };
+        println!(
+            "  {:<34} {median:>7.3} s [{fastest:.3}-{slowest:.3}] {:>9.0} events/s   peak RSS {peak:>6.1} MiB{ratio}{extra}",
+            case.label,
+            events as f64 / median,
+        );
+    }
+}
+
+/// The 1,000,000-event log made from the large store (`million::synthesize`, kept in
+/// `target/bench-data/n1m/`), checked against rehearse's own recorded snapshot of it, with the
+/// workspace definitions and with definitions that know no event: peak memory must not follow
+/// the log's length or the number of findings.
+fn million(large: &Path) {
+    let Ok(corpus) = rehearse::corpus::Corpus::locate(large) else {
+        return;
+    };
+    let dir = root().join("target/bench-data/n1m");
+    let events_per_copy = rehearse::eventlog::EventLog::open(&corpus.eventlog)
+        .and_then(|l| l.count())
+        .unwrap_or(0);
+    let copies = (1_000_000 / events_per_copy.max(1)).max(1) as i64;
+    let made = match million::synthesize(&corpus.eventlog, &dir, copies) {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!("the 1,000,000-event log could not be made: {e}");
+            return;
+        }
+    };
+    let defs = workspace_definitions();
+    let snapshot = made.join("workspace/eventlog@6.db.rehearse-snapshot");
+    let has_snapshot = std::fs::read_dir(made.join("workspace"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .any(|e| e.file_name().to_string_lossy().contains("snapshot"))
+        })
+        .unwrap_or(false);
+    if !has_snapshot {
+        let mut c = rehearse();
+        c.arg("record").arg(&made).arg("-m").arg(&defs);
+        match measure::run(&mut c) {
+            Ok(run) => println!(
+                "{:<12} {} events: recorded rehearse's snapshot in {:.1} s",
+                "n1m",
+                events_per_copy * copies as u64,
+                run.secs
+            ),
+            Err(e) => {
+                eprintln!("recording the 1,000,000-event log failed: {e}");
+                return;
+            }
+        }
+    }
+    let _ = snapshot;
+    let scratch = tempfile::tempdir().unwrap();
+    let none = definitions_knowing_no_event(scratch.path());
+    let report = scratch.path().join("report.json");
+    println!(
+        "n1m: {} events ({copies} copies of the large store's log, fresh ids)",
+        events_per_copy * copies as u64
+    );
+    for (label, defs, json) in [
+        ("rehearse check", &defs, false),
+        ("rehearse check, no event known", &none, true),
+    ] {
+        let mut c = rehearse();
+        c.arg("check")
+            .arg(&made)
+            .arg("-m")
+            .arg(defs)
+            .arg("--no-progress");
+        if json {
+            c.args(["--format", "json"])
+                .stdout(std::fs::File::create(&report).unwrap());
+        }
+        match measure::run(&mut c) {
+            Ok(run) => println!(
+                "  {label:<34} {:>7.3} s {:>9.0} events/s   peak RSS {:>6.1} MiB{}",
+                run.secs,
+                (events_per_copy * copies as u64) as f64 / run.secs,
+                run.peak_kib as f64 / 1024.0,
+                if json {
+                    format!("   {} findings", findings_in(&report))
+                } else {
+                    String::new()
+                }
+            ),
+            Err(e) => eprintln!("n1m: {label} could not run: {e}"),
+        }
+    }
 }
 
 fn large_store() -> Option<PathBuf> {
@@ -358,8 +619,8 @@ fn main() {
         run_plugin(Path::new(&args[i + 1]), (rate, &args[i + 3]));
         return;
     }
-    if let Some(i) = args.iter().position(|a| a == "--one") {
-        run_one(Path::new(&args[i + 1]));
+    if let Some(i) = args.iter().position(|a| a == "--floor") {
+        floor::floor(Path::new(&args[i + 1])).unwrap();
         return;
     }
     if args.iter().any(|a| a == "--many-plugin") {
@@ -384,13 +645,20 @@ fn main() {
     corpora.extend(large.clone());
     let exe = std::env::current_exe().unwrap();
     println!(
-        "rehearse replay benchmark (SQL path, workspace materializers; LiveStore 0.4.0 itself rematerializes 100,000 events in about 272 s on this kind of machine)"
+        "rehearse benchmark, SQL path (the workspace materializers), on {} cores of {}: each case a process of its own, \
+         medians of {ROUNDS} runs taken in turn (the range in brackets), peak RSS the largest of the runs; \
+         LiveStore 0.4.0 itself rematerializes the 100,000-event store in about 272 s on this kind of machine",
+        std::thread::available_parallelism().map_or(1, |n| n.get()),
+        cpu_model(),
     );
     for c in &corpora {
-        let status = Command::new(&exe).arg("--one").arg(c).status().unwrap();
-        if !status.success() {
-            eprintln!("{}: failed", c.display());
-        }
+        suite(c, ROUNDS);
+    }
+    if let Some(large) = large
+        .as_ref()
+        .filter(|_| std::env::var_os("REHEARSE_BENCH_MILLION").is_some())
+    {
+        million(large);
     }
     for c in &corpora {
         let status = Command::new(&exe)

@@ -225,47 +225,82 @@ impl EventLog {
     }
 
     /// Streams every row in replay order to `f`, which may stop early.
-    pub fn for_each(&self, mut f: impl FnMut(LogRow) -> Result<ControlFlow<()>>) -> Result<()> {
-        let sql = format!(
-            "SELECT {} FROM eventlog ORDER BY seqNumGlobal, seqNumClient, seqNumRebaseGeneration",
-            EVENTLOG_COLUMNS
-                .iter()
-                .map(|c| sqlite::quote_ident(c))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-        let path: PathBuf = self.path().to_path_buf();
-        let mut stmt = self
-            .db
-            .conn
-            .prepare(&sql)
-            .map_err(|e| Error::sqlite(&path, "cannot read events", e))?;
-        let mut rows = stmt
-            .query([])
-            .map_err(|e| Error::sqlite(&path, "cannot read events", e))?;
-        let mut last: Option<SeqNum> = None;
-        loop {
-            let row = match rows.next() {
-                Ok(Some(row)) => row,
-                Ok(None) => break,
-                Err(e) => {
-                    let context = match last {
-                        Some(seq) => format!("reading the event after {seq} failed"),
-                        None => "reading the first event failed".to_string(),
-                    };
-                    return Err(Error::sqlite(&path, context, e));
-                }
-            };
-            let log_row = decode_row(row);
-            if let LogRow::Event(ev) = &log_row {
-                last = Some(ev.seq);
-            }
-            if f(log_row)?.is_break() {
-                break;
-            }
-        }
-        Ok(())
+    pub fn for_each(&self, f: impl FnMut(LogRow) -> Result<ControlFlow<()>>) -> Result<()> {
+        stream(&self.db.conn, self.path(), f)
     }
+
+    /// The same log read through a connection of its own (read-only, as this one), which can
+    /// stream it on another thread.
+    pub(crate) fn reader(&self) -> LogReader {
+        LogReader {
+            uri: self.db.attach_uri.clone(),
+            path: self.db.path.clone(),
+        }
+    }
+}
+
+/// An event log to stream on another thread ([`EventLog::reader`]).
+pub(crate) struct LogReader {
+    uri: String,
+    path: PathBuf,
+}
+
+impl LogReader {
+    /// [`EventLog::for_each`], through a connection of its own.
+    pub(crate) fn for_each(&self, f: impl FnMut(LogRow) -> Result<ControlFlow<()>>) -> Result<()> {
+        let conn = rusqlite::Connection::open_with_flags(
+            &self.uri,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+                | rusqlite::OpenFlags::SQLITE_OPEN_URI
+                | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| Error::sqlite(&self.path, "cannot open", e))?;
+        stream(&conn, &self.path, f)
+    }
+}
+
+/// Streams every row of the log on `conn` in replay order to `f`, which may stop early.
+fn stream(
+    conn: &rusqlite::Connection,
+    path: &Path,
+    mut f: impl FnMut(LogRow) -> Result<ControlFlow<()>>,
+) -> Result<()> {
+    let sql = format!(
+        "SELECT {} FROM eventlog ORDER BY seqNumGlobal, seqNumClient, seqNumRebaseGeneration",
+        EVENTLOG_COLUMNS
+            .iter()
+            .map(|c| sqlite::quote_ident(c))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut stmt = conn
+        .prepare(&sql)
+        .map_err(|e| Error::sqlite(path, "cannot read events", e))?;
+    let mut rows = stmt
+        .query([])
+        .map_err(|e| Error::sqlite(path, "cannot read events", e))?;
+    let mut last: Option<SeqNum> = None;
+    loop {
+        let row = match rows.next() {
+            Ok(Some(row)) => row,
+            Ok(None) => break,
+            Err(e) => {
+                let context = match last {
+                    Some(seq) => format!("reading the event after {seq} failed"),
+                    None => "reading the first event failed".to_string(),
+                };
+                return Err(Error::sqlite(path, context, e));
+            }
+        };
+        let log_row = decode_row(row);
+        if let LogRow::Event(ev) = &log_row {
+            last = Some(ev.seq);
+        }
+        if f(log_row)?.is_break() {
+            break;
+        }
+    }
+    Ok(())
 }
 
 fn read_sync_status(db: &InputDb) -> Result<Option<SyncStatus>> {

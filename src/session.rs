@@ -235,6 +235,192 @@ impl Changeset {
     }
 }
 
+/// One change of a changeset, read in place: valid while [`Changeset::visit`] is on it.
+pub(crate) struct ChangeAt<'i> {
+    iter: *mut Sqlite3ChangesetIter,
+    table: &'i str,
+    op: Op,
+    pk: &'i [c_uchar],
+}
+
+/// A value of a [`ChangeAt`].
+#[derive(Clone, Copy)]
+pub(crate) struct ValueAt<'i> {
+    raw: *mut ffi::sqlite3_value,
+    _change: std::marker::PhantomData<&'i ()>,
+}
+
+impl ChangeAt<'_> {
+    /// The table.
+    pub(crate) fn table(&self) -> &str {
+        self.table
+    }
+
+    /// What happened to the row.
+    pub(crate) fn op(&self) -> Op {
+        self.op
+    }
+
+    /// The table's number of columns.
+    pub(crate) fn columns(&self) -> usize {
+        self.pk.len()
+    }
+
+    /// Whether column `i` is part of the primary key.
+    pub(crate) fn is_pk(&self, i: usize) -> bool {
+        self.pk.get(i).is_some_and(|&b| b != 0)
+    }
+
+    /// The value before, where the change records one.
+    pub(crate) fn before(&self, i: usize) -> Option<ValueAt<'_>> {
+        if self.op == Op::Insert {
+            return None;
+        }
+        self.value(sqlite3changeset_old, i)
+    }
+
+    /// The value after, where the change records one.
+    pub(crate) fn after(&self, i: usize) -> Option<ValueAt<'_>> {
+        if self.op == Op::Delete {
+            return None;
+        }
+        self.value(sqlite3changeset_new, i)
+    }
+
+    fn value(
+        &self,
+        f: unsafe extern "C" fn(
+            *mut Sqlite3ChangesetIter,
+            c_int,
+            *mut *mut ffi::sqlite3_value,
+        ) -> c_int,
+        i: usize,
+    ) -> Option<ValueAt<'_>> {
+        if i >= self.pk.len() {
+            return None;
+        }
+        let mut v = ptr::null_mut();
+        // SAFETY: the iterator is on this change (visit's callback), i < its column count.
+        let rc = unsafe { f(self.iter, i as c_int, &mut v) };
+        (rc == ffi::SQLITE_OK && !v.is_null()).then_some(ValueAt {
+            raw: v,
+            _change: std::marker::PhantomData,
+        })
+    }
+}
+
+impl ValueAt<'_> {
+    /// Whether this is `value` exactly: the same storage class and the same bits (a stricter
+    /// test than `==` on [`Value`], never a looser one).
+    pub(crate) fn is(&self, value: &Value) -> bool {
+        // SAFETY: raw is a protected value, valid while the change is current.
+        unsafe {
+            let bytes = |p: *const u8| {
+                let n = ffi::sqlite3_value_bytes(self.raw);
+                if p.is_null() || n <= 0 {
+                    &[][..]
+                } else {
+                    std::slice::from_raw_parts(p, n as usize)
+                }
+            };
+            match (ffi::sqlite3_value_type(self.raw), value) {
+                (ffi::SQLITE_NULL, Value::Null) => true,
+                (ffi::SQLITE_INTEGER, Value::Integer(i)) => {
+                    ffi::sqlite3_value_int64(self.raw) == *i
+                }
+                (ffi::SQLITE_FLOAT, Value::Real(r)) => {
+                    ffi::sqlite3_value_double(self.raw).to_bits() == r.to_bits() && !r.is_nan()
+                }
+                (ffi::SQLITE_TEXT, Value::Text(t)) => bytes(ffi::sqlite3_value_text(self.raw)) == t,
+                (ffi::SQLITE_BLOB, Value::Blob(b)) => {
+                    bytes(ffi::sqlite3_value_blob(self.raw) as *const u8) == b
+                }
+                _ => false,
+            }
+        }
+    }
+}
+
+impl Changeset {
+    /// Hands every change, in the changeset's own order, to `f` without copying it, until
+    /// `f` returns `false`; says whether `f` saw them all.
+    pub(crate) fn visit(&self, mut f: impl FnMut(&ChangeAt<'_>) -> bool) -> Result<bool, String> {
+        if self.0.is_empty() {
+            return Ok(true);
+        }
+        let mut iter = ptr::null_mut();
+        // SAFETY: the iterator reads self.0, which outlives it (finalized below).
+        let rc = unsafe {
+            sqlite3changeset_start(
+                &mut iter,
+                self.0.len() as c_int,
+                self.0.as_ptr() as *mut c_void,
+            )
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(format!(
+                "not a valid changeset (sqlite3changeset_start: {rc})"
+            ));
+        }
+        let result = (|| {
+            loop {
+                // SAFETY: iter is a live iterator.
+                let rc = unsafe { sqlite3changeset_next(iter) };
+                if rc == ffi::SQLITE_DONE {
+                    return Ok(true);
+                }
+                if rc != ffi::SQLITE_ROW {
+                    return Err(format!("corrupt changeset (sqlite3changeset_next: {rc})"));
+                }
+                let mut tab: *const c_char = ptr::null();
+                let (mut n_col, mut op, mut indirect) = (0, 0, 0);
+                // SAFETY: iter points at a change; outputs are plain locals.
+                let rc = unsafe {
+                    sqlite3changeset_op(iter, &mut tab, &mut n_col, &mut op, &mut indirect)
+                };
+                if rc != ffi::SQLITE_OK {
+                    return Err(format!("corrupt changeset (sqlite3changeset_op: {rc})"));
+                }
+                // SAFETY: a NUL-terminated name, valid until next().
+                let Ok(table) = unsafe { CStr::from_ptr(tab) }.to_str() else {
+                    return Ok(false);
+                };
+                let mut pk_ptr: *mut c_uchar = ptr::null_mut();
+                let mut pk_n = 0;
+                // SAFETY: as above; pk_ptr has pk_n entries, valid until next().
+                let pk = unsafe {
+                    sqlite3changeset_pk(iter, &mut pk_ptr, &mut pk_n);
+                    if pk_ptr.is_null() || pk_n <= 0 {
+                        &[][..]
+                    } else {
+                        std::slice::from_raw_parts(pk_ptr, pk_n as usize)
+                    }
+                };
+                let op = match op {
+                    ffi::SQLITE_INSERT => Op::Insert,
+                    ffi::SQLITE_UPDATE => Op::Update,
+                    ffi::SQLITE_DELETE => Op::Delete,
+                    other => return Err(format!("unknown changeset operation {other}")),
+                };
+                if pk.len() != n_col.max(0) as usize {
+                    return Ok(false);
+                }
+                if !f(&ChangeAt {
+                    iter,
+                    table,
+                    op,
+                    pk,
+                }) {
+                    return Ok(false);
+                }
+            }
+        })();
+        // SAFETY: iter is live and finalized once.
+        unsafe { sqlite3changeset_finalize(iter) };
+        result
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+mod pipeline;
 mod run;
 mod schedule;
 
@@ -14,7 +15,7 @@ use crate::compare::{self, CompareOptions};
 use crate::corpus::Corpus;
 use crate::error::{Error, Result};
 use crate::materialize::Materializer;
-use crate::replay::recorded::{self, ChangesetCheck};
+use crate::replay::recorded;
 use crate::replay::setup::{Setup, State};
 use crate::replay::{self, ReplayOptions};
 use crate::report::{
@@ -75,69 +76,36 @@ fn replay_corpus(
     };
     let setup = Setup::open(path, state, &*materializer)?;
     let mut notes = setup.notes.clone();
-    let scratch = setup.scratch(materializer, options.replay.scratch_dir.as_deref())?;
 
     // Hold every event against LiveStore's recorded changeset, where the state has them.
-    let recorded_conn = setup
-        .recorded
-        .as_ref()
-        .map(|r| &r.db.conn)
-        .filter(|c| !options.no_compare && !options.skip_changesets && recorded::count(c) > 0);
-    let mut replay_options = options.replay.clone();
-    replay_options.values |= recorded_conn.is_some();
-    let mut recorded_stmt = match recorded_conn {
-        Some(c) => Some(c.prepare(&recorded::in_order(c)).map_err(|e| {
-            Error::sqlite(
-                setup.recorded_path(),
-                "cannot read the recorded changesets",
-                e,
-            )
-        })?),
-        None => None,
-    };
-    let mut check = match (recorded_conn, recorded_stmt.as_mut()) {
-        (Some(c), Some(stmt)) => Some(ChangesetCheck::new(
-            c,
+    let changesets = setup.recorded.as_ref().is_some_and(|r| {
+        !options.no_compare && !options.skip_changesets && recorded::count(&r.db.conn) > 0
+    });
+    // Without savepoints first where starting over gives the same result (a materializer that
+    // answers from the event alone): they cost a fifth of the replay, and only an event that
+    // fails after changing something needs them.
+    let mut speculate = materializer.pure().is_some();
+    let mut observe = Retold::new(observe);
+    let (scratch, mut replayed, followed) = loop {
+        let scratch = setup.scratch(materializer, options.replay.scratch_dir.as_deref())?;
+        match pipeline::replay_and_follow(
+            &setup,
             &scratch,
-            stmt.query([]).map_err(|e| {
-                Error::sqlite(
-                    setup.recorded_path(),
-                    "cannot read the recorded changesets",
-                    e,
-                )
-            })?,
-        )),
-        _ => None,
-    };
-    let mut observe = observe;
-    let mut causes = Causes::default();
-    let replayed = replay::replay(
-        &setup.log,
-        materializer,
-        &scratch,
-        &replay_options,
-        |step| {
-            match &step {
-                replay::Step::Applied { event, changes } => {
-                    if let Some(check) = &mut check {
-                        causes.compared(event, check.event(event, changes));
-                    }
-                }
-                replay::Step::NotApplied {
-                    event,
-                    findings,
-                    intended,
-                } => {
-                    let recorded = check.as_mut().and_then(|c| c.not_applied(event));
-                    causes.not_applied(event, findings, recorded.as_deref(), intended);
-                }
-                replay::Step::Read(_) => {}
+            materializer,
+            &options.replay,
+            changesets,
+            speculate,
+            |step| observe.step(step),
+        )? {
+            Some((replayed, followed)) => break (scratch, replayed, followed),
+            None => {
+                speculate = false;
+                observe.start_over();
             }
-            observe(step)
-        },
-    )?;
-    let changesets = check.map(ChangesetCheck::finish);
-    drop(recorded_stmt);
+        }
+    };
+    replayed.writers = followed.writers;
+    let (changesets, causes) = (followed.changesets, followed.causes);
     if let Some(stats) = &changesets
         && stats.not_recorded > 0
     {
@@ -163,6 +131,48 @@ fn replay_corpus(
         changesets,
         causes,
     })
+}
+
+/// An observer of a replay that may start over: each row read and each event is told once.
+struct Retold<F> {
+    observe: F,
+    /// Rows read and events told so far, over every pass.
+    read: u64,
+    told: u64,
+    /// Events of this pass.
+    events: u64,
+}
+
+impl<F: FnMut(replay::Step<'_>)> Retold<F> {
+    fn new(observe: F) -> Retold<F> {
+        Retold {
+            observe,
+            read: 0,
+            told: 0,
+            events: 0,
+        }
+    }
+
+    fn step(&mut self, step: replay::Step<'_>) {
+        match step {
+            replay::Step::Read(n) if n <= self.read => {}
+            replay::Step::Read(n) => {
+                self.read = n;
+                (self.observe)(step);
+            }
+            _ => {
+                self.events += 1;
+                if self.events > self.told {
+                    self.told = self.events;
+                    (self.observe)(step);
+                }
+            }
+        }
+    }
+
+    fn start_over(&mut self) {
+        self.events = 0;
+    }
 }
 
 impl Replay {

@@ -109,6 +109,12 @@ impl Causes {
         }
     }
 
+    /// Whether nothing has diverged so far: an event whose changes agree with LiveStore's
+    /// record then changes nothing here, and need not be decoded.
+    pub(crate) fn quiet(&self) -> bool {
+        self.diverged.is_empty()
+    }
+
     /// An applied event, as it compared with LiveStore's record of it.
     pub(crate) fn compared(&mut self, ev: &Event, compared: Compared) {
         match compared {
@@ -197,6 +203,10 @@ impl Causes {
     /// Updates what is diverged after an event: what both runs wrote alike is back in
     /// agreement, what they wrote differently is diverged by `root`.
     fn follow(&mut self, theirs: &[RowOp], ours: &[RowOp], root: Option<RootId>) {
+        // Without a root an event only brings diverged rows back into agreement.
+        if root.is_none() && self.diverged.is_empty() {
+            return;
+        }
         type Sides<'o> = (Option<&'o RowOp>, Option<&'o RowOp>);
         let mut rows: BTreeMap<(String, Vec<u8>), Sides> = BTreeMap::new();
         for op in theirs {
@@ -210,6 +220,9 @@ impl Causes {
                 .1 = Some(op);
         }
         for (key, pair) in rows {
+            if root.is_none() && !self.diverged.contains_key(&key) {
+                continue;
+            }
             let d = self.diverged.entry(key.clone()).or_default();
             match pair {
                 (Some(t), Some(o)) if t.op == o.op => match t.op {

@@ -144,6 +144,23 @@ pub trait Materializer {
     fn lookahead(&mut self, _events: &[&Event]) -> Result<()> {
         Ok(())
     }
+
+    /// A copy that answers on another thread, for a materializer whose answers depend on the
+    /// event alone (not on the scratch database, earlier events or anything else), at least
+    /// for some events: the replay then asks it ahead, on another core, while it applies
+    /// earlier events. Its answers must be deterministic: a replay may start over and ask
+    /// again. `None` (the default) keeps every question on the replay's thread, in order.
+    fn pure(&self) -> Option<Box<dyn Pure>> {
+        None
+    }
+}
+
+/// A materializer's answers that depend on the event alone ([`Materializer::pure`]).
+pub trait Pure: Send {
+    /// The statements for `event`, whose `argsJson` parsed to `args`: what
+    /// [`Materializer::materialize`] answers, for any state and at any time; `None` for an
+    /// event whose answer depends on more (the state), which the replay then asks in order.
+    fn materialize(&self, event: &Event, args: &Value) -> Option<Outcome>;
 }
 
 /// Where an event's statements come from: TOML definitions, or the app's own LiveStore schema

@@ -17,7 +17,7 @@ use crate::definitions::{
 use crate::error::{Error, Result};
 use crate::eventlog::Event;
 use crate::js::{self, BindValue};
-use crate::materialize::{Binds, Materializer, Outcome, Rejection, Statement, Target};
+use crate::materialize::{Binds, Materializer, Outcome, Pure, Rejection, Statement, Target};
 use crate::report::FindingClass;
 use crate::sqlite::quote_ident;
 use crate::text::truncate;
@@ -60,6 +60,17 @@ impl SqlMaterializer {
         args: &Value,
         state: &Connection,
     ) -> Option<Result<Vec<Statement>, Rejection>> {
+        self.statements_with(event, args, Some(state))
+    }
+
+    /// [`SqlMaterializer::statements`]; without the state, for an event whose definition has
+    /// no `query` step (made ahead, on another thread: [`Pure`]).
+    fn statements_with(
+        &self,
+        event: &Event,
+        args: &Value,
+        state: Option<&Connection>,
+    ) -> Option<Result<Vec<Statement>, Rejection>> {
         let def = self.defs.events.get(&event.name)?;
         let mut out = Vec::with_capacity(def.statements.len());
         let mut bound: Vec<(String, Val)> = Vec::new();
@@ -88,7 +99,13 @@ impl SqlMaterializer {
                     binds,
                     name,
                     returns,
-                } => query(st, scope, sql, binds, *returns, state).map(|v| {
+                } => match state {
+                    Some(state) => query(st, scope, sql, binds, *returns, state),
+                    None => Err(materializer_error(
+                        "a query step needs the state, which is not at hand here".into(),
+                    )),
+                }
+                .map(|v| {
                     if let Some(v) = v {
                         bound.push((name.clone(), v));
                     }
@@ -698,6 +715,30 @@ impl Materializer for SqlMaterializer {
         scratch: &Connection,
     ) -> Result<Outcome> {
         Ok(match self.statements(event, args, scratch) {
+            None => Outcome::Unknown,
+            Some(Ok(statements)) => Outcome::Statements(statements),
+            Some(Err(rejection)) => Outcome::Rejected(rejection),
+        })
+    }
+
+    fn pure(&self) -> Option<Box<dyn Pure>> {
+        // A definition maps its event to statements by the args alone, unless it has a
+        // `query` step, which reads the state: those are answered in order, by `materialize`.
+        Some(Box::new(self.clone()))
+    }
+}
+
+impl Pure for SqlMaterializer {
+    fn materialize(&self, event: &Event, args: &Value) -> Option<Outcome> {
+        let reads_state = self.defs.events.get(&event.name).is_some_and(|def| {
+            def.statements
+                .iter()
+                .any(|st| matches!(st.kind, StatementKind::Query { .. }))
+        });
+        if reads_state {
+            return None;
+        }
+        Some(match self.statements_with(event, args, None) {
             None => Outcome::Unknown,
             Some(Ok(statements)) => Outcome::Statements(statements),
             Some(Err(rejection)) => Outcome::Rejected(rejection),

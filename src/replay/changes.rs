@@ -36,16 +36,37 @@ pub struct RowOp {
 }
 
 /// Column names per table, read once from a database.
-#[derive(Default)]
-pub struct ColumnNames(HashMap<String, Vec<String>>);
+#[derive(Default, Clone)]
+pub struct ColumnNames(HashMap<String, Arc<[String]>>);
 
 impl ColumnNames {
-    fn of(&mut self, conn: &Connection, schema: &str, table: &str) -> &[String] {
-        self.0.entry(table.to_string()).or_insert_with(|| {
-            sqlite::table_columns(conn, schema, table)
-                .map(|cols| cols.into_iter().map(|c| c.name).collect())
-                .unwrap_or_default()
-        })
+    /// The names of every table of `schema`, read now: for netting changes where the
+    /// connection is not at hand (on another thread).
+    pub(crate) fn read_all(conn: &Connection, schema: &str) -> ColumnNames {
+        let mut names = ColumnNames::default();
+        for table in sqlite::list_tables(conn, schema).unwrap_or_default() {
+            names.of(Some(conn), schema, &table);
+        }
+        names
+    }
+
+    /// The names of `table`'s columns, read from `conn` the first time (none for a table
+    /// unknown without a connection).
+    pub(crate) fn of(
+        &mut self,
+        conn: Option<&Connection>,
+        schema: &str,
+        table: &str,
+    ) -> Arc<[String]> {
+        if let Some(names) = self.0.get(table) {
+            return names.clone();
+        }
+        let names: Arc<[String]> = conn
+            .and_then(|conn| sqlite::table_columns(conn, schema, table).ok())
+            .map(|cols| cols.into_iter().map(|c| c.name).collect())
+            .unwrap_or_default();
+        self.0.insert(table.to_string(), names.clone());
+        names
     }
 }
 
@@ -78,95 +99,288 @@ pub fn net(
     names: &mut ColumnNames,
     keyed_only: bool,
 ) -> Vec<RowOp> {
-    struct Row {
-        table: Arc<str>,
-        key: Vec<SqlValue>,
-        before: Option<Vec<SqlValue>>,
-        after: Option<Vec<SqlValue>>,
-        existed: bool,
-    }
-    let mut rows: IndexMap<(Arc<str>, Vec<u8>), Row> = IndexMap::new();
-    let mut touch = |table: &Arc<str>,
-                     key: &[SqlValue],
-                     before: Option<&Vec<SqlValue>>,
-                     after: Option<Vec<SqlValue>>| {
-        let entry = rows
-            .entry((table.clone(), SqlValue::encode_key(key)))
-            .or_insert_with(|| Row {
-                table: table.clone(),
-                key: key.to_vec(),
-                before: before.cloned(),
-                existed: before.is_some(),
-                after: None,
-            });
-        entry.after = after;
-    };
-    for c in changes.iter().filter(|c| c.keyed || !keyed_only) {
-        match (c.op, &c.old_key) {
-            (ChangeOp::Insert, _) => touch(&c.table, &c.key, None, c.new.clone()),
-            (ChangeOp::Delete, _) => touch(&c.table, &c.key, c.old.as_ref(), None),
-            (ChangeOp::Update, None) => touch(&c.table, &c.key, c.old.as_ref(), c.new.clone()),
-            (ChangeOp::Update, Some(old_key)) => {
-                touch(&c.table, old_key, c.old.as_ref(), None);
-                touch(&c.table, &c.key, None, c.new.clone());
-            }
-        }
-    }
+    net_with(changes, Some(conn), schema, names, keyed_only)
+}
+
+/// [`net`] with the column names known beforehand ([`ColumnNames::read_all`]), without a
+/// connection.
+pub(crate) fn net_known(
+    changes: &[RowChange],
+    names: &mut ColumnNames,
+    keyed_only: bool,
+) -> Vec<RowOp> {
+    net_with(changes, None, "main", names, keyed_only)
+}
+
+fn net_with(
+    changes: &[RowChange],
+    conn: Option<&Connection>,
+    schema: &str,
+    names: &mut ColumnNames,
+    keyed_only: bool,
+) -> Vec<RowOp> {
     let mut ops = Vec::new();
-    for row in rows.into_values() {
-        let cols = names.of(conn, schema, &row.table).to_vec();
+    for row in netted(changes, keyed_only) {
+        let cols = names.of(conn, schema, row.table);
         let name = |i: usize| cols.get(i).cloned().unwrap_or_else(|| format!("#{i}"));
-        let all = |vals: &[SqlValue]| -> IndexMap<String, SqlValue> {
-            vals.iter()
-                .enumerate()
-                .map(|(i, v)| (name(i), v.clone()))
-                .collect()
+        let pick = |vals: &[SqlValue], which: &mut dyn Iterator<Item = usize>| {
+            which
+                .filter_map(|i| vals.get(i).map(|v| (name(i), v.clone())))
+                .collect::<IndexMap<String, SqlValue>>()
         };
-        let op = match (row.existed, row.before, row.after) {
-            (false, _, None) | (true, None, _) => continue,
-            (false, _, Some(after)) => RowOp {
-                table: row.table.to_string(),
-                op: "insert",
-                key: row.key,
-                old: IndexMap::new(),
-                new: all(&after),
-            },
-            (true, Some(before), None) => RowOp {
-                table: row.table.to_string(),
-                op: "delete",
-                key: row.key,
-                old: all(&before),
-                new: IndexMap::new(),
-            },
-            (true, Some(before), Some(after)) => {
-                let changed: Vec<usize> = (0..before.len().max(after.len()))
-                    .filter(|&i| match (before.get(i), after.get(i)) {
-                        (Some(a), Some(b)) => !a.same(b),
-                        _ => true,
-                    })
-                    .collect();
-                if changed.is_empty() {
-                    continue;
-                }
-                let pick = |vals: &[SqlValue]| -> IndexMap<String, SqlValue> {
-                    changed
-                        .iter()
-                        .filter_map(|&i| vals.get(i).map(|v| (name(i), v.clone())))
-                        .collect()
-                };
-                RowOp {
-                    table: row.table.to_string(),
-                    op: "update",
-                    key: row.key,
-                    old: pick(&before),
-                    new: pick(&after),
-                }
-            }
+        let (op, old, new) = match &row.op {
+            NetOp::Insert(after) => (
+                "insert",
+                IndexMap::new(),
+                pick(after, &mut (0..after.len())),
+            ),
+            NetOp::Delete(before) => (
+                "delete",
+                pick(before, &mut (0..before.len())),
+                IndexMap::new(),
+            ),
+            NetOp::Update {
+                before,
+                after,
+                changed,
+            } => (
+                "update",
+                pick(before, &mut changed.iter().copied()),
+                pick(after, &mut changed.iter().copied()),
+            ),
         };
-        ops.push(op);
+        ops.push(RowOp {
+            table: row.table.to_string(),
+            op,
+            key: row.key.to_vec(),
+            old,
+            new,
+        });
     }
     sort(&mut ops);
     ops
+}
+
+/// What one row came to over an event's changes.
+enum NetOp<'c> {
+    /// A row that did not exist before, with its values after.
+    Insert(&'c [SqlValue]),
+    /// A row that existed and is gone, with its values before.
+    Delete(&'c [SqlValue]),
+    /// A row whose values changed, at these positions.
+    Update {
+        before: &'c [SqlValue],
+        after: &'c [SqlValue],
+        changed: Vec<usize>,
+    },
+}
+
+/// One row's net change, borrowed from the captured changes.
+struct Netted<'c> {
+    table: &'c Arc<str>,
+    key: &'c [SqlValue],
+    op: NetOp<'c>,
+}
+
+/// An event's changes folded per row, in the order rows were first touched, leaving out rows
+/// that end as they began (see [`net`]).
+fn netted(changes: &[RowChange], keyed_only: bool) -> Vec<Netted<'_>> {
+    struct Row<'c> {
+        table: &'c Arc<str>,
+        key: &'c [SqlValue],
+        before: Option<&'c [SqlValue]>,
+        after: Option<&'c [SqlValue]>,
+        existed: bool,
+    }
+    /// Rows in the order they were first touched; found by a scan while they are few, by
+    /// their key's canonical encoding once there are many.
+    struct Fold<'c> {
+        rows: Vec<Row<'c>>,
+        index: HashMap<(&'c str, Vec<u8>), usize>,
+    }
+    const SCANNED: usize = 16;
+    impl<'c> Fold<'c> {
+        fn touch(
+            &mut self,
+            table: &'c Arc<str>,
+            key: &'c [SqlValue],
+            before: Option<&'c [SqlValue]>,
+            after: Option<&'c [SqlValue]>,
+        ) {
+            if self.rows.len() == SCANNED && self.index.is_empty() {
+                for (i, r) in self.rows.iter().enumerate() {
+                    self.index
+                        .insert((&**r.table, SqlValue::encode_key(r.key)), i);
+                }
+            }
+            let found = if self.rows.len() < SCANNED {
+                self.rows
+                    .iter()
+                    .position(|r| **r.table == **table && same_key(r.key, key))
+            } else {
+                self.index
+                    .get(&(&**table, SqlValue::encode_key(key)))
+                    .copied()
+            };
+            let i = match found {
+                Some(i) => i,
+                None => {
+                    if self.rows.len() >= SCANNED {
+                        self.index
+                            .insert((&**table, SqlValue::encode_key(key)), self.rows.len());
+                    }
+                    self.rows.push(Row {
+                        table,
+                        key,
+                        before,
+                        existed: before.is_some(),
+                        after: None,
+                    });
+                    self.rows.len() - 1
+                }
+            };
+            self.rows[i].after = after;
+        }
+    }
+    let mut fold = Fold {
+        rows: Vec::new(),
+        index: HashMap::new(),
+    };
+    for c in changes.iter().filter(|c| c.keyed || !keyed_only) {
+        let (old, new) = (c.old.as_deref(), c.new.as_deref());
+        match (c.op, &c.old_key) {
+            (ChangeOp::Insert, _) => fold.touch(&c.table, &c.key, None, new),
+            (ChangeOp::Delete, _) => fold.touch(&c.table, &c.key, old, None),
+            (ChangeOp::Update, None) => fold.touch(&c.table, &c.key, old, new),
+            (ChangeOp::Update, Some(old_key)) => {
+                fold.touch(&c.table, old_key, old, None);
+                fold.touch(&c.table, &c.key, None, new);
+            }
+        }
+    }
+    let rows = fold.rows;
+    rows.into_iter()
+        .filter_map(|row| {
+            let op = match (row.existed, row.before, row.after) {
+                (false, _, None) | (true, None, _) => return None,
+                (false, _, Some(after)) => NetOp::Insert(after),
+                (true, Some(before), None) => NetOp::Delete(before),
+                (true, Some(before), Some(after)) => {
+                    let changed: Vec<usize> = (0..before.len().max(after.len()))
+                        .filter(|&i| match (before.get(i), after.get(i)) {
+                            (Some(a), Some(b)) => !a.same(b),
+                            _ => true,
+                        })
+                        .collect();
+                    if changed.is_empty() {
+                        return None;
+                    }
+                    NetOp::Update {
+                        before,
+                        after,
+                        changed,
+                    }
+                }
+            };
+            Some(Netted {
+                table: row.table,
+                key: row.key,
+                op,
+            })
+        })
+        .collect()
+}
+
+/// Whether two keys have the same canonical encoding ([`SqlValue::encode_key`]), without
+/// encoding them.
+fn same_key(a: &[SqlValue], b: &[SqlValue]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| match (x, y) {
+            (SqlValue::Real(p), SqlValue::Real(q)) => p.to_bits() == q.to_bits(),
+            _ => x == y,
+        })
+}
+
+/// Whether `changeset` records exactly the row operations `changes` net to (with `keyed_only`,
+/// as [`net`] makes them), read in place: the quick check of the usual case, where nothing is
+/// decoded or named. `true` only where decoding both sides and comparing them would find them
+/// equal; `false` also where it cannot tell cheaply (a table whose columns are not named alike
+/// on both sides, per `same_columns`, or many rows), so the caller compares in full.
+pub(crate) fn same_as_recorded(
+    changes: &[RowChange],
+    changeset: &Changeset,
+    mut same_columns: impl FnMut(&str) -> bool,
+) -> bool {
+    let rows = netted(changes, true);
+    if rows.len() > 64 {
+        return false;
+    }
+    let mut matched = vec![false; rows.len()];
+    let mut count = 0;
+    let read = changeset.visit(|c| {
+        if !same_columns(c.table()) {
+            return false;
+        }
+        let n = c.columns();
+        // The row: same table, same key (the primary-key columns of the values that name it).
+        let key_side = |i| match c.op() {
+            Op::Insert => c.after(i),
+            Op::Update | Op::Delete => c.before(i),
+        };
+        let found = rows.iter().enumerate().position(|(i, r)| {
+            !matched[i] && **r.table == *c.table() && {
+                let mut key = r.key.iter();
+                (0..n)
+                    .filter(|&i| c.is_pk(i))
+                    .all(|i| match (key.next(), key_side(i)) {
+                        (Some(k), Some(v)) => v.is(k),
+                        (Some(SqlValue::Null), None) => true,
+                        _ => false,
+                    })
+                    && key.next().is_none()
+            }
+        });
+        let Some(at) = found else {
+            return false;
+        };
+        matched[at] = true;
+        count += 1;
+        // Every value of one side, as the change records it.
+        let all_of = |side: &[SqlValue], after: bool| {
+            side.len() == n
+                && (0..n).all(|i| {
+                    let v = if after { c.after(i) } else { c.before(i) };
+                    v.is_some_and(|v| v.is(&side[i]))
+                })
+        };
+        match (&rows[at].op, c.op()) {
+            (NetOp::Insert(after), Op::Insert) => all_of(after, true),
+            (NetOp::Delete(before), Op::Delete) => all_of(before, false),
+            (
+                NetOp::Update {
+                    before,
+                    after,
+                    changed,
+                },
+                Op::Update,
+            ) => {
+                before.len() == n
+                    && after.len() == n
+                    && (0..n).all(|i| {
+                        let (old, new) = (c.before(i), c.after(i));
+                        if changed.contains(&i) {
+                            old.is_some_and(|v| v.is(&before[i]))
+                                && new.is_some_and(|v| v.is(&after[i]))
+                        } else {
+                            // A key column names the row in `old`; nothing else may appear.
+                            new.is_none() && (old.is_none() || c.is_pk(i))
+                        }
+                    })
+            }
+            _ => false,
+        }
+    });
+    read.unwrap_or(false) && count == rows.len()
 }
 
 /// Puts row operations in canonical order: by table, then key.
@@ -185,7 +399,7 @@ pub fn sort(ops: &mut [RowOp]) {
 
 fn row_op(c: Change, conn: &Connection, schema: &str, names: &mut ColumnNames) -> RowOp {
     let key = c.key();
-    let cols = names.of(conn, schema, &c.table).to_vec();
+    let cols = names.of(Some(conn), schema, &c.table);
     let name = |i: usize| cols.get(i).cloned().unwrap_or_else(|| format!("#{i}"));
     let collect = |side: &[Option<SqlValue>]| -> IndexMap<String, SqlValue> {
         side.iter()

@@ -17,7 +17,19 @@ use crate::sqlite;
 pub(crate) struct Executor {
     /// SQL text → the statements it contains, each marked when it updates or deletes one row
     /// picked by its key.
-    split: HashMap<String, Vec<(String, bool)>>,
+    split: HashMap<String, Split>,
+    /// Whether the schema holds a `FAIL` conflict clause or `RAISE(FAIL)` (read when first
+    /// needed, and again after a statement that changed the schema).
+    schema_fails: Option<bool>,
+}
+
+/// The statements one SQL text holds.
+struct Split {
+    /// Each statement, marked when it updates or deletes one row picked by its key.
+    parts: Vec<(String, bool)>,
+    /// Whether SQLite undoes a failure of the whole text by itself: a single data-changing
+    /// statement without a `FAIL` conflict clause.
+    atomic: bool,
 }
 
 /// What running one statement did.
@@ -51,24 +63,11 @@ impl Executor {
         conn: &Connection,
         st: &Statement,
     ) -> std::result::Result<Ran, String> {
-        if !self.split.contains_key(&st.sql) {
-            if self.split.len() >= SPLIT_CACHE_MAX {
-                self.split.clear();
-            }
-            let parts = sqlite::split_statements(conn, &st.sql)?
-                .into_iter()
-                .map(|p| {
-                    let writes = matches!(leading_keyword(&p.sql).as_str(), "UPDATE" | "DELETE");
-                    let keyed = writes && picks_one_row(conn, &p.sql);
-                    (p.sql, keyed)
-                })
-                .collect();
-            self.split.insert(st.sql.clone(), parts);
-        }
+        let split = self.split_of(conn, &st.sql)?;
         let mut ran = Ran {
             matched_nothing: false,
         };
-        for (part, update_or_delete) in &self.split[&st.sql] {
+        for (part, update_or_delete) in &split.parts {
             let mut stmt = conn.prepare_cached(part).map_err(sqlite_message)?;
             bind(&mut stmt, &st.binds).map_err(sqlite_message)?;
             let mut rows = stmt.raw_query();
@@ -77,7 +76,56 @@ impl Executor {
                 ran.matched_nothing = true;
             }
         }
+        if !split.atomic {
+            // It may have changed the schema.
+            self.schema_fails = None;
+        }
         Ok(ran)
+    }
+
+    /// Whether a failure of `st` is wholly undone by SQLite itself: its SQL is a single
+    /// data-changing statement (no DDL, no transaction control), without a `FAIL` conflict
+    /// resolution in it or in the schema (FAIL keeps a failing statement's earlier changes).
+    /// SQLite backs out a statement that fails with any other resolution.
+    pub(crate) fn undone_by_sqlite(&mut self, conn: &Connection, st: &Statement) -> bool {
+        let atomic = self.split_of(conn, &st.sql).is_ok_and(|s| s.atomic);
+        atomic
+            && !*self.schema_fails.get_or_insert_with(|| {
+                conn.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM sqlite_master WHERE sql LIKE '%FAIL%') OR EXISTS (SELECT 1 FROM sqlite_temp_master WHERE sql LIKE '%FAIL%')",
+                    [],
+                    |r| r.get::<_, bool>(0),
+                )
+                .unwrap_or(true)
+            })
+    }
+
+    /// The statements of `sql`, split and analysed once.
+    fn split_of(&mut self, conn: &Connection, sql: &str) -> std::result::Result<&Split, String> {
+        if !self.split.contains_key(sql) {
+            if self.split.len() >= SPLIT_CACHE_MAX {
+                self.split.clear();
+            }
+            let parts: Vec<(String, bool)> = sqlite::split_statements(conn, sql)?
+                .into_iter()
+                .map(|p| {
+                    let writes = matches!(leading_keyword(&p.sql).as_str(), "UPDATE" | "DELETE");
+                    let keyed = writes && picks_one_row(conn, &p.sql);
+                    (p.sql, keyed)
+                })
+                .collect();
+            let atomic = match parts.as_slice() {
+                [(part, _)] => {
+                    matches!(
+                        leading_keyword(part).as_str(),
+                        "INSERT" | "UPDATE" | "DELETE" | "REPLACE" | "SELECT" | "WITH" | "VALUES"
+                    ) && !part.to_ascii_uppercase().contains("FAIL")
+                }
+                _ => false,
+            };
+            self.split.insert(sql.to_string(), Split { parts, atomic });
+        }
+        Ok(&self.split[sql])
     }
 }
 

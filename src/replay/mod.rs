@@ -28,7 +28,7 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 use crate::eventlog::{Event, EventLog, LogRow, SeqNum, SyncStatus};
 use crate::js::BindValue;
-use crate::materialize::{Materializer, Outcome, Statement, Target};
+use crate::materialize::{Materializer, Outcome, Pure, Statement, Target};
 use crate::replay::capture::{Capture, RowChange};
 use crate::replay::execute::Executor;
 use crate::replay::integrity::{Disposition, LogChecker};
@@ -209,6 +209,76 @@ impl Quarantine {
     }
 }
 
+/// Applied events at most between two savepoints.
+const BATCH_EVENTS: usize = 128;
+/// Bytes of SQL and bind values kept at most for running a batch again.
+const BATCH_BYTES: usize = 1 << 20;
+
+/// The savepoint that lets a failing event be rolled back alone, shared by a batch of events.
+///
+/// A savepoint per event costs a copy of every page the event touches, a fifth of the replay;
+/// one per batch copies a page once for all the batch's events. When an event fails after it
+/// changed something (a later statement fails, or SQLite could not back out the failing one),
+/// the batch is rolled back and its earlier events' statements are run again, which leaves
+/// the state exactly as it was before the failing event: a failing event costs at most a
+/// batch's statements run twice, and the batch starts afresh after it.
+#[derive(Default)]
+struct Batch {
+    /// Whether the savepoint is open.
+    open: bool,
+    /// The statements of the applied events since it was opened, in order.
+    applied: Vec<Vec<Statement>>,
+    /// Their SQL and bind values' size.
+    bytes: usize,
+}
+
+impl Batch {
+    /// Opens the savepoint, unless it is open.
+    fn open(&mut self, conn: &Connection) -> Result<()> {
+        if !self.open {
+            run_cached(conn, "SAVEPOINT rehearse_batch")?;
+            self.open = true;
+        }
+        Ok(())
+    }
+
+    /// Keeps an applied event's statements; ends the batch when it is full.
+    fn applied(&mut self, conn: &Connection, statements: Vec<Statement>) -> Result<()> {
+        self.bytes += statements.iter().map(statement_bytes).sum::<usize>();
+        self.applied.push(statements);
+        if self.applied.len() >= BATCH_EVENTS || self.bytes >= BATCH_BYTES {
+            self.release(conn)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the batch: its events stay applied.
+    fn release(&mut self, conn: &Connection) -> Result<()> {
+        if self.open {
+            run_cached(conn, "RELEASE rehearse_batch")?;
+            self.open = false;
+        }
+        self.applied.clear();
+        self.bytes = 0;
+        Ok(())
+    }
+}
+
+/// The bytes of an event's SQL and bind values, roughly.
+fn statement_bytes(st: &Statement) -> usize {
+    let bind = |v: &BindValue| match v {
+        BindValue::Text(t) => t.len() + 16,
+        BindValue::Blob(b) => b.len() + 16,
+        _ => 16,
+    };
+    st.sql.len()
+        + match &st.binds {
+            crate::materialize::Binds::None => 0,
+            crate::materialize::Binds::Positional(v) => v.iter().map(bind).sum(),
+            crate::materialize::Binds::Named(v) => v.iter().map(|(n, v)| n.len() + bind(v)).sum(),
+        }
+}
+
 /// Replays events one at a time into a scratch database: the engine behind [`replay`], and
 /// what drives two replays in lockstep (differential replay, determinism checks).
 pub struct Replayer<'a> {
@@ -218,6 +288,11 @@ pub struct Replayer<'a> {
     exec: Executor,
     checker: LogChecker,
     capture: Capture<'a>,
+    batch: Batch,
+    /// Run without savepoints ([`Replayer::speculate`]).
+    speculate: bool,
+    /// Speculation failed: an event failed after it changed something.
+    start_over: bool,
     names: HashMap<String, Arc<str>>,
     quarantine: Quarantine,
     /// The rows the current event meant to change, when it was not applied.
@@ -243,6 +318,9 @@ impl<'a> Replayer<'a> {
             exec: Executor::default(),
             checker: LogChecker::default(),
             capture,
+            batch: Batch::default(),
+            speculate: false,
+            start_over: false,
             names: HashMap::new(),
             quarantine: Quarantine::default(),
             intended: Vec::new(),
@@ -252,14 +330,29 @@ impl<'a> Replayer<'a> {
 
     /// Replays one row of the log.
     pub fn event(&mut self, row: LogRow) -> Result<EventOutcome> {
+        self.event_prepared(row, None)
+    }
+
+    /// [`Replayer::event`], with the event's args parsed and its statements made ahead.
+    fn event_prepared(&mut self, row: LogRow, prepared: Option<Prepared>) -> Result<EventOutcome> {
         self.out.events += 1;
         self.intended.clear();
         let first = self.out.findings.len();
-        let event = match &row {
-            LogRow::Event(ev) => Some(ev.clone()),
-            LogRow::Malformed { .. } => None,
+        let (event, result, stop) = match row {
+            LogRow::Event(ev) => {
+                let (result, stop) = self.row(&ev, prepared)?;
+                (Some(ev), result, stop)
+            }
+            LogRow::Malformed { seq, name, problem } => {
+                self.out.findings.push(Finding::event(
+                    FindingClass::LogIntegrity,
+                    seq,
+                    name.as_deref(),
+                    format!("malformed eventlog row, not replayed: {problem}"),
+                ));
+                (None, EventResult::NotApplied, false)
+            }
         };
-        let (result, stop) = self.row(row)?;
         Ok(EventOutcome {
             event,
             result,
@@ -286,6 +379,21 @@ impl<'a> Replayer<'a> {
         Ok(self.out)
     }
 
+    /// Runs events without savepoints: an event that fails after it changed something cannot
+    /// be rolled back, so the replay stops there and [`Replayer::must_start_over`] says so. For
+    /// a materializer that answers from the event alone, a replay that starts over with
+    /// savepoints gives exactly the same result; one without failures saves the savepoints'
+    /// copies of every page the events touch (a fifth of the replay on a large store).
+    pub(crate) fn speculate(&mut self) {
+        self.speculate = true;
+    }
+
+    /// Whether speculation failed and the replay must start over, with savepoints, in a new
+    /// scratch database.
+    pub(crate) fn must_start_over(&self) -> bool {
+        self.start_over
+    }
+
     /// Records where `--on-error stop` stopped.
     pub fn stopped_at(&mut self, seq: SeqNum) {
         self.out.stopped_at = Some(seq);
@@ -303,14 +411,93 @@ pub fn replay(
 ) -> Result<Replayed> {
     begin_log(log, materializer)?;
     let mut r = Replayer::new(conn, materializer, options)?;
-    read_ahead(log, |item| match item {
-        Ahead::Announce(rows) => r.announce(rows).map(ControlFlow::Continue),
-        Ahead::Row(row) => r.replay_row(row, &mut observe),
+    r.drive(log, |r, row, prepared| {
+        r.replay_row(row, prepared, &mut observe)
     })?;
     let events = r.out.events;
     let out = r.finish(log.sync_status())?;
     observe(Step::Read(events));
     Ok(out)
+}
+
+/// One event as replayed, owned, for a consumer on another thread: what [`Step::Applied`] and
+/// [`Step::NotApplied`] lend.
+#[derive(Debug)]
+pub(crate) enum Done {
+    /// An applied event and its row changes.
+    Applied {
+        /// The event.
+        event: Event,
+        /// Its row changes, in the order SQLite made them.
+        changes: Vec<RowChange>,
+    },
+    /// An event that was not applied.
+    NotApplied {
+        /// The event.
+        event: Event,
+        /// The findings that say why.
+        findings: Vec<Finding>,
+        /// The rows it meant to change.
+        intended: Vec<(Arc<str>, Vec<SqlValue>)>,
+    },
+}
+
+/// [`replay`], handing every event over by value (`done`) and the rows read so far to
+/// `progress` (every 1024 rows and at the end), so that its changes can be consumed on another
+/// thread without a copy; with `speculate`, without savepoints ([`Replayer::speculate`]):
+/// `None` when the replay must start over with them.
+pub(crate) fn replay_owned(
+    log: &EventLog,
+    materializer: &mut dyn Materializer,
+    conn: &Connection,
+    options: &ReplayOptions,
+    speculate: bool,
+    mut progress: impl FnMut(u64),
+    mut done: impl FnMut(Done),
+) -> Result<Option<Replayed>> {
+    begin_log(log, materializer)?;
+    let mut r = Replayer::new(conn, materializer, options)?;
+    if speculate {
+        r.speculate();
+    }
+    r.drive(log, |r, row, prepared| {
+        let outcome = r.event_prepared(row, prepared)?;
+        if r.must_start_over() {
+            return Ok(ControlFlow::Break(()));
+        }
+        if r.out.events.is_multiple_of(1024) {
+            progress(r.out.events);
+        }
+        let stop = outcome.stop;
+        if let (true, Some(ev)) = (stop, &outcome.event) {
+            r.stopped_at(ev.seq);
+        }
+        match (outcome.event, outcome.result) {
+            (Some(event), EventResult::Applied { changes }) => {
+                done(Done::Applied { event, changes })
+            }
+            (Some(event), EventResult::NotApplied) => {
+                done(Done::NotApplied {
+                    event,
+                    findings: r.out.findings[outcome.findings].to_vec(),
+                    intended: std::mem::take(&mut r.intended),
+                });
+            }
+            (None, _) => {}
+        }
+        Ok(if stop {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        })
+    })?;
+    if r.must_start_over() {
+        return Ok(None);
+    }
+    let events = r.out.events;
+    let out = r.finish(log.sync_status())?;
+    progress(events);
+    Ok(Some(out))
 }
 
 /// Tells the materializer a log's replay begins, and how many events the log holds. The count
@@ -376,7 +563,100 @@ pub fn read_ahead(
     Ok(())
 }
 
+/// An event's args parsed and the materializer's answer made ahead, on the reading thread.
+pub(crate) struct Prepared {
+    /// The args, or why they are not JSON.
+    args: std::result::Result<Value, String>,
+    /// The answer, where the args parsed.
+    outcome: Option<Outcome>,
+}
+
+/// Rows read ahead and handed over at a time.
+const PREPARED_BATCH: usize = 128;
+/// Batches in flight before the reading thread waits.
+const PREPARED_IN_FLIGHT: usize = 4;
+
+/// Reads `log` on another thread, which parses each event's args and asks `pure` for its
+/// statements there, and hands the rows to `f` in order; stops when `f` breaks. Where the log
+/// cannot be read on, `f` has had every row before, as with [`EventLog::for_each`].
+fn read_prepared(
+    log: &EventLog,
+    pure: Box<dyn Pure>,
+    mut f: impl FnMut(LogRow, Option<Prepared>) -> Result<ControlFlow<()>>,
+) -> Result<()> {
+    let reader = log.reader();
+    std::thread::scope(|s| {
+        let (tx, rx) =
+            std::sync::mpsc::sync_channel::<Vec<(LogRow, Option<Prepared>)>>(PREPARED_IN_FLIGHT);
+        let reading = s.spawn(move || {
+            let mut batch = Vec::with_capacity(PREPARED_BATCH);
+            reader.for_each(|row| {
+                let prepared = match &row {
+                    LogRow::Event(ev) => {
+                        let args = crate::js::parse_json(&ev.args_json).map_err(|e| e.to_string());
+                        let outcome = args
+                            .as_ref()
+                            .ok()
+                            .and_then(|args| pure.materialize(ev, args));
+                        Some(Prepared { args, outcome })
+                    }
+                    LogRow::Malformed { .. } => None,
+                };
+                batch.push((row, prepared));
+                if batch.len() == PREPARED_BATCH {
+                    let full = std::mem::replace(&mut batch, Vec::with_capacity(PREPARED_BATCH));
+                    if tx.send(full).is_err() {
+                        // The replay stopped.
+                        return Ok(ControlFlow::Break(()));
+                    }
+                }
+                Ok(ControlFlow::Continue(()))
+            })?;
+            if !batch.is_empty() {
+                let _ = tx.send(batch);
+            }
+            Ok(())
+        });
+        let mut replayed = Ok(ControlFlow::Continue(()));
+        'rows: for batch in &rx {
+            for (row, prepared) in batch {
+                replayed = f(row, prepared);
+                if !matches!(replayed, Ok(ControlFlow::Continue(()))) {
+                    break 'rows;
+                }
+            }
+        }
+        drop(rx);
+        let read = match reading.join() {
+            Ok(read) => read,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        match replayed? {
+            // Rows read beyond where the replay stopped do not count.
+            ControlFlow::Break(()) => Ok(()),
+            ControlFlow::Continue(()) => read,
+        }
+    })
+}
+
 impl Replayer<'_> {
+    /// Reads `log` and hands every row to `each` in order: read and prepared on another
+    /// thread where the materializer answers from the event alone ([`Materializer::pure`]),
+    /// otherwise read here with chunks announced ahead ([`read_ahead`]).
+    fn drive(
+        &mut self,
+        log: &EventLog,
+        mut each: impl FnMut(&mut Self, LogRow, Option<Prepared>) -> Result<ControlFlow<()>>,
+    ) -> Result<()> {
+        match self.materializer.pure() {
+            Some(pure) => read_prepared(log, pure, |row, prepared| each(self, row, prepared)),
+            None => read_ahead(log, |item| match item {
+                Ahead::Announce(rows) => self.announce(rows).map(ControlFlow::Continue),
+                Ahead::Row(row) => each(self, row, None),
+            }),
+        }
+    }
+
     /// Tells the materializer about the events of a chunk it will be asked about.
     pub fn announce(&mut self, chunk: &[LogRow]) -> Result<()> {
         let events: Vec<&Event> = chunk
@@ -396,9 +676,10 @@ impl Replayer<'_> {
     fn replay_row(
         &mut self,
         row: LogRow,
+        prepared: Option<Prepared>,
         observe: &mut impl FnMut(Step<'_>),
     ) -> Result<ControlFlow<()>> {
-        let outcome = self.event(row)?;
+        let outcome = self.event_prepared(row, prepared)?;
         if self.out.events.is_multiple_of(1024) {
             observe(Step::Read(self.out.events));
         }
@@ -422,26 +703,18 @@ impl Replayer<'_> {
         Ok(ControlFlow::Continue(()))
     }
 
-    fn row(&mut self, row: LogRow) -> Result<(EventResult, bool)> {
-        let ev = match row {
-            LogRow::Event(ev) => ev,
-            LogRow::Malformed { seq, name, problem } => {
-                self.out.findings.push(Finding::event(
-                    FindingClass::LogIntegrity,
-                    seq,
-                    name.as_deref(),
-                    format!("malformed eventlog row, not replayed: {problem}"),
-                ));
-                return Ok((EventResult::NotApplied, false));
-            }
+    fn row(&mut self, ev: &Event, prepared: Option<Prepared>) -> Result<(EventResult, bool)> {
+        let (parsed, mut outcome) = match prepared {
+            Some(p) => (Some(p.args), p.outcome),
+            None => (None, None),
         };
-        if self.checker.check(&ev, &mut self.out.findings) == Disposition::Skip {
+        if self.checker.check(ev, &mut self.out.findings) == Disposition::Skip {
             return Ok((EventResult::NotApplied, false));
         }
         if ev.schema_hash == -1 {
             self.finding(
                 FindingClass::WriterUnknown,
-                &ev,
+                ev,
                 format!(
                     "the app that wrote this event did not know {:?} (schemaHash -1): LiveStore stored it without materializing it, so the live state never had its effect",
                     ev.name
@@ -461,12 +734,14 @@ impl Replayer<'_> {
             );
             return Ok((EventResult::NotApplied, self.stops()));
         }
-        let args: Value = match crate::js::parse_json(&ev.args_json) {
+        let parsed = parsed
+            .unwrap_or_else(|| crate::js::parse_json(&ev.args_json).map_err(|e| e.to_string()));
+        let args: Value = match parsed {
             Ok(v) => v,
             Err(e) => {
                 self.finding(
                     FindingClass::LogIntegrity,
-                    &ev,
+                    ev,
                     format!(
                         "argsJson is not valid JSON ({e}), so the event cannot be replayed: {}",
                         crate::text::truncate(&ev.args_json)
@@ -493,7 +768,7 @@ impl Replayer<'_> {
                 };
                 let i = self.finding(
                     FindingClass::InvalidArgs,
-                    &ev,
+                    ev,
                     format!(
                         "{what} the event's schema ({}): {}{more}; not replayed",
                         first.keyword, first.message
@@ -504,16 +779,14 @@ impl Replayer<'_> {
                 f.keyword = Some(first.keyword.clone());
                 f.value = first.value.clone();
                 // What it would have done, so later events on the same rows can be listed.
-                if let Outcome::Statements(sts) =
-                    self.materializer.materialize(&ev, &args, self.conn)?
-                {
+                if let Outcome::Statements(sts) = self.materialize(ev, &args, &mut outcome)? {
                     let rows = self.target_rows(&sts);
-                    self.quarantine_rows(i, &ev, rows);
+                    self.quarantine_rows(i, ev, rows);
                 }
                 return Ok((EventResult::NotApplied, self.stops()));
             }
         }
-        let statements = match self.materializer.materialize(&ev, &args, self.conn)? {
+        let statements = match self.materialize(ev, &args, &mut outcome)? {
             Outcome::Unknown => {
                 let note = if self
                     .options
@@ -527,13 +800,13 @@ impl Replayer<'_> {
                 };
                 self.finding(
                     FindingClass::UnknownEvent,
-                    &ev,
+                    ev,
                     format!("no materializer for event {:?}{note}", ev.name),
                 );
                 return Ok((EventResult::NotApplied, false));
             }
             Outcome::Rejected(r) => {
-                let i = self.finding(r.class, &ev, r.message);
+                let i = self.finding(r.class, ev, r.message);
                 if let Some(pointer) = r.pointer {
                     // The failing value, where the pointer leads to one (not to a missing field).
                     self.out.findings[i].value = args
@@ -554,10 +827,29 @@ impl Replayer<'_> {
                 false,
             ));
         }
-        self.apply(&ev, &statements)
+        let result = self.apply(ev, &statements)?;
+        if let (EventResult::Applied { .. }, _) = result
+            && !self.speculate
+        {
+            self.batch.applied(self.conn, statements)?;
+        }
+        Ok(result)
     }
 
-    /// Runs an event's statements in a savepoint; rolls it back and reports it if one fails.
+    /// The materializer's answer for `ev`: the one made ahead, if any.
+    fn materialize(
+        &mut self,
+        ev: &Event,
+        args: &Value,
+        ahead: &mut Option<Outcome>,
+    ) -> Result<Outcome> {
+        match ahead.take() {
+            Some(outcome) => Ok(outcome),
+            None => self.materializer.materialize(ev, args, self.conn),
+        }
+    }
+
+    /// Runs an event's statements; rolls it back and reports it if one fails.
     fn apply(&mut self, ev: &Event, statements: &[Statement]) -> Result<(EventResult, bool)> {
         // Rows this event names outright: an update of a row a quarantined event never wrote
         // changes nothing, yet it is exactly what that event spoiled.
@@ -566,7 +858,9 @@ impl Replayer<'_> {
         } else {
             self.named_rows(statements)
         };
-        run_cached(self.conn, "SAVEPOINT rehearse_event")?;
+        if !self.speculate {
+            self.batch.open(self.conn)?;
+        }
         let mut failure = None;
         let mut matched_nothing = Vec::new();
         for (i, st) in statements.iter().enumerate() {
@@ -599,7 +893,6 @@ impl Replayer<'_> {
             });
         }
         let Some((i, msg)) = failure else {
-            run_cached(self.conn, "RELEASE rehearse_event")?;
             let changes = self.capture.take();
             self.out.applied += 1;
             if !changes.is_empty() && !self.options.no_writers {
@@ -648,8 +941,16 @@ impl Replayer<'_> {
             .into_iter()
             .map(|c| (c.table, c.key))
             .collect();
-        run_cached(self.conn, "ROLLBACK TO rehearse_event")?;
-        run_cached(self.conn, "RELEASE rehearse_event")?;
+        // SQLite has backed out the failing statement; the event's earlier changes, if any,
+        // go with the batch's, and the batch's events before it are run again.
+        let undone = i == 0 && self.exec.undone_by_sqlite(self.conn, &statements[0]);
+        if !undone {
+            if self.speculate {
+                self.start_over = true;
+                return Ok((EventResult::NotApplied, true));
+            }
+            self.restore(ev)?;
+        }
         self.capture.discard();
         let mut rows = touched;
         rows.extend(self.target_rows(&statements[i..]));
@@ -662,6 +963,30 @@ impl Replayer<'_> {
         self.out.findings[f].statement = Some(i + 1);
         self.quarantine_rows(f, ev, rows);
         Ok((EventResult::NotApplied, self.stops()))
+    }
+
+    /// Undoes the changes a failing event made before it failed: the batch is rolled back
+    /// and its earlier events' statements run again, then the batch ends.
+    fn restore(&mut self, failed: &Event) -> Result<()> {
+        run_cached(self.conn, "ROLLBACK TO rehearse_batch")?;
+        for statements in &self.batch.applied {
+            for st in statements {
+                if let Err(msg) = self.exec.run(self.conn, st) {
+                    return Err(Error::Definitions {
+                        path: self.materializer.describe().into(),
+                        line: st.line,
+                        event: Some(failed.name.clone()),
+                        message: format!(
+                            "after {} failed, the statements of an event before it were run again to roll it back, and failed where they had run: {msg}",
+                            failed.seq
+                        ),
+                    });
+                }
+            }
+        }
+        // Their changes were captured the first time.
+        self.capture.discard();
+        self.batch.release(self.conn)
     }
 
     fn statement_label(&self, statements: &[Statement], i: usize) -> String {
@@ -697,9 +1022,11 @@ impl Replayer<'_> {
         ev: &Event,
         rows: Vec<(Arc<str>, Vec<SqlValue>)>,
     ) {
-        let writer = self.writer(ev);
-        for (table, key) in &rows {
-            self.out.writers.intend(table, key, &writer);
+        if !self.options.no_writers {
+            let writer = self.writer(ev);
+            for (table, key) in &rows {
+                self.out.writers.intend(table, key, &writer);
+            }
         }
         self.intended.extend(rows.iter().cloned());
         self.quarantine.add(finding, rows);
@@ -826,3 +1153,6 @@ fn run_cached(conn: &Connection, sql: &str) -> Result<()> {
         .map(|_| ())
         .map_err(|e| Error::scratch(sql.to_string(), e))
 }
+
+#[cfg(test)]
+mod tests;

@@ -27,6 +27,7 @@ trials![
     later_livestore_state_names_are_recognised_and_an_unfinished_rebuild_is_not_trusted,
     a_log_that_cannot_be_counted_still_replays,
     on_error_stop_stops_at_the_first_failing_event,
+    an_event_failing_at_its_second_statement_leaves_nothing_of_its_first,
     of_several_state_files_the_one_matching_the_definitions_is_chosen,
     inspect_summarises_a_corpus,
     every_command_explains_itself_with_an_example,
@@ -606,6 +607,99 @@ fn on_error_stop_stops_at_the_first_failing_event() {
             .iter()
             .any(|n| n == "replay stopped at e68 (--on-error stop)"),
         "{c}"
+    );
+}
+
+/// The replay runs without savepoints while no event fails after changing something; the
+/// first that does (here e17, whose second statement fails) makes it start over with them, and
+/// the report is the one a savepoint per event gives: e17's first statement (completing the
+/// todo) is undone, so the todo differs from LiveStore's, and every event before it stays.
+fn an_event_failing_at_its_second_statement_leaves_nothing_of_its_first() {
+    let dir = tempdir();
+    let text = std::fs::read_to_string(defs())
+        .unwrap()
+        .replace(
+            "event_schemas = \"../../schemas/workspace/events\"",
+            &format!(
+                "event_schemas = {:?}",
+                root()
+                    .join("schemas/workspace/events")
+                    .display()
+                    .to_string()
+            ),
+        )
+        .replace(
+            "ddl_file = \"state.sql\"",
+            &format!(
+                "ddl_file = {:?}",
+                corpus("workspace/state.sql").display().to_string()
+            ),
+        );
+    let second = "sql = \"UPDATE project_stats SET completedCount = completedCount + 1, lastActivityAt = $at WHERE projectId = $projectId\"\nbinds = { projectId = \"args.projectId\", at = \"args.completedAt | iso\" }";
+    assert!(text.contains(second), "the workspace definitions changed");
+    let failing = text.replace(
+        second,
+        "sql = \"UPDATE project_stats SET completedCount = completedCount + 1, lastActivityAt = $at WHERE projectId = $projectId AND (CASE WHEN $id = 'todo_twq657isfh' THEN json('{') END) IS NULL\"\nbinds = { projectId = \"args.projectId\", at = \"args.completedAt | iso\", id = \"args.id\" }",
+    );
+    let path = dir.path().join("materializers.toml");
+    std::fs::write(&path, failing).unwrap();
+    let report = rehearse(&[
+        &"check",
+        &corpus("workspace-n200"),
+        &"-m",
+        &path,
+        &"--format",
+        &"json",
+    ])
+    .code(1)
+    .json();
+    let c = &report["corpora"][0];
+    assert_eq!(
+        (c["events"].as_u64(), c["applied"].as_u64()),
+        (Some(200), Some(199))
+    );
+    let findings = c["findings"].as_array().unwrap();
+    let at = |f: &Value| {
+        (
+            f["class"].as_str().unwrap_or("").to_string(),
+            f["seqNumGlobal"].as_i64(),
+        )
+    };
+    assert_eq!(
+        at(&findings[0]),
+        ("materializer-error".to_string(), Some(17))
+    );
+    assert_eq!(findings[0]["statement"], 2);
+    let todo = findings
+        .iter()
+        .find(|f| f["table"] == "todos")
+        .expect("the todo e17 completed first");
+    assert_eq!(todo["key"][0]["value"], "todo_twq657isfh");
+    let completed = &todo["columns"][0];
+    assert_eq!(completed["column"], "completed");
+    assert_eq!(
+        (
+            &completed["expected"]["value"],
+            &completed["actual"]["value"]
+        ),
+        (&Value::from(1), &Value::from(0))
+    );
+    assert!(
+        findings
+            .iter()
+            .any(|f| f["table"] == "project_stats" && f["columns"][0]["column"] == "completedCount"),
+        "e17's count is missing from its project"
+    );
+    // Everything else replayed: the other 52 todos agree.
+    let todos = c["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "todos")
+        .unwrap();
+    assert_eq!(
+        (todos["matching"].as_u64(), todos["differing"].as_u64()),
+        (Some(52), Some(1))
     );
 }
 
