@@ -212,22 +212,18 @@ fn a_sigterm_to_the_launcher_reaches_rehearse_and_kills_the_launcher_too() -> ne
     use std::os::unix::process::ExitStatusExt;
     let Installed { app, .. } = installed()?;
     let dir = tempdir();
-    // rehearse blocks opening definitions that are a FIFO no one writes to.
-    let fifo = dir.path().join("materializers.toml");
-    assert!(
-        Command::new("mkfifo")
-            .arg(&fifo)
-            .status()
-            .unwrap()
-            .success()
-    );
+    // rehearse blocks asking a "Node.js" that never answers for its version. (Definitions that
+    // are a FIFO used to block it; rehearse now refuses a FIFO at once.)
+    let node = dir.path().join("node");
+    std::fs::write(&node, "#!/bin/sh\nexec sleep 30\n").unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&node, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
     let mut launcher = Command::new(app.join("node_modules/.bin/rehearse"))
-        .args([
-            "check".as_ref(),
-            corpus("workspace-n200").as_os_str(),
-            "-m".as_ref(),
-            fifo.as_os_str(),
-        ])
+        .args(["check", "--log-only", "-m", "livestore:app.mjs"])
+        .arg(corpus("workspace-n200"))
+        .env("REHEARSE_NODE", &node)
         .current_dir(&app)
         .spawn()
         .unwrap();
@@ -245,9 +241,22 @@ fn a_sigterm_to_the_launcher_reaches_rehearse_and_kills_the_launcher_too() -> ne
         );
         std::thread::sleep(Duration::from_millis(50));
     };
-    // Blocked in the FIFO, not exited.
+    // Blocked on the silent Node, not exited.
     std::thread::sleep(Duration::from_millis(300));
-    assert!(Path::new(&format!("/proc/{rehearse}")).exists());
+    assert!(
+        Path::new(&format!("/proc/{rehearse}")).exists(),
+        "rehearse exited before the SIGTERM"
+    );
+    // The silent Node is killed at the end, whatever rehearse does with it.
+    let grandchildren =
+        std::fs::read_to_string(format!("/proc/{rehearse}/task/{rehearse}/children"))
+            .unwrap_or_default();
+    let _reap = KillPids(
+        grandchildren
+            .split_whitespace()
+            .map(str::to_string)
+            .collect(),
+    );
     assert!(
         Command::new("kill")
             .args(["-TERM", &pid.to_string()])
@@ -269,7 +278,7 @@ fn a_sigterm_to_the_launcher_reaches_rehearse_and_kills_the_launcher_too() -> ne
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    // Not left behind, blocked on the FIFO, by a failing test.
+    // Not left behind by a failing test.
     let _ = Command::new("kill").args(["-KILL", &rehearse]).status();
     panic!("rehearse (pid {rehearse}) outlived the SIGTERM sent to its launcher");
 }
@@ -696,4 +705,15 @@ fn which(program: &str) -> PathBuf {
         .output()
         .unwrap();
     PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+/// Kills the listed processes when dropped.
+struct KillPids(Vec<String>);
+
+impl Drop for KillPids {
+    fn drop(&mut self) {
+        for pid in &self.0 {
+            let _ = Command::new("kill").args(["-KILL", pid]).status();
+        }
+    }
 }
