@@ -265,7 +265,8 @@ impl PrivateDir {
 }
 
 /// Leftovers younger than this are left alone: a run may be between creating its directory
-/// and locking it.
+/// and locking it. (Windows has no leftover sweep: nothing there locks them.)
+#[cfg(unix)]
 const STALE_AFTER: Duration = Duration::from_secs(60);
 
 /// Creates a [`PrivateDir`] named `<prefix>…` in `parent` (the system's temporary directory

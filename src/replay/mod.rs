@@ -725,7 +725,7 @@ impl Replayer<'_> {
         if depth > crate::js::MAX_ARGS_DEPTH {
             self.finding(
                 FindingClass::InvalidArgs,
-                &ev,
+                ev,
                 format!(
                     "the args nest {depth} levels deep, over the limit of {}; not replayed: {}",
                     crate::js::MAX_ARGS_DEPTH,
