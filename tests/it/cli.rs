@@ -10,6 +10,7 @@ use crate::util::*;
 
 trials![
     the_bundled_corpus_passes,
+    the_readme_is_short_and_links_only_what_users_have,
     findings_exit_1_and_name_the_event,
     json_report_matches_its_schema_and_is_deterministic,
     inputs_are_byte_identical_after_check_and_no_journal_is_left,
@@ -1896,4 +1897,37 @@ fn old_args_in_a_json_column_need_the_schema_to_re_encode_them() {
     rehearse(&[&"check", &corpus("notes-reencoded"), &"-m", &unnamed])
         .code(2)
         .stderr_has("unnamed.toml:15: event \"NoteSaved\": `| schema` re-encodes an arg with the event's args schema, but the definitions name no `event_schemas`");
+}
+
+/// The README is for users: at most 12 KiB, and every file it links is one they get with the
+/// repository (never the development machine's `../shared/`).
+fn the_readme_is_short_and_links_only_what_users_have() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    assert!(
+        readme.len() <= 12 * 1024,
+        "README.md is {} bytes, over 12 KiB: move detail into docs/",
+        readme.len()
+    );
+    assert!(
+        !readme.contains("../shared"),
+        "README.md points at ../shared"
+    );
+    let mut links = 0;
+    for (i, _) in readme.match_indices("](") {
+        let target = &readme[i + 2..];
+        let target = &target[..target.find(')').unwrap()];
+        if target.contains("://") || target.starts_with('#') {
+            continue;
+        }
+        let file = target.split('#').next().unwrap();
+        assert!(
+            root().join(file).exists(),
+            "README.md links {target}, which does not exist"
+        );
+        links += 1;
+    }
+    assert!(
+        links >= 10,
+        "only {links} local links found: the parser is broken"
+    );
 }
