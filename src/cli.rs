@@ -867,8 +867,15 @@ fn out(text: &str, color: anstream::ColorChoice) -> Result<(), Error> {
 }
 
 /// Writes a machine format on stdout as it is.
-fn out_data(text: &str) -> Result<(), Error> {
-    write_stdout(text, anstream::ColorChoice::Never)
+/// Machine output made as it is written (a streamed JSON report) on stdout.
+fn out_data_with(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) -> Result<(), Error> {
+    let mut stdout = std::io::stdout().lock();
+    write(&mut stdout)
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Error::Io {
+            path: PathBuf::from("<stdout>"),
+            source: e,
+        })
 }
 
 fn write_stdout(text: &str, color: anstream::ColorChoice) -> Result<(), Error> {
@@ -890,7 +897,7 @@ fn emit<T: serde::Serialize>(
     color: anstream::ColorChoice,
 ) -> Result<(), Error> {
     match format {
-        SimpleFormat::Json => out_data(&render::json::to_string(value)),
+        SimpleFormat::Json => out_data_with(|out| render::json::write(value, out)),
         SimpleFormat::Human => out(&human(value), color),
     }
 }
@@ -1048,17 +1055,17 @@ fn check_gate(args: CheckArgs, color: anstream::ColorChoice) -> Result<u8, Error
         (&args.markdown, render::Format::Markdown),
     ] {
         if let Some(path) = path {
-            let text = render::render(&report, format, &human);
-            rehearse::files::write_atomic(path, text.as_bytes())?;
+            rehearse::files::write_atomic_with(path, |out| {
+                render::write(&report, format, &human, out)
+            })?;
         }
     }
     for format in &args.format {
         let format = format.library();
-        let text = render::render(&report, format, &human);
         if format.is_human() {
-            out(&text, color)?;
+            out(&render::render(&report, format, &human), color)?;
         } else {
-            out_data(&text)?;
+            out_data_with(|out| render::write(&report, format, &human, out))?;
         }
     }
     Ok(report.exit_code())
@@ -1135,7 +1142,7 @@ fn run_replay(args: ReplayArgs, color: anstream::ColorChoice) -> Result<u8, Erro
     let corpus = check::check_corpus(&args.corpus, materializer.as_mut(), &options)?;
     let report = Report::new(args.defs.materializers.display().to_string(), vec![corpus]);
     match args.format {
-        SimpleFormat::Json => out_data(&render::json::to_string(&report))?,
+        SimpleFormat::Json => out_data_with(|out| render::json::write(&report, out))?,
         SimpleFormat::Human => {
             out(
                 &render::human::report(&report, &HumanOptions::default()),
@@ -1205,7 +1212,7 @@ fn run_diff(args: DiffArgs, color: anstream::ColorChoice) -> Result<u8, Error> {
         rehearse::compare::diff::diff_databases(&args.a, &args.b, &args.compare.options())?;
     let report = Report::new(String::new(), vec![corpus]);
     match args.format {
-        SimpleFormat::Json => out_data(&render::json::to_string(&report))?,
+        SimpleFormat::Json => out_data_with(|out| render::json::write(&report, out))?,
         SimpleFormat::Human => {
             let text = if report.corpora[0].findings.is_empty() {
                 format!("{} and {} are equal\n", args.a.display(), args.b.display())

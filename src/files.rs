@@ -694,13 +694,22 @@ fn report_tempfile(dir: &Path) -> Result<tempfile::NamedTempFile> {
 /// reader never sees half a report. Only a regular file (or the one a symbolic link leads to)
 /// is replaced; anything else at `path` is an error, untouched.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    write_atomic_with(path, |out| out.write_all(bytes))
+}
+
+/// [`write_atomic`] for output made as it is written (a streamed report): `write` fills the
+/// temporary file, which replaces `path` only when `write` succeeded.
+pub fn write_atomic_with(
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
     let (target, kept) = output_target(path)?;
     let dir = parent_of(&target);
     let mut tmp = report_tempfile(&dir)?;
     if let Some(p) = kept {
         fs::set_permissions(tmp.path(), p).map_err(|e| Error::io(&target, e))?;
     }
-    tmp.write_all(bytes).map_err(|e| Error::io(&target, e))?;
+    write(tmp.as_file_mut()).map_err(|e| Error::io(&target, e))?;
     tmp.as_file()
         .sync_all()
         .map_err(|e| Error::io(&target, e))?;

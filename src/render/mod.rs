@@ -40,3 +40,17 @@ pub fn render(report: &Report, format: Format, human: &human::HumanOptions) -> S
         Format::Markdown => markdown::render(report),
     }
 }
+
+/// Writes `report` in `format` to `out`; the JSON report is streamed (see [`json::write`]),
+/// the other formats are written whole.
+pub fn write(
+    report: &Report,
+    format: Format,
+    human: &human::HumanOptions,
+    out: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    match format {
+        Format::Json => json::write(report, out),
+        _ => out.write_all(render(report, format, human).as_bytes()),
+    }
+}
