@@ -269,10 +269,10 @@ pub fn determinism(
                     Side::NotApplied { .. } => Vec::new(),
                 },
             };
-            f.changes = Some(ChangeSides {
+            f.changes = Some(Box::new(ChangeSides {
                 expected: side("first replay", d.old),
                 actual: side("second replay", d.new),
-            });
+            }));
             f
         })
         .collect())

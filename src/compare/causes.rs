@@ -186,7 +186,7 @@ impl Causes {
         };
         self.follow(&theirs, &ours, Some(id));
         if f.caused_by.is_none() {
-            f.changes = Some(ChangeSides {
+            f.changes = Some(Box::new(ChangeSides {
                 expected: ChangeSide {
                     label: "LiveStore recorded".into(),
                     rows: theirs,
@@ -195,7 +195,7 @@ impl Causes {
                     label: "replayed".into(),
                     rows: ours,
                 },
-            });
+            }));
         }
         self.findings.push(f);
     }

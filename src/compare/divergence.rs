@@ -39,11 +39,18 @@ pub(crate) fn attribute(
             SqlValue::encode_key(f.pk.as_deref().unwrap_or_default()),
         )
     };
-    let wanted: HashSet<(String, Vec<u8>)> = divergent
-        .iter()
-        .filter(|&&i| findings[i].pk.is_some())
-        .map(|&i| key_of(&findings[i]))
-        .collect();
+    // Each divergent row, with the columns whose writers are asked for.
+    let mut wanted: HashMap<(String, Vec<u8>), HashSet<String>> = HashMap::new();
+    for &i in &divergent {
+        let f = &findings[i];
+        if f.pk.is_none() {
+            continue;
+        }
+        let columns = wanted.entry(key_of(f)).or_default();
+        if f.divergence == Some(Divergence::RowDiffers) {
+            columns.extend(f.columns.iter().map(|c| c.column.clone()));
+        }
+    }
     let histories = recorded
         .filter(|c| recorded::count(c) > 0)
         .map(|c| recorded::row_histories(c, &wanted));

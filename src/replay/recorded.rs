@@ -210,9 +210,11 @@ pub(crate) struct RowHistory {
 
 /// For each wanted row (table, encoded primary key in column order), its history in
 /// LiveStore's own run, read from every recorded changeset in order (one streaming pass).
+/// Only the columns wanted for a row are kept (none: only its last writer), so that a state
+/// where every row diverges is not copied whole into memory.
 pub(crate) fn row_histories(
     recorded: &Connection,
-    wanted: &HashSet<(String, Vec<u8>)>,
+    wanted: &HashMap<(String, Vec<u8>), HashSet<String>>,
 ) -> HashMap<(String, Vec<u8>), RowHistory> {
     let mut out: HashMap<(String, Vec<u8>), RowHistory> = HashMap::new();
     if wanted.is_empty() {
@@ -250,7 +252,7 @@ pub(crate) fn row_histories(
         };
         if !raw
             .iter()
-            .any(|ch| wanted.contains(&(ch.table.clone(), SqlValue::encode_key(&ch.key()))))
+            .any(|ch| wanted.contains_key(&(ch.table.clone(), SqlValue::encode_key(&ch.key()))))
         {
             continue;
         }
@@ -259,16 +261,18 @@ pub(crate) fn row_histories(
         };
         for op in ops {
             let key = (op.table.clone(), SqlValue::encode_key(&op.key));
-            if !wanted.contains(&key) {
+            let Some(columns) = wanted.get(&key) else {
                 continue;
-            }
+            };
             let h = out.entry(key).or_default();
             h.last = Some(seq);
             match op.op {
                 "delete" => h.columns.clear(),
                 _ => {
                     for (col, v) in op.new {
-                        h.columns.insert(col, (seq, v));
+                        if columns.contains(&col) {
+                            h.columns.insert(col, (seq, v));
+                        }
                     }
                 }
             }

@@ -346,9 +346,10 @@ pub struct Finding {
     /// changesets LiveStore recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub recorded_writer: Option<EventRef>,
-    /// For `first-divergence` and `nondeterministic`: both sides' changes.
+    /// For `first-divergence` and `nondeterministic`: both sides' changes. Boxed: few findings
+    /// have them, and a report can hold a finding for each of a million events.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub changes: Option<ChangeSides>,
+    pub changes: Option<Box<ChangeSides>>,
     /// For a consequence: the root cause it follows from. Absent on root causes, which are
     /// what to fix (and what fails the gate).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -1081,5 +1082,17 @@ impl Report {
         } else {
             crate::exit::FAILED
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// A report holds one finding per bad event, so a field added inline to every finding costs
+    /// memory in proportion to the log (docs/benchmarks.md, the all-bad case): rare parts of
+    /// a finding are boxed.
+    #[test]
+    fn a_finding_stays_small() {
+        let size = std::mem::size_of::<super::Finding>();
+        assert!(size <= 512, "Finding is {size} bytes");
     }
 }
