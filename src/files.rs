@@ -16,7 +16,6 @@ use std::time::{Duration, SystemTime};
 use rusqlite::{Connection, MAIN_DB, OpenFlags};
 
 use crate::error::{Error, Result};
-use crate::sqlite;
 
 /// How many times a copy of files that keep changing is tried before giving up.
 const COPY_ATTEMPTS: u32 = 10;
@@ -387,11 +386,30 @@ fn copy_consistent_within(pairs: &[(PathBuf, PathBuf)], attempts: u32) -> Result
     ))
 }
 
+/// Builds a `file:` URI for `path` with the given query, percent-encoding what URIs reserve.
+pub fn file_uri(path: &Path, query: &str) -> String {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut uri = String::from("file:");
+    for b in abs.to_string_lossy().bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                uri.push(b as char)
+            }
+            _ => uri.push_str(&format!("%{b:02X}")),
+        }
+    }
+    if !query.is_empty() {
+        uri.push('?');
+        uri.push_str(query);
+    }
+    uri
+}
+
 /// Copies a database with SQLite's online backup API, reading the source without locks or side
 /// files (the caller checks that it did not change meanwhile).
 fn backup(src: &Path, dst: &Path) -> Result<()> {
     let conn = Connection::open_with_flags(
-        sqlite::file_uri(src, "mode=ro&immutable=1"),
+        file_uri(src, "mode=ro&immutable=1"),
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI,
     )
     .map_err(|e| Error::sqlite(src, "cannot open", e))?;
@@ -610,7 +628,7 @@ pub(crate) fn finish_exchange(b: &Path) -> Result<Option<String>> {
 /// or a regular file, the file a symbolic link leads to, and an error for anything else. A
 /// report is renamed into place, and a rename replaces whatever has the name: run as root in a
 /// CI container, `--json /dev/null` would otherwise replace `/dev/null` itself.
-fn output_target(path: &Path) -> Result<(PathBuf, Option<fs::Permissions>)> {
+pub(crate) fn output_target(path: &Path) -> Result<(PathBuf, Option<fs::Permissions>)> {
     let meta = match fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Ok((path.to_path_buf(), None));
@@ -716,35 +734,6 @@ pub fn write_atomic_with(
     tmp.persist(&target)
         .map_err(|e| Error::io(&target, e.error))?;
     Ok(())
-}
-
-/// Writes a database atomically: `VACUUM INTO` a temporary file beside `path`, then rename.
-/// The same rules as [`write_atomic`] decide what may be replaced.
-pub fn write_database(conn: &Connection, path: &Path) -> Result<()> {
-    let (target, kept) = output_target(path)?;
-    let dir = parent_of(&target);
-    let tmp = tempfile::Builder::new()
-        .prefix(".rehearse-tmp")
-        .suffix(".db")
-        .tempfile_in(&dir)
-        .map_err(|e| Error::io(&dir, e))?;
-    let tmp_path = tmp.path().to_path_buf();
-    // VACUUM INTO wants a file that does not exist yet; keep the name, drop the file.
-    drop(tmp);
-    let _ = std::fs::remove_file(&tmp_path);
-    let result = sqlite::trusted(conn, || {
-        conn.execute("VACUUM INTO ?1", [tmp_path.to_string_lossy()])
-    })
-    .map_err(|e| Error::sqlite(&target, "cannot write the database", e))
-    .and_then(|_| match kept {
-        Some(p) => fs::set_permissions(&tmp_path, p).map_err(|e| Error::io(&target, e)),
-        None => Ok(()),
-    })
-    .and_then(|_| std::fs::rename(&tmp_path, &target).map_err(|e| Error::io(&target, e)));
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp_path);
-    }
-    result
 }
 
 #[cfg(test)]
@@ -936,14 +925,6 @@ mod tests {
                 .is_symlink()
         );
         assert_eq!(fs::read(&new).unwrap(), b"through");
-        // The same rules for a database written with VACUUM INTO.
-        let scratch = sqlite::Scratch::open(None).unwrap();
-        let err = write_database(&scratch, &to_fifo).unwrap_err().to_string();
-        assert!(err.contains("a FIFO"), "{err}");
-        let db = d.join("out.db");
-        write_database(&scratch, &db).unwrap();
-        let mode = fs::metadata(&db).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, new_file_mode(d) & 0o644);
         // Nothing left behind.
         let left: Vec<_> = fs::read_dir(d)
             .unwrap()

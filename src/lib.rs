@@ -42,6 +42,7 @@ pub mod compare;
 pub mod corpus;
 pub mod definitions;
 pub mod error;
+mod event;
 pub mod eventlog;
 pub mod exit;
 pub mod files;

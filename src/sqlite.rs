@@ -38,24 +38,7 @@ impl std::fmt::Debug for InputDb {
     }
 }
 
-/// Builds a `file:` URI for `path` with the given query, percent-encoding what URIs reserve.
-pub fn file_uri(path: &Path, query: &str) -> String {
-    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
-    let mut uri = String::from("file:");
-    for b in abs.to_string_lossy().bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
-                uri.push(b as char)
-            }
-            _ => uri.push_str(&format!("%{b:02X}")),
-        }
-    }
-    if !query.is_empty() {
-        uri.push('?');
-        uri.push_str(query);
-    }
-    uri
-}
+pub use crate::files::file_uri;
 
 /// Checks that `path` is a readable regular file that starts like a SQLite database, so that
 /// the user gets "not a SQLite database" rather than SQLite's terse `SQLITE_NOTADB` later.
@@ -526,6 +509,35 @@ pub fn quote_literal(s: &str) -> String {
     format!("'{}'", s.replace('\'', "''"))
 }
 
+/// Writes a database atomically: `VACUUM INTO` a temporary file beside `path`, then rename.
+/// The same rules as [`crate::files::write_atomic`] decide what may be replaced.
+pub fn write_database(conn: &Connection, path: &Path) -> Result<()> {
+    let (target, kept) = crate::files::output_target(path)?;
+    let dir = crate::files::parent_of(&target);
+    let tmp = tempfile::Builder::new()
+        .prefix(".rehearse-tmp")
+        .suffix(".db")
+        .tempfile_in(&dir)
+        .map_err(|e| Error::io(&dir, e))?;
+    let tmp_path = tmp.path().to_path_buf();
+    // VACUUM INTO wants a file that does not exist yet; keep the name, drop the file.
+    drop(tmp);
+    let _ = std::fs::remove_file(&tmp_path);
+    let result = trusted(conn, || {
+        conn.execute("VACUUM INTO ?1", [tmp_path.to_string_lossy()])
+    })
+    .map_err(|e| Error::sqlite(&target, "cannot write the database", e))
+    .and_then(|_| match kept {
+        Some(p) => std::fs::set_permissions(&tmp_path, p).map_err(|e| Error::io(&target, e)),
+        None => Ok(()),
+    })
+    .and_then(|_| std::fs::rename(&tmp_path, &target).map_err(|e| Error::io(&target, e)));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp_path);
+    }
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -611,11 +623,50 @@ mod tests {
             scratch.execute_batch("ATTACH ':memory:' AS expected")
         })
         .unwrap();
-        crate::files::write_database(&scratch, &dir.path().join("out.db")).unwrap();
+        write_database(&scratch, &dir.path().join("out.db")).unwrap();
         let copy = Connection::open(dir.path().join("out.db")).unwrap();
         let n: i64 = copy.query_row("SELECT a FROM t", [], |r| r.get(0)).unwrap();
         assert_eq!(n, 1);
         // And the confinement is back afterwards.
         assert!(scratch.execute_batch("ATTACH ':memory:' AS again").is_err());
+    }
+
+    /// A database is written as a report is (`files::write_atomic`): never over a FIFO, with
+    /// the ordinary mode of a new file.
+    #[cfg(unix)]
+    #[test]
+    fn a_database_replaces_only_a_regular_file() {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let fifo = d.join("fifo");
+        assert!(
+            std::process::Command::new("mkfifo")
+                .arg(&fifo)
+                .status()
+                .unwrap()
+                .success()
+        );
+        let scratch = Scratch::open(None).unwrap();
+        let err = write_database(&scratch, &fifo).unwrap_err().to_string();
+        assert!(err.contains("a FIFO"), "{err}");
+        let probe = d.join("probe");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o666)
+            .open(&probe)
+            .unwrap();
+        let new_mode = std::fs::metadata(&probe).unwrap().permissions().mode() & 0o777;
+        let db = d.join("out.db");
+        write_database(&scratch, &db).unwrap();
+        let mode = std::fs::metadata(&db).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, new_mode & 0o644);
+        let left: Vec<_> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".rehearse-tmp"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
     }
 }

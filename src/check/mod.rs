@@ -121,7 +121,7 @@ fn replay_corpus(
         notes.push(format!("replay stopped at {seq} (--on-error stop)"));
     }
     if let Some(keep) = &options.keep {
-        crate::files::write_database(&scratch, keep)?;
+        crate::sqlite::write_database(&scratch, keep)?;
     }
     Ok(Replay {
         setup,

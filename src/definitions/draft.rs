@@ -19,7 +19,7 @@ use serde_json::Value;
 use super::Definitions;
 use super::model::ColumnKind;
 use crate::error::Result;
-use crate::eventlog::Event;
+use crate::event::Event;
 use crate::js::{self, BindValue};
 use crate::materialize::livestore::AppSchema;
 use crate::materialize::sql::SqlMaterializer;
@@ -587,8 +587,8 @@ fn is_ident(s: &str) -> bool {
 fn lookup(args: &Value, expr: &str, schema: Option<&Value>) -> Option<Value> {
     let parsed = super::expr::parse(expr).ok()?;
     let event = Event {
-        seq: crate::eventlog::SeqNum::ROOT,
-        parent: crate::eventlog::SeqNum::ROOT,
+        seq: crate::event::SeqNum::ROOT,
+        parent: crate::event::SeqNum::ROOT,
         name: String::new(),
         args_json: String::new(),
         client_id: String::new(),
@@ -1276,7 +1276,7 @@ pub fn write_draft(app: &AppSchema, seen: &[Observation], out: &std::path::Path)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eventlog::SeqNum;
+    use crate::event::SeqNum;
     use serde_json::json;
 
     fn observe(

@@ -30,7 +30,8 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::eventlog::Event;
+use super::path::PathStep;
+use crate::event::Event;
 use crate::js;
 
 /// A parsed value expression.
@@ -59,15 +60,6 @@ pub(crate) enum Expr {
     StrictEq(Box<Expr>, Box<Expr>, bool),
     /// `{ value = a, when = cond }`: `a` when `cond` is truthy, else no key at all.
     When(Box<Expr>, Box<Expr>),
-}
-
-/// One step of an args path.
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) enum PathStep {
-    /// An object key.
-    Key(String),
-    /// An array index.
-    Index(usize),
 }
 
 /// Event metadata a definition can bind.
@@ -876,7 +868,7 @@ pub(crate) fn number_value(n: f64) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eventlog::SeqNum;
+    use crate::event::SeqNum;
     use serde_json::json;
 
     fn event() -> Event {

@@ -21,6 +21,7 @@ pub mod draft;
 pub(crate) mod expr;
 mod model;
 mod parse;
+mod path;
 mod raw;
 mod reencode;
 mod validate;

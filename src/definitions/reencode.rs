@@ -10,7 +10,7 @@
 
 use serde_json::{Map, Value};
 
-use super::expr::PathStep;
+use super::path::PathStep;
 use crate::js;
 
 /// The part of `root` (an event's args schema) that describes `path` into the args.

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::eventlog::SeqNum;
+use crate::event::SeqNum;
 use crate::value::SqlValue;
 
 /// Version of the JSON report format.
