@@ -167,16 +167,38 @@ fn decode(v: &Value) -> Option<SqlValue> {
 
 /// Loads a snapshot into the (empty, attached) schema `into` of `conn`, as untyped tables so
 /// that every value keeps its storage class.
+///
+/// Read a line at a time: a snapshot of a large state is hundreds of megabytes of text, which
+/// need not be in memory beside the tables made from it.
 pub(crate) fn load(conn: &Connection, into: &str, path: &Path) -> Result<()> {
-    let text = crate::files::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    use std::io::{BufRead, Read};
+    let file = crate::files::open_regular(path)?;
+    let mut reader = std::io::BufReader::with_capacity(256 * 1024, file);
     let bad = |line: usize, what: &str| Error::input(path, format!("line {line}: {what}"));
-    if !text.starts_with(HEADER) {
-        return Err(bad(1, "not a rehearse snapshot (format 1)"));
-    }
     let mut table: Option<(String, usize, String)> = None;
     let mut pending_key: Option<(String, Vec<String>)> = None;
-    for (i, line) in text.lines().enumerate() {
-        let n = i + 1;
+    let mut buf = String::new();
+    for n in 1.. {
+        buf.clear();
+        // One line at most as long as a whole text input may be.
+        let read = (&mut reader)
+            .take(crate::files::MAX_TEXT_INPUT + 1)
+            .read_line(&mut buf)
+            .map_err(|e| Error::io(path, e))?;
+        if read == 0 {
+            if n == 1 {
+                return Err(bad(1, "not a rehearse snapshot (format 1)"));
+            }
+            break;
+        }
+        if read as u64 > crate::files::MAX_TEXT_INPUT {
+            return Err(bad(n, "a line longer than rehearse reads as one text"));
+        }
+        let line = buf.strip_suffix('\n').unwrap_or(&buf);
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if n == 1 && !line.starts_with(HEADER) {
+            return Err(bad(1, "not a rehearse snapshot (format 1)"));
+        }
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
@@ -303,5 +325,43 @@ mod tests {
         std::fs::write(&path, &text).unwrap();
         load(&conn, "snap", &path).unwrap();
         assert_eq!(dump(&conn, "snap", "eventlog@6.db").unwrap(), text);
+    }
+
+    /// The snapshot is read a line at a time: a snapshot edited on Windows (CRLF) still loads,
+    /// and what is wrong is named by its line, also where a file ends early or is empty.
+    #[test]
+    fn load_reads_line_by_line_and_names_the_bad_line() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("ATTACH ':memory:' AS snap").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            path
+        };
+        let crlf = write(
+            "crlf.snapshot",
+            "# rehearse snapshot 1\r\ntable \"t\" key [\"id\"]\r\ncolumns [\"id\",\"v\"]\r\n[\"a\",1]\r\n[\"b\",2]",
+        );
+        load(&conn, "snap", &crlf).unwrap();
+        let n: i64 = conn
+            .query_row("SELECT sum(v) FROM snap.t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 3, "the last line, without a newline, is read too");
+        let empty = write("empty.snapshot", "");
+        let err = load(&conn, "snap", &empty).unwrap_err().to_string();
+        assert!(err.contains("line 1: not a rehearse snapshot"), "{err}");
+        let other = write("other.snapshot", "SQLite format 3\n");
+        let err = load(&conn, "snap", &other).unwrap_err().to_string();
+        assert!(err.contains("line 1: not a rehearse snapshot"), "{err}");
+        let narrow = write(
+            "narrow.snapshot",
+            "# rehearse snapshot 1\ntable \"u\" key []\ncolumns [\"x\",\"y\"]\n[1,2]\n[3]\n",
+        );
+        let err = load(&conn, "snap", &narrow).unwrap_err().to_string();
+        assert!(
+            err.contains("line 5: 1 values for the 2 columns of u"),
+            "{err}"
+        );
     }
 }
