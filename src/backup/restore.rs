@@ -240,11 +240,12 @@ pub fn restore_observed(
     let stamp = chrono_stamp();
     let staging = unique(sibling(target, ".", &format!(".rehearse-staging-{stamp}")));
     std::fs::create_dir(&staging).map_err(|e| Error::io(&staging, e))?;
-    let staged = stage(package, &manifest, &staging, options.from_log, observe).and_then(|installed| {
-        files::fsync_tree(&staging)?;
-        files::fsync_dir(&parent)?;
-        Ok(installed)
-    });
+    let staged =
+        stage(package, &manifest, &staging, options.from_log, observe).and_then(|installed| {
+            files::fsync_tree(&staging)?;
+            files::fsync_dir(&parent)?;
+            Ok(installed)
+        });
     let installed = match staged {
         Ok(installed) => installed,
         Err(e) => return Err(discard_staging(&staging, e, target)),
