@@ -1024,7 +1024,8 @@ impl Shown {
 
     fn show(&self, progress: Progress) {
         match progress {
-            Progress::LoadingApp => self.replace(None, loading_style(), 0),
+            // Where the replay was, for `record`'s next corpus to go on from.
+            Progress::LoadingApp => self.replace(None, loading_style(), self.position()),
             Progress::Begin { stage, total } => {
                 self.stage.set(Some((stage, total)));
                 self.resume_at(0);
@@ -1036,8 +1037,14 @@ impl Shown {
 
     /// A replay of `total` rows over however many corpora, from the rows already counted.
     fn replaying(&self, total: u64) {
-        self.stage.set(Some((Stage::Replay, Some(total))));
+        self.will_replay(total);
         self.resume();
+    }
+
+    /// [`Shown::replaying`], drawn only at the next [`Shown::resume`]: after the app has
+    /// loaded, where there is one to load.
+    fn will_replay(&self, total: u64) {
+        self.stage.set(Some((Stage::Replay, Some(total))));
     }
 
     /// Back to the stage under way (after the app has loaded), where it was.
@@ -1279,14 +1286,14 @@ fn run_record(args: RecordArgs, color: anstream::ColorChoice) -> Result<u8, Erro
     } else {
         0
     };
+    shown.will_replay(total);
     let mut reports = Vec::new();
     for path in &corpora {
-        shown.replaying(total);
-        let base = shown.position();
         let recorded = defs
             .instantiate_observed(&mut |p| shown.show(p))
             .and_then(|mut m| {
                 shown.resume();
+                let base = shown.position();
                 check::record_corpus_observed(
                     path,
                     m.as_mut(),
