@@ -1,8 +1,7 @@
 //! What a long library call tells whoever shows its progress. The library only reports (the
 //! nextest shape: the runner emits, a reporter at the edge draws), so that it stays free of
-//! terminals, and a Rust caller can show progress its own way or not at all.
-
-use crate::replay::Step;
+//! terminals, and a Rust caller can show progress its own way or not at all. Plain data,
+//! importing nothing, so that every layer that reports can use it.
 
 /// One thing a long call reports as it goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,18 +39,4 @@ pub enum Stage {
     Stage,
     /// Reading a restored store back: files.
     Verify,
-}
-
-/// Turns a replay's [`Step`]s into [`Progress::Advance`]s of rows read: a step says how many
-/// rows have been read so far, an advance how many more.
-pub fn rows_read(mut observe: impl FnMut(Progress)) -> impl FnMut(Step<'_>) {
-    let mut seen = 0;
-    move |step| {
-        if let Step::Read(n) = step
-            && n > seen
-        {
-            observe(Progress::Advance(n - seen));
-            seen = n;
-        }
-    }
 }

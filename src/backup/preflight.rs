@@ -20,7 +20,8 @@ use crate::error::{Error, Result};
 use crate::files;
 use crate::inspect;
 use crate::materialize::Materializer;
-use crate::progress::{self, Progress, Stage};
+use crate::progress::{Progress, Stage};
+use crate::replay::Step;
 use crate::report::{ComparisonState, CorpusReport, FindingClass, Level};
 use crate::sqlite;
 
@@ -660,12 +661,8 @@ impl Run<'_> {
                 .and_then(|log| log.count())
                 .ok(),
         });
-        let report = check::check_corpus_observed(
-            corpus,
-            materializer,
-            &check_options,
-            progress::rows_read(observe),
-        )?;
+        let report =
+            check::check_corpus_observed(corpus, materializer, &check_options, rows_read(observe))?;
         let blocking: Vec<_> = report
             .findings
             .iter()
@@ -835,6 +832,20 @@ fn error_text(e: &Error, path: &Path) -> String {
     text.strip_prefix(&prefix)
         .map(str::to_string)
         .unwrap_or(text)
+}
+
+/// Turns a replay's [`Step`]s into [`Progress::Advance`]s of rows read: a step says how many
+/// rows have been read so far, an advance how many more.
+fn rows_read(observe: &mut dyn FnMut(Progress)) -> impl FnMut(Step<'_>) + '_ {
+    let mut seen = 0;
+    move |step| {
+        if let Step::Read(n) = step
+            && n > seen
+        {
+            observe(Progress::Advance(n - seen));
+            seen = n;
+        }
+    }
 }
 
 /// `PRAGMA integrity_check` on a file opened without touching it.
