@@ -23,6 +23,10 @@ use crate::report::{ChangeSide, ChangeSides, EventRef, Finding, FindingClass};
 /// The version of `bisect --format json` (`schemas/bisect.schema.json`).
 pub const BISECT_VERSION: u32 = 1;
 
+/// How often [`bisect_observed`] tells its observer how far it is, in rows: often enough for a
+/// display to move on a slow plugin side, rarely enough to cost nothing.
+pub const READ_EVERY: u64 = 256;
+
 /// What to compare.
 #[derive(Debug, Clone, Default)]
 pub struct BisectOptions {
@@ -136,6 +140,18 @@ pub fn bisect(
     new: &mut dyn Materializer,
     options: &BisectOptions,
 ) -> Result<BisectReport> {
+    bisect_observed(corpus_path, old, new, options, |_| {})
+}
+
+/// [`bisect`], telling `observe` how many rows of the log both sides have replayed (as
+/// [`replay::Step::Read`], every [`READ_EVERY`] rows and at the end), for progress.
+pub fn bisect_observed(
+    corpus_path: &Path,
+    old: &mut dyn Materializer,
+    new: &mut dyn Materializer,
+    options: &BisectOptions,
+    mut observe: impl FnMut(replay::Step<'_>),
+) -> Result<BisectReport> {
     let setup = Setup::open(
         corpus_path,
         State::named_or_beside(options.state.as_deref()),
@@ -173,6 +189,9 @@ pub fn bisect(
             Ahead::Row(row) => row,
         };
         events += 1;
+        if events % READ_EVERY == 0 {
+            observe(replay::Step::Read(events));
+        }
         let oa = a.event(row.clone())?;
         let ob = b.event(row)?;
         let Some(ev) = oa.event.clone() else {
@@ -199,6 +218,7 @@ pub fn bisect(
     })?;
     a.finish(None)?;
     b.finish(None)?;
+    observe(replay::Step::Read(events));
     Ok(BisectReport {
         version: BISECT_VERSION,
         corpus: setup.corpus.name.clone(),

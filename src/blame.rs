@@ -75,6 +75,18 @@ pub fn blame(
     key: &[String],
     options: &ReplayOptions,
 ) -> Result<BlameReport> {
+    blame_observed(corpus_path, materializer, table, key, options, |_| {})
+}
+
+/// [`blame`], telling `observe` about its replay as it goes (for progress).
+pub fn blame_observed(
+    corpus_path: &Path,
+    materializer: &mut dyn Materializer,
+    table: &str,
+    key: &[String],
+    options: &ReplayOptions,
+    mut observe: impl FnMut(Step<'_>),
+) -> Result<BlameReport> {
     let setup = Setup::open(corpus_path, State::Beside, &*materializer)?;
     let log = &setup.log;
     let recorded_db = setup.recorded.as_ref().map(|r| &r.db);
@@ -120,6 +132,9 @@ pub fn blame(
     let mut replay_options = options.clone();
     replay_options.values = true;
     let replayed = replay::replay(log, materializer, &scratch, &replay_options, |step| {
+        if let Step::Read(n) = step {
+            observe(Step::Read(n));
+        }
         if let Step::Applied { event, changes } = step {
             let touches = changes
                 .iter()

@@ -16,6 +16,7 @@ use rehearse::exit;
 use rehearse::inspect;
 use rehearse::materialize::Source;
 use rehearse::materialize::livestore::PluginConfig;
+use rehearse::progress::{Progress, Stage};
 use rehearse::render::{self, human::HumanOptions};
 use rehearse::replay::{OnError, ReplayOptions};
 use rehearse::report::baseline::Baseline;
@@ -146,6 +147,14 @@ impl CompareArgs {
             ignore_columns: self.ignore_column.clone(),
         }
     }
+}
+
+/// Whether to draw progress on stderr (shared by every command that can run for long).
+#[derive(Args)]
+struct ProgressArgs {
+    /// Never show the progress bar (it shows only on a terminal, outside CI).
+    #[arg(long)]
+    no_progress: bool,
 }
 
 /// What defines the replay: the materializers and how they run.
@@ -385,9 +394,8 @@ struct CheckArgs {
     #[arg(long, short = 'j', value_name = "N")]
     jobs: Option<usize>,
 
-    /// Never show the progress bar (it shows only on a terminal, outside CI).
-    #[arg(long)]
-    no_progress: bool,
+    #[command(flatten)]
+    progress: ProgressArgs,
 
     /// Also replay every corpus a second time and report events whose changes differ between
     /// the runs (materializers that read the clock or random numbers, or keep state from one
@@ -456,6 +464,9 @@ struct BisectArgs {
     /// Output format on stdout.
     #[arg(long, value_enum, default_value = "human")]
     format: SimpleFormat,
+
+    #[command(flatten)]
+    progress: ProgressArgs,
 }
 
 /// Tell the whole history of one row: every event that touched it, with the values before and
@@ -491,6 +502,9 @@ struct BlameArgs {
     /// Output format on stdout.
     #[arg(long, value_enum, default_value = "human")]
     format: SimpleFormat,
+
+    #[command(flatten)]
+    progress: ProgressArgs,
 }
 
 /// Replay corpora and write each one's state as its accepted snapshot, beside its event log
@@ -510,6 +524,9 @@ struct RecordArgs {
 
     #[command(flatten)]
     defs: ReplayDefs,
+
+    #[command(flatten)]
+    progress: ProgressArgs,
 }
 
 /// Promote pending snapshots (`<eventlog>.snapshot.new`, written by `check` when a replay
@@ -553,6 +570,9 @@ struct ReplayArgs {
     /// Output format on stdout.
     #[arg(long, value_enum, default_value = "human")]
     format: SimpleFormat,
+
+    #[command(flatten)]
+    progress: ProgressArgs,
 }
 
 /// Compare two SQLite databases table by table, row by row.
@@ -646,6 +666,9 @@ struct ExportArgs {
     /// Output format on stdout.
     #[arg(long, value_enum, default_value = "human")]
     format: SimpleFormat,
+
+    #[command(flatten)]
+    progress: ProgressArgs,
 }
 
 /// Prove a backup package restorable before anyone bets a restore on it: the manifest against its
@@ -681,6 +704,9 @@ struct PreflightArgs {
     /// Output format on stdout.
     #[arg(long, value_enum, default_value = "human")]
     format: SimpleFormat,
+
+    #[command(flatten)]
+    progress: ProgressArgs,
 }
 
 /// The pre-flight's gates beyond the package's own consistency.
@@ -749,6 +775,9 @@ struct RestoreArgs {
     /// Output format on stdout.
     #[arg(long, value_enum, default_value = "human")]
     format: SimpleFormat,
+
+    #[command(flatten)]
+    progress: ProgressArgs,
 }
 
 /// What the app's LiveStore schema says, exported for other tools and for rehearse itself.
@@ -922,25 +951,186 @@ fn max(n: usize) -> Option<usize> {
     (n > 0).then_some(n)
 }
 
-/// A progress bar over the events of every corpus, on a terminal outside CI only.
-fn progress_bar(corpora: &[PathBuf], hidden: bool) -> indicatif::ProgressBar {
-    if hidden || !std::io::stderr().is_terminal() || in_ci() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let total: u64 = corpora
+/// Whether progress is for someone to watch: stderr is a terminal, outside CI, and not turned
+/// off. Machine output on stdout is never touched either way.
+fn progress_shown(no_progress: bool) -> bool {
+    !no_progress && std::io::stderr().is_terminal() && !in_ci()
+}
+
+/// The rows of every corpus's log, for a bar's length (a corpus that cannot be read counts
+/// none: the run says why).
+fn events_in(corpora: &[PathBuf]) -> u64 {
+    corpora
         .iter()
         .filter_map(|p| corpus::Corpus::locate(p).ok())
         .filter_map(|c| EventLog::open(&c.eventlog).ok()?.count().ok())
-        .sum();
-    let bar = indicatif::ProgressBar::new(total);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} replaying {pos}/{len} events of {msg} [{elapsed}] {wide_bar}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
+        .sum()
+}
+
+fn style(template: &str) -> indicatif::ProgressStyle {
+    indicatif::ProgressStyle::with_template(template)
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+}
+
+/// The spinner of a phase with nothing to count: the app loading, which takes a second or
+/// more before the first event.
+fn loading_style() -> indicatif::ProgressStyle {
+    style("{spinner} loading the app [{elapsed}]")
+}
+
+/// A progress bar over the events of every corpus, on a terminal outside CI only.
+fn progress_bar(corpora: &[PathBuf], hidden: bool) -> indicatif::ProgressBar {
+    if !progress_shown(hidden) {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(events_in(corpora));
+    bar.set_style(check_style());
     bar.set_message(rehearse::text::count(corpora.len(), "corpus"));
+    bar.enable_steady_tick(std::time::Duration::from_millis(100));
     bar
+}
+
+fn check_style() -> indicatif::ProgressStyle {
+    style("{spinner} replaying {pos}/{len} events of {msg} [{elapsed}] {wide_bar}")
+}
+
+/// The progress of one command on stderr, drawn from the library's [`Progress`] reports: a
+/// spinner while the app loads, then a bar per stage. Hidden where [`progress_shown`] says
+/// no one watches, so that the commands' stderr there is what it always was.
+struct Shown {
+    /// Whether anything is drawn.
+    visible: bool,
+    /// The bar of the phase under way. Each phase gets a new one: a bar restyled in place can
+    /// be drawn by its ticker halfway, with the old phase's words and the new one's count.
+    bar: std::cell::RefCell<indicatif::ProgressBar>,
+    /// The stage under way and its total, to return to after the app has loaded.
+    stage: std::cell::Cell<Option<(Stage, Option<u64>)>>,
+}
+
+impl Shown {
+    fn new(no_progress: bool) -> Shown {
+        Shown {
+            visible: progress_shown(no_progress),
+            bar: std::cell::RefCell::new(indicatif::ProgressBar::hidden()),
+            stage: std::cell::Cell::new(None),
+        }
+    }
+
+    /// Whether anything is drawn (what is costly to learn for a bar's length, like the rows of
+    /// a log, is learnt only then).
+    fn visible(&self) -> bool {
+        self.visible
+    }
+
+    fn show(&self, progress: Progress) {
+        match progress {
+            // Where the replay was, for `record`'s next corpus to go on from.
+            Progress::LoadingApp => self.replace(None, loading_style(), self.position()),
+            Progress::Begin { stage, total } => {
+                self.stage.set(Some((stage, total)));
+                self.resume_at(0);
+            }
+            Progress::Advance(n) => self.bar.borrow().inc(n),
+            _ => {}
+        }
+    }
+
+    /// A replay of `total` rows over however many corpora, from the rows already counted.
+    fn replaying(&self, total: u64) {
+        self.will_replay(total);
+        self.resume();
+    }
+
+    /// [`Shown::replaying`], drawn only at the next [`Shown::resume`]: after the app has
+    /// loaded, where there is one to load.
+    fn will_replay(&self, total: u64) {
+        self.stage.set(Some((Stage::Replay, Some(total))));
+    }
+
+    /// Back to the stage under way (after the app has loaded), where it was.
+    fn resume(&self) {
+        let at = self.position();
+        self.resume_at(at);
+    }
+
+    fn resume_at(&self, at: u64) {
+        let Some((stage, total)) = self.stage.get() else {
+            return;
+        };
+        let (what, counted) = match stage {
+            Stage::Replay => ("replaying", "{pos}/{len} events"),
+            Stage::Copy => ("copying the store", ""),
+            Stage::Checksum => ("checksumming", "{bytes}/{total_bytes}"),
+            Stage::Integrity => ("checking integrity", "{pos}/{len} databases"),
+            Stage::Stage => ("staging the files", "{bytes}/{total_bytes}"),
+            Stage::Verify => ("reading the restored store back", "{pos}/{len} files"),
+            _ => ("working", ""),
+        };
+        match total {
+            Some(total) if !counted.is_empty() => self.replace(
+                Some(total),
+                style(&format!(
+                    "{{spinner}} {what} {counted} [{{elapsed}}] {{wide_bar}}"
+                )),
+                at,
+            ),
+            _ => self.replace(
+                None,
+                style(&format!("{{spinner}} {what} [{{elapsed}}]")),
+                at,
+            ),
+        }
+    }
+
+    /// Puts a new bar in place of the last, drawn at once (so that a phase shorter than a
+    /// tick is seen too), its spinner turning.
+    fn replace(&self, len: Option<u64>, style: indicatif::ProgressStyle, at: u64) {
+        if !self.visible {
+            return;
+        }
+        let bar =
+            indicatif::ProgressBar::with_draw_target(len, indicatif::ProgressDrawTarget::stderr())
+                .with_style(style)
+                .with_position(at);
+        bar.tick();
+        bar.enable_steady_tick(std::time::Duration::from_millis(100));
+        self.bar.replace(bar).finish_and_clear();
+    }
+
+    fn position(&self) -> u64 {
+        self.bar.borrow().position()
+    }
+
+    fn set_position(&self, at: u64) {
+        self.bar.borrow().set_position(at);
+    }
+
+    /// Runs `f` with the bar out of the way, for a line on stderr.
+    fn suspend<R>(&self, f: impl FnOnce() -> R) -> R {
+        self.bar.borrow().suspend(f)
+    }
+
+    /// Takes the bar away before the command's output.
+    fn done(&self) {
+        self.bar.borrow().finish_and_clear();
+    }
+}
+
+/// A command that stops at an error leaves no spinner behind for the error to follow.
+impl Drop for Shown {
+    fn drop(&mut self) {
+        self.done();
+    }
+}
+
+/// Turns a replay's [`rehearse::replay::Step`]s into the bar's position: `base` rows before
+/// this corpus, plus those read of it.
+fn replay_steps(shown: &Shown, base: u64) -> impl FnMut(rehearse::replay::Step<'_>) + '_ {
+    move |step| {
+        if let rehearse::replay::Step::Read(n) = step {
+            shown.set_position(base + n);
+        }
+    }
 }
 
 fn run_check(args: CheckArgs, color: anstream::ColorChoice) -> Result<u8, Error> {
@@ -995,7 +1185,7 @@ fn check_gate(args: CheckArgs, color: anstream::ColorChoice) -> Result<u8, Error
         (None, None) => check::BaselineUse::None,
     };
     let (source, replay) = args.defs.load()?;
-    let bar = progress_bar(&corpora, args.no_progress);
+    let bar = progress_bar(&corpora, args.progress.no_progress);
     let plan = check::Plan {
         options: CheckOptions {
             replay,
@@ -1022,9 +1212,21 @@ fn check_gate(args: CheckArgs, color: anstream::ColorChoice) -> Result<u8, Error
         baseline,
         partition,
     };
+    // Set while the app loads: the bar's own style comes back with the first rows read.
+    let loading = std::sync::atomic::AtomicBool::new(false);
     let report = check::run(&plan, &|event| {
+        use std::sync::atomic::Ordering::Relaxed;
         match event {
-        check::Event::Read { rows } => bar.inc(rows),
+        check::Event::Read { rows } => {
+            if loading.swap(false, Relaxed) {
+                bar.set_style(check_style());
+            }
+            bar.inc(rows)
+        }
+        check::Event::LoadingApp => {
+            loading.store(true, Relaxed);
+            bar.set_style(loading_style());
+        }
         check::Event::CorpusDone(_) => {}
         check::Event::BaselineWritten { path, findings } => bar.suspend(|| {
             eprintln!(
@@ -1078,14 +1280,30 @@ fn run_record(args: RecordArgs, color: anstream::ColorChoice) -> Result<u8, Erro
         replay,
         ..CheckOptions::default()
     };
+    let shown = Shown::new(args.progress.no_progress);
+    let total = if shown.visible() {
+        events_in(&corpora)
+    } else {
+        0
+    };
+    shown.will_replay(total);
     let mut reports = Vec::new();
     for path in &corpora {
         let recorded = defs
-            .instantiate()
-            .and_then(|mut m| check::record_corpus(path, m.as_mut(), &options));
+            .instantiate_observed(&mut |p| shown.show(p))
+            .and_then(|mut m| {
+                shown.resume();
+                let base = shown.position();
+                check::record_corpus_observed(
+                    path,
+                    m.as_mut(),
+                    &options,
+                    replay_steps(&shown, base),
+                )
+            });
         match recorded {
             Ok((report, written)) => {
-                eprintln!("rehearse: wrote {}", written.display());
+                shown.suspend(|| eprintln!("rehearse: wrote {}", written.display()));
                 reports.push(report);
             }
             Err(e) => reports.push(CorpusReport::error(
@@ -1094,6 +1312,7 @@ fn run_record(args: RecordArgs, color: anstream::ColorChoice) -> Result<u8, Erro
             )),
         }
     }
+    shown.done();
     let report = Report::new(args.defs.materializers.display().to_string(), reports);
     for c in &report.corpora {
         if let Some(e) = &c.error {
@@ -1132,14 +1351,25 @@ fn run_accept(args: AcceptArgs) -> Result<u8, Error> {
 
 fn run_replay(args: ReplayArgs, color: anstream::ColorChoice) -> Result<u8, Error> {
     let (defs, replay) = args.defs.load()?;
-    let mut materializer = defs.instantiate()?;
+    let shown = Shown::new(args.progress.no_progress);
+    let mut materializer = defs.instantiate_observed(&mut |p| shown.show(p))?;
     let options = CheckOptions {
         replay,
         keep: Some(args.out.clone()),
         no_compare: true,
         ..CheckOptions::default()
     };
-    let corpus = check::check_corpus(&args.corpus, materializer.as_mut(), &options)?;
+    if shown.visible() {
+        shown.replaying(events_in(std::slice::from_ref(&args.corpus)));
+    }
+    let corpus = check::check_corpus_observed(
+        &args.corpus,
+        materializer.as_mut(),
+        &options,
+        replay_steps(&shown, 0),
+    );
+    shown.done();
+    let corpus = corpus?;
     let report = Report::new(args.defs.materializers.display().to_string(), vec![corpus]);
     match args.format {
         SimpleFormat::Json => out_data_with(|out| render::json::write(&report, out))?,
@@ -1170,9 +1400,13 @@ fn run_bisect(args: BisectArgs, color: anstream::ColorChoice) -> Result<u8, Erro
     let new_source = args.flags.source(&args.new)?;
     let replay = args.flags.options(&old_source)?;
     let new_schemas = args.flags.options(&new_source)?.schemas;
-    let mut old = old_source.instantiate()?;
-    let mut new = new_source.instantiate()?;
-    let report = rehearse::bisect::bisect(
+    let shown = Shown::new(args.progress.no_progress);
+    let mut old = old_source.instantiate_observed(&mut |p| shown.show(p))?;
+    let mut new = new_source.instantiate_observed(&mut |p| shown.show(p))?;
+    if shown.visible() {
+        shown.replaying(events_in(std::slice::from_ref(&args.corpus)));
+    }
+    let report = rehearse::bisect::bisect_observed(
         &args.corpus,
         old.as_mut(),
         new.as_mut(),
@@ -1184,7 +1418,10 @@ fn run_bisect(args: BisectArgs, color: anstream::ColorChoice) -> Result<u8, Erro
             new_schemas,
             ..Default::default()
         },
-    )?;
+        replay_steps(&shown, 0),
+    );
+    shown.done();
+    let report = report?;
     emit(args.format, &report, render::human::bisect, color)?;
     Ok(if report.differences.is_empty() {
         exit::PASS
@@ -1195,14 +1432,21 @@ fn run_bisect(args: BisectArgs, color: anstream::ColorChoice) -> Result<u8, Erro
 
 fn run_blame(args: BlameArgs, color: anstream::ColorChoice) -> Result<u8, Error> {
     let (defs, replay) = args.defs.load()?;
-    let mut materializer = defs.instantiate()?;
-    let report = rehearse::blame::blame(
+    let shown = Shown::new(args.progress.no_progress);
+    let mut materializer = defs.instantiate_observed(&mut |p| shown.show(p))?;
+    if shown.visible() {
+        shown.replaying(events_in(std::slice::from_ref(&args.corpus)));
+    }
+    let report = rehearse::blame::blame_observed(
         &args.corpus,
         materializer.as_mut(),
         &args.table,
         &args.key,
         &replay,
-    )?;
+        replay_steps(&shown, 0),
+    );
+    shown.done();
+    let report = report?;
     emit(args.format, &report, render::human::blame, color)?;
     Ok(exit::PASS)
 }
@@ -1234,7 +1478,8 @@ fn run_diff(args: DiffArgs, color: anstream::ColorChoice) -> Result<u8, Error> {
 }
 
 fn run_export(args: ExportArgs, color: anstream::ColorChoice) -> Result<u8, Error> {
-    let exported = rehearse::backup::export::export(
+    let shown = Shown::new(args.progress.no_progress);
+    let exported = rehearse::backup::export::export_observed(
         &args.store,
         &args.out,
         &rehearse::backup::export::ExportOptions {
@@ -1243,7 +1488,10 @@ fn run_export(args: ExportArgs, color: anstream::ColorChoice) -> Result<u8, Erro
             state: args.state,
             created_at: source_date_epoch(),
         },
-    )?;
+        &mut |p| shown.show(p),
+    );
+    shown.done();
+    let exported = exported?;
     emit(
         args.format,
         &exported,
@@ -1255,12 +1503,19 @@ fn run_export(args: ExportArgs, color: anstream::ColorChoice) -> Result<u8, Erro
 
 fn run_preflight(args: PreflightArgs, color: anstream::ColorChoice) -> Result<u8, Error> {
     let (defs, replay) = args.defs.load()?;
-    let mut materializer = defs.instantiate()?;
-    let report = rehearse::backup::preflight::preflight(
-        &args.package,
-        materializer.as_mut(),
-        &args.gates.options(replay),
-    )?;
+    let shown = Shown::new(args.progress.no_progress);
+    let report = defs
+        .instantiate_observed(&mut |p| shown.show(p))
+        .and_then(|mut materializer| {
+            rehearse::backup::preflight::preflight_observed(
+                &args.package,
+                materializer.as_mut(),
+                &args.gates.options(replay),
+                &mut |p| shown.show(p),
+            )
+        });
+    shown.done();
+    let report = report?;
     emit(
         args.format,
         &report,
@@ -1276,16 +1531,23 @@ fn run_preflight(args: PreflightArgs, color: anstream::ColorChoice) -> Result<u8
 
 fn run_restore(args: RestoreArgs, color: anstream::ColorChoice) -> Result<u8, Error> {
     let (defs, replay) = args.defs.load()?;
-    let mut materializer = defs.instantiate()?;
-    let restored = rehearse::backup::restore::restore(
-        &args.package,
-        &args.to,
-        materializer.as_mut(),
-        &rehearse::backup::restore::RestoreOptions {
-            from_log: args.from_log,
-            preflight: args.gates.options(replay),
-        },
-    )?;
+    let shown = Shown::new(args.progress.no_progress);
+    let restored =
+        defs.instantiate_observed(&mut |p| shown.show(p))
+            .and_then(|mut materializer| {
+                rehearse::backup::restore::restore_observed(
+                    &args.package,
+                    &args.to,
+                    materializer.as_mut(),
+                    &rehearse::backup::restore::RestoreOptions {
+                        from_log: args.from_log,
+                        preflight: args.gates.options(replay),
+                    },
+                    &mut |p| shown.show(p),
+                )
+            });
+    shown.done();
+    let restored = restored?;
     emit(
         args.format,
         &restored,

@@ -51,6 +51,7 @@ pub mod fuzz;
 pub mod inspect;
 pub mod js;
 pub mod materialize;
+pub mod progress;
 pub mod render;
 pub mod replay;
 pub mod report;

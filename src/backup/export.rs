@@ -17,6 +17,7 @@ use crate::corpus::{self, Corpus};
 use crate::error::{Error, Result};
 use crate::files;
 use crate::inspect;
+use crate::progress::{Progress, Stage};
 use crate::report::CorpusKind;
 
 /// What to put in a package besides the log and the state.
@@ -47,6 +48,16 @@ pub struct Exported {
 
 /// Exports the store at `store` into a new package directory `out`.
 pub fn export(store: &Path, out: &Path, options: &ExportOptions) -> Result<Exported> {
+    export_observed(store, out, options, &mut |_| {})
+}
+
+/// [`export`], telling `observe` as it copies the store and checksums the copies.
+pub fn export_observed(
+    store: &Path,
+    out: &Path,
+    options: &ExportOptions,
+    observe: &mut dyn FnMut(Progress),
+) -> Result<Exported> {
     let corpus = Corpus::locate(store)?;
     if corpus.kind != CorpusKind::Store {
         return Err(Error::input(
@@ -162,6 +173,10 @@ pub fn export(store: &Path, out: &Path, options: &ExportOptions) -> Result<Expor
     for (src, _) in pairs.iter().take(if state.is_some() { 2 } else { 1 }) {
         crate::sqlite::check_sqlite_file(src)?;
     }
+    observe(Progress::Begin {
+        stage: Stage::Copy,
+        total: None,
+    });
     let attempts = files::copy_consistent(&pairs)?;
     if attempts > 1 {
         notes.push(format!(
@@ -170,9 +185,19 @@ pub fn export(store: &Path, out: &Path, options: &ExportOptions) -> Result<Expor
     }
 
     let log = inspect::inspect(&root.join(EVENTLOG_FILE))?;
+    let copied: u64 = pairs
+        .iter()
+        .filter_map(|(_, to)| std::fs::metadata(to).ok())
+        .map(|m| m.len())
+        .sum();
+    observe(Progress::Begin {
+        stage: Stage::Checksum,
+        total: Some(copied),
+    });
     let mut entries = Vec::new();
     let mut entry = |rel: &str, role: Role, source: Option<String>| -> Result<()> {
         let (bytes, sha256) = manifest::digest(&root.join(rel))?;
+        observe(Progress::Advance(bytes));
         entries.push(FileEntry {
             path: rel.to_string(),
             role,

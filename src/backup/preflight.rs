@@ -20,6 +20,8 @@ use crate::error::{Error, Result};
 use crate::files;
 use crate::inspect;
 use crate::materialize::Materializer;
+use crate::progress::{Progress, Stage};
+use crate::replay::Step;
 use crate::report::{ComparisonState, CorpusReport, FindingClass, Level};
 use crate::sqlite;
 
@@ -214,6 +216,17 @@ pub fn preflight(
     materializer: &mut dyn Materializer,
     options: &PreflightOptions,
 ) -> Result<Preflight> {
+    preflight_observed(package, materializer, options, &mut |_| {})
+}
+
+/// [`preflight`], telling `observe` as it checksums the files, checks their integrity and
+/// replays the log.
+pub fn preflight_observed(
+    package: &Path,
+    materializer: &mut dyn Materializer,
+    options: &PreflightOptions,
+    observe: &mut dyn FnMut(Progress),
+) -> Result<Preflight> {
     let meta = std::fs::metadata(package).map_err(|e| Error::io(package, e))?;
     if !meta.is_dir() {
         return Err(Error::input(
@@ -237,8 +250,8 @@ pub fn preflight(
         }
         return Ok(run.finish(materializers, None, None));
     };
-    run.files(&manifest)?;
-    run.integrity(&manifest);
+    run.files(&manifest, observe)?;
+    run.integrity(&manifest, observe);
     run.gates(&manifest, options);
     let Some(eventlog) = run.eventlog(&manifest) else {
         for c in ["log-head", "replay", "snapshot"] {
@@ -249,7 +262,7 @@ pub fn preflight(
         return Ok(run.finish(materializers, Some(manifest), None));
     };
     run.log_head(&manifest, &eventlog);
-    let report = run.replay(&manifest, &eventlog, materializer, options)?;
+    let report = run.replay(&manifest, &eventlog, materializer, options, observe)?;
     log_only_losses(&mut run.checks, &manifest);
     Ok(run.finish(materializers, Some(manifest), Some(report)))
 }
@@ -324,8 +337,12 @@ impl Run<'_> {
     /// that is missing or does not read as a database is also left out of the replay; one that
     /// only changed is still replayed or compared, to say how it changed. Then: no file the
     /// manifest does not list.
-    fn files(&mut self, manifest: &Manifest) -> Result<()> {
+    fn files(&mut self, manifest: &Manifest, observe: &mut dyn FnMut(Progress)) -> Result<()> {
         let present = std::mem::take(&mut self.present);
+        observe(Progress::Begin {
+            stage: Stage::Checksum,
+            total: Some(manifest.files.iter().map(|f| f.bytes).sum()),
+        });
         let mut listed = BTreeSet::new();
         for f in &manifest.files {
             listed.insert(f.path.clone());
@@ -352,6 +369,7 @@ impl Run<'_> {
                 continue;
             }
             let (bytes, sha256) = manifest::digest(&path)?;
+            observe(Progress::Advance(bytes));
             if bytes != f.bytes {
                 self.checks.fail(
                     "file",
@@ -451,15 +469,23 @@ impl Run<'_> {
     }
 
     /// Each SQLite file reads as a sound database.
-    fn integrity(&mut self, manifest: &Manifest) {
-        for f in &manifest.files {
+    fn integrity(&mut self, manifest: &Manifest, observe: &mut dyn FnMut(Progress)) {
+        let databases: Vec<_> = manifest
+            .files
+            .iter()
+            .filter(|f| {
+                let path = self.package.join(&f.path);
+                safe_relative(&f.path)
+                    && path.is_file()
+                    && (f.role != Role::Auxiliary || files::is_sqlite(&path))
+            })
+            .collect();
+        observe(Progress::Begin {
+            stage: Stage::Integrity,
+            total: Some(databases.len() as u64),
+        });
+        for f in databases {
             let path = self.package.join(&f.path);
-            if !safe_relative(&f.path) || !path.is_file() {
-                continue;
-            }
-            if f.role == Role::Auxiliary && !files::is_sqlite(&path) {
-                continue;
-            }
             let name = Some(f.path.as_str());
             match integrity(&path) {
                 Ok(()) => self
@@ -471,6 +497,7 @@ impl Run<'_> {
                     self.unreadable.insert(f.role);
                 }
             }
+            observe(Progress::Advance(1));
         }
     }
 
@@ -612,6 +639,7 @@ impl Run<'_> {
         eventlog: &Path,
         materializer: &mut dyn Materializer,
         options: &PreflightOptions,
+        observe: &mut dyn FnMut(Progress),
     ) -> Result<CorpusReport> {
         let log_name = manifest.file(Role::Eventlog).map(|f| f.path.as_str());
         let state_entry = manifest.file(Role::State);
@@ -627,7 +655,14 @@ impl Run<'_> {
         check_options.log_alone = !state_ok;
         check_options.log_only = !state_ok;
         let corpus = if state_ok { self.package } else { eventlog };
-        let report = check::check_corpus(corpus, materializer, &check_options)?;
+        observe(Progress::Begin {
+            stage: Stage::Replay,
+            total: crate::eventlog::EventLog::open(eventlog)
+                .and_then(|log| log.count())
+                .ok(),
+        });
+        let report =
+            check::check_corpus_observed(corpus, materializer, &check_options, rows_read(observe))?;
         let blocking: Vec<_> = report
             .findings
             .iter()
@@ -797,6 +832,20 @@ fn error_text(e: &Error, path: &Path) -> String {
     text.strip_prefix(&prefix)
         .map(str::to_string)
         .unwrap_or(text)
+}
+
+/// Turns a replay's [`Step`]s into [`Progress::Advance`]s of rows read: a step says how many
+/// rows have been read so far, an advance how many more.
+fn rows_read(observe: &mut dyn FnMut(Progress)) -> impl FnMut(Step<'_>) + '_ {
+    let mut seen = 0;
+    move |step| {
+        if let Step::Read(n) = step
+            && n > seen
+        {
+            observe(Progress::Advance(n - seen));
+            seen = n;
+        }
+    }
 }
 
 /// `PRAGMA integrity_check` on a file opened without touching it.

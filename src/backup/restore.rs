@@ -32,6 +32,7 @@ use crate::corpus::STORAGE_FORMAT;
 use crate::error::{Error, Result};
 use crate::files;
 use crate::materialize::Materializer;
+use crate::progress::{Progress, Stage};
 
 /// How to restore.
 #[derive(Debug, Clone, Default)]
@@ -162,11 +163,23 @@ pub fn restore(
     materializer: &mut dyn Materializer,
     options: &RestoreOptions,
 ) -> Result<Restored> {
+    restore_observed(package, target, materializer, options, &mut |_| {})
+}
+
+/// [`restore`], telling `observe` as the pre-flight runs and the files are staged and read
+/// back.
+pub fn restore_observed(
+    package: &Path,
+    target: &Path,
+    materializer: &mut dyn Materializer,
+    options: &RestoreOptions,
+    observe: &mut dyn FnMut(Progress),
+) -> Result<Restored> {
     let mut notes = Vec::new();
     recover(target, &mut notes)?;
     remove_stale_staging(target, &mut notes)?;
 
-    let pre = preflight::preflight(package, materializer, &options.preflight)?;
+    let pre = preflight::preflight_observed(package, materializer, &options.preflight, observe)?;
     let mut out = Restored {
         version: RESTORE_VERSION,
         preflight: pre,
@@ -227,11 +240,12 @@ pub fn restore(
     let stamp = chrono_stamp();
     let staging = unique(sibling(target, ".", &format!(".rehearse-staging-{stamp}")));
     std::fs::create_dir(&staging).map_err(|e| Error::io(&staging, e))?;
-    let staged = stage(package, &manifest, &staging, options.from_log).and_then(|installed| {
-        files::fsync_tree(&staging)?;
-        files::fsync_dir(&parent)?;
-        Ok(installed)
-    });
+    let staged =
+        stage(package, &manifest, &staging, options.from_log, observe).and_then(|installed| {
+            files::fsync_tree(&staging)?;
+            files::fsync_dir(&parent)?;
+            Ok(installed)
+        });
     let installed = match staged {
         Ok(installed) => installed,
         Err(e) => return Err(discard_staging(&staging, e, target)),
@@ -259,7 +273,7 @@ pub fn restore(
         files::failpoint("intent-written");
         files::exchange_dirs(&staging, target)?;
         files::failpoint("swapped");
-        match verify(target, &manifest, options.from_log) {
+        match verify(target, &manifest, options.from_log, observe) {
             Ok(v) => out.verified = v,
             Err(e) => {
                 // The staging directory holds the old store: swap it back. A kill from here on
@@ -288,7 +302,7 @@ pub fn restore(
         let was_empty_dir = target.is_dir();
         files::publish_dir(&staging, target)?;
         files::failpoint("swapped");
-        match verify(target, &manifest, options.from_log) {
+        match verify(target, &manifest, options.from_log, observe) {
             Ok(v) => out.verified = v,
             Err(e) => {
                 // Nothing was there before: take the new store away again.
@@ -374,8 +388,19 @@ fn store_name(m: &Manifest, f: &manifest::FileEntry, from_log: bool) -> Option<S
 
 /// Copies the package's files under their LiveStore names and checks each copy against the
 /// manifest, so that a package changed since the pre-flight is caught here.
-fn stage(package: &Path, m: &Manifest, staging: &Path, from_log: bool) -> Result<Vec<String>> {
+fn stage(
+    package: &Path,
+    m: &Manifest,
+    staging: &Path,
+    from_log: bool,
+    observe: &mut dyn FnMut(Progress),
+) -> Result<Vec<String>> {
     let mut installed: Vec<String> = Vec::new();
+    let staged = |f: &&manifest::FileEntry| store_name(m, f, from_log).is_some();
+    observe(Progress::Begin {
+        stage: Stage::Stage,
+        total: Some(m.files.iter().filter(staged).map(|f| f.bytes).sum()),
+    });
     for f in &m.files {
         let Some(name) = store_name(m, f, from_log) else {
             continue;
@@ -394,6 +419,7 @@ fn stage(package: &Path, m: &Manifest, staging: &Path, from_log: bool) -> Result
         let to = staging.join(&name);
         files::copy_file(&from, &to)?;
         let (bytes, sha) = manifest::digest(&to)?;
+        observe(Progress::Advance(bytes));
         if bytes != f.bytes || sha != f.sha256 {
             return Err(Error::input(
                 &from,
@@ -406,10 +432,24 @@ fn stage(package: &Path, m: &Manifest, staging: &Path, from_log: bool) -> Result
 }
 
 /// Reads the restored store back: every file's checksum, integrity, and the log's head.
-fn verify(target: &Path, m: &Manifest, from_log: bool) -> Result<Vec<String>> {
+fn verify(
+    target: &Path,
+    m: &Manifest,
+    from_log: bool,
+    observe: &mut dyn FnMut(Progress),
+) -> Result<Vec<String>> {
     if files::failpoint_fails("verify") {
         return Err(Error::input(target, "failpoint verify: verification fails"));
     }
+    observe(Progress::Begin {
+        stage: Stage::Verify,
+        total: Some(
+            m.files
+                .iter()
+                .filter(|f| store_name(m, f, from_log).is_some())
+                .count() as u64,
+        ),
+    });
     let mut verified = Vec::new();
     for f in &m.files {
         let Some(name) = store_name(m, f, from_log) else {
@@ -425,6 +465,7 @@ fn verify(target: &Path, m: &Manifest, from_log: bool) -> Result<Vec<String>> {
         }
         if !files::is_sqlite(&path) {
             verified.push(format!("{name}: SHA-256 as in the manifest"));
+            observe(Progress::Advance(1));
             continue;
         }
         let db = crate::sqlite::open_input(&path)?;
@@ -436,6 +477,7 @@ fn verify(target: &Path, m: &Manifest, from_log: bool) -> Result<Vec<String>> {
             return Err(Error::input(&path, format!("integrity check: {ok}")));
         }
         verified.push(format!("{name}: SHA-256 as in the manifest, integrity ok"));
+        observe(Progress::Advance(1));
     }
     let ins = crate::inspect::inspect(&target.join(format!("eventlog@{STORAGE_FORMAT}.db")))?;
     if ins.events != m.events || ins.last != m.last_event || ins.sync_head != m.sync_head {

@@ -336,7 +336,17 @@ pub fn record_corpus(
     materializer: &mut dyn Materializer,
     options: &CheckOptions,
 ) -> Result<(CorpusReport, PathBuf)> {
-    let run = replay_corpus(path, materializer, options, |_| {})?;
+    record_corpus_observed(path, materializer, options, |_| {})
+}
+
+/// [`record_corpus`], telling `observe` about the replay as it goes (for progress).
+pub fn record_corpus_observed(
+    path: &Path,
+    materializer: &mut dyn Materializer,
+    options: &CheckOptions,
+    observe: impl FnMut(replay::Step<'_>),
+) -> Result<(CorpusReport, PathBuf)> {
+    let run = replay_corpus(path, materializer, options, observe)?;
     let target = snapshot::path_for(&run.setup.corpus.eventlog);
     let text = snapshot::dump(&run.scratch, "main", &eventlog_name(&run.setup.corpus))
         .map_err(|e| Error::scratch("dump the replayed state", e))?;

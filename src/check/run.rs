@@ -64,6 +64,9 @@ pub enum Event<'a> {
         /// Rows since the last `Read` of the same corpus.
         rows: u64,
     },
+    /// The run's lanes are loading the app (the plugin's helpers starting): no rows are read
+    /// until they have, a second or more.
+    LoadingApp,
     /// One corpus is done (its report before the baseline is applied).
     CorpusDone(&'a CorpusReport),
     /// The baseline was written.
@@ -113,6 +116,9 @@ pub fn run(plan: &Plan, observe: &(dyn Fn(Event<'_>) + Sync)) -> Result<Report> 
         observe(Event::CorpusDone(&report));
         Ok::<_, Error>(report)
     };
+    if plan.source.costly_to_start() && !plan.corpora.is_empty() {
+        observe(Event::LoadingApp);
+    }
     let reports = check_each(&pool, &plan.corpora, &plan.source, plan.fresh, check_one);
     let mut report = Report::new(plan.materializers.clone(), reports);
     report.partition = plan.partition.map(|p| p.to_string());

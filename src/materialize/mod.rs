@@ -186,6 +186,19 @@ impl Source {
 
     /// A fresh materializer (for the plugin, a helper process of its own).
     pub fn instantiate(&self) -> Result<Box<dyn Materializer>> {
+        self.instantiate_observed(&mut |_| {})
+    }
+
+    /// [`Source::instantiate`], telling `observe` when the app is being loaded (the plugin's
+    /// helpers take a second or more to start), so that a display can say so instead of
+    /// showing a replay stuck at its first event.
+    pub fn instantiate_observed(
+        &self,
+        observe: &mut dyn FnMut(crate::progress::Progress),
+    ) -> Result<Box<dyn Materializer>> {
+        if self.costly_to_start() {
+            observe(crate::progress::Progress::LoadingApp);
+        }
         Ok(match self {
             Source::Sql(defs) => Box::new(sql::SqlMaterializer::new((**defs).clone())),
             Source::LiveStore(config) => Box::new(livestore::LiveStoreMaterializer::start(config)?),

@@ -1,7 +1,8 @@
 //! The integration tests, one binary (every test binary links the bundled SQLite again):
 //! `cli` runs the built `rehearse` on the real corpora, `npm` installs the npm packages into
 //! a LiveStore app and runs them there, `package` exports, pre-flights and
-//! restores backup packages, `plugin` replays through the LiveStore fixture app, `snapshots`
+//! restores backup packages, `plugin` replays through the LiveStore fixture app, `progress` runs commands on a
+//! pseudo-terminal, `snapshots`
 //! holds every report format and every `--help` to a committed snapshot.
 //!
 //! The harness is libtest-mimic (`harness = false`), so that a test whose prerequisite is
@@ -36,6 +37,7 @@ mod hostile;
 mod npm;
 mod package;
 mod plugin;
+mod progress;
 mod snapshots;
 
 fn main() {
@@ -47,6 +49,7 @@ fn main() {
         npm::trials(),
         package::trials(),
         plugin::trials(),
+        progress::trials(),
         snapshots::trials(),
     ]
     .into_iter()

@@ -130,6 +130,17 @@ pub fn setpriv() -> Result<PathBuf> {
     }
 }
 
+/// `script` (util-linux), which runs a command on a pseudo-terminal.
+pub fn script() -> Result {
+    if runs("script", "--version") {
+        Ok(())
+    } else {
+        Err(Skip::because(
+            "script (util-linux), for a pseudo-terminal, is not installed",
+        ))
+    }
+}
+
 /// The LiveStore test fixture app (`tests/livestore/`) with its packages installed: copied to
 /// `target/livestore-app/`, where `npm ci` installs the pinned LiveStore 0.4.0 packages (about
 /// 12 s and 190 MB) unless the lock file is the one installed last; the fixture's own files are

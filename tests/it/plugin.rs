@@ -41,6 +41,7 @@ trials![
     a_typescript_schema_module_runs_through_the_apps_tsx_or_says_what_is_missing,
     the_helper_remembers_effects_schemas_by_default_only_where_node_rewrites_modules_in_thread,
     remembered_schemas_give_the_answers_effect_as_installed_gives,
+    a_replay_on_a_terminal_says_it_is_loading_the_app,
 ];
 
 fn spec(app: &Path, module: &str) -> String {
@@ -1222,5 +1223,42 @@ fn remembered_schemas_give_the_answers_effect_as_installed_gives() -> need::Resu
             assert_eq!(a, b, "{}", c.display());
         }
     }
+    Ok(())
+}
+
+/// Node.js loading the app takes a second or more before the first event: on a terminal that
+/// is a spinner saying so, then the replay's bar; piped, stderr is only what it always was.
+fn a_replay_on_a_terminal_says_it_is_loading_the_app() -> need::Result {
+    need::script()?;
+    let app = need::livestore_app()?;
+    let plugin = spec(&app, "app.mjs");
+    let args: [&dyn AsRef<OsStr>; 6] = [
+        &"replay",
+        &corpus("workspace-n200"),
+        &"-m",
+        &plugin,
+        &"--out",
+        &"replayed.db",
+    ];
+    let dir = tempdir();
+    let term = crate::progress::on_terminal(dir.path(), &args, &[]);
+    assert_eq!(term.code, Some(0), "{}", term.terminal);
+    let loading = term.terminal.find("loading the app");
+    let replaying = term.terminal.rfind("replaying");
+    assert!(
+        loading.is_some() && replaying.is_some() && loading < replaying,
+        "no \"loading the app\" before the replay's bar:\n{}",
+        term.terminal
+    );
+    let dir = tempdir();
+    let piped = rehearse(&args)
+        .current_dir(dir.path())
+        .env_remove("CI")
+        .success();
+    assert_eq!(piped.stderr, "rehearse: wrote replayed.db\n", "{piped}");
+    assert_eq!(
+        piped.stdout, term.stdout,
+        "stdout differs on a terminal{piped}"
+    );
     Ok(())
 }
