@@ -15,6 +15,7 @@ use rehearse::exit;
 use rehearse::inspect;
 use rehearse::materialize::Source;
 use rehearse::materialize::livestore::PluginConfig;
+use rehearse::progress::Progress;
 use rehearse::render::{self, human::HumanOptions};
 use rehearse::replay::{OnError, ReplayOptions};
 use rehearse::report::baseline::Baseline;
@@ -814,6 +815,8 @@ struct SchemaExportArgs {
     /// The directory to write into (created if needed).
     #[arg(long, value_name = "DIR")]
     out: PathBuf,
+    #[command(flatten)]
+    progress: ProgressArgs,
 }
 
 /// SQL definitions (the alternative to the LiveStore plugin): drafted from the app.
@@ -855,6 +858,8 @@ struct DraftArgs {
     /// The definitions file to write.
     #[arg(long, value_name = "FILE")]
     out: PathBuf,
+    #[command(flatten)]
+    progress: ProgressArgs,
 }
 
 /// Parses the command line, runs it, and returns the exit code.
@@ -1388,7 +1393,11 @@ fn run_schema_export(args: SchemaExportArgs) -> Result<u8, Error> {
         );
     };
     plugin_env(&mut config)?;
-    let written = rehearse::materialize::livestore::export_schema(&config, &args.out)?;
+    let shown = Shown::new(args.progress.no_progress);
+    shown.show(Progress::LoadingApp);
+    let written = rehearse::materialize::livestore::export_schema(&config, &args.out);
+    shown.done();
+    let written = written?;
     eprintln!(
         "rehearse: wrote {}, the state DDL and {} to {}",
         rehearse::text::count(written.events, "event schema"),
@@ -1406,18 +1415,35 @@ fn run_definitions_draft(args: DraftArgs) -> Result<u8, Error> {
             "definitions draft reads the app's own LiveStore schema: --materializers livestore:<module>",
         );
     };
-    let app = rehearse::materialize::livestore::describe_app(config)?;
-    let mut seen = Vec::new();
     let corpora = if args.corpus.is_empty() {
         Vec::new()
     } else {
         corpus::discover(&args.corpus)?
     };
+    let shown = Shown::new(args.progress.no_progress);
+    shown.show(Progress::LoadingApp);
+    let app = rehearse::materialize::livestore::describe_app(config)?;
+    let total = if shown.visible() {
+        events_in(&corpora)
+    } else {
+        0
+    };
+    shown.will_replay(total);
+    let mut seen = Vec::new();
     for c in &corpora {
-        let mut observer = draft::Observer::new(source.instantiate()?);
-        check::check_corpus(c, &mut observer, &CheckOptions::default())?;
+        let mut observer =
+            draft::Observer::new(source.instantiate_observed(&mut |p| shown.show(p))?);
+        shown.resume();
+        let base = shown.position();
+        check::check_corpus_observed(
+            c,
+            &mut observer,
+            &CheckOptions::default(),
+            replay_steps(&shown, base),
+        )?;
         seen.extend(observer.seen);
     }
+    shown.done();
     let drafted = draft::write_draft(&app, &seen, &args.out)?;
     eprintln!(
         "rehearse: wrote {} from {}: {} defined, {} TODO{}",

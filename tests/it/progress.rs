@@ -19,6 +19,8 @@ trials![
     preflight_shows_its_progress_on_a_terminal_only,
     restore_shows_its_progress_on_a_terminal_only,
     check_says_it_is_loading_the_app_while_the_plugin_starts,
+    schema_export_says_it_is_loading_the_app,
+    definitions_draft_says_it_is_loading_the_app_then_replays,
 ];
 
 /// A word for the shell, quoted.
@@ -286,5 +288,41 @@ fn check_says_it_is_loading_the_app_while_the_plugin_starts() -> need::Result {
         ],
         &["loading the app", "replaying"],
         "",
+    )
+}
+
+fn schema_export_says_it_is_loading_the_app() -> need::Result {
+    let app = need::livestore_app()?;
+    progress_only_on_a_terminal(
+        nothing,
+        &[
+            &"schema",
+            &"export",
+            &"-m",
+            &format!("livestore:{}", app.join("app.mjs").display()),
+            &"--out",
+            &"schema",
+        ],
+        &["loading the app"],
+        "rehearse: wrote 17 event schemas, the state DDL and 1 client document to schema\n",
+    )
+}
+
+fn definitions_draft_says_it_is_loading_the_app_then_replays() -> need::Result {
+    let app = need::livestore_app()?;
+    progress_only_on_a_terminal(
+        nothing,
+        &[
+            &"definitions",
+            &"draft",
+            &"-m",
+            &format!("livestore:{}", app.join("app.mjs").display()),
+            &"--corpus",
+            &corpus("workspace-n200"),
+            &"--out",
+            &"defs.toml",
+        ],
+        &["loading the app", "replaying"],
+        "rehearse: wrote defs.toml from 1 corpus: 15 events defined, 1 TODO (v1.ProjectArchived)\n",
     )
 }
