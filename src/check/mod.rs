@@ -230,10 +230,11 @@ pub fn check_corpus_observed(
     options: &CheckOptions,
     observe: impl FnMut(replay::Step<'_>),
 ) -> Result<CorpusReport> {
-    let run = replay_corpus(path, materializer, options, observe)?;
+    let mut run = replay_corpus(path, materializer, options, observe)?;
     let mut notes = run.notes.clone();
-    let mut findings = run.replayed.findings.clone();
-    findings.extend(run.causes.findings().iter().cloned());
+    // Moved, not copied: where every event is flagged, the findings are most of the memory.
+    let mut findings = std::mem::take(&mut run.replayed.findings);
+    findings.append(&mut run.causes.take_findings());
     let accepted = snapshot::path_for(&run.setup.corpus.eventlog);
     let (comparison, tables, snapshot) = if options.no_compare {
         (skipped("comparison turned off"), Vec::new(), None)
@@ -346,7 +347,7 @@ pub fn record_corpus_observed(
     options: &CheckOptions,
     observe: impl FnMut(replay::Step<'_>),
 ) -> Result<(CorpusReport, PathBuf)> {
-    let run = replay_corpus(path, materializer, options, observe)?;
+    let mut run = replay_corpus(path, materializer, options, observe)?;
     let target = snapshot::path_for(&run.setup.corpus.eventlog);
     let text = snapshot::dump(&run.scratch, "main", &eventlog_name(&run.setup.corpus))
         .map_err(|e| Error::scratch("dump the replayed state", e))?;
@@ -356,7 +357,7 @@ pub fn record_corpus_observed(
         let _ = std::fs::remove_file(&pending);
     }
     let notes = run.notes.clone();
-    let findings = run.replayed.findings.clone();
+    let findings = std::mem::take(&mut run.replayed.findings);
     let report = run.report(
         skipped("recording a snapshot"),
         findings,
@@ -413,13 +414,19 @@ fn compare_into(
     findings: &mut Vec<Finding>,
 ) -> rusqlite::Result<Vec<crate::report::TableReport>> {
     let mut positions = ColumnPositions::default();
-    compare::compare(&run.scratch, "expected", "main", &options.compare, |d| {
+    // Gathered apart and appended at once: pushed one by one onto the replay's findings, the
+    // vector would double (and, while it moves, be held twice) for a few more findings.
+    let mut found = Vec::new();
+    let tables = compare::compare(&run.scratch, "expected", "main", &options.compare, |d| {
         let cols = positions.of(&run.scratch, &d);
-        findings.push(divergence_finding(
+        found.push(divergence_finding(
             d,
             &run.replayed.writers,
             &cols,
             Sides::REPLAY,
         ))
-    })
+    })?;
+    findings.reserve_exact(found.len());
+    findings.append(&mut found);
+    Ok(tables)
 }

@@ -285,9 +285,10 @@ impl Causes {
         self.roots.get(id).cloned()
     }
 
-    /// The `first-divergence` findings, roots and consequences, in log order.
-    pub(crate) fn findings(&self) -> &[Finding] {
-        &self.findings
+    /// Takes the `first-divergence` findings out, roots and consequences, in log order (the
+    /// roots stay known for [`Causes::root_of`]), so that they are not held twice.
+    pub(crate) fn take_findings(&mut self) -> Vec<Finding> {
+        std::mem::take(&mut self.findings)
     }
 }
 
