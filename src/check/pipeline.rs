@@ -74,6 +74,8 @@ pub(super) fn replay_and_follow(
         let mut batcher = Batcher {
             tx,
             batch: Vec::with_capacity(BATCH),
+            scratch,
+            schema_version: schema_version(scratch),
         };
         let replayed = replay::replay_owned(
             &setup.log,
@@ -111,32 +113,60 @@ pub(super) fn replay_and_follow(
     })
 }
 
+/// Events for the other thread, with the replayed tables' column names when an event among
+/// them changed the schema (an `ALTER TABLE` in a definition): the other thread has no
+/// connection to the scratch database to read them from.
+type Sent = (Vec<Done>, Option<ColumnNames>);
+
 /// Hands events to the other thread in batches.
-struct Batcher {
-    tx: SyncSender<Vec<Done>>,
+struct Batcher<'a> {
+    tx: SyncSender<Sent>,
     batch: Vec<Done>,
+    scratch: &'a Scratch,
+    /// The scratch schema's version when the names were last read.
+    schema_version: Option<i64>,
 }
 
-impl Batcher {
+/// The scratch database's schema cookie, which every schema change increments.
+fn schema_version(scratch: &Scratch) -> Option<i64> {
+    scratch
+        .query_row("PRAGMA main.schema_version", [], |r| r.get(0))
+        .ok()
+}
+
+impl Batcher<'_> {
     fn push(&mut self, done: Done) {
         self.batch.push(done);
         if self.batch.len() == BATCH {
             let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
-            // The other side only hangs up on an error, which its result reports.
-            let _ = self.tx.send(batch);
+            self.send(batch);
         }
     }
 
-    fn finish(self) {
+    /// Sends a batch, with the column names read again when the schema changed since the
+    /// last: as LiveStore's side names its columns from the final schema, names read after
+    /// the batch fit every event in it.
+    fn send(&mut self, batch: Vec<Done>) {
+        let version = schema_version(self.scratch);
+        let names = (version != self.schema_version).then(|| {
+            self.schema_version = version;
+            ColumnNames::read_all(self.scratch, "main")
+        });
+        // The other side only hangs up on an error, which its result reports.
+        let _ = self.tx.send((batch, names));
+    }
+
+    fn finish(mut self) {
         if !self.batch.is_empty() {
-            let _ = self.tx.send(self.batch);
+            let batch = std::mem::take(&mut self.batch);
+            self.send(batch);
         }
     }
 }
 
 /// The other thread: every event, in log order.
 fn follow(
-    rx: Receiver<Vec<Done>>,
+    rx: Receiver<Sent>,
     recorded: Option<(String, std::path::PathBuf)>,
     names: ColumnNames,
     with_writers: bool,
@@ -180,7 +210,10 @@ fn follow(
             .or_insert_with(|| Arc::from(ev.name.as_str()))
             .clone(),
     };
-    for batch in rx {
+    for (batch, names) in rx {
+        if let (Some(check), Some(names)) = (&mut check, names) {
+            check.rename(names);
+        }
         for done in batch {
             match done {
                 Done::Applied { event, changes } => {

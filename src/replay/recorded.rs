@@ -118,6 +118,11 @@ impl<'a> ChangesetCheck<'a> {
         }
     }
 
+    /// The replayed tables' column names from now on (the schema changed during the replay).
+    pub(crate) fn rename(&mut self, replay_names: ColumnNames) {
+        self.replay_names = replay_names;
+    }
+
     /// The recorded changeset of the event at `seq`, skipping recorded rows before it.
     fn recorded_at(&mut self, seq: SeqNum) -> Option<Changeset> {
         let want = seq.pair();

@@ -10,6 +10,7 @@ use crate::util::*;
 
 trials![
     the_bundled_corpus_passes,
+    a_column_that_a_definition_adds_is_named_as_livestore_names_it,
     the_readme_is_short_and_links_only_what_users_have,
     findings_exit_1_and_name_the_event,
     json_report_matches_its_schema_and_is_deterministic,
@@ -1930,4 +1931,66 @@ fn the_readme_is_short_and_links_only_what_users_have() {
         links >= 10,
         "only {links} local links found: the parser is broken"
     );
+}
+
+/// A definition that adds a column during the replay (`ALTER TABLE … ADD COLUMN`, here in the
+/// first user's event, before any todo is written): the replay's changes name the new column
+/// as LiveStore's record does. The comparison with the record runs on a thread of its own,
+/// which once named the columns from the schema as it was before the first event, so that
+/// every todo event differed (`#13` against `deletedAt`).
+fn a_column_that_a_definition_adds_is_named_as_livestore_names_it() {
+    let dir = tempdir();
+    let ws = root().join("corpora/workspace");
+    let ddl = std::fs::read_to_string(ws.join("state.sql"))
+        .unwrap()
+        .replace(", \"deletedAt\" text    ) strict;", ") strict;");
+    assert!(!ddl.contains("deletedAt"), "the fixture's DDL changed");
+    std::fs::write(
+        dir.path().join("state.sql"),
+        format!("{ddl}\nCREATE TEMP TABLE del (id TEXT, at TEXT);\n"),
+    )
+    .unwrap();
+    let mut defs = std::fs::read_to_string(ws.join("materializers.toml")).unwrap();
+    for (from, to) in [
+        (
+            "event_schemas = \"../../schemas/workspace/events\"".to_string(),
+            format!(
+                "event_schemas = {:?}",
+                root().join("schemas/workspace/events").display().to_string()
+            ),
+        ),
+        ("deletedAt = \"datetime\"\n".into(), String::new()),
+        (
+            "[events.\"v1.UserRegistered\"]\ninsert".into(),
+            "[events.\"v1.UserRegistered\"]\n[[events.\"v1.UserRegistered\".run]]\ninsert".into(),
+        ),
+        (
+            "on_conflict = { target = \"id\", do = \"ignore\" }\n".into(),
+            "on_conflict = { target = \"id\", do = \"ignore\" }\n[[events.\"v1.UserRegistered\".run]]\nwhen = \"args.id === 'usr_dykz89dkdu'\"\nsql = 'ALTER TABLE todos ADD COLUMN \"deletedAt\" text; CREATE TEMP TRIGGER del_apply AFTER INSERT ON del BEGIN UPDATE main.todos SET deletedAt = NEW.at WHERE id = NEW.id; END'\n".into(),
+        ),
+        (
+            "update = \"todos\"\nset = { deletedAt = \"args.deletedAt\" }\nwhere = { id = \"args.id\" }".into(),
+            "sql = \"INSERT INTO del VALUES ($id, $at)\"\nbinds = { id = \"args.id\", at = \"args.deletedAt | iso\" }".into(),
+        ),
+    ] {
+        assert_eq!(defs.matches(&from).count(), 1, "the fixture changed: {from}");
+        defs = defs.replacen(&from, &to, 1);
+    }
+    let m = dir.path().join("m.toml");
+    std::fs::write(&m, defs).unwrap();
+    let out = rehearse(&[
+        &"check",
+        &corpus("workspace-n200"),
+        &"-m",
+        &m,
+        &"--format",
+        &"json",
+        &"--no-progress",
+    ])
+    .run();
+    let report: Value = serde_json::from_str(&out.stdout).unwrap_or_else(|e| panic!("{e}{out}"));
+    let c = &report["corpora"][0];
+    assert_eq!(c["changesets"]["differing"], 0, "{out}");
+    assert_eq!(c["verdict"], "pass", "{out}");
+    assert_eq!(out.exit_code(), 0, "{out}");
 }
