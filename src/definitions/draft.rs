@@ -82,6 +82,10 @@ impl Materializer for Observer {
         }
         Ok(outcome)
     }
+    fn writes_while_materializing(&self) -> bool {
+        self.inner.writes_while_materializing()
+    }
+
     fn begin_log(&mut self) -> Result<()> {
         self.inner.begin_log()
     }

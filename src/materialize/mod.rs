@@ -126,6 +126,14 @@ pub trait Materializer {
     fn materialize(&mut self, event: &Event, args: &Value, scratch: &Connection)
     -> Result<Outcome>;
 
+    /// Whether [`Materializer::materialize`] may write to `scratch` itself (the plugin's
+    /// `ctx.query` runs whatever SQL the app sends, writes included). The replay then keeps
+    /// such writes out of the savepoint it shares between events: rolling back and running the
+    /// batch's statements again would lose them.
+    fn writes_while_materializing(&self) -> bool {
+        false
+    }
+
     /// A replay of a log begins. One materializer may replay several logs in turn (a helper
     /// process is costly to start): nothing announced for an earlier one may answer for this.
     fn begin_log(&mut self) -> Result<()> {

@@ -845,7 +845,15 @@ impl Replayer<'_> {
     ) -> Result<Outcome> {
         match ahead.take() {
             Some(outcome) => Ok(outcome),
-            None => self.materializer.materialize(ev, args, self.conn),
+            None => {
+                if self.materializer.writes_while_materializing() {
+                    // What it writes now must stay, as it did with a savepoint per event: the
+                    // batch ends first, so that a later event's failure cannot roll it back
+                    // (running the batch's statements again would not write it again).
+                    self.batch.release(self.conn)?;
+                }
+                self.materializer.materialize(ev, args, self.conn)
+            }
         }
     }
 

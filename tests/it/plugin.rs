@@ -17,6 +17,7 @@ use crate::need;
 use crate::util::*;
 
 trials![
+    writes_through_ctx_query_survive_a_later_failure_in_the_same_batch,
     the_plugin_and_the_sql_path_give_the_same_reports,
     each_apps_corpus_passes_alike_through_its_definitions_and_its_app,
     a_draft_of_the_definitions_replays_the_apps_corpora_with_findings_only_at_its_todos,
@@ -1259,6 +1260,56 @@ fn a_replay_on_a_terminal_says_it_is_loading_the_app() -> need::Result {
     assert_eq!(
         piped.stdout, term.stdout,
         "stdout differs on a terminal{piped}"
+    );
+    Ok(())
+}
+
+/// What a materializer writes through `ctx.query` stays, as it does in LiveStore, when a later
+/// event fails: the replay shares one savepoint between events and, when one fails, rolls the
+/// batch back and runs the earlier events' statements again, which would not write what
+/// `ctx.query` wrote (the row of e14, in e17's batch, was lost).
+fn writes_through_ctx_query_survive_a_later_failure_in_the_same_batch() -> need::Result {
+    let app = need::livestore_app()?;
+    let n200 = corpus("workspace-n200");
+    let log = rusqlite::Connection::open_with_flags(
+        n200.join("workspace/eventlog@6.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap();
+    let updated: i64 = log
+        .query_row(
+            "SELECT count(DISTINCT json_extract(argsJson, '$.id')) FROM eventlog WHERE name = 'v1.TodoUpdated'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(updated > 5, "the corpus changed");
+    let out = rehearse(&[
+        &"check",
+        &n200,
+        &"-m",
+        &spec(&app, "app-ctxwrite.mjs"),
+        &"--format",
+        &"json",
+    ])
+    .code(1);
+    let report: Value = serde_json::from_str(&out.stdout).unwrap();
+    let c = &report["corpora"][0];
+    let ui = c["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["table"] == "uiState")
+        .unwrap();
+    // Every updated todo's probe row, beside the client document.
+    assert_eq!(ui["extra"], updated, "{ui}");
+    assert!(
+        c["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["class"] == "materializer-error" && f["seqNumGlobal"] == 17),
+        "{out}"
     );
     Ok(())
 }

@@ -250,6 +250,10 @@ impl Materializer for LiveStoreMaterializer {
         Ok(())
     }
 
+    fn writes_while_materializing(&self) -> bool {
+        true
+    }
+
     fn materialize(
         &mut self,
         event: &Event,
