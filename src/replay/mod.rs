@@ -590,7 +590,7 @@ fn read_prepared(
             std::sync::mpsc::sync_channel::<Vec<(LogRow, Option<Prepared>)>>(PREPARED_IN_FLIGHT);
         let reading = s.spawn(move || {
             let mut batch = Vec::with_capacity(PREPARED_BATCH);
-            reader.for_each(|row| {
+            let read = reader.for_each(|row| {
                 let prepared = match &row {
                     LogRow::Event(ev) => {
                         let args = crate::js::parse_json(&ev.args_json).map_err(|e| e.to_string());
@@ -611,11 +611,13 @@ fn read_prepared(
                     }
                 }
                 Ok(ControlFlow::Continue(()))
-            })?;
+            });
+            // Also when the log could not be read on: the rows before the damage are replayed
+            // before the error is told.
             if !batch.is_empty() {
                 let _ = tx.send(batch);
             }
-            Ok(())
+            read.map(|_| ())
         });
         let mut replayed = Ok(ControlFlow::Continue(()));
         'rows: for batch in &rx {

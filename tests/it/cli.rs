@@ -231,6 +231,35 @@ fn a_corrupt_page_mid_log_is_an_error_naming_the_file_and_position() {
             "eventlog@6.db: reading the event after e63 failed: database disk image is malformed",
         )
         .stderr_lacks("panicked");
+    // Every event before the damage is replayed before the error: the rows read ahead on
+    // another thread, in batches, once went unreplayed when the read failed mid-batch.
+    let defs = rehearse::definitions::Definitions::load(&defs()).unwrap();
+    let mut materializer = rehearse::materialize::sql::SqlMaterializer::new(defs);
+    let mut applied: u64 = 0;
+    let err = rehearse::check::check_corpus_observed(
+        &path,
+        &mut materializer,
+        &rehearse::check::CheckOptions::default(),
+        |step| {
+            if let rehearse::replay::Step::Applied { .. } = step {
+                applied += 1;
+            }
+        },
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("after e63"), "{err}");
+    let before: i64 = rusqlite::Connection::open_with_flags(
+        corpus("workspace-n200/workspace/eventlog@6.db"),
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+    )
+    .unwrap()
+    .query_row(
+        "SELECT count(*) FROM eventlog WHERE seqNumGlobal <= 63",
+        [],
+        |r| r.get(0),
+    )
+    .unwrap();
+    assert_eq!(applied, before as u64);
 }
 
 fn sqlite_file(path: &Path, sql: &str) {
