@@ -136,8 +136,62 @@ impl Changeset {
     /// Decodes every change, in the changeset's own order.
     pub fn changes(&self) -> Result<Vec<Change>, String> {
         let mut out = Vec::new();
+        self.walk(|raw| {
+            let table = raw.table.to_string_lossy().into_owned();
+            let pk: Vec<bool> = raw.pk.iter().map(|&b| b != 0).collect();
+            let op = op_of(raw.op)?;
+            let read = |f: unsafe extern "C" fn(
+                *mut Sqlite3ChangesetIter,
+                c_int,
+                *mut *mut ffi::sqlite3_value,
+            ) -> c_int|
+             -> Vec<Option<Value>> {
+                (0..raw.n_col)
+                    .map(|i| {
+                        let mut v = ptr::null_mut();
+                        // SAFETY: i < n_col; v is NULL when the column is not present.
+                        let rc = unsafe { f(raw.iter, i, &mut v) };
+                        if rc != ffi::SQLITE_OK || v.is_null() {
+                            None
+                        } else {
+                            // SAFETY: v is a valid protected value until next().
+                            Some(unsafe { Value::from_raw(v) })
+                        }
+                    })
+                    .collect()
+            };
+            let old = if op == Op::Insert {
+                vec![None; raw.n_col as usize]
+            } else {
+                read(sqlite3changeset_old)
+            };
+            let new = if op == Op::Delete {
+                vec![None; raw.n_col as usize]
+            } else {
+                read(sqlite3changeset_new)
+            };
+            out.push(Change {
+                table,
+                op,
+                pk,
+                old,
+                new,
+            });
+            Ok(true)
+        })?;
+        Ok(out)
+    }
+
+    /// Steps an iterator through the changeset and hands `f` each change as the iterator
+    /// stands on it, until `f` returns `false`; says whether `f` saw them all. The one place
+    /// that starts, steps and finalizes a changeset iterator ([`Changeset::changes`] copies
+    /// what it is handed, [`Changeset::visit`] reads it in place).
+    fn walk(
+        &self,
+        mut f: impl FnMut(RawChange<'_>) -> Result<bool, String>,
+    ) -> Result<bool, String> {
         if self.0.is_empty() {
-            return Ok(out);
+            return Ok(true);
         }
         let mut iter = ptr::null_mut();
         // SAFETY: the iterator reads self.0, which outlives it (finalized below).
@@ -158,7 +212,7 @@ impl Changeset {
                 // SAFETY: iter is a live iterator.
                 let rc = unsafe { sqlite3changeset_next(iter) };
                 if rc == ffi::SQLITE_DONE {
-                    return Ok(());
+                    return Ok(true);
                 }
                 if rc != ffi::SQLITE_ROW {
                     return Err(format!("corrupt changeset (sqlite3changeset_next: {rc})"));
@@ -172,66 +226,53 @@ impl Changeset {
                 if rc != ffi::SQLITE_OK {
                     return Err(format!("corrupt changeset (sqlite3changeset_op: {rc})"));
                 }
-                // SAFETY: SQLite returns a NUL-terminated table name valid until next().
-                let table = unsafe { CStr::from_ptr(tab) }
-                    .to_string_lossy()
-                    .into_owned();
+                // SAFETY: a NUL-terminated name, valid until next().
+                let table = unsafe { CStr::from_ptr(tab) };
                 let mut pk_ptr: *mut c_uchar = ptr::null_mut();
                 let mut pk_n = 0;
-                // SAFETY: as above.
-                unsafe { sqlite3changeset_pk(iter, &mut pk_ptr, &mut pk_n) };
-                let pk: Vec<bool> = (0..pk_n as usize)
-                    // SAFETY: pk_ptr has pk_n entries.
-                    .map(|i| unsafe { *pk_ptr.add(i) } != 0)
-                    .collect();
-                let op = match op {
-                    ffi::SQLITE_INSERT => Op::Insert,
-                    ffi::SQLITE_UPDATE => Op::Update,
-                    ffi::SQLITE_DELETE => Op::Delete,
-                    other => return Err(format!("unknown changeset operation {other}")),
+                // SAFETY: as above; pk_ptr has pk_n entries, valid until next().
+                let pk = unsafe {
+                    sqlite3changeset_pk(iter, &mut pk_ptr, &mut pk_n);
+                    if pk_ptr.is_null() || pk_n <= 0 {
+                        &[][..]
+                    } else {
+                        std::slice::from_raw_parts(pk_ptr, pk_n as usize)
+                    }
                 };
-                let read = |f: unsafe extern "C" fn(
-                    *mut Sqlite3ChangesetIter,
-                    c_int,
-                    *mut *mut ffi::sqlite3_value,
-                ) -> c_int|
-                 -> Vec<Option<Value>> {
-                    (0..n_col)
-                        .map(|i| {
-                            let mut v = ptr::null_mut();
-                            // SAFETY: i < n_col; v is NULL when the column is not present.
-                            let rc = unsafe { f(iter, i, &mut v) };
-                            if rc != ffi::SQLITE_OK || v.is_null() {
-                                None
-                            } else {
-                                // SAFETY: v is a valid protected value until next().
-                                Some(unsafe { Value::from_raw(v) })
-                            }
-                        })
-                        .collect()
-                };
-                let old = if op == Op::Insert {
-                    vec![None; n_col as usize]
-                } else {
-                    read(sqlite3changeset_old)
-                };
-                let new = if op == Op::Delete {
-                    vec![None; n_col as usize]
-                } else {
-                    read(sqlite3changeset_new)
-                };
-                out.push(Change {
+                if !f(RawChange {
+                    iter,
                     table,
+                    n_col,
                     op,
                     pk,
-                    old,
-                    new,
-                });
+                })? {
+                    return Ok(false);
+                }
             }
         })();
         // SAFETY: iter is live and finalized once.
         unsafe { sqlite3changeset_finalize(iter) };
-        result.map(|()| out)
+        result
+    }
+}
+
+/// A change as the iterator stands on it ([`Changeset::walk`]): valid until the next step.
+struct RawChange<'i> {
+    iter: *mut Sqlite3ChangesetIter,
+    table: &'i CStr,
+    n_col: c_int,
+    /// SQLite's operation code ([`op_of`]).
+    op: c_int,
+    pk: &'i [c_uchar],
+}
+
+/// The operation of SQLite's code.
+fn op_of(code: c_int) -> Result<Op, String> {
+    match code {
+        ffi::SQLITE_INSERT => Ok(Op::Insert),
+        ffi::SQLITE_UPDATE => Ok(Op::Update),
+        ffi::SQLITE_DELETE => Ok(Op::Delete),
+        other => Err(format!("unknown changeset operation {other}")),
     }
 }
 
@@ -345,79 +386,21 @@ impl Changeset {
     /// Hands every change, in the changeset's own order, to `f` without copying it, until
     /// `f` returns `false`; says whether `f` saw them all.
     pub(crate) fn visit(&self, mut f: impl FnMut(&ChangeAt<'_>) -> bool) -> Result<bool, String> {
-        if self.0.is_empty() {
-            return Ok(true);
-        }
-        let mut iter = ptr::null_mut();
-        // SAFETY: the iterator reads self.0, which outlives it (finalized below).
-        let rc = unsafe {
-            sqlite3changeset_start(
-                &mut iter,
-                self.0.len() as c_int,
-                self.0.as_ptr() as *mut c_void,
-            )
-        };
-        if rc != ffi::SQLITE_OK {
-            return Err(format!(
-                "not a valid changeset (sqlite3changeset_start: {rc})"
-            ));
-        }
-        let result = (|| {
-            loop {
-                // SAFETY: iter is a live iterator.
-                let rc = unsafe { sqlite3changeset_next(iter) };
-                if rc == ffi::SQLITE_DONE {
-                    return Ok(true);
-                }
-                if rc != ffi::SQLITE_ROW {
-                    return Err(format!("corrupt changeset (sqlite3changeset_next: {rc})"));
-                }
-                let mut tab: *const c_char = ptr::null();
-                let (mut n_col, mut op, mut indirect) = (0, 0, 0);
-                // SAFETY: iter points at a change; outputs are plain locals.
-                let rc = unsafe {
-                    sqlite3changeset_op(iter, &mut tab, &mut n_col, &mut op, &mut indirect)
-                };
-                if rc != ffi::SQLITE_OK {
-                    return Err(format!("corrupt changeset (sqlite3changeset_op: {rc})"));
-                }
-                // SAFETY: a NUL-terminated name, valid until next().
-                let Ok(table) = unsafe { CStr::from_ptr(tab) }.to_str() else {
-                    return Ok(false);
-                };
-                let mut pk_ptr: *mut c_uchar = ptr::null_mut();
-                let mut pk_n = 0;
-                // SAFETY: as above; pk_ptr has pk_n entries, valid until next().
-                let pk = unsafe {
-                    sqlite3changeset_pk(iter, &mut pk_ptr, &mut pk_n);
-                    if pk_ptr.is_null() || pk_n <= 0 {
-                        &[][..]
-                    } else {
-                        std::slice::from_raw_parts(pk_ptr, pk_n as usize)
-                    }
-                };
-                let op = match op {
-                    ffi::SQLITE_INSERT => Op::Insert,
-                    ffi::SQLITE_UPDATE => Op::Update,
-                    ffi::SQLITE_DELETE => Op::Delete,
-                    other => return Err(format!("unknown changeset operation {other}")),
-                };
-                if pk.len() != n_col.max(0) as usize {
-                    return Ok(false);
-                }
-                if !f(&ChangeAt {
-                    iter,
-                    table,
-                    op,
-                    pk,
-                }) {
-                    return Ok(false);
-                }
+        self.walk(|raw| {
+            let Ok(table) = raw.table.to_str() else {
+                return Ok(false);
+            };
+            let op = op_of(raw.op)?;
+            if raw.pk.len() != raw.n_col.max(0) as usize {
+                return Ok(false);
             }
-        })();
-        // SAFETY: iter is live and finalized once.
-        unsafe { sqlite3changeset_finalize(iter) };
-        result
+            Ok(f(&ChangeAt {
+                iter: raw.iter,
+                table,
+                op,
+                pk: raw.pk,
+            }))
+        })
     }
 }
 
