@@ -737,7 +737,7 @@ pub fn write_atomic_with(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -850,7 +850,7 @@ mod tests {
 
     /// The mode a new file gets here: 0666 less this process's umask.
     #[cfg(unix)]
-    fn new_file_mode(dir: &Path) -> u32 {
+    pub(crate) fn new_file_mode(dir: &Path) -> u32 {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
         let p = dir.join("probe");
         fs::OpenOptions::new()

@@ -636,7 +636,7 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn a_database_replaces_only_a_regular_file() {
-        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let fifo = d.join("fifo");
@@ -650,14 +650,7 @@ mod tests {
         let scratch = Scratch::open(None).unwrap();
         let err = write_database(&scratch, &fifo).unwrap_err().to_string();
         assert!(err.contains("a FIFO"), "{err}");
-        let probe = d.join("probe");
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o666)
-            .open(&probe)
-            .unwrap();
-        let new_mode = std::fs::metadata(&probe).unwrap().permissions().mode() & 0o777;
+        let new_mode = crate::files::tests::new_file_mode(d);
         let db = d.join("out.db");
         write_database(&scratch, &db).unwrap();
         let mode = std::fs::metadata(&db).unwrap().permissions().mode() & 0o777;
