@@ -647,25 +647,7 @@ fn on_error_stop_stops_at_the_first_failing_event() {
 /// todo) is undone, so the todo differs from LiveStore's, and every event before it stays.
 fn an_event_failing_at_its_second_statement_leaves_nothing_of_its_first() {
     let dir = tempdir();
-    let text = std::fs::read_to_string(defs())
-        .unwrap()
-        .replace(
-            "event_schemas = \"../../schemas/workspace/events\"",
-            &format!(
-                "event_schemas = {:?}",
-                root()
-                    .join("schemas/workspace/events")
-                    .display()
-                    .to_string()
-            ),
-        )
-        .replace(
-            "ddl_file = \"state.sql\"",
-            &format!(
-                "ddl_file = {:?}",
-                corpus("workspace/state.sql").display().to_string()
-            ),
-        );
+    let text = defs_text();
     let second = "sql = \"UPDATE project_stats SET completedCount = completedCount + 1, lastActivityAt = $at WHERE projectId = $projectId\"\nbinds = { projectId = \"args.projectId\", at = \"args.completedAt | iso\" }";
     assert!(text.contains(second), "the workspace definitions changed");
     let failing = text.replace(
@@ -1979,14 +1961,14 @@ fn a_column_that_a_definition_adds_is_named_as_livestore_names_it() {
         format!("{ddl}\nCREATE TEMP TABLE del (id TEXT, at TEXT);\n"),
     )
     .unwrap();
-    let mut defs = std::fs::read_to_string(ws.join("materializers.toml")).unwrap();
+    let mut defs = defs_text();
     for (from, to) in [
         (
-            "event_schemas = \"../../schemas/workspace/events\"".to_string(),
             format!(
-                "event_schemas = {:?}",
-                root().join("schemas/workspace/events").display().to_string()
+                "ddl_file = {:?}",
+                ws.join("state.sql").display().to_string()
             ),
+            "ddl_file = \"state.sql\"".to_string(),
         ),
         ("deletedAt = \"datetime\"\n".into(), String::new()),
         (

@@ -48,29 +48,12 @@ fn symlink(to: impl AsRef<Path>, at: impl AsRef<Path>) {
 
 /// The workspace definitions, copied with paths made absolute, so that they can be edited.
 fn defs_copy(dir: &Path) -> String {
-    let text = std::fs::read_to_string(defs()).unwrap();
-    text.replace(
-        "event_schemas = \"../../schemas/workspace/events\"",
-        &format!(
-            "event_schemas = {:?}",
-            root()
-                .join("schemas/workspace/events")
-                .display()
-                .to_string()
-        ),
-    )
-    .replace(
-        "ddl_file = \"state.sql\"",
-        &format!(
-            "ddl_file = {:?}",
-            corpus("workspace/state.sql").display().to_string()
-        ),
-    )
-    .replace("\nevent_schemas", "\n#event_schemas")
-    .replace(
-        "\n[state]",
-        &format!("\n# copied into {}\n[state]", dir.display()),
-    )
+    defs_text()
+        .replace("\nevent_schemas", "\n#event_schemas")
+        .replace(
+            "\n[state]",
+            &format!("\n# copied into {}\n[state]", dir.display()),
+        )
 }
 
 fn write(path: &Path, text: &str) -> PathBuf {

@@ -27,6 +27,30 @@ pub fn defs() -> PathBuf {
     corpus("workspace/materializers.toml")
 }
 
+/// The text of the workspace definitions with their paths (`event_schemas`, `ddl_file`) made
+/// absolute, so that an edited copy can be written anywhere.
+pub fn defs_text() -> String {
+    std::fs::read_to_string(defs())
+        .unwrap()
+        .replace(
+            "event_schemas = \"../../schemas/workspace/events\"",
+            &format!(
+                "event_schemas = {:?}",
+                root()
+                    .join("schemas/workspace/events")
+                    .display()
+                    .to_string()
+            ),
+        )
+        .replace(
+            "ddl_file = \"state.sql\"",
+            &format!(
+                "ddl_file = {:?}",
+                corpus("workspace/state.sql").display().to_string()
+            ),
+        )
+}
+
 /// The built binary.
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_rehearse"))
