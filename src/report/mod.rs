@@ -860,7 +860,7 @@ pub fn sort_findings(findings: &mut [Finding]) {
         loop {
             let k = order[j];
             order[j] = j;
-            if k == i || k == j {
+            if k == i {
                 break;
             }
             findings.swap(j, k);
