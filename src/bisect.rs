@@ -18,7 +18,7 @@ use crate::materialize::Materializer;
 use crate::replay::changes::{self, ColumnNames, RowOp};
 use crate::replay::setup::{Setup, State};
 use crate::replay::{self, Ahead, EventOutcome, EventResult, ReplayOptions, Replayer, read_ahead};
-use crate::report::{ChangeSide, ChangeSides, EventRef, Finding, FindingClass};
+use crate::report::{ChangeSide, ChangeSides, EventRef, Finding, FindingClass, Findings};
 
 /// The version of `bisect --format json` (`schemas/bisect.schema.json`).
 pub const BISECT_VERSION: u32 = 1;
@@ -61,11 +61,12 @@ pub enum Side {
 }
 
 impl Side {
-    fn of(outcome: &EventOutcome, findings: &[Finding], rows: impl FnOnce() -> Vec<RowOp>) -> Side {
+    fn of(outcome: &EventOutcome, findings: &Findings, rows: impl FnOnce() -> Vec<RowOp>) -> Side {
         match &outcome.result {
             EventResult::Applied { .. } => Side::Applied { rows: rows() },
             EventResult::NotApplied => Side::NotApplied {
-                findings: findings[outcome.findings.clone()]
+                findings: findings
+                    .recent(outcome.findings.start)
                     .iter()
                     .map(|f| (f.class.as_str().to_string(), f.message.clone()))
                     .collect(),

@@ -1090,7 +1090,9 @@ fn check_gate(args: CheckArgs, color: anstream::ColorChoice) -> Result<u8, Error
     for format in &args.format {
         let format = format.library();
         if format.is_human() {
-            out(&render::render(&report, format, &human), color)?;
+            let text = render::render(&report, format, &human);
+            report.check_findings()?;
+            out(&text, color)?;
         } else {
             out_data_with(|out| render::write(&report, format, &human, out))?;
         }

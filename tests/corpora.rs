@@ -247,9 +247,10 @@ fn check_expectations(dir: &Path) -> Result<(), Failed> {
             }
         }
     }
-    let got: Vec<String> = report.findings.iter().map(shape).collect();
+    let found = report.findings.to_vec().expect("the findings read back");
+    let got: Vec<String> = found.iter().map(shape).collect();
     let want: Vec<String> = expect.findings.iter().map(expected_shape).collect();
-    for (f, e) in report.findings.iter().zip(&expect.findings) {
+    for (f, e) in found.iter().zip(&expect.findings) {
         if let Some(want) = &e.writers
             && writers(f) != *want
         {
@@ -470,9 +471,10 @@ fn root_causes_on_the_5000_event_sample(sample: &Path, scenario: &str) -> Result
     };
     let errors = |r: &CorpusReport| -> Vec<Finding> {
         r.findings
-            .iter()
+            .to_vec()
+            .expect("the findings read back")
+            .into_iter()
             .filter(|f| f.severity == api::Level::Error)
-            .cloned()
             .collect()
     };
     let mut problems = Vec::new();
@@ -482,7 +484,8 @@ fn root_causes_on_the_5000_event_sample(sample: &Path, scenario: &str) -> Result
                 sample,
                 "workspace-n200-changed-uncompleted/materializers.toml",
             )?;
-            let roots: Vec<&Finding> = r.findings.iter().filter(|f| f.is_root()).collect();
+            let all = r.findings.to_vec().expect("the findings read back");
+            let roots: Vec<&Finding> = all.iter().filter(|f| f.is_root()).collect();
             if roots.is_empty() {
                 problems.push("no root cause".to_string());
             }
@@ -564,7 +567,8 @@ fn root_causes_on_the_5000_event_sample(sample: &Path, scenario: &str) -> Result
                 [],
                 |row| row.get(0),
             )?;
-            let roots: Vec<&Finding> = r.findings.iter().filter(|f| f.is_root()).collect();
+            let all = r.findings.to_vec().expect("the findings read back");
+            let roots: Vec<&Finding> = all.iter().filter(|f| f.is_root()).collect();
             let wrong: Vec<String> = roots
                 .iter()
                 .filter(|f| f.class != api::FindingClass::MaterializerError)
@@ -595,8 +599,9 @@ fn root_causes_on_the_5000_event_sample(sample: &Path, scenario: &str) -> Result
                 |row| row.get(0),
             )?;
             let r = check(&copy, "workspace/materializers.toml")?;
-            let shapes: Vec<String> = r.findings.iter().map(shape).collect();
-            let only = r.findings.first().filter(|_| r.findings.len() == 1);
+            let all = r.findings.to_vec().expect("the findings read back");
+            let shapes: Vec<String> = all.iter().map(shape).collect();
+            let only = all.first().filter(|_| all.len() == 1);
             match only {
                 Some(f)
                     if f.is_root()

@@ -20,7 +20,7 @@ use crate::replay::setup::{Setup, State};
 use crate::replay::{self, ReplayOptions};
 use crate::report::{
     ChangesetStats, ComparisonState, ComparisonStatus, CorpusReport, Finding, FindingClass,
-    Severities, Snapshot, Verdict,
+    Findings, Severities, Snapshot, Verdict,
 };
 use crate::snapshot;
 use crate::sqlite;
@@ -179,12 +179,18 @@ impl Replay {
     fn report(
         self,
         comparison: ComparisonStatus,
-        findings: Vec<Finding>,
+        findings: Findings,
         tables: Vec<crate::report::TableReport>,
-        notes: Vec<String>,
+        mut notes: Vec<String>,
         snapshot: Option<Snapshot>,
         options: &CheckOptions,
-    ) -> CorpusReport {
+    ) -> Result<CorpusReport> {
+        if let Some(why) = findings.spill_failure() {
+            notes.push(format!(
+                "the {} findings were held in memory: spilling them to a temporary file failed ({why})",
+                findings.len()
+            ));
+        }
         let mut report = CorpusReport {
             corpus: self.setup.corpus.name.clone(),
             store_id: self.setup.corpus.store_id(),
@@ -205,8 +211,8 @@ impl Replay {
             stale_baseline: Vec::new(),
             strict_baseline: false,
         };
-        report.finish(&options.severities);
-        report
+        report.finish(&options.severities)?;
+        Ok(report)
     }
 }
 
@@ -234,14 +240,14 @@ pub fn check_corpus_observed(
     let mut notes = run.notes.clone();
     // Moved, not copied: where every event is flagged, the findings are most of the memory.
     let mut findings = std::mem::take(&mut run.replayed.findings);
-    findings.append(&mut run.causes.take_findings());
+    findings.append(run.causes.take_findings())?;
     let accepted = snapshot::path_for(&run.setup.corpus.eventlog);
     let (comparison, tables, snapshot) = if options.no_compare {
         (skipped("comparison turned off"), Vec::new(), None)
     } else if let Some(recorded) = &run.setup.recorded {
         let db = &recorded.db;
         if recorded.unfinished_rebuild() {
-            findings.push(Finding::event(
+            findings.push_spilling(Finding::event(
                 FindingClass::UnfinishedRebuild,
                 None,
                 None,
@@ -256,10 +262,17 @@ pub fn check_corpus_observed(
                 .execute("ATTACH ?1 AS expected", [&db.attach_uri])
         })
         .map_err(|e| Error::sqlite(&db.path, "cannot attach the recorded state", e))?;
+        let first = findings.len();
         let tables = compare_into(&run, options, &mut findings)
             .map_err(|e| Error::sqlite(&db.path, "comparison failed", e))?;
         let with_changesets = (!options.skip_changesets).then_some(&db.conn);
-        divergence::attribute(&run.setup.log, with_changesets, &run.causes, &mut findings)?;
+        divergence::attribute(
+            &run.setup.log,
+            with_changesets,
+            &run.causes,
+            &mut findings,
+            first,
+        )?;
         let snapshot = Snapshot {
             path: db.path.display().to_string(),
             reason: recorded.reason.clone(),
@@ -276,7 +289,7 @@ pub fn check_corpus_observed(
         let before = findings.len();
         let tables = compare_into(&run, options, &mut findings)
             .map_err(|e| Error::sqlite(&accepted, "comparison failed", e))?;
-        divergence::attribute(&run.setup.log, None, &run.causes, &mut findings)?;
+        divergence::attribute(&run.setup.log, None, &run.causes, &mut findings, before)?;
         let pending = snapshot::pending_for(&run.setup.corpus.eventlog);
         if findings.len() > before {
             if options.write_pending {
@@ -316,7 +329,7 @@ pub fn check_corpus_observed(
             ));
         }
         if !options.log_only {
-            findings.push(Finding::event(
+            findings.push_spilling(Finding::event(
                 FindingClass::ComparisonSkipped,
                 None,
                 None,
@@ -327,7 +340,7 @@ pub fn check_corpus_observed(
         }
         (skipped(&why), Vec::new(), None)
     };
-    Ok(run.report(comparison, findings, tables, notes, snapshot, options))
+    run.report(comparison, findings, tables, notes, snapshot, options)
 }
 
 /// Replays a corpus and writes its state as the accepted snapshot beside it, returning the
@@ -368,7 +381,7 @@ pub fn record_corpus_observed(
             reason: "written by `rehearse record`".into(),
         }),
         options,
-    );
+    )?;
     Ok((report, target))
 }
 
@@ -411,22 +424,16 @@ fn skipped(reason: &str) -> ComparisonStatus {
 fn compare_into(
     run: &Replay,
     options: &CheckOptions,
-    findings: &mut Vec<Finding>,
+    findings: &mut Findings,
 ) -> rusqlite::Result<Vec<crate::report::TableReport>> {
     let mut positions = ColumnPositions::default();
-    // Gathered apart and appended at once: pushed one by one onto the replay's findings, the
-    // vector would double (and, while it moves, be held twice) for a few more findings.
-    let mut found = Vec::new();
-    let tables = compare::compare(&run.scratch, "expected", "main", &options.compare, |d| {
+    compare::compare(&run.scratch, "expected", "main", &options.compare, |d| {
         let cols = positions.of(&run.scratch, &d);
-        found.push(divergence_finding(
+        findings.push_spilling(divergence_finding(
             d,
             &run.replayed.writers,
             &cols,
             Sides::REPLAY,
-        ))
-    })?;
-    findings.reserve_exact(found.len());
-    findings.append(&mut found);
-    Ok(tables)
+        ));
+    })
 }

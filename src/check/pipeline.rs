@@ -84,13 +84,11 @@ pub(super) fn replay_and_follow(
             &replay_options,
             speculate,
             |n| (observe.borrow_mut())(Step::Read(n)),
-            |done| {
+            |done, findings| {
                 (observe.borrow_mut())(match &done {
                     Done::Applied { event, changes } => Step::Applied { event, changes },
                     Done::NotApplied {
-                        event,
-                        findings,
-                        intended,
+                        event, intended, ..
                     } => Step::NotApplied {
                         event,
                         findings,
@@ -230,7 +228,7 @@ fn follow(
                 }
                 Done::NotApplied {
                     event,
-                    findings,
+                    why,
                     intended,
                 } => {
                     if with_writers && !intended.is_empty() {
@@ -240,7 +238,7 @@ fn follow(
                         }
                     }
                     let recorded = check.as_mut().and_then(|c| c.not_applied(&event));
-                    causes.not_applied(&event, &findings, recorded.as_deref(), &intended);
+                    causes.not_applied(&event, why, recorded.as_deref(), &intended);
                 }
             }
         }

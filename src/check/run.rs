@@ -111,7 +111,7 @@ pub fn run(plan: &Plan, observe: &(dyn Fn(Event<'_>) + Sync)) -> Result<Report> 
                 },
             )?;
             report.findings.extend(found);
-            report.finish(&plan.options.severities);
+            report.finish(&plan.options.severities)?;
         }
         observe(Event::CorpusDone(&report));
         Ok::<_, Error>(report)
@@ -128,16 +128,16 @@ pub fn run(plan: &Plan, observe: &(dyn Fn(Event<'_>) + Sync)) -> Result<Report> 
             baseline,
             strict,
             base,
-        } => baseline.apply(&mut report, *strict, base),
+        } => baseline.apply(&mut report, *strict, base)?,
         BaselineUse::Write(path) => {
             let base = baseline::base_dir(path);
-            let written = Baseline::from_report(&report, &base);
+            let written = Baseline::from_report(&report, &base)?;
             files::write_atomic(path, written.to_json().as_bytes())?;
             observe(Event::BaselineWritten {
                 path,
                 findings: written.findings.len(),
             });
-            written.apply(&mut report, false, &base);
+            written.apply(&mut report, false, &base)?;
         }
     }
     Ok(report)

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use crate::eventlog::Event;
 use crate::replay::changes::RowOp;
 use crate::replay::recorded::Compared;
-use crate::report::{Cause, ChangeSide, ChangeSides, Finding, FindingClass};
+use crate::report::{Cause, ChangeSide, ChangeSides, Finding, FindingClass, Findings};
 use crate::text::count;
 use crate::value::SqlValue;
 
@@ -61,7 +61,7 @@ impl Diverged {
 pub(crate) struct Causes {
     diverged: HashMap<(String, Vec<u8>), Diverged>,
     roots: Vec<Cause>,
-    findings: Vec<Finding>,
+    findings: Findings,
 }
 
 impl Causes {
@@ -76,21 +76,20 @@ impl Causes {
     pub(crate) fn not_applied(
         &mut self,
         ev: &Event,
-        findings: &[Finding],
+        why: Option<FindingClass>,
         recorded: Option<&[RowOp]>,
         intended: &[(Arc<str>, Vec<SqlValue>)],
     ) {
-        // The finding that kept it out: the last one made for it (a warning about who wrote
-        // the event comes first).
-        let Some(why) = findings
-            .iter()
-            .rev()
-            .find(|f| f.class != FindingClass::WriterUnknown)
-            .or(findings.last())
-        else {
+        // The finding that kept it out ([`crate::replay::why_not_applied`]).
+        let Some(why) = why else {
             return;
         };
-        let id = self.root(Cause::new(why.class, ev.seq, ev.name.clone()));
+        if recorded.is_none_or(<[RowOp]>::is_empty) && intended.is_empty() {
+            // It diverged nothing that could name it as a root: no root to remember (one per
+            // event, where every event is flagged).
+            return;
+        }
+        let id = self.root(Cause::new(why, ev.seq, ev.name.clone()));
         for op in recorded.unwrap_or_default() {
             let d = self.entry(&op.table, &op.key);
             match op.op {
@@ -131,7 +130,7 @@ impl Causes {
                     ),
                 );
                 f.args = Some(ev.args_json.clone());
-                self.findings.push(f);
+                self.findings.push_spilling(f);
             }
             Compared::Differ { theirs, ours } => self.differ(ev, theirs, ours),
         }
@@ -197,7 +196,7 @@ impl Causes {
                 },
             }));
         }
-        self.findings.push(f);
+        self.findings.push_spilling(f);
     }
 
     /// Updates what is diverged after an event: what both runs wrote alike is back in
@@ -287,7 +286,7 @@ impl Causes {
 
     /// Takes the `first-divergence` findings out, roots and consequences, in log order (the
     /// roots stay known for [`Causes::root_of`]), so that they are not held twice.
-    pub(crate) fn take_findings(&mut self) -> Vec<Finding> {
+    pub(crate) fn take_findings(&mut self) -> Findings {
         std::mem::take(&mut self.findings)
     }
 }

@@ -44,7 +44,7 @@ pub fn diff_databases(a: &Path, b: &Path, options: &CompareOptions) -> Result<Co
             reason: None,
         },
         changesets: None,
-        findings,
+        findings: findings.into(),
         root_causes: Vec::new(),
         tables,
         notes: da.notes.iter().chain(&db.notes).cloned().collect(),
@@ -52,6 +52,6 @@ pub fn diff_databases(a: &Path, b: &Path, options: &CompareOptions) -> Result<Co
         stale_baseline: Vec::new(),
         strict_baseline: false,
     };
-    report.finish(&Severities::default());
+    report.finish(&Severities::default())?;
     Ok(report)
 }

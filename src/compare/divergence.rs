@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::eventlog::{EventLog, SeqNum};
 use crate::replay::recorded;
 use crate::replay::writers::WriterIndex;
-use crate::report::{Divergence, EventRef, Finding, FindingClass};
+use crate::report::{Divergence, EventRef, Finding, FindingClass, Findings};
 use crate::sqlite;
 use crate::value::SqlValue;
 
@@ -22,38 +22,37 @@ pub(crate) fn attribute(
     log: &EventLog,
     recorded: Option<&Connection>,
     causes: &Causes,
-    findings: &mut [Finding],
+    findings: &mut Findings,
+    first: usize,
 ) -> Result<()> {
-    let divergent: Vec<usize> = findings
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| f.class == FindingClass::StateDivergence)
-        .map(|(i, _)| i)
-        .collect();
-    if divergent.is_empty() {
-        return Ok(());
-    }
     let key_of = |f: &Finding| {
         (
             f.table.clone().unwrap_or_default(),
             SqlValue::encode_key(f.pk.as_deref().unwrap_or_default()),
         )
     };
+    let recorded = recorded.filter(|c| recorded::count(c) > 0);
     // Each divergent row, with the columns whose writers are asked for.
     let mut wanted: HashMap<(String, Vec<u8>), HashSet<String>> = HashMap::new();
-    for &i in &divergent {
-        let f = &findings[i];
-        if f.pk.is_none() {
+    let mut divergent = false;
+    for f in findings.iter_from(first) {
+        if f.class != FindingClass::StateDivergence {
             continue;
         }
-        let columns = wanted.entry(key_of(f)).or_default();
+        divergent = true;
+        if recorded.is_none() || f.pk.is_none() {
+            continue;
+        }
+        let columns = wanted.entry(key_of(&f)).or_default();
         if f.divergence == Some(Divergence::RowDiffers) {
             columns.extend(f.columns.iter().map(|c| c.column.clone()));
         }
     }
-    let histories = recorded
-        .filter(|c| recorded::count(c) > 0)
-        .map(|c| recorded::row_histories(c, &wanted));
+    findings.check()?;
+    if !divergent {
+        return Ok(());
+    }
+    let histories = recorded.map(|c| recorded::row_histories(c, &wanted));
     let mut names: HashMap<SeqNum, String> = HashMap::new();
     let mut name_of = |seq: SeqNum| -> Result<String> {
         if let Some(n) = names.get(&seq) {
@@ -66,14 +65,16 @@ pub(crate) fn attribute(
         names.insert(seq, n.clone());
         Ok(n)
     };
-    for i in divergent {
-        let f = &mut findings[i];
+    findings.update_from(first, |f| {
+        if f.class != FindingClass::StateDivergence {
+            return Ok(());
+        }
         if let Some(seq) = f.seq() {
             f.args = log.event_at(seq.global, seq.client)?.map(|e| e.args_json);
         }
         let Some(pk) = f.pk.clone() else {
             // A table or column on one side only: a root of its own.
-            continue;
+            return Ok(());
         };
         let table = f.table.clone().unwrap_or_default();
         let history = histories.as_ref().and_then(|h| h.get(&key_of(f)));
@@ -139,8 +140,8 @@ pub(crate) fn attribute(
         if !outside_only {
             f.caused_by = causes.root_of(&table, &pk, &columns);
         }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 fn show_key(d: &RowDivergence) -> String {

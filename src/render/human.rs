@@ -8,11 +8,9 @@ use std::fmt::Write;
 
 use anstyle::{AnsiColor, Style};
 
-use std::collections::HashMap;
-
 use crate::report::{
-    Cause, ColumnDiff, ComparisonState, CorpusReport, Divergence, Finding, FindingClass, Level,
-    Presence, Report, RootCause, TableReport, Verdict,
+    ColumnDiff, ComparisonState, CorpusReport, Divergence, Finding, FindingClass, Level, Presence,
+    Report, TableReport, Verdict,
 };
 use crate::value::SqlValue;
 
@@ -153,8 +151,8 @@ fn findings(out: &mut String, c: &CorpusReport, options: &HumanOptions) {
             .unwrap_or(usize::MAX)
             .min(c.findings.len());
         let _ = writeln!(out, "  {}:", count(c.findings.len(), "difference"));
-        for f in &c.findings[..shown] {
-            finding(out, f, options.sides);
+        for f in c.findings.iter().take(shown) {
+            finding(out, &f, options.sides);
         }
         if shown < c.findings.len() {
             let _ = writeln!(
@@ -175,15 +173,17 @@ fn findings(out: &mut String, c: &CorpusReport, options: &HumanOptions) {
         let _ = write!(head, ", {}", count(consequences, "consequence"));
     }
     let _ = writeln!(out, "  {head}:");
-    let mut following: HashMap<Cause, Vec<&Finding>> = HashMap::new();
-    for f in &c.findings {
-        if let Some(cause) = &f.caused_by {
-            following.entry(cause.clone()).or_default().push(f);
-        }
-    }
     let max = options.max_findings.unwrap_or(usize::MAX);
+    // One more than shown, so that the listing knows there is more.
+    let listed = match super::listing::listings(c, max.saturating_add(1)) {
+        Ok(listed) => listed,
+        Err(e) => {
+            let _ = writeln!(out, "  the findings cannot be listed: {e}");
+            return;
+        }
+    };
     let mut shown = 0;
-    'causes: for cause in &c.root_causes {
+    'causes: for (cause, listing) in c.root_causes.iter().zip(&listed) {
         let tag = if cause.baselined {
             paint(DIM, "baselined")
         } else if cause.severity == Level::Warning {
@@ -192,26 +192,22 @@ fn findings(out: &mut String, c: &CorpusReport, options: &HumanOptions) {
             paint(FAIL, "error")
         };
         let _ = writeln!(out, "\n  {tag} {}", paint(BOLD, &cause.summary));
-        let members = c
-            .findings
-            .iter()
-            .filter(|f| f.is_root() && RootCause::key(f) == RootCause::key_of(cause));
         // The first occurrence in full; the others, which say the same of other events, in
         // a line each.
-        for (i, root) in members.enumerate() {
+        for (i, r) in listing.roots.iter().enumerate() {
             if shown >= max {
                 break 'causes;
             }
             shown += 1;
             if i == 0 {
-                finding(out, root, options.sides);
+                finding(out, &r.root, options.sides);
             } else {
-                consequence(out, root, "    ");
+                consequence(out, &r.root, "    ");
             }
-            let Some(list) = root.as_cause().and_then(|k| following.get(&k)) else {
+            if r.following == 0 {
                 continue;
-            };
-            let (n, verb) = match list.len() {
+            }
+            let (n, verb) = match r.following {
                 1 => ("1 finding".to_string(), "follows"),
                 n => (format!("{n} findings"), "follow"),
             };
@@ -222,13 +218,14 @@ fn findings(out: &mut String, c: &CorpusReport, options: &HumanOptions) {
                     DIM,
                     &format!(
                         "{n} {verb} from {}:",
-                        root.seq()
+                        r.root
+                            .seq()
                             .map(|s| s.to_string())
                             .unwrap_or_else(|| "it".into())
                     )
                 )
             );
-            for f in list {
+            for f in &r.first {
                 if shown >= max {
                     break 'causes;
                 }

@@ -5,10 +5,10 @@
 //! failure's text, warnings and baselined causes in `<system-out>`. A corpus without findings
 //! has one passing test case; an unreadable corpus is an `<error>`.
 
-use std::collections::HashMap;
 use std::fmt::Write;
 
-use crate::report::{Cause, CorpusReport, Finding, Level, Report, RootCause, Verdict};
+use super::listing::CauseListing;
+use crate::report::{CorpusReport, Level, Report, RootCause, Verdict};
 
 /// Findings written into one test case's text, at most (the JSON report lists all).
 const MAX_LISTED: usize = 200;
@@ -54,13 +54,19 @@ pub fn render(report: &Report) -> String {
                 esc(&c.corpus)
             );
         }
-        let mut following: HashMap<&Cause, Vec<&Finding>> = HashMap::new();
-        for f in &c.findings {
-            if let Some(cause) = &f.caused_by {
-                following.entry(cause).or_default().push(f);
+        let listed = match super::listing::listings(c, MAX_LISTED) {
+            Ok(listed) => listed,
+            Err(e) => {
+                let _ = writeln!(
+                    out,
+                    "    <testcase name=\"findings\" classname=\"{}\">\n      <error message=\"{}\" type=\"unreadable-input\"/>\n    </testcase>",
+                    esc(&c.corpus),
+                    esc(&e.to_string())
+                );
+                Vec::new()
             }
-        }
-        for cause in &c.root_causes {
+        };
+        for (cause, listing) in c.root_causes.iter().zip(&listed) {
             let subject = cause
                 .name
                 .clone()
@@ -72,7 +78,7 @@ pub fn render(report: &Report) -> String {
                 esc(&format!("{} {subject}", cause.class.as_str())),
                 esc(&c.corpus)
             );
-            let text = listing(c, cause, &following);
+            let text = listing_text(cause, listing);
             if fails(cause) {
                 let _ = writeln!(
                     out,
@@ -97,26 +103,13 @@ fn fails(cause: &RootCause) -> bool {
 }
 
 /// The cause's summary, then each of its roots with the findings that follow from it.
-fn listing(
-    c: &CorpusReport,
-    cause: &RootCause,
-    following: &HashMap<&Cause, Vec<&Finding>>,
-) -> String {
+fn listing_text(cause: &RootCause, listing: &CauseListing<'_>) -> String {
     let mut text = format!("{}\n", cause.summary);
     let mut listed = 0;
-    let mut total = 0;
-    for root in c
-        .findings
-        .iter()
-        .filter(|f| f.is_root() && RootCause::key(f) == cause.key_of())
-    {
-        let after = root
-            .as_cause()
-            .and_then(|k| following.get(&k))
-            .map(Vec::as_slice)
-            .unwrap_or_default();
-        total += 1 + after.len();
-        for (f, indent) in std::iter::once((root, "")).chain(after.iter().map(|f| (*f, "  -> "))) {
+    let total = listing.total;
+    for r in &listing.roots {
+        let after = r.first.iter().map(|f| (f, "  -> "));
+        for (f, indent) in std::iter::once((&r.root, "")).chain(after) {
             if listed == MAX_LISTED {
                 break;
             }

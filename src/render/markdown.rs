@@ -96,7 +96,7 @@ pub fn render(report: &Report) -> String {
                     .map(|e| e.seq().to_string())
                     .unwrap_or_else(|| "-".into()),
                 cause.consequences,
-                cell(first.map(|f| f.message.as_str()).unwrap_or("")),
+                cell(first.as_ref().map(|f| f.message.as_str()).unwrap_or("")),
             );
         }
         if listed.len() > MAX_LISTED {

@@ -4,6 +4,7 @@ pub mod github;
 pub mod human;
 pub mod json;
 pub mod junit;
+mod listing;
 pub mod markdown;
 
 use crate::report::Report;
@@ -51,6 +52,12 @@ pub fn write(
 ) -> std::io::Result<()> {
     match format {
         Format::Json => json::write(report, out),
-        _ => out.write_all(render(report, format, human).as_bytes()),
+        _ => {
+            let text = render(report, format, human);
+            // Findings spilled to disk that could not be read back leave the text short:
+            // nothing is written then.
+            report.check_findings().map_err(std::io::Error::other)?;
+            out.write_all(text.as_bytes())
+        }
     }
 }

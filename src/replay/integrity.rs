@@ -8,7 +8,7 @@
 //! the last synced event means events the backend confirmed are missing.
 
 use crate::eventlog::{Event, SeqNum, SyncStatus};
-use crate::report::{Finding, FindingClass};
+use crate::report::{Finding, FindingClass, Findings};
 
 /// Whether an event is replayed after the checks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +28,7 @@ pub(crate) struct LogChecker {
 
 impl LogChecker {
     /// Checks one event, appending findings to `out`.
-    pub(crate) fn check(&mut self, ev: &Event, out: &mut Vec<Finding>) -> Disposition {
+    pub(crate) fn check(&mut self, ev: &Event, out: &mut Findings) -> Disposition {
         let mut flag = |msg: String| {
             out.push(Finding::event(
                 FindingClass::LogIntegrity,
@@ -113,7 +113,7 @@ impl LogChecker {
     }
 
     /// Checks what can only be checked at the end: the sync head against the log.
-    pub(crate) fn finish(&self, sync: Option<&SyncStatus>, out: &mut Vec<Finding>) {
+    pub(crate) fn finish(&self, sync: Option<&SyncStatus>, out: &mut Findings) {
         let last = self.last_synced.map(|s| s.global).unwrap_or(0);
         if let Some(status) = sync
             && status.head > last

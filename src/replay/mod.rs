@@ -33,7 +33,7 @@ use crate::replay::capture::{Capture, RowChange};
 use crate::replay::execute::Executor;
 use crate::replay::integrity::{Disposition, LogChecker};
 use crate::replay::writers::{Writer, WriterIndex};
-use crate::report::{EventRef, Finding, FindingClass};
+use crate::report::{EventRef, Finding, FindingClass, Findings};
 use crate::validate::EventSchemas;
 use crate::value::SqlValue;
 
@@ -73,8 +73,8 @@ pub struct Replayed {
     pub events: u64,
     /// Events whose materialization ran to the end (no-op events included).
     pub applied: u64,
-    /// Findings, in log order.
-    pub findings: Vec<Finding>,
+    /// Findings, in log order (spilled to disk when there are many).
+    pub findings: Findings,
     /// Where `--on-error stop` stopped the replay.
     pub stopped_at: Option<SeqNum>,
     /// Last writer of each row.
@@ -141,6 +141,9 @@ const MAX_TARGET_ROWS: usize = 10_000;
 struct Quarantine {
     rows: HashMap<(Arc<str>, Vec<u8>), Vec<usize>>,
     overflow: HashMap<usize, u64>,
+    /// Findings whose list of later events is full, with the last event listed: counted
+    /// without reading the finding again (it may be on disk).
+    full: HashMap<usize, SeqNum>,
 }
 
 impl Quarantine {
@@ -176,36 +179,51 @@ impl Quarantine {
     /// Lists `ev` under every quarantined event whose rows it changed or named.
     fn touched<'k>(
         &mut self,
-        findings: &mut [Finding],
+        findings: &mut Findings,
         ev: &Event,
         rows: impl Iterator<Item = (&'k Arc<str>, &'k [SqlValue])>,
-    ) {
+    ) -> Result<()> {
         for (table, key) in rows {
             let Some(owners) = self.rows.get(&(table.clone(), SqlValue::encode_key(key))) else {
                 continue;
             };
             for &i in owners {
-                let f = &mut findings[i];
-                if f.downstream.iter().rev().take(1).any(|d| d.seq() == ev.seq)
-                    || f.seq() == Some(ev.seq)
-                {
+                if let Some(&last) = self.full.get(&i) {
+                    if last != ev.seq {
+                        *self.overflow.entry(i).or_default() += 1;
+                    }
                     continue;
                 }
-                if f.downstream.len() >= MAX_DOWNSTREAM {
+                let mut full = None;
+                findings.update(i, |f| {
+                    if f.downstream.iter().rev().take(1).any(|d| d.seq() == ev.seq)
+                        || f.seq() == Some(ev.seq)
+                    {
+                        return;
+                    }
+                    if f.downstream.len() >= MAX_DOWNSTREAM {
+                        full = f.downstream.last().map(EventRef::seq);
+                        return;
+                    }
+                    f.downstream.push(EventRef::new(ev.seq, ev.name.clone()));
+                })?;
+                if let Some(last) = full {
+                    self.full.insert(i, last);
                     *self.overflow.entry(i).or_default() += 1;
-                    continue;
                 }
-                f.downstream.push(EventRef::new(ev.seq, ev.name.clone()));
             }
         }
+        Ok(())
     }
 
-    fn finish(&self, findings: &mut [Finding]) {
+    fn finish(&self, findings: &mut Findings) -> Result<()> {
         for (&i, n) in &self.overflow {
-            findings[i]
-                .message
-                .push_str(&format!(" ({n} more later events touched its rows)"));
+            findings.update(i, |f| {
+                f.message
+                    .push_str(&format!(" ({n} more later events touched its rows)"))
+            })?;
         }
+        Ok(())
     }
 }
 
@@ -337,6 +355,8 @@ impl<'a> Replayer<'a> {
     fn event_prepared(&mut self, row: LogRow, prepared: Option<Prepared>) -> Result<EventOutcome> {
         self.out.events += 1;
         self.intended.clear();
+        // Between events, so that an event's findings stay in memory together.
+        self.out.findings.spill_if_full();
         let first = self.out.findings.len();
         let (event, result, stop) = match row {
             LogRow::Event(ev) => {
@@ -362,7 +382,7 @@ impl<'a> Replayer<'a> {
     }
 
     /// The findings so far.
-    pub fn findings(&self) -> &[Finding] {
+    pub fn findings(&self) -> &Findings {
         &self.out.findings
     }
 
@@ -374,7 +394,7 @@ impl<'a> Replayer<'a> {
     /// Ends the replay: the end-of-log checks, and the transaction committed.
     pub fn finish(mut self, sync: Option<&SyncStatus>) -> Result<Replayed> {
         self.checker.finish(sync, &mut self.out.findings);
-        self.quarantine.finish(&mut self.out.findings);
+        self.quarantine.finish(&mut self.out.findings)?;
         run_cached(self.conn, "COMMIT")?;
         Ok(self.out)
     }
@@ -435,14 +455,26 @@ pub(crate) enum Done {
     NotApplied {
         /// The event.
         event: Event,
-        /// The findings that say why.
-        findings: Vec<Finding>,
+        /// The class of the finding that kept it out, where one did.
+        why: Option<FindingClass>,
         /// The rows it meant to change.
         intended: Vec<(Arc<str>, Vec<SqlValue>)>,
     },
 }
 
-/// [`replay`], handing every event over by value (`done`) and the rows read so far to
+/// The class of the finding that kept an event out: the last one made for it (a warning about
+/// who wrote the event comes first).
+pub(crate) fn why_not_applied(findings: &[Finding]) -> Option<FindingClass> {
+    findings
+        .iter()
+        .rev()
+        .find(|f| f.class != FindingClass::WriterUnknown)
+        .or(findings.last())
+        .map(|f| f.class)
+}
+
+/// [`replay`], handing every event over by value (`done`, with the findings of an event that
+/// was not applied) and the rows read so far to
 /// `progress` (every 1024 rows and at the end), so that its changes can be consumed on another
 /// thread without a copy; with `speculate`, without savepoints ([`Replayer::speculate`]):
 /// `None` when the replay must start over with them.
@@ -453,7 +485,7 @@ pub(crate) fn replay_owned(
     options: &ReplayOptions,
     speculate: bool,
     mut progress: impl FnMut(u64),
-    mut done: impl FnMut(Done),
+    mut done: impl FnMut(Done, &[Finding]),
 ) -> Result<Option<Replayed>> {
     begin_log(log, materializer)?;
     let mut r = Replayer::new(conn, materializer, options)?;
@@ -474,14 +506,18 @@ pub(crate) fn replay_owned(
         }
         match (outcome.event, outcome.result) {
             (Some(event), EventResult::Applied { changes }) => {
-                done(Done::Applied { event, changes })
+                done(Done::Applied { event, changes }, &[])
             }
             (Some(event), EventResult::NotApplied) => {
-                done(Done::NotApplied {
-                    event,
-                    findings: r.out.findings[outcome.findings].to_vec(),
-                    intended: std::mem::take(&mut r.intended),
-                });
+                let findings = r.out.findings.recent(outcome.findings.start);
+                done(
+                    Done::NotApplied {
+                        event,
+                        why: why_not_applied(findings),
+                        intended: std::mem::take(&mut r.intended),
+                    },
+                    findings,
+                );
             }
             (None, _) => {}
         }
@@ -691,7 +727,7 @@ impl Replayer<'_> {
             }
             (Some(ev), EventResult::NotApplied) => observe(Step::NotApplied {
                 event: ev,
-                findings: &self.out.findings[outcome.findings.clone()],
+                findings: self.out.findings.recent(outcome.findings.start),
                 intended: &self.intended,
             }),
             (None, _) => {}
@@ -776,10 +812,11 @@ impl Replayer<'_> {
                         first.keyword, first.message
                     ),
                 );
-                let f = &mut self.out.findings[i];
-                f.pointer = Some(first.pointer.clone());
-                f.keyword = Some(first.keyword.clone());
-                f.value = first.value.clone();
+                self.out.findings.update(i, |f| {
+                    f.pointer = Some(first.pointer.clone());
+                    f.keyword = Some(first.keyword.clone());
+                    f.value = first.value.clone();
+                })?;
                 // What it would have done, so later events on the same rows can be listed.
                 if let Outcome::Statements(sts) = self.materialize(ev, &args, &mut outcome)? {
                     let rows = self.target_rows(&sts);
@@ -811,10 +848,13 @@ impl Replayer<'_> {
                 let i = self.finding(r.class, ev, r.message);
                 if let Some(pointer) = r.pointer {
                     // The failing value, where the pointer leads to one (not to a missing field).
-                    self.out.findings[i].value = args
+                    let value = args
                         .pointer(&pointer)
                         .map(|v| crate::text::truncate(&crate::js::stringify(v)));
-                    self.out.findings[i].pointer = Some(pointer);
+                    self.out.findings.update(i, |f| {
+                        f.value = value;
+                        f.pointer = Some(pointer);
+                    })?;
                 }
                 return Ok((EventResult::NotApplied, self.stops()));
             }
@@ -916,7 +956,7 @@ impl Replayer<'_> {
                     .iter()
                     .map(|c| (&c.table, c.key.as_slice()))
                     .chain(named.iter().map(|(t, k)| (t, k.as_slice())));
-                self.quarantine.touched(&mut self.out.findings, ev, rows);
+                self.quarantine.touched(&mut self.out.findings, ev, rows)?;
             }
             if let Some(&first) = matched_nothing.first() {
                 let which: Vec<String> = matched_nothing
@@ -932,14 +972,19 @@ impl Replayer<'_> {
                         which.join(", ")
                     ),
                 );
-                self.out.findings[i].statement = Some(first + 1);
                 // Matching nothing where an event that was not applied meant to write is that
                 // event's consequence, not a problem of its own.
-                let cause = self
+                let cause = match self
                     .quarantine
                     .owner(named.iter().map(|(t, k)| (t, k.as_slice())))
-                    .and_then(|owner| self.out.findings[owner].as_cause());
-                self.out.findings[i].caused_by = cause;
+                {
+                    Some(owner) => self.out.findings.get(owner)?.and_then(|f| f.as_cause()),
+                    None => None,
+                };
+                self.out.findings.update(i, |f| {
+                    f.statement = Some(first + 1);
+                    f.caused_by = cause;
+                })?;
             }
             return Ok((EventResult::Applied { changes }, false));
         };
@@ -970,7 +1015,7 @@ impl Replayer<'_> {
             ev,
             format!("{label} failed and the event was rolled back: {msg}"),
         );
-        self.out.findings[f].statement = Some(i + 1);
+        self.out.findings.update(f, |f| f.statement = Some(i + 1))?;
         self.quarantine_rows(f, ev, rows);
         Ok((EventResult::NotApplied, self.stops()))
     }
@@ -1136,8 +1181,7 @@ impl Replayer<'_> {
     fn finding(&mut self, class: FindingClass, ev: &Event, message: String) -> usize {
         self.out
             .findings
-            .push(Finding::event(class, Some(ev.seq), Some(&ev.name), message));
-        self.out.findings.len() - 1
+            .push(Finding::event(class, Some(ev.seq), Some(&ev.name), message))
     }
 
     fn stops(&self) -> bool {

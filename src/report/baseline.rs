@@ -187,7 +187,7 @@ impl Baseline {
 
     /// Every root cause of a report (warnings included), sorted, for a baseline file in
     /// `base`. The findings that follow from a root are acknowledged with it.
-    pub fn from_report(report: &Report, base: &Path) -> Baseline {
+    pub fn from_report(report: &Report, base: &Path) -> crate::error::Result<Baseline> {
         let mut findings: Vec<BaselineEntry> = report
             .corpora
             .iter()
@@ -196,14 +196,17 @@ impl Baseline {
                 c.findings
                     .iter()
                     .filter(|f| f.is_root())
-                    .map(move |f| BaselineEntry::of(&id, f))
+                    .map(move |f| BaselineEntry::of(&id, &f))
             })
             .collect();
+        for c in &report.corpora {
+            c.findings.check()?;
+        }
         findings.sort();
-        Baseline {
+        Ok(Baseline {
             version: BASELINE_VERSION,
             findings,
-        }
+        })
     }
 
     /// The file's bytes: pretty JSON, one entry per root cause, stable order.
@@ -214,7 +217,12 @@ impl Baseline {
     /// Marks the root causes this baseline acknowledges (and with them what follows from
     /// them) and lists its stale entries per corpus; entries of corpora this run did not check
     /// are left alone. `base` is the baseline file's directory. Verdicts are settled again.
-    pub fn apply(&self, report: &mut Report, strict: bool, base: &Path) {
+    pub fn apply(
+        &self,
+        report: &mut Report,
+        strict: bool,
+        base: &Path,
+    ) -> crate::error::Result<()> {
         let mut open: HashMap<&BaselineEntry, usize> = HashMap::new();
         for e in &self.findings {
             *open.entry(e).or_default() += 1;
@@ -223,16 +231,19 @@ impl Baseline {
         // a corpus that has none) matches on the path alone.
         for corpus in &mut report.corpora {
             let id = identity(corpus, base);
-            for f in corpus.findings.iter_mut().filter(|f| f.is_root()) {
-                let entry = BaselineEntry::of(&id, f);
-                let found = open
-                    .iter_mut()
-                    .find(|(e, n)| **n > 0 && e.is_for(&id) && same_finding(e, &entry));
-                if let Some((_, n)) = found {
-                    *n -= 1;
-                    f.baselined = true;
+            corpus.findings.retain_mut(|f| {
+                if f.is_root() {
+                    let entry = BaselineEntry::of(&id, f);
+                    let found = open
+                        .iter_mut()
+                        .find(|(e, n)| **n > 0 && e.is_for(&id) && same_finding(e, &entry));
+                    if let Some((_, n)) = found {
+                        *n -= 1;
+                        f.baselined = true;
+                    }
                 }
-            }
+                Ok(true)
+            })?;
         }
         for corpus in &mut report.corpora {
             let id = identity(corpus, base);
@@ -245,9 +256,10 @@ impl Baseline {
             stale.sort();
             corpus.stale_baseline = stale;
             corpus.strict_baseline = strict;
-            corpus.settle();
+            corpus.settle()?;
         }
         report.summarize();
+        Ok(())
     }
 }
 

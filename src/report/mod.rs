@@ -6,6 +6,10 @@
 //! alone (no clock, no absolute paths, stable order), so the same inputs give the same bytes.
 
 pub mod baseline;
+mod codec;
+pub mod findings;
+
+pub use findings::Findings;
 
 use std::collections::BTreeMap;
 
@@ -582,7 +586,7 @@ pub struct CorpusReport {
     pub changesets: Option<ChangesetStats>,
     /// Findings: each root cause in log order, followed by its consequences in log order;
     /// findings without an event last.
-    pub findings: Vec<Finding>,
+    pub findings: Findings,
     /// The root causes for the reader: roots of the same kind at events of the same name (or,
     /// without an event, in the same table) are one cause, with where it occurs and how many
     /// findings follow from it.
@@ -620,7 +624,7 @@ impl CorpusReport {
                 reason: Some("the corpus could not be read".into()),
             },
             changesets: None,
-            findings: Vec::new(),
+            findings: Findings::new(),
             root_causes: Vec::new(),
             tables: Vec::new(),
             notes: Vec::new(),
@@ -632,50 +636,73 @@ impl CorpusReport {
 
     /// Applies the configured severities (dropping classes turned off), makes a consequence
     /// whose root was dropped a root of its own, puts findings in the report's order, groups
-    /// the root causes and sets the verdict: fail when any root cause is an error.
-    pub fn finish(&mut self, severities: &Severities) {
-        self.findings.retain_mut(|f| {
-            f.severity = severities.level(f.class);
-            f.severity != Level::Off
-        });
-        let roots: std::collections::HashSet<Cause> = self
-            .findings
-            .iter()
-            .filter(|f| f.is_root())
-            .filter_map(Finding::as_cause)
-            .collect();
-        for f in &mut self.findings {
-            if f.caused_by.as_ref().is_some_and(|c| !roots.contains(c)) {
-                f.caused_by = None;
+    /// the root causes and sets the verdict: fail when any root cause is an error. Fails only
+    /// when findings spilled to disk cannot be read back.
+    pub fn finish(&mut self, severities: &Severities) -> crate::error::Result<()> {
+        let mut roots = self.findings.cause_map()?;
+        for f in self.findings.iter() {
+            if f.is_root()
+                && severities.level(f.class) != Level::Off
+                && let Some(c) = f.as_cause()
+            {
+                roots.insert(&c, 0)?;
             }
         }
-        sort_findings(&mut self.findings);
-        self.settle();
+        self.findings.check()?;
+        self.findings.retain_mut(|f| {
+            f.severity = severities.level(f.class);
+            if f.severity == Level::Off {
+                return Ok(false);
+            }
+            if let Some(c) = &f.caused_by
+                && !roots.contains(c)?
+            {
+                f.caused_by = None;
+            }
+            Ok(true)
+        })?;
+        drop(roots);
+        self.findings.sort()?;
+        self.settle()
     }
 
     /// Sets the verdict and the root causes from the findings (after baselining, for
     /// instance): consequences share their root's baseline mark.
-    pub fn settle(&mut self) {
-        let baselined: std::collections::HashSet<Cause> = self
-            .findings
-            .iter()
-            .filter(|f| f.is_root() && f.baselined)
-            .filter_map(Finding::as_cause)
-            .collect();
-        for f in &mut self.findings {
-            if let Some(c) = &f.caused_by {
-                f.baselined = baselined.contains(c);
+    pub fn settle(&mut self) -> crate::error::Result<()> {
+        let mut baselined = self.findings.cause_map()?;
+        let mut marked = false;
+        for f in self.findings.iter() {
+            if f.is_root()
+                && f.baselined
+                && let Some(c) = f.as_cause()
+            {
+                baselined.insert(&c, 0)?;
             }
+            marked |= f.baselined;
         }
-        self.root_causes = RootCause::group(&self.findings);
+        self.findings.check()?;
+        // Nothing to mark and nothing marked: the findings are left as they are (a rewrite
+        // of findings spilled to disk costs a pass through them).
+        if marked {
+            self.findings.retain_mut(|f| {
+                if let Some(c) = &f.caused_by {
+                    f.baselined = baselined.contains(c)?;
+                }
+                Ok(true)
+            })?;
+        }
+        drop(baselined);
+        self.root_causes = RootCause::group(&self.findings)?;
         if self.verdict != Verdict::Error {
             let stale = self.strict_baseline && !self.stale_baseline.is_empty();
-            self.verdict = if stale || self.findings.iter().any(Finding::fails) {
+            self.verdict = if stale || self.findings.iter().any(|f| f.fails()) {
                 Verdict::Fail
             } else {
                 Verdict::Pass
             };
+            self.findings.check()?;
         }
+        Ok(())
     }
 }
 
@@ -728,17 +755,17 @@ impl RootCause {
 
     /// Groups the root findings of `findings` (in the report's order) and counts what follows
     /// from each group.
-    pub fn group(findings: &[Finding]) -> Vec<RootCause> {
+    pub fn group(findings: &Findings) -> crate::error::Result<Vec<RootCause>> {
         let mut index: std::collections::HashMap<
             (FindingClass, Option<String>, Option<String>),
             usize,
         > = std::collections::HashMap::new();
         let mut causes: Vec<RootCause> = Vec::new();
-        let mut of_root: std::collections::HashMap<Cause, usize> = std::collections::HashMap::new();
+        let mut of_root = findings.cause_map()?;
         // Per cause: every one of its rows differs only in values no event wrote.
         let mut outside: Vec<bool> = Vec::new();
         for f in findings.iter().filter(|f| f.is_root()) {
-            let key = RootCause::key(f);
+            let key = RootCause::key(&f);
             let i = *index.entry(key.clone()).or_insert_with(|| {
                 causes.push(RootCause {
                     class: f.class,
@@ -767,18 +794,21 @@ impl RootCause {
                 c.severity = Level::Error;
             }
             if let Some(cause) = f.as_cause() {
-                of_root.insert(cause, i);
+                of_root.insert(&cause, i as u32)?;
             }
         }
         for f in findings {
-            if let Some(i) = f.caused_by.as_ref().and_then(|c| of_root.get(c)) {
-                causes[*i].consequences += 1;
+            if let Some(c) = &f.caused_by
+                && let Some(i) = of_root.get(c)?
+            {
+                causes[i as usize].consequences += 1;
             }
         }
+        findings.check()?;
         for (c, outside) in causes.iter_mut().zip(outside) {
             c.summary = c.describe(outside);
         }
-        causes
+        Ok(causes)
     }
 
     fn describe(&self, outside_log: bool) -> String {
@@ -846,30 +876,15 @@ impl RootCause {
 
 /// Orders findings: each root in log order (by event: global, client, generation; then class,
 /// table and key), followed by its consequences in the same order; findings without an event
-/// after those with one. Stable, so equal keys keep the order they were found in.
-///
-/// The positions are sorted, not the findings: a stable sort of the findings themselves would
-/// take a buffer of half of them (36 MB for 144,000 findings) at the run's peak.
+/// after those with one. Stable, so equal keys keep the order they were found in. (The order
+/// a [`Findings`] store sorts in, spilled or not.)
 pub fn sort_findings(findings: &mut [Finding]) {
-    let mut order: Vec<usize> = (0..findings.len()).collect();
-    order.sort_by(|&a, &b| finding_order(&findings[a], &findings[b]));
-    // Position `i` takes the finding at `order[i]`: follow each cycle of the permutation,
-    // marking a position done by pointing it at itself.
-    for i in 0..order.len() {
-        let mut j = i;
-        loop {
-            let k = order[j];
-            order[j] = j;
-            if k == i {
-                break;
-            }
-            findings.swap(j, k);
-            j = k;
-        }
-    }
+    findings::sort_in_memory(findings);
 }
 
-/// The order [`sort_findings`] puts findings in.
+/// The order [`sort_findings`] puts findings in, as a comparison: the specification the
+/// byte keys that sort are tested against.
+#[cfg(test)]
 fn finding_order(a: &Finding, b: &Finding) -> std::cmp::Ordering {
     type Key = (bool, Option<i64>, Option<i64>, Option<i64>, FindingClass);
     let root_key = |f: &Finding| -> Key {
@@ -911,7 +926,7 @@ fn finding_order(a: &Finding, b: &Finding) -> std::cmp::Ordering {
                 .map(|(p, q)| p.sqlite_cmp(q))
                 .find(|o| o.is_ne())
                 .unwrap_or(x.len().cmp(&y.len())),
-            _ => std::cmp::Ordering::Equal,
+            (x, y) => x.is_some().cmp(&y.is_some()),
         })
 }
 
@@ -1083,6 +1098,12 @@ impl Report {
         };
     }
 
+    /// An error if findings spilled to disk could not be read back while they were streamed:
+    /// whatever was rendered from them is incomplete.
+    pub fn check_findings(&self) -> crate::error::Result<()> {
+        self.corpora.iter().try_for_each(|c| c.findings.check())
+    }
+
     /// Whether every corpus passed.
     pub fn passed(&self) -> bool {
         self.corpora.iter().all(|c| c.verdict == Verdict::Pass)
@@ -1108,51 +1129,13 @@ impl Report {
 
 #[cfg(test)]
 mod tests {
-    /// A report holds one finding per bad event, so a field added inline to every finding costs
-    /// memory in proportion to the log (docs/benchmarks.md, the all-bad case): rare parts of
-    /// a finding are boxed.
     /// The findings end in the order a stable sort of them gives, ties in the order found:
-    /// roots by event, each followed by its consequences, findings without an event last.
+    /// roots by event, each followed by its consequences, findings without an event last; rows
+    /// in SQLite's order of their keys.
     #[test]
     fn findings_sort_as_a_stable_sort_would() {
         use super::*;
-        let seq = |g: i64| {
-            Some(SeqNum {
-                global: g,
-                client: 0,
-                rebase_generation: 0,
-            })
-        };
-        let mut findings = Vec::new();
-        // A pseudo-random mix of roots, consequences of them and findings without an event,
-        // many with equal keys.
-        let mut x: u64 = 7;
-        for i in 0..500 {
-            x = x
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            let g = (x >> 33) as i64 % 40;
-            let mut f = match (x >> 20) % 5 {
-                0 => Finding::event(FindingClass::StateDivergence, None, None, format!("{i}")),
-                1 | 2 => Finding::event(
-                    FindingClass::UnknownEvent,
-                    seq(g),
-                    Some("e"),
-                    format!("{i}"),
-                ),
-                _ => Finding::event(
-                    FindingClass::StateDivergence,
-                    seq(g),
-                    Some("e"),
-                    format!("{i}"),
-                ),
-            };
-            if (x >> 40).is_multiple_of(3) && f.seq_num_global.is_some() {
-                f.caused_by = Finding::event(FindingClass::UnknownEvent, seq(g / 2), Some("e"), "")
-                    .as_cause();
-            }
-            findings.push(f);
-        }
+        let mut findings = findings::tests::mixed(2000, 7);
         let mut expected = findings.clone();
         expected.sort_by(finding_order);
         sort_findings(&mut findings);
@@ -1160,6 +1143,9 @@ mod tests {
         assert_eq!(messages(&findings), messages(&expected));
     }
 
+    /// A report holds one finding per bad event, so a field added inline to every finding costs
+    /// memory in proportion to the log (docs/benchmarks.md, the all-bad case): rare parts of
+    /// a finding are boxed.
     #[test]
     fn a_finding_stays_small() {
         let size = std::mem::size_of::<super::Finding>();

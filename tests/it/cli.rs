@@ -10,6 +10,7 @@ use crate::util::*;
 
 trials![
     the_bundled_corpus_passes,
+    reports_are_the_same_whether_findings_stay_in_memory_or_spill_to_disk,
     a_column_that_a_definition_adds_is_named_as_livestore_names_it,
     the_readme_is_short_and_links_only_what_users_have,
     findings_exit_1_and_name_the_event,
@@ -68,6 +69,90 @@ fn the_bundled_corpus_passes() {
     .stdout_starts_with("PASS ")
     .stdout_has("replayed 200 events: 200 applied")
     .stdout_has("compared 6 tables");
+}
+
+/// A log with many flagged events spills its findings to a temporary file; the report must not
+/// change for it. `REHEARSE_SPILL_AT=1` spills every finding, so every corpus with findings
+/// goes through the disk path (sort, marks, grouping, listings, baseline) and is held against
+/// the same run in memory, in every format.
+fn reports_are_the_same_whether_findings_stay_in_memory_or_spill_to_disk() {
+    let dir = tempdir();
+    let mut compared = 0;
+    for name in [
+        "workspace-n200-materializer-error",
+        "workspace-n200-changed-uncompleted",
+        "workspace-n200-broken-log",
+        "workspace-n200-invalid-args",
+        "workspace-n200-edited-row",
+        "workspace-n200-deleted-definition",
+        "workspace-n200-tampered-changeset",
+        "workspace-n200-unique-constraint",
+        "workspace-n200-writer-unknown",
+        "features",
+    ] {
+        let c = corpus(name);
+        let own = c.join("materializers.toml");
+        let m = if own.is_file() { own } else { defs() };
+        for format in ["json", "human", "junit", "markdown", "github"] {
+            for extra in [
+                &[][..],
+                &["--max-findings", "0"][..],
+                &["--max-findings", "2"][..],
+            ] {
+                if format != "human" && !extra.is_empty() {
+                    continue;
+                }
+                let run = |spill: &str| {
+                    let mut cmd = rehearse(&[&"check", &c, &"-m", &m, &"--format", &format]);
+                    for a in extra {
+                        cmd.arg(a);
+                    }
+                    cmd.env("REHEARSE_SPILL_AT", spill).run()
+                };
+                let (mem, disk) = (run("1000000"), run("1"));
+                assert_eq!(
+                    mem.exit_code(),
+                    disk.exit_code(),
+                    "{name} --format {format} {extra:?}"
+                );
+                let first = mem
+                    .stdout
+                    .lines()
+                    .zip(disk.stdout.lines())
+                    .position(|(a, b)| a != b);
+                assert!(
+                    mem.stdout == disk.stdout,
+                    "{name} --format {format} {extra:?}: the report differs once its findings are spilled, from line {first:?}: {:?} against {:?}",
+                    first.and_then(|i| mem.stdout.lines().nth(i)),
+                    first.and_then(|i| disk.stdout.lines().nth(i)),
+                );
+                compared += 1;
+            }
+        }
+        // A baseline written and applied with spilled findings marks the same roots.
+        let base = |spill: &str| {
+            let file = dir.path().join(format!("{name}-{spill}.json"));
+            let out = rehearse(&[
+                &"check",
+                &c,
+                &"-m",
+                &m,
+                &"--write-baseline",
+                &file,
+                &"--format",
+                &"json",
+            ])
+            .env("REHEARSE_SPILL_AT", spill)
+            .run();
+            (
+                out.exit_code(),
+                out.stdout,
+                std::fs::read(&file).unwrap_or_default(),
+            )
+        };
+        assert_eq!(base("1000000"), base("1"), "{name}: baselines differ");
+    }
+    assert_eq!(compared, 70);
 }
 
 fn findings_exit_1_and_name_the_event() {
