@@ -325,7 +325,16 @@ impl Findings {
     /// Puts the findings in the report's order ([`codec::order_key`]); equal keys keep the
     /// order they were added in.
     pub fn sort(&mut self) -> Result<()> {
+        self.retain_sorted(|_| Ok(true))
+    }
+
+    /// [`Findings::retain_mut`], then [`Findings::sort`]: on disk, in one pass.
+    pub fn retain_sorted(
+        &mut self,
+        mut keep: impl FnMut(&mut Finding) -> Result<bool>,
+    ) -> Result<()> {
         if self.spill.is_none() {
+            self.retain_mut(keep)?;
             sort_in_memory(&mut self.mem);
             return Ok(());
         }
@@ -338,31 +347,38 @@ impl Findings {
         // the page cache's memory; a query's ORDER BY would sort in memory (temporary files
         // are in memory in this build).
         conn.execute_batch(
-            "CREATE TABLE ord(k BLOB NOT NULL, id INTEGER NOT NULL, PRIMARY KEY (k, id)) WITHOUT ROWID;
+            "CREATE TABLE ord(k BLOB NOT NULL, id INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (k, id)) WITHOUT ROWID;
              CREATE TABLE next(id INTEGER PRIMARY KEY, body BLOB NOT NULL);",
         )
         .map_err(|e| spill_error("sort", e))?;
-        let mut at = 0;
-        let mut key = Vec::new();
+        let (mut at, mut kept) = (0, 0);
+        let (mut key, mut body) = (Vec::new(), Vec::new());
         while at < spill.len {
             let chunk = read_chunk(conn, at, CHUNK.min(spill.len - at))?;
             let mut insert = conn
-                .prepare_cached("INSERT INTO ord(k, id) VALUES (?1, ?2)")
+                .prepare_cached("INSERT INTO ord(k, id, body) VALUES (?1, ?2, ?3)")
                 .map_err(|e| spill_error("sort", e))?;
-            for f in chunk {
+            for mut f in chunk {
                 at += 1;
+                if !keep(&mut f)? {
+                    continue;
+                }
+                kept += 1;
                 key.clear();
                 codec::order_key(&f, &mut key);
+                body.clear();
+                codec::encode(&f, &mut body);
                 insert
-                    .execute(params![key, at as i64])
+                    .execute(params![key, at as i64, body])
                     .map_err(|e| spill_error("sort", e))?;
             }
         }
         conn.execute_batch(
-            "INSERT INTO next(body) SELECT finding.body FROM ord JOIN finding ON finding.id = ord.id ORDER BY ord.k, ord.id;
+            "INSERT INTO next(body) SELECT body FROM ord ORDER BY k, id;
              DROP TABLE ord; DROP TABLE finding; ALTER TABLE next RENAME TO finding;",
         )
         .map_err(|e| spill_error("sort", e))?;
+        spill.len = kept;
         Ok(())
     }
 
@@ -391,9 +407,9 @@ impl Findings {
         }
     }
 
-    /// A map of causes as large as these findings may need, kept where they are kept.
+    /// A map of causes for these findings.
     pub(crate) fn cause_map(&self) -> Result<CauseMap> {
-        CauseMap::new(self.spilled())
+        Ok(CauseMap::new())
     }
 }
 
@@ -617,19 +633,32 @@ impl Serialize for Findings {
     }
 }
 
-/// Causes mapped to a number: in memory while the findings are, else in a file of its own,
-/// so that a set with a cause per event (every event flagged) stays out of memory too.
-pub(crate) enum CauseMap {
-    Memory(HashMap<Cause, u32>),
-    Disk { conn: Connection, _dir: PrivateDir },
+/// Causes held in memory at most by a [`CauseMap`]: about 100 bytes each.
+const MEMORY_CAUSES: usize = 1 << 17;
+
+/// Causes mapped to a number: in memory up to [`MEMORY_CAUSES`], then in a file of its own,
+/// so that a map with a cause per event (every event flagged) stays out of memory too.
+pub(crate) struct CauseMap {
+    memory: HashMap<Cause, u32>,
+    disk: Option<(Connection, PrivateDir)>,
+    bound: usize,
 }
 
 impl CauseMap {
-    /// A map in memory, or on disk when `large`.
-    pub(crate) fn new(large: bool) -> Result<CauseMap> {
-        if !large {
-            return Ok(CauseMap::Memory(HashMap::new()));
+    /// An empty map.
+    pub(crate) fn new() -> CauseMap {
+        CauseMap::with_bound(MEMORY_CAUSES)
+    }
+
+    fn with_bound(bound: usize) -> CauseMap {
+        CauseMap {
+            memory: HashMap::new(),
+            disk: None,
+            bound,
         }
+    }
+
+    fn create_disk() -> Result<(Connection, PrivateDir)> {
         let dir = crate::files::private_dir("rehearse-causes-", None)?;
         let path = dir.path().join("causes.db");
         let conn = Connection::open(&path).map_err(|e| Error::sqlite(&path, "create", e))?;
@@ -640,41 +669,51 @@ impl CauseMap {
              CREATE TABLE cause(class INTEGER NOT NULL, g INTEGER NOT NULL, c INTEGER NOT NULL, r INTEGER NOT NULL, name TEXT NOT NULL, v INTEGER NOT NULL, PRIMARY KEY (class, g, c, r, name)) WITHOUT ROWID;"
         ))
         .map_err(|e| Error::sqlite(&path, "create the causes table", e))?;
-        Ok(CauseMap::Disk { conn, _dir: dir })
+        Ok((conn, dir))
+    }
+
+    fn insert_on_disk(conn: &Connection, cause: &Cause, v: u32) -> Result<()> {
+        conn.prepare_cached(
+            "INSERT OR REPLACE INTO cause(class, g, c, r, name, v) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                cause.class as i64,
+                cause.seq_num_global,
+                cause.seq_num_client,
+                cause.seq_num_rebase_generation,
+                cause.name,
+                v
+            ])
+        })
+        .map_err(|e| spill_error("index causes", e))?;
+        Ok(())
     }
 
     /// Maps `cause` to `v`, replacing what it was mapped to.
     pub(crate) fn insert(&mut self, cause: &Cause, v: u32) -> Result<()> {
-        match self {
-            CauseMap::Memory(m) => {
-                m.insert(cause.clone(), v);
-                Ok(())
-            }
-            CauseMap::Disk { conn, .. } => {
-                conn.prepare_cached(
-                    "INSERT OR REPLACE INTO cause(class, g, c, r, name, v) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .and_then(|mut s| {
-                    s.execute(params![
-                        cause.class as i64,
-                        cause.seq_num_global,
-                        cause.seq_num_client,
-                        cause.seq_num_rebase_generation,
-                        cause.name,
-                        v
-                    ])
-                })
-                .map_err(|e| spill_error("index causes", e))?;
-                Ok(())
-            }
+        if let Some((conn, _)) = &self.disk {
+            return CauseMap::insert_on_disk(conn, cause, v);
         }
+        if self.memory.len() < self.bound || self.memory.contains_key(cause) {
+            self.memory.insert(cause.clone(), v);
+            return Ok(());
+        }
+        let (conn, dir) = CauseMap::create_disk()?;
+        for (c, v) in self.memory.drain() {
+            CauseMap::insert_on_disk(&conn, &c, v)?;
+        }
+        self.memory.shrink_to_fit();
+        CauseMap::insert_on_disk(&conn, cause, v)?;
+        self.disk = Some((conn, dir));
+        Ok(())
     }
 
     /// What `cause` is mapped to.
     pub(crate) fn get(&self, cause: &Cause) -> Result<Option<u32>> {
-        match self {
-            CauseMap::Memory(m) => Ok(m.get(cause).copied()),
-            CauseMap::Disk { conn, .. } => conn
+        match &self.disk {
+            None => Ok(self.memory.get(cause).copied()),
+            Some((conn, _)) => conn
                 .prepare_cached(
                     "SELECT v FROM cause WHERE class = ?1 AND g = ?2 AND c = ?3 AND r = ?4 AND name = ?5",
                 )
@@ -962,11 +1001,11 @@ pub(crate) mod tests {
         let conn = Connection::open_in_memory().unwrap();
         conn.execute_batch(
             "CREATE TABLE finding(id INTEGER PRIMARY KEY, body BLOB NOT NULL);
-             CREATE TABLE ord(k BLOB NOT NULL, id INTEGER NOT NULL, PRIMARY KEY (k, id)) WITHOUT ROWID;",
+             CREATE TABLE ord(k BLOB NOT NULL, id INTEGER NOT NULL, body BLOB NOT NULL, PRIMARY KEY (k, id)) WITHOUT ROWID;",
         )
         .unwrap();
         let plan: Vec<String> = conn
-            .prepare("EXPLAIN QUERY PLAN SELECT finding.body FROM ord JOIN finding ON finding.id = ord.id ORDER BY ord.k, ord.id")
+            .prepare("EXPLAIN QUERY PLAN SELECT body FROM ord ORDER BY k, id")
             .unwrap()
             .query_map([], |r| r.get::<_, String>(3))
             .unwrap()
@@ -977,13 +1016,14 @@ pub(crate) mod tests {
 
     #[test]
     fn cause_maps_on_disk_answer_as_in_memory() {
-        let mut mem = CauseMap::new(false).unwrap();
-        let mut disk = CauseMap::new(true).unwrap();
+        let mut mem = CauseMap::new();
+        let mut disk = CauseMap::with_bound(10);
         let causes: Vec<Cause> = mixed(500, 9).iter().filter_map(Finding::as_cause).collect();
         for (i, c) in causes.iter().enumerate().filter(|(i, _)| i % 2 == 0) {
             mem.insert(c, i as u32).unwrap();
             disk.insert(c, i as u32).unwrap();
         }
+        assert!(disk.disk.is_some() && mem.disk.is_none());
         for c in &causes {
             assert_eq!(mem.get(c).unwrap(), disk.get(c).unwrap());
         }

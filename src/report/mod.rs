@@ -649,7 +649,7 @@ impl CorpusReport {
             }
         }
         self.findings.check()?;
-        self.findings.retain_mut(|f| {
+        self.findings.retain_sorted(|f| {
             f.severity = severities.level(f.class);
             if f.severity == Level::Off {
                 return Ok(false);
@@ -662,7 +662,6 @@ impl CorpusReport {
             Ok(true)
         })?;
         drop(roots);
-        self.findings.sort()?;
         self.settle()
     }
 
@@ -1075,27 +1074,33 @@ impl Report {
         let corpora = &self.corpora;
         let mut findings: BTreeMap<&'static str, usize> =
             FindingClass::ALL.iter().map(|c| (c.as_str(), 0)).collect();
-        for c in corpora {
-            for f in &c.findings {
-                *findings.entry(f.class.as_str()).or_default() += 1;
-            }
-        }
         let count = |v: Verdict| corpora.iter().filter(|c| c.verdict == v).count();
-        let all = || corpora.iter().flat_map(|c| &c.findings);
-        self.summary = Summary {
+        let mut s = Summary {
             corpora: corpora.len(),
             passed: count(Verdict::Pass),
             failed: count(Verdict::Fail),
             errors: count(Verdict::Error),
-            findings,
+            findings: BTreeMap::new(),
             root_causes: corpora.iter().map(|c| c.root_causes.len()).sum(),
-            roots: all().filter(|f| f.is_root()).count(),
-            consequences: all().filter(|f| !f.is_root()).count(),
-            errors_found: all().filter(|f| f.fails()).count(),
-            warnings: all().filter(|f| f.severity == Level::Warning).count(),
-            baselined: all().filter(|f| f.baselined).count(),
+            roots: 0,
+            consequences: 0,
+            errors_found: 0,
+            warnings: 0,
+            baselined: 0,
             stale_baseline: corpora.iter().map(|c| c.stale_baseline.len()).sum(),
         };
+        // One pass: the findings may be on disk.
+        for f in corpora.iter().flat_map(|c| &c.findings) {
+            *findings.entry(f.class.as_str()).or_default() += 1;
+            let root = f.is_root();
+            s.roots += usize::from(root);
+            s.consequences += usize::from(!root);
+            s.errors_found += usize::from(f.fails());
+            s.warnings += usize::from(f.severity == Level::Warning);
+            s.baselined += usize::from(f.baselined);
+        }
+        s.findings = findings;
+        self.summary = s;
     }
 
     /// An error if findings spilled to disk could not be read back while they were streamed:
