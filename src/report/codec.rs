@@ -235,14 +235,14 @@ pub(crate) fn decode(bytes: &[u8]) -> Decoded<Finding> {
     })
 }
 
-fn class_code(c: FindingClass) -> u8 {
+pub(crate) fn class_code(c: FindingClass) -> u8 {
     FindingClass::ALL
         .iter()
         .position(|x| *x == c)
         .unwrap_or_default() as u8
 }
 
-fn class_of(code: u8) -> Decoded<FindingClass> {
+pub(crate) fn class_of(code: u8) -> Decoded<FindingClass> {
     FindingClass::ALL.get(code as usize).copied().ok_or(Corrupt)
 }
 

@@ -19,7 +19,7 @@ use serde::{Serialize, Serializer};
 use crate::error::{Error, Result};
 use crate::files::PrivateDir;
 use crate::report::codec;
-use crate::report::{Cause, Finding};
+use crate::report::{Cause, Finding, FindingClass};
 
 /// Findings held in memory at most before they go to disk: a few megabytes.
 pub(crate) const SPILL_AT: usize = 4096;
@@ -633,13 +633,18 @@ impl Serialize for Findings {
     }
 }
 
-/// Causes held in memory at most by a [`CauseMap`]: about 100 bytes each.
+/// Causes held in memory at most by a [`CauseMap`]: about 80 bytes each, with the table's
+/// slack.
 const MEMORY_CAUSES: usize = 1 << 17;
+
+/// A cause in memory: its class, event and the number of its name (names are few).
+type CauseKey = (u8, i64, i64, i64, u32);
 
 /// Causes mapped to a number: in memory up to [`MEMORY_CAUSES`], then in a file of its own,
 /// so that a map with a cause per event (every event flagged) stays out of memory too.
 pub(crate) struct CauseMap {
-    memory: HashMap<Cause, u32>,
+    memory: HashMap<CauseKey, u32>,
+    names: HashMap<String, u32>,
     disk: Option<(Connection, PrivateDir)>,
     bound: usize,
 }
@@ -653,9 +658,30 @@ impl CauseMap {
     fn with_bound(bound: usize) -> CauseMap {
         CauseMap {
             memory: HashMap::new(),
+            names: HashMap::new(),
             disk: None,
             bound,
         }
+    }
+
+    /// `cause` as held in memory, its name numbered when `add` says so.
+    fn key(&mut self, cause: &Cause, add: bool) -> Option<CauseKey> {
+        let name = match self.names.get(&cause.name) {
+            Some(&n) => n,
+            None if add => {
+                let n = self.names.len() as u32;
+                self.names.insert(cause.name.clone(), n);
+                n
+            }
+            None => return None,
+        };
+        Some((
+            codec::class_code(cause.class),
+            cause.seq_num_global,
+            cause.seq_num_client,
+            cause.seq_num_rebase_generation,
+            name,
+        ))
     }
 
     fn create_disk() -> Result<(Connection, PrivateDir)> {
@@ -695,24 +721,40 @@ impl CauseMap {
         if let Some((conn, _)) = &self.disk {
             return CauseMap::insert_on_disk(conn, cause, v);
         }
-        if self.memory.len() < self.bound || self.memory.contains_key(cause) {
-            self.memory.insert(cause.clone(), v);
+        if let Some(key) = self.key(cause, true)
+            && (self.memory.len() < self.bound || self.memory.contains_key(&key))
+        {
+            self.memory.insert(key, v);
             return Ok(());
         }
         let (conn, dir) = CauseMap::create_disk()?;
-        for (c, v) in self.memory.drain() {
-            CauseMap::insert_on_disk(&conn, &c, v)?;
+        let mut names = vec![String::new(); self.names.len()];
+        for (name, n) in self.names.drain() {
+            names[n as usize] = name;
         }
-        self.memory.shrink_to_fit();
+        for ((class, g, c, r, name), v) in self.memory.drain() {
+            let cause = Cause {
+                class: codec::class_of(class).unwrap_or(FindingClass::LogIntegrity),
+                seq_num_global: g,
+                seq_num_client: c,
+                seq_num_rebase_generation: r,
+                name: std::mem::take(&mut names[name as usize]),
+            };
+            CauseMap::insert_on_disk(&conn, &cause, v)?;
+            names[name as usize] = cause.name;
+        }
+        self.memory = HashMap::new();
         CauseMap::insert_on_disk(&conn, cause, v)?;
         self.disk = Some((conn, dir));
         Ok(())
     }
 
     /// What `cause` is mapped to.
-    pub(crate) fn get(&self, cause: &Cause) -> Result<Option<u32>> {
+    pub(crate) fn get(&mut self, cause: &Cause) -> Result<Option<u32>> {
         match &self.disk {
-            None => Ok(self.memory.get(cause).copied()),
+            None => Ok(self
+                .key(cause, false)
+                .and_then(|k| self.memory.get(&k).copied())),
             Some((conn, _)) => conn
                 .prepare_cached(
                     "SELECT v FROM cause WHERE class = ?1 AND g = ?2 AND c = ?3 AND r = ?4 AND name = ?5",
@@ -735,7 +777,7 @@ impl CauseMap {
     }
 
     /// Whether `cause` is in the map.
-    pub(crate) fn contains(&self, cause: &Cause) -> Result<bool> {
+    pub(crate) fn contains(&mut self, cause: &Cause) -> Result<bool> {
         Ok(self.get(cause)?.is_some())
     }
 }
