@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 
-use crate::report::{Level, Report, RootCause, Verdict};
+use crate::report::{Level, Report, Verdict};
 
 /// Renders the report as workflow commands, one per line.
 pub fn render(report: &Report) -> String {
@@ -23,7 +23,8 @@ pub fn render(report: &Report) -> String {
             );
             continue;
         }
-        for cause in &c.root_causes {
+        let firsts = super::listing::first_roots(c);
+        for (cause, first) in c.root_causes.iter().zip(&firsts) {
             let command = if cause.baselined {
                 "notice"
             } else if cause.severity == Level::Error {
@@ -31,10 +32,6 @@ pub fn render(report: &Report) -> String {
             } else {
                 "warning"
             };
-            let first = c
-                .findings
-                .iter()
-                .find(|f| f.is_root() && RootCause::key(f) == cause.key_of());
             let at = cause
                 .first
                 .as_ref()
@@ -50,6 +47,7 @@ pub fn render(report: &Report) -> String {
                     .unwrap_or_default()
             );
             let detail = first
+                .as_ref()
                 .map(|f| format!(" First: {}", f.message))
                 .unwrap_or_default();
             let _ = writeln!(

@@ -107,3 +107,28 @@ pub(crate) fn listings(c: &CorpusReport, cap: usize) -> Result<Vec<CauseListing<
     }
     Ok(out)
 }
+
+/// The first root finding of each root cause of `c` (in `c.root_causes`' order), in one pass
+/// that ends once each cause has its own.
+pub(crate) fn first_roots(c: &CorpusReport) -> Vec<Option<Cow<'_, Finding>>> {
+    let group: HashMap<_, usize> = c
+        .root_causes
+        .iter()
+        .enumerate()
+        .map(|(i, cause)| (cause.key_of(), i))
+        .collect();
+    let mut first: Vec<Option<Cow<'_, Finding>>> = c.root_causes.iter().map(|_| None).collect();
+    let mut missing = first.len();
+    for f in c.findings.iter().filter(|f| f.is_root()) {
+        if missing == 0 {
+            break;
+        }
+        if let Some(&g) = group.get(&RootCause::key(&f))
+            && first[g].is_none()
+        {
+            first[g] = Some(f);
+            missing -= 1;
+        }
+    }
+    first
+}

@@ -5,7 +5,7 @@
 use crate::text::count;
 use std::fmt::Write;
 
-use crate::report::{FindingClass, Level, Report, RootCause, Verdict};
+use crate::report::{FindingClass, Level, Report, Verdict};
 
 /// Findings listed per corpus, at most (the JSON report lists all).
 const MAX_LISTED: usize = 50;
@@ -41,12 +41,17 @@ pub fn render(report: &Report) -> String {
             Verdict::Fail => "❌ fail",
             Verdict::Error => "⚠️ error",
         };
+        let mut counts = [0usize; FindingClass::ALL.len()];
+        for f in &c.findings {
+            if let Some(i) = FindingClass::ALL.iter().position(|k| *k == f.class) {
+                counts[i] += 1;
+            }
+        }
         let by_class: Vec<String> = FindingClass::ALL
             .iter()
-            .filter_map(|class| {
-                let n = c.findings.iter().filter(|f| f.class == *class).count();
-                (n > 0).then(|| format!("{n} {}", class.as_str()))
-            })
+            .zip(counts)
+            .filter(|(_, n)| *n > 0)
+            .map(|(class, n)| format!("{n} {}", class.as_str()))
             .collect();
         let _ = writeln!(
             out,
@@ -70,17 +75,20 @@ pub fn render(report: &Report) -> String {
         out.push_str(
             "| root cause | class | events | first | follow from it | first finding |\n|---|---|---:|---|---:|---|\n",
         );
-        let listed: Vec<_> = c.root_causes.iter().filter(|r| !r.baselined).collect();
-        for cause in listed.iter().take(MAX_LISTED) {
+        let listed: Vec<_> = c
+            .root_causes
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| !r.baselined)
+            .collect();
+        let firsts = super::listing::first_roots(c);
+        for &(i, cause) in listed.iter().take(MAX_LISTED) {
             let class = if cause.severity == Level::Warning {
                 format!("{} (warning)", cause.class.as_str())
             } else {
                 cause.class.as_str().to_string()
             };
-            let first = c
-                .findings
-                .iter()
-                .find(|f| f.is_root() && RootCause::key(f) == cause.key_of());
+            let first = &firsts[i];
             let _ = writeln!(
                 out,
                 "| {} | {class} | {} | {} | {} | {} |",
