@@ -256,8 +256,7 @@ pub fn check_corpus_observed(
                 .execute("ATTACH ?1 AS expected", [&db.attach_uri])
         })
         .map_err(|e| Error::sqlite(&db.path, "cannot attach the recorded state", e))?;
-        let tables = compare_into(&run, options, &mut findings)
-            .map_err(|e| Error::sqlite(&db.path, "comparison failed", e))?;
+        let tables = compare_into(&run, options, &db.path, &mut findings)?;
         let with_changesets = (!options.skip_changesets).then_some(&db.conn);
         divergence::attribute(&run.setup.log, with_changesets, &run.causes, &mut findings)?;
         let snapshot = Snapshot {
@@ -274,8 +273,7 @@ pub fn check_corpus_observed(
         .map_err(|e| Error::scratch("attach the snapshot", e))?;
         snapshot::load(&run.scratch, "expected", &accepted)?;
         let before = findings.len();
-        let tables = compare_into(&run, options, &mut findings)
-            .map_err(|e| Error::sqlite(&accepted, "comparison failed", e))?;
+        let tables = compare_into(&run, options, &accepted, &mut findings)?;
         divergence::attribute(&run.setup.log, None, &run.causes, &mut findings)?;
         let pending = snapshot::pending_for(&run.setup.corpus.eventlog);
         if findings.len() > before {
@@ -408,24 +406,34 @@ fn skipped(reason: &str) -> ComparisonStatus {
 }
 
 /// Compares schema `expected` with the replay in `main`, appending divergence findings.
+/// `expected` is the file the recorded state was read from, named when the comparison fails.
 fn compare_into(
     run: &Replay,
     options: &CheckOptions,
+    expected: &Path,
     findings: &mut Vec<Finding>,
-) -> rusqlite::Result<Vec<crate::report::TableReport>> {
+) -> Result<Vec<crate::report::TableReport>> {
     let mut positions = ColumnPositions::default();
     // Gathered apart and appended at once: pushed one by one onto the replay's findings, the
     // vector would double (and, while it moves, be held twice) for a few more findings.
     let mut found = Vec::new();
+    // The comparison cannot be stopped from here: the first failure to read the writer index
+    // is kept and reported once it is over.
+    let mut unreadable = None;
     let tables = compare::compare(&run.scratch, "expected", "main", &options.compare, |d| {
+        if unreadable.is_some() {
+            return;
+        }
         let cols = positions.of(&run.scratch, &d);
-        found.push(divergence_finding(
-            d,
-            &run.replayed.writers,
-            &cols,
-            Sides::REPLAY,
-        ))
-    })?;
+        match divergence_finding(d, &run.replayed.writers, &cols, Sides::REPLAY) {
+            Ok(f) => found.push(f),
+            Err(e) => unreadable = Some(e),
+        }
+    })
+    .map_err(|e| Error::sqlite(expected, "comparison failed", e))?;
+    if let Some(e) = unreadable {
+        return Err(e);
+    }
     findings.reserve_exact(found.len());
     findings.append(&mut found);
     Ok(tables)
