@@ -263,8 +263,7 @@ pub fn check_corpus_observed(
         })
         .map_err(|e| Error::sqlite(&db.path, "cannot attach the recorded state", e))?;
         let first = findings.len();
-        let tables = compare_into(&run, options, &mut findings)
-            .map_err(|e| Error::sqlite(&db.path, "comparison failed", e))?;
+        let tables = compare_into(&run, options, &db.path, &mut findings)?;
         let with_changesets = (!options.skip_changesets).then_some(&db.conn);
         divergence::attribute(
             &run.setup.log,
@@ -287,8 +286,7 @@ pub fn check_corpus_observed(
         .map_err(|e| Error::scratch("attach the snapshot", e))?;
         snapshot::load(&run.scratch, "expected", &accepted)?;
         let before = findings.len();
-        let tables = compare_into(&run, options, &mut findings)
-            .map_err(|e| Error::sqlite(&accepted, "comparison failed", e))?;
+        let tables = compare_into(&run, options, &accepted, &mut findings)?;
         divergence::attribute(&run.setup.log, None, &run.causes, &mut findings, before)?;
         let pending = snapshot::pending_for(&run.setup.corpus.eventlog);
         if findings.len() > before {
@@ -421,19 +419,32 @@ fn skipped(reason: &str) -> ComparisonStatus {
 }
 
 /// Compares schema `expected` with the replay in `main`, appending divergence findings.
+/// `expected` is the file the recorded state was read from, named when the comparison fails.
 fn compare_into(
     run: &Replay,
     options: &CheckOptions,
+    expected: &Path,
     findings: &mut Findings,
-) -> rusqlite::Result<Vec<crate::report::TableReport>> {
+) -> Result<Vec<crate::report::TableReport>> {
     let mut positions = ColumnPositions::default();
-    compare::compare(&run.scratch, "expected", "main", &options.compare, |d| {
+    // The comparison cannot be stopped from here: the first failure to read the writer index
+    // is kept and reported once it is over.
+    let mut unreadable = None;
+    let tables = compare::compare(&run.scratch, "expected", "main", &options.compare, |d| {
+        if unreadable.is_some() {
+            return;
+        }
         let cols = positions.of(&run.scratch, &d);
-        findings.push_spilling(divergence_finding(
-            d,
-            &run.replayed.writers,
-            &cols,
-            Sides::REPLAY,
-        ));
+        match divergence_finding(d, &run.replayed.writers, &cols, Sides::REPLAY) {
+            Ok(f) => {
+                findings.push_spilling(f);
+            }
+            Err(e) => unreadable = Some(e),
+        }
     })
+    .map_err(|e| Error::sqlite(expected, "comparison failed", e))?;
+    match unreadable {
+        Some(e) => Err(e),
+        None => Ok(tables),
+    }
 }

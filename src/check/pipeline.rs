@@ -63,14 +63,16 @@ pub(super) fn replay_and_follow(
         .filter(|_| changesets)
         .map(|r| (r.db.attach_uri.clone(), setup.recorded_path()));
     let names = ColumnNames::read_all(scratch, "main");
-    let writers = !options.no_writers;
+    // Beside the scratch database when it is on disk: where the user said there is room.
+    let writers = (!options.no_writers).then(|| WriterIndex::new(options.scratch_dir.clone()));
     let mut replay_options = options.clone();
     replay_options.values |= recorded.is_some();
     // The index is built on the other thread, from the same changes.
     replay_options.no_writers = true;
     std::thread::scope(|s| {
         let (tx, rx) = sync_channel(IN_FLIGHT);
-        let follower = s.spawn(move || follow(rx, recorded, names, writers));
+        let dir = options.scratch_dir.clone();
+        let follower = s.spawn(move || follow(rx, recorded, names, writers, dir));
         let mut batcher = Batcher {
             tx,
             batch: Vec::with_capacity(BATCH),
@@ -167,8 +169,11 @@ fn follow(
     rx: Receiver<Sent>,
     recorded: Option<(String, std::path::PathBuf)>,
     names: ColumnNames,
-    with_writers: bool,
+    writers: Option<WriterIndex>,
+    dir: Option<std::path::PathBuf>,
 ) -> Result<Followed> {
+    let with_writers = writers.is_some();
+    let mut writers = writers.unwrap_or_default();
     let unreadable =
         |path: &std::path::Path, e| Error::sqlite(path, "cannot read the recorded changesets", e);
     let conn = match &recorded {
@@ -198,8 +203,7 @@ fn follow(
         )),
         _ => None,
     };
-    let mut causes = Causes::default();
-    let mut writers = WriterIndex::default();
+    let mut causes = Causes::in_dir(dir);
     let mut interned: std::collections::HashMap<String, Arc<str>> = Default::default();
     let mut writer_of = |ev: &Event| Writer {
         seq: ev.seq,
@@ -218,7 +222,7 @@ fn follow(
                     if with_writers && !changes.is_empty() {
                         let writer = writer_of(&event);
                         for c in &changes {
-                            writers.record(c, &writer);
+                            writers.record(c, &writer)?;
                         }
                     }
                     if let Some(check) = &mut check {
@@ -234,7 +238,7 @@ fn follow(
                     if with_writers && !intended.is_empty() {
                         let writer = writer_of(&event);
                         for (table, key) in &intended {
-                            writers.intend(table, key, &writer);
+                            writers.intend(table, key, &writer)?;
                         }
                     }
                     let recorded = check.as_mut().and_then(|c| c.not_applied(&event));

@@ -65,6 +65,14 @@ pub(crate) struct Causes {
 }
 
 impl Causes {
+    /// No causes yet; findings spill (when they are many) under `dir`.
+    pub(crate) fn in_dir(dir: Option<std::path::PathBuf>) -> Causes {
+        Causes {
+            findings: Findings::in_dir(dir),
+            ..Causes::default()
+        }
+    }
+
     fn root(&mut self, cause: Cause) -> RootId {
         self.roots.push(cause);
         self.roots.len() - 1

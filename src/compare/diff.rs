@@ -20,12 +20,20 @@ pub fn diff_databases(a: &Path, b: &Path, options: &CompareOptions) -> Result<Co
         .map_err(|e| Error::sqlite(a, "cannot attach", e))?;
     sqlite::trusted(&conn, || conn.execute("ATTACH ?1 AS b", [&db.attach_uri]))
         .map_err(|e| Error::sqlite(b, "cannot attach", e))?;
+    // No replay wrote these rows: an empty index, which never reaches its file.
     let writers = WriterIndex::default();
     let mut findings = Vec::new();
+    let mut unreadable = None;
     let tables = compare::compare(&conn, "a", "b", options, |d| {
-        findings.push(divergence_finding(d, &writers, &[], Sides::DIFF))
+        match divergence_finding(d, &writers, &[], Sides::DIFF) {
+            Ok(f) => findings.push(f),
+            Err(e) => unreadable = unreadable.take().or(Some(e)),
+        }
     })
     .map_err(|e| Error::sqlite(b, "comparison failed", e))?;
+    if let Some(e) = unreadable {
+        return Err(e);
+    }
     let mut report = CorpusReport {
         corpus: format!("{} vs {}", a.display(), b.display()),
         store_id: None,

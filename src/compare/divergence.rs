@@ -206,27 +206,31 @@ impl Sides {
 
 /// Turns a comparison result into a finding, blamed on the event that last wrote the row (for
 /// a differing row: the last event that wrote one of the differing columns, whose positions in
-/// the replayed table are `columns`; each column names its own last writer).
+/// the replayed table are `columns`; each column names its own last writer). Fails only when
+/// the writer index cannot be read from its file.
 pub(crate) fn divergence_finding(
     mut d: RowDivergence,
     writers: &WriterIndex,
     columns: &[Option<usize>],
     sides: Sides,
-) -> Finding {
+) -> Result<Finding> {
     let found: Vec<usize> = columns.iter().flatten().copied().collect();
     let (row_writer, writer) = if d.pk_in_column_order.is_empty() {
         (None, None)
     } else {
-        let row = writers.last_writer(&d.table, &d.pk_in_column_order);
+        let row = writers.last_writer(&d.table, &d.pk_in_column_order)?;
         let cols = if found.is_empty() {
-            row
+            row.clone()
         } else {
-            writers.last_writer_of_columns(&d.table, &d.pk_in_column_order, &found)
+            writers.last_writer_of_columns(&d.table, &d.pk_in_column_order, &found)?
         };
         for (c, pos) in d.columns.iter_mut().zip(columns) {
-            c.replay_writer = pos
-                .and_then(|p| writers.last_writer_of_columns(&d.table, &d.pk_in_column_order, &[p]))
-                .map(|w| EventRef::new(w.seq, &*w.name));
+            c.replay_writer = match pos {
+                Some(p) => writers
+                    .last_writer_of_columns(&d.table, &d.pk_in_column_order, &[*p])?
+                    .map(|w| EventRef::new(w.seq, &*w.name)),
+                None => None,
+            };
         }
         (row, cols)
     };
@@ -238,21 +242,21 @@ pub(crate) fn divergence_finding(
         Divergence::RowDiffers => {
             let cols: Vec<&str> = d.columns.iter().map(|c| c.column.as_str()).collect();
             let mut m = format!("{} differs in {}", show_key(&d), cols.join(", "));
-            if let Some(w) = writer {
+            if let Some(w) = &writer {
                 m.push_str(&format!("; written in {actual} by {} ({})", w.seq, w.name));
             }
             m
         }
         Divergence::RowMissing => {
             let mut m = only_in(show_key(&d), expected, actual);
-            if let Some(w) = row_writer {
+            if let Some(w) = &row_writer {
                 m.push_str(&format!("; removed in {actual} by {} ({})", w.seq, w.name));
             }
             m
         }
         Divergence::RowExtra => {
             let mut m = only_in(show_key(&d), actual, expected);
-            if let Some(w) = row_writer {
+            if let Some(w) = &row_writer {
                 m.push_str(&format!("; last written by {} ({})", w.seq, w.name));
             }
             m
@@ -280,11 +284,11 @@ pub(crate) fn divergence_finding(
         None
     } else {
         writers
-            .intended(&d.table, &d.pk_in_column_order)
-            .filter(|i| writer.is_none_or(|w| i.seq > w.seq))
+            .intended(&d.table, &d.pk_in_column_order)?
+            .filter(|i| writer.as_ref().is_none_or(|w| i.seq > w.seq))
     };
     let mut message = message;
-    if let Some(i) = intended {
+    if let Some(i) = &intended {
         message.push_str(&format!(
             "; {} ({}) meant to write it but was not applied",
             i.seq, i.name
@@ -297,8 +301,8 @@ pub(crate) fn divergence_finding(
     );
     let mut f = Finding::event(
         FindingClass::StateDivergence,
-        writer.map(|w| w.seq),
-        writer.map(|w| &*w.name),
+        writer.as_ref().map(|w| w.seq),
+        writer.as_ref().map(|w| &*w.name),
         message,
     );
     f.table = Some(d.table);
@@ -312,5 +316,5 @@ pub(crate) fn divergence_finding(
     }
     f.columns = d.columns;
     f.column = d.column;
-    f
+    Ok(f)
 }

@@ -342,7 +342,12 @@ impl<'a> Replayer<'a> {
             names: HashMap::new(),
             quarantine: Quarantine::default(),
             intended: Vec::new(),
-            out: Replayed::default(),
+            out: Replayed {
+                // Beside the scratch database: where the user said there is room.
+                writers: WriterIndex::new(options.scratch_dir.clone()),
+                findings: Findings::in_dir(options.scratch_dir.clone()),
+                ..Replayed::default()
+            },
         })
     }
 
@@ -820,7 +825,7 @@ impl Replayer<'_> {
                 // What it would have done, so later events on the same rows can be listed.
                 if let Outcome::Statements(sts) = self.materialize(ev, &args, &mut outcome)? {
                     let rows = self.target_rows(&sts);
-                    self.quarantine_rows(i, ev, rows);
+                    self.quarantine_rows(i, ev, rows)?;
                 }
                 return Ok((EventResult::NotApplied, self.stops()));
             }
@@ -948,7 +953,7 @@ impl Replayer<'_> {
             if !changes.is_empty() && !self.options.no_writers {
                 let writer = self.writer(ev);
                 for c in &changes {
-                    self.out.writers.record(c, &writer);
+                    self.out.writers.record(c, &writer)?;
                 }
             }
             if !self.quarantine.is_empty() {
@@ -1016,7 +1021,7 @@ impl Replayer<'_> {
             format!("{label} failed and the event was rolled back: {msg}"),
         );
         self.out.findings.update(f, |f| f.statement = Some(i + 1))?;
-        self.quarantine_rows(f, ev, rows);
+        self.quarantine_rows(f, ev, rows)?;
         Ok((EventResult::NotApplied, self.stops()))
     }
 
@@ -1076,15 +1081,16 @@ impl Replayer<'_> {
         finding: usize,
         ev: &Event,
         rows: Vec<(Arc<str>, Vec<SqlValue>)>,
-    ) {
+    ) -> Result<()> {
         if !self.options.no_writers {
             let writer = self.writer(ev);
             for (table, key) in &rows {
-                self.out.writers.intend(table, key, &writer);
+                self.out.writers.intend(table, key, &writer)?;
             }
         }
         self.intended.extend(rows.iter().cloned());
         self.quarantine.add(finding, rows);
+        Ok(())
     }
 
     /// The rows the statements name outright by their key (an insert's values, an update's or

@@ -10,6 +10,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
@@ -35,6 +36,8 @@ pub struct Findings {
     spill: Option<Spill>,
     /// Spill at this many findings in memory (a parameter for tests).
     spill_at: usize,
+    /// Where the spill file goes (the system's temporary directory when `None`).
+    dir: Option<PathBuf>,
     /// Why spilling failed, when it did: the findings then stay in memory.
     spill_failed: Option<String>,
     /// The first failure to read the spill file back while streaming, which a caller that
@@ -73,12 +76,22 @@ impl Findings {
         Findings::default()
     }
 
+    /// No findings, spilled (when they are many) to a temporary file under `dir`: the
+    /// directory given for the scratch database, where the user said there is room.
+    pub fn in_dir(dir: Option<PathBuf>) -> Findings {
+        Findings {
+            dir,
+            ..Findings::default()
+        }
+    }
+
     /// A store that spills past `spill_at` findings in memory.
     pub(crate) fn with_spill_at(spill_at: usize) -> Findings {
         Findings {
             mem: Vec::new(),
             spill: None,
             spill_at: spill_at.max(1),
+            dir: None,
             spill_failed: None,
             read_failure: Mutex::new(None),
         }
@@ -142,7 +155,7 @@ impl Findings {
             return Ok(());
         }
         if self.spill.is_none() {
-            self.spill = Some(Spill::create()?);
+            self.spill = Some(Spill::create(self.dir.as_deref())?);
         }
         let Some(spill) = self.spill.as_mut() else {
             return Ok(());
@@ -409,7 +422,7 @@ impl Findings {
 
     /// A map of causes for these findings.
     pub(crate) fn cause_map(&self) -> Result<CauseMap> {
-        Ok(CauseMap::new())
+        Ok(CauseMap::in_dir(self.dir.clone()))
     }
 }
 
@@ -445,8 +458,8 @@ pub(crate) fn sort_in_memory(findings: &mut [Finding]) {
 }
 
 impl Spill {
-    fn create() -> Result<Spill> {
-        let dir = crate::files::private_dir("rehearse-findings-", None)?;
+    fn create(dir: Option<&Path>) -> Result<Spill> {
+        let dir = crate::files::private_dir("rehearse-findings-", dir)?;
         let path = dir.path().join("findings.db");
         let conn = Connection::open(&path).map_err(|e| Error::sqlite(&path, "create", e))?;
         // One transaction for the file's life, never committed: the file is the process's
@@ -605,6 +618,7 @@ impl FromIterator<Finding> for Findings {
 impl Clone for Findings {
     fn clone(&self) -> Findings {
         let mut f = Findings::with_spill_at(self.spill_at);
+        f.dir = self.dir.clone();
         f.extend(self.iter().map(Cow::into_owned));
         f
     }
@@ -647,12 +661,16 @@ pub(crate) struct CauseMap {
     names: HashMap<String, u32>,
     disk: Option<(Connection, PrivateDir)>,
     bound: usize,
+    dir: Option<PathBuf>,
 }
 
 impl CauseMap {
-    /// An empty map.
-    pub(crate) fn new() -> CauseMap {
-        CauseMap::with_bound(MEMORY_CAUSES)
+    /// An empty map, which moves to a temporary file under `dir` when it grows.
+    pub(crate) fn in_dir(dir: Option<PathBuf>) -> CauseMap {
+        CauseMap {
+            dir,
+            ..CauseMap::with_bound(MEMORY_CAUSES)
+        }
     }
 
     fn with_bound(bound: usize) -> CauseMap {
@@ -661,6 +679,7 @@ impl CauseMap {
             names: HashMap::new(),
             disk: None,
             bound,
+            dir: None,
         }
     }
 
@@ -684,8 +703,8 @@ impl CauseMap {
         ))
     }
 
-    fn create_disk() -> Result<(Connection, PrivateDir)> {
-        let dir = crate::files::private_dir("rehearse-causes-", None)?;
+    fn create_disk(dir: Option<&Path>) -> Result<(Connection, PrivateDir)> {
+        let dir = crate::files::private_dir("rehearse-causes-", dir)?;
         let path = dir.path().join("causes.db");
         let conn = Connection::open(&path).map_err(|e| Error::sqlite(&path, "create", e))?;
         conn.execute_batch(&format!(
@@ -727,7 +746,7 @@ impl CauseMap {
             self.memory.insert(key, v);
             return Ok(());
         }
-        let (conn, dir) = CauseMap::create_disk()?;
+        let (conn, dir) = CauseMap::create_disk(self.dir.as_deref())?;
         let mut names = vec![String::new(); self.names.len()];
         for (name, n) in self.names.drain() {
             names[n as usize] = name;
@@ -1056,9 +1075,34 @@ pub(crate) mod tests {
         assert!(plan.iter().all(|p| !p.contains("TEMP B-TREE")), "{plan:?}");
     }
 
+    /// Findings spill where the scratch database is told to go, and leave nothing behind.
+    #[test]
+    fn findings_spill_under_the_scratch_directory_and_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let spills = || {
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .file_name()
+                        .to_string_lossy()
+                        .starts_with("rehearse-findings-")
+                })
+                .count()
+        };
+        let mut f = Findings::in_dir(Some(dir.path().to_path_buf()));
+        f.spill_at = 10;
+        f.extend(mixed(50, 1));
+        assert!(f.spilled());
+        assert_eq!(spills(), 1);
+        drop(f);
+        assert_eq!(spills(), 0);
+    }
+
     #[test]
     fn cause_maps_on_disk_answer_as_in_memory() {
-        let mut mem = CauseMap::new();
+        let mut mem = CauseMap::in_dir(None);
         let mut disk = CauseMap::with_bound(10);
         let causes: Vec<Cause> = mixed(500, 9).iter().filter_map(Finding::as_cause).collect();
         for (i, c) in causes.iter().enumerate().filter(|(i, _)| i % 2 == 0) {
