@@ -203,9 +203,9 @@ struct ReplayFlags {
     #[arg(long, value_enum, default_value = "continue")]
     on_error: OnErrorArg,
 
-    /// Replay into a temporary file under DIR (removed afterwards) instead of memory: the
-    /// scratch database then holds at most a 4 MiB page cache in memory however large the state
-    /// grows.
+    /// Put the scratch database's temporary file under DIR (removed afterwards) instead of the
+    /// system's temporary directory: the replayed state is in that file, with at most a 32 MiB
+    /// page cache in memory however large it grows.
     #[arg(long, value_name = "DIR")]
     scratch_dir: Option<PathBuf>,
 }

@@ -171,6 +171,17 @@ fn decode(v: &Value) -> Option<SqlValue> {
 /// Read a line at a time: a snapshot of a large state is hundreds of megabytes of text, which
 /// need not be in memory beside the tables made from it.
 pub(crate) fn load(conn: &Connection, into: &str, path: &Path) -> Result<()> {
+    // One transaction: into a database file, a transaction per row would write the file (and
+    // its journal) once per row. A snapshot that fails to load rolls back as the guard drops.
+    let tx = conn
+        .unchecked_transaction()
+        .map_err(|e| Error::scratch("begin loading the snapshot", e))?;
+    load_rows(conn, into, path)?;
+    tx.commit()
+        .map_err(|e| Error::scratch("finish loading the snapshot", e))
+}
+
+fn load_rows(conn: &Connection, into: &str, path: &Path) -> Result<()> {
     use std::io::{BufRead, Read};
     let file = crate::files::open_regular(path)?;
     let mut reader = std::io::BufReader::with_capacity(256 * 1024, file);

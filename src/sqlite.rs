@@ -173,21 +173,37 @@ pub fn open_input(path: &Path) -> Result<InputDb> {
     })
 }
 
-/// Opens a fresh in-memory scratch database with LiveStore's connection settings, confined
-/// as every scratch database is ([`confine`]).
+/// Opens an empty in-memory connection with LiveStore's connection settings, confined as every
+/// scratch database is ([`confine`]): a host for attached inputs (`diff`), which holds no state
+/// of its own and so needs no file.
 pub fn open_scratch() -> Result<Connection> {
-    Ok(Scratch::open(None)?.into_memory_connection())
+    let mut conn = Connection::open_in_memory().map_err(|e| Error::scratch("open", e))?;
+    livestore_settings(&mut conn)?;
+    Ok(conn)
 }
 
-/// Page cache of an on-disk scratch database: what its memory is bounded by.
-const DISK_SCRATCH_CACHE_KIB: i64 = 4 * 1024;
+/// Page cache of each scratch database file, in KiB: what bounds the memory a replay's state
+/// takes however large it grows. Large enough that the state of a store of 100,000 events
+/// (11 MB) stays in the cache, so that a file costs such a replay nothing measurable over
+/// memory: its pages are written once, at COMMIT, into the OS page cache.
+pub const SCRATCH_CACHE_KIB: i64 = 32 * 1024;
 
-/// A scratch database: in memory, or in a temporary file (removed afterwards) whose page cache
-/// bounds the memory a replay needs, however large the state grows.
+/// Page cache of a database file rehearse attaches and fills itself ([`Scratch::attach_new`]),
+/// in KiB. An accepted snapshot is written in key order and read in key order by the
+/// comparison, so a small cache serves it as well as a large one; at 1,000,000 events a second
+/// cache of 32 MiB would be a third of the memory `check` may take.
+pub const ATTACHED_CACHE_KIB: i64 = 8 * 1024;
+
+/// A scratch database in a temporary file of its own private directory (removed afterwards,
+/// or by a later run when this one was killed), whose page cache bounds the memory a replay
+/// needs. It is never in memory: SQLite is built with `SQLITE_TEMP_STORE=3`, under which even
+/// an unnamed temporary database lives in memory.
 pub struct Scratch {
     /// The connection.
     pub conn: Connection,
-    _dir: Option<crate::files::PrivateDir>,
+    // Declared after the connection, so dropped after it: the files are closed before their
+    // directory is removed.
+    dir: crate::files::PrivateDir,
 }
 
 impl std::ops::Deref for Scratch {
@@ -199,38 +215,67 @@ impl std::ops::Deref for Scratch {
 
 impl Scratch {
     /// Opens a scratch database with LiveStore's connection settings (page size 8192, foreign
-    /// keys on): in memory, or in a temporary file under `dir`.
+    /// keys on) in a new private directory under `dir` (the system's temporary directory when
+    /// `None`).
     pub fn open(dir: Option<&Path>) -> Result<Scratch> {
-        let (conn, tmp) = match dir {
-            None => (
-                Connection::open_in_memory().map_err(|e| Error::scratch("open", e))?,
-                None,
-            ),
-            Some(dir) => {
-                let tmp = crate::files::private_dir("rehearse-scratch-", Some(dir))?;
-                let conn = Connection::open(tmp.path().join("scratch.db"))
-                    .map_err(|e| Error::scratch("open", e))?;
-                // The replay is one transaction on a new file: every page is appended, so the
-                // rollback journal stays small enough for memory; spilled pages go to the file.
-                conn.execute_batch(&format!(
-                    "PRAGMA journal_mode=MEMORY; PRAGMA synchronous=OFF; PRAGMA cache_size=-{DISK_SCRATCH_CACHE_KIB};"
-                ))
-                .map_err(|e| Error::scratch("configure", e))?;
-                (conn, Some(tmp))
-            }
-        };
-        conn.execute_batch(&format!(
-            "PRAGMA page_size={LIVESTORE_PAGE_SIZE}; PRAGMA foreign_keys=ON;"
-        ))
-        .map_err(|e| Error::scratch("configure", e))?;
-        let mut conn = conn;
-        confine(&mut conn)?;
-        Ok(Scratch { conn, _dir: tmp })
+        let tmp = crate::files::private_dir("rehearse-scratch-", dir)?;
+        let mut conn = Connection::open(tmp.path().join("scratch.db"))
+            .map_err(|e| Error::scratch("open", e))?;
+        // The page size first: SQLite turns a cache size in KiB into pages at the page size of
+        // the moment and keeps that count when the page size changes, so a cache sized before
+        // the switch from 4096 to 8192 would hold twice the memory it was given.
+        conn.execute_batch(&format!("PRAGMA page_size={LIVESTORE_PAGE_SIZE};"))
+            .map_err(|e| Error::scratch("configure", e))?;
+        private_file_settings(&conn, "main", SCRATCH_CACHE_KIB)?;
+        livestore_settings(&mut conn)?;
+        Ok(Scratch { conn, dir: tmp })
     }
 
-    fn into_memory_connection(self) -> Connection {
-        self.conn
+    /// The private directory holding the database file (and whatever [`Scratch::attach_new`]
+    /// adds).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
     }
+
+    /// Attaches a new, empty database file as `schema`, beside the scratch database and with
+    /// its settings but a smaller cache: for a state rehearse loads itself (an accepted
+    /// snapshot), which in memory would take as much as the replayed state. `schema` is
+    /// rehearse's own name for it, not the user's.
+    pub fn attach_new(&self, schema: &str) -> Result<()> {
+        let path = self.dir.path().join(format!("{schema}.db"));
+        trusted(&self.conn, || {
+            self.conn.execute(
+                &format!("ATTACH ?1 AS {}", quote_ident(schema)),
+                [path.to_string_lossy()],
+            )
+        })
+        .map_err(|e| Error::scratch(format!("attach {schema}"), e))?;
+        private_file_settings(&self.conn, schema, ATTACHED_CACHE_KIB)
+    }
+}
+
+/// The settings of a database file no one else opens and nobody needs after a crash.
+fn private_file_settings(conn: &Connection, schema: &str, cache_kib: i64) -> Result<()> {
+    let s = quote_ident(schema);
+    // No other connection opens the file: an exclusive lock, taken once, spares the lock calls
+    // and change-counter reads that would otherwise start every statement of the comparison.
+    // Nothing survives a crash, so no fsync; a replay is one transaction on a new file, whose
+    // pages are appended and need no journal but for the few that held the DDL: the journal
+    // stays small enough for memory. Pages past the cache go to the file.
+    conn.execute_batch(&format!(
+        "PRAGMA {s}.locking_mode=EXCLUSIVE; PRAGMA {s}.journal_mode=MEMORY; \
+         PRAGMA {s}.synchronous=OFF; PRAGMA {s}.cache_size=-{cache_kib};"
+    ))
+    .map_err(|e| Error::scratch("configure", e))
+}
+
+/// LiveStore's connection settings, and the confinement.
+fn livestore_settings(conn: &mut Connection) -> Result<()> {
+    conn.execute_batch(&format!(
+        "PRAGMA page_size={LIVESTORE_PAGE_SIZE}; PRAGMA foreign_keys=ON;"
+    ))
+    .map_err(|e| Error::scratch("configure", e))?;
+    confine(conn)
 }
 
 /// How far the SQL prepared on this thread is trusted; see [`confine`].
@@ -628,6 +673,86 @@ mod tests {
         let n: i64 = copy.query_row("SELECT a FROM t", [], |r| r.get(0)).unwrap();
         assert_eq!(n, 1);
         // And the confinement is back afterwards.
+        assert!(scratch.execute_batch("ATTACH ':memory:' AS again").is_err());
+    }
+
+    /// The file SQLite holds schema `schema` in: empty for an in-memory database.
+    fn file_of(conn: &Connection, schema: &str) -> String {
+        conn.query_row(
+            "SELECT file FROM pragma_database_list WHERE name = ?1",
+            [schema],
+            |r| r.get(0),
+        )
+        .unwrap()
+    }
+
+    /// The page cache `conn` holds, in bytes.
+    fn cache_used(conn: &Connection) -> i64 {
+        let (mut cur, mut high) = (0, 0);
+        // SAFETY: the handle is valid while `conn` is borrowed; both pointers are to locals.
+        let rc = unsafe {
+            rusqlite::ffi::sqlite3_db_status(
+                conn.handle(),
+                rusqlite::ffi::SQLITE_DBSTATUS_CACHE_USED,
+                &mut cur,
+                &mut high,
+                0,
+            )
+        };
+        assert_eq!(rc, rusqlite::ffi::SQLITE_OK);
+        i64::from(cur)
+    }
+
+    /// A state larger than the page cache, written in one transaction as a replay writes it,
+    /// goes to the scratch file: the memory it takes stays at the cache's size. In memory it
+    /// would take all of it.
+    #[test]
+    fn a_large_state_spills_to_the_scratch_file_and_memory_stays_at_the_cache() {
+        let scratch = Scratch::open(None).unwrap();
+        let file = PathBuf::from(file_of(&scratch, "main"));
+        assert!(file.starts_with(scratch.dir()), "{}", file.display());
+        let state: i64 = 3 * SCRATCH_CACHE_KIB / 2 * 1024;
+        scratch
+            .execute_batch(&format!(
+                "CREATE TABLE t (id INTEGER PRIMARY KEY, v BLOB);
+                 BEGIN;
+                 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < {rows})
+                 INSERT INTO t SELECT i, randomblob(1000) FROM n;",
+                rows = state / 1000
+            ))
+            .unwrap();
+        let cache = cache_used(&scratch);
+        assert!(
+            cache <= SCRATCH_CACHE_KIB * 1024 * 11 / 10,
+            "{cache} bytes of page cache for a {state}-byte state"
+        );
+        let on_disk = std::fs::metadata(&file).unwrap().len() as i64;
+        assert!(
+            on_disk >= state - SCRATCH_CACHE_KIB * 1024,
+            "{on_disk} bytes in the file mid-transaction"
+        );
+        scratch.execute_batch("COMMIT").unwrap();
+        let page_size: u32 = scratch
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(page_size, LIVESTORE_PAGE_SIZE);
+        let dir = scratch.dir().to_path_buf();
+        drop(scratch);
+        assert!(!dir.exists(), "the scratch directory is removed");
+    }
+
+    /// What rehearse loads itself (an accepted snapshot) is a file in the scratch database's
+    /// private directory too, attached on a confined connection that stays confined.
+    #[test]
+    fn a_new_attached_database_is_a_file_beside_the_scratch_database() {
+        let scratch = Scratch::open(None).unwrap();
+        scratch.attach_new("expected").unwrap();
+        let file = PathBuf::from(file_of(&scratch, "expected"));
+        assert!(file.starts_with(scratch.dir()), "{}", file.display());
+        scratch
+            .execute_batch("CREATE TABLE expected.t (a); INSERT INTO expected.t VALUES (1)")
+            .unwrap();
+        assert!(file.is_file());
         assert!(scratch.execute_batch("ATTACH ':memory:' AS again").is_err());
     }
 

@@ -57,8 +57,9 @@ pub struct ReplayOptions {
     /// Also capture the whole rows before and after each change (for comparing an event's
     /// changes with LiveStore's recorded changeset or with another run).
     pub values: bool,
-    /// Keep the scratch database in a temporary file under this directory instead of in
-    /// memory, so that memory stays bounded however large the state grows.
+    /// Where the scratch database's temporary file goes (the system's temporary directory when
+    /// `None`). It is a file either way, so that memory stays bounded however large the state
+    /// grows.
     pub scratch_dir: Option<std::path::PathBuf>,
     /// Do not index which event last wrote each row. That index exists to blame divergent
     /// rows after a comparison and holds an entry per row ever written; runs that only compare

@@ -127,8 +127,8 @@ impl Setup {
             .unwrap_or_default()
     }
 
-    /// A new scratch database for `materializer` (in memory, or in a temporary file under
-    /// `dir`), holding the state DDL.
+    /// A new scratch database for `materializer` (a temporary file under `dir`, the system's
+    /// temporary directory when `None`), holding the state DDL.
     pub(crate) fn scratch(
         &self,
         materializer: &mut dyn Materializer,

@@ -1637,9 +1637,38 @@ fn a_scratch_dir_gives_the_same_reports_and_is_left_empty() {
         cmd.args(extra);
         cmd
     };
-    let memory = check(&[]).code(1);
+    let default = check(&[]).code(1);
     let disk = check(&[&"--scratch-dir", &scratch.path()]).code(1);
-    assert_eq!(memory.stdout, disk.stdout, "{disk}");
+    assert_eq!(default.stdout, disk.stdout, "{disk}");
+
+    // An accepted snapshot is loaded into a file under the same directory.
+    let store = tempdir();
+    std::fs::copy(
+        corpus("workspace-n200/workspace/eventlog@6.db"),
+        store.path().join("eventlog@6.db"),
+    )
+    .unwrap();
+    rehearse(&[
+        &"record",
+        &store.path(),
+        &"-m",
+        &d,
+        &"--scratch-dir",
+        &scratch.path(),
+    ])
+    .success();
+    let against_snapshot = |extra: &[&dyn AsRef<OsStr>]| {
+        let mut cmd = rehearse(&[&"check", &store.path(), &"-m", &d, &"--format", &"json"]);
+        cmd.args(extra);
+        cmd.success()
+    };
+    let default = against_snapshot(&[]);
+    let disk = against_snapshot(&[&"--scratch-dir", &scratch.path()]);
+    assert_eq!(default.stdout, disk.stdout, "{disk}");
+    assert_eq!(
+        disk.json()["corpora"][0]["comparison"]["status"],
+        "compared"
+    );
 
     let changed = corpus("workspace-n200-changed-definition/materializers.toml");
     let n200 = corpus("workspace-n200");
@@ -1658,9 +1687,9 @@ fn a_scratch_dir_gives_the_same_reports_and_is_left_empty() {
         cmd.args(extra);
         cmd
     };
-    let memory = bisect(&[]).code(1);
+    let default = bisect(&[]).code(1);
     let disk = bisect(&[&"--scratch-dir", &scratch.path()]).run();
-    assert_eq!(memory.stdout, disk.stdout, "{disk}");
+    assert_eq!(default.stdout, disk.stdout, "{disk}");
 
     let left: Vec<_> = std::fs::read_dir(scratch.path()).unwrap().collect();
     assert!(left.is_empty(), "scratch files left behind: {left:?}");
