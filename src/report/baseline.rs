@@ -224,8 +224,16 @@ impl Baseline {
         base: &Path,
     ) -> crate::error::Result<()> {
         let mut open: HashMap<&BaselineEntry, usize> = HashMap::new();
+        // The entries that could match a finding, found by what identifies it, in the file's
+        // order: a root is matched by a lookup, not by a scan of every entry (which took
+        // minutes for a baseline of 100,000 roots), and always by the first entry that fits.
+        let mut by_finding: HashMap<u64, Vec<&BaselineEntry>> = HashMap::new();
         for e in &self.findings {
-            *open.entry(e).or_default() += 1;
+            let n = open.entry(e).or_default();
+            if *n == 0 {
+                by_finding.entry(finding_hash(e)).or_default().push(e);
+            }
+            *n += 1;
         }
         // An entry written with a store id matches only that store; one written without (or
         // a corpus that has none) matches on the path alone.
@@ -234,10 +242,14 @@ impl Baseline {
             corpus.findings.retain_mut(|f| {
                 if f.is_root() {
                     let entry = BaselineEntry::of(&id, f);
-                    let found = open
-                        .iter_mut()
-                        .find(|(e, n)| **n > 0 && e.is_for(&id) && same_finding(e, &entry));
-                    if let Some((_, n)) = found {
+                    let found = by_finding
+                        .get(&finding_hash(&entry))
+                        .into_iter()
+                        .flatten()
+                        .find(|e| open[*e] > 0 && e.is_for(&id) && same_finding(e, &entry));
+                    if let Some(e) = found
+                        && let Some(n) = open.get_mut(*e)
+                    {
                         *n -= 1;
                         f.baselined = true;
                     }
@@ -276,6 +288,25 @@ fn identity(c: &crate::report::CorpusReport, base: &Path) -> Identity {
 }
 
 /// The same finding, whatever corpus fields the two entries carry.
+/// A hash of what [`same_finding`] compares.
+fn finding_hash(e: &BaselineEntry) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (
+        &e.class,
+        e.seq_num_global,
+        e.seq_num_client,
+        e.seq_num_rebase_generation,
+        &e.name,
+        &e.table,
+        &e.divergence,
+        &e.key,
+        &e.column,
+    )
+        .hash(&mut h);
+    h.finish()
+}
+
 fn same_finding(a: &BaselineEntry, b: &BaselineEntry) -> bool {
     (
         &a.class,
@@ -331,5 +362,49 @@ mod tests {
         assert_eq!(written["key"][0]["value"], "k");
         let again: BaselineEntry = serde_json::from_value(written).unwrap();
         assert_eq!(again, e);
+    }
+
+    /// A root that several entries fit (the same finding, under store ids the corpus does not
+    /// have) takes the first of them in the file, every time: the others are stale. (Matching
+    /// scanned a hash map, so which one was taken changed from run to run.)
+    #[test]
+    fn of_several_fitting_entries_the_first_in_the_file_is_taken() {
+        use crate::eventlog::SeqNum;
+        use crate::report::{CorpusReport, FindingClass, Severities};
+        let seq = SeqNum {
+            global: 3,
+            client: 0,
+            rebase_generation: 0,
+        };
+        let mut corpus = CorpusReport::error("corpora/x", String::new());
+        corpus.verdict = crate::report::Verdict::Fail;
+        corpus.error = None;
+        corpus.findings.push(Finding::event(
+            FindingClass::UnknownEvent,
+            Some(seq),
+            Some("e"),
+            "no materializer",
+        ));
+        corpus.finish(&Severities::default()).unwrap();
+        let mut report = Report::new("m".into(), vec![corpus]);
+        let base = Path::new("/nonexistent");
+        let mut written = Baseline::from_report(&report, base).unwrap();
+        let template = written.findings.remove(0);
+        written.findings = (0..20)
+            .map(|i| BaselineEntry {
+                store_id: Some(format!("s{i:02}")),
+                ..template.clone()
+            })
+            .collect();
+        written.apply(&mut report, false, base).unwrap();
+        let c = &report.corpora[0];
+        assert!(c.findings.iter().all(|f| f.baselined));
+        let stale: Vec<_> = c
+            .stale_baseline
+            .iter()
+            .map(|e| e.store_id.clone().unwrap_or_default())
+            .collect();
+        let expected: Vec<String> = (1..20).map(|i| format!("s{i:02}")).collect();
+        assert_eq!(stale, expected);
     }
 }
