@@ -1,11 +1,11 @@
 //! A corpus's findings: in memory while they are few, in a temporary SQLite file past a bound.
 //!
 //! A log where every event is flagged has a finding per event, about 500 bytes each in memory:
-//! a million-event log would hold half a gigabyte of them. Past [`SPILL_AT`] findings the
+//! a million-event log would hold half a gigabyte of them. Past 4,096 findings the
 //! store moves them to a file (a private temporary directory, removed when the store is
 //! dropped) and keeps only the newest in memory; everything a report does with its findings
 //! (filter, mark, sort, count, render) streams through them in bounded memory. The order is
-//! the one [`codec::order_key`] gives, in memory and on disk alike, so a report is the same
+//! the one `codec::order_key` gives, in memory and on disk alike, so a report is the same
 //! byte for byte however its findings were kept.
 
 use std::borrow::Cow;
@@ -335,7 +335,7 @@ impl Findings {
         Ok(())
     }
 
-    /// Puts the findings in the report's order ([`codec::order_key`]); equal keys keep the
+    /// Puts the findings in the report's order (`codec::order_key`); equal keys keep the
     /// order they were added in.
     pub fn sort(&mut self) -> Result<()> {
         self.retain_sorted(|_| Ok(true))
