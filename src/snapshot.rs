@@ -47,19 +47,39 @@ pub(crate) fn pending_for(eventlog: &Path) -> PathBuf {
 }
 
 /// Dumps every user table of `schema` (LiveStore's `__livestore_*` tables left out).
+#[cfg(test)]
 pub(crate) fn dump(
     conn: &Connection,
     schema: &str,
     eventlog_name: &str,
-) -> rusqlite::Result<String> {
+) -> std::io::Result<String> {
+    let mut bytes = Vec::new();
+    dump_to(conn, schema, eventlog_name, &mut bytes)?;
+    String::from_utf8(bytes).map_err(std::io::Error::other)
+}
+
+/// Text of the dump held at most before it is written out: a state of a million rows is a
+/// hundred megabytes of snapshot, which need not be in memory at once.
+const DUMP_BUFFER: usize = 64 * 1024;
+
+/// [`dump`], written to `out` as it is made.
+pub(crate) fn dump_to(
+    conn: &Connection,
+    schema: &str,
+    eventlog_name: &str,
+    sink: &mut dyn std::io::Write,
+) -> std::io::Result<()> {
+    let sql =
+        |e: rusqlite::Error| std::io::Error::other(format!("cannot read the replayed state: {e}"));
     let mut out = format!(
         "{HEADER}: the replayed state of {eventlog_name}, one line per row.\n# Review it like code; accept a pending one with `rehearse accept`.\n"
     );
-    for table in sqlite::list_tables(conn, schema)? {
+    for table in sqlite::list_tables(conn, schema).map_err(sql)? {
         if table.starts_with("__livestore_") {
             continue;
         }
-        let cols: Vec<sqlite::Column> = sqlite::table_columns(conn, schema, &table)?
+        let cols: Vec<sqlite::Column> = sqlite::table_columns(conn, schema, &table)
+            .map_err(sql)?
             .into_iter()
             .filter(|c| !c.hidden)
             .collect();
@@ -89,7 +109,7 @@ pub(crate) fn dump(
             .iter()
             .map(|c| format!("{q} COLLATE BINARY, typeof({q})", q = quote_ident(c)))
             .collect();
-        let sql = format!(
+        let query = format!(
             "SELECT {} FROM {}.{} ORDER BY {}",
             names
                 .iter()
@@ -100,20 +120,25 @@ pub(crate) fn dump(
             quote_ident(&table),
             order.join(", ")
         );
-        let mut stmt = conn.prepare(&sql)?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
+        let mut stmt = conn.prepare(&query).map_err(sql)?;
+        let mut rows = stmt.query([]).map_err(sql)?;
+        while let Some(row) = rows.next().map_err(sql)? {
             out.push('[');
             for i in 0..names.len() {
                 if i > 0 {
                     out.push(',');
                 }
-                out.push_str(&encode(&SqlValue::from(row.get_ref(i)?)));
+                out.push_str(&encode(&SqlValue::from(row.get_ref(i).map_err(sql)?)));
             }
             out.push_str("]\n");
+            if out.len() >= DUMP_BUFFER {
+                sink.write_all(out.as_bytes())?;
+                out.clear();
+            }
         }
     }
-    Ok(out)
+    sink.write_all(out.as_bytes())?;
+    sink.flush()
 }
 
 fn json_str(s: &str) -> String {

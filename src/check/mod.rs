@@ -290,9 +290,10 @@ pub fn check_corpus_observed(
         let pending = snapshot::pending_for(&run.setup.corpus.eventlog);
         if findings.len() > before {
             if options.write_pending {
-                let text = snapshot::dump(&run.scratch, "main", &eventlog_name(&run.setup.corpus))
-                    .map_err(|e| Error::scratch("dump the replayed state", e))?;
-                crate::files::write_atomic(&pending, text.as_bytes())?;
+                let name = eventlog_name(&run.setup.corpus);
+                crate::files::write_atomic_with(&pending, |out| {
+                    snapshot::dump_to(&run.scratch, "main", &name, out)
+                })?;
                 notes.push(format!(
                     "the replay differs from the accepted snapshot: wrote {}; review it and run `rehearse accept`",
                     pending.display()
@@ -359,9 +360,11 @@ pub fn record_corpus_observed(
 ) -> Result<(CorpusReport, PathBuf)> {
     let mut run = replay_corpus(path, materializer, options, observe)?;
     let target = snapshot::path_for(&run.setup.corpus.eventlog);
-    let text = snapshot::dump(&run.scratch, "main", &eventlog_name(&run.setup.corpus))
-        .map_err(|e| Error::scratch("dump the replayed state", e))?;
-    crate::files::write_atomic(&target, text.as_bytes())?;
+    let name = eventlog_name(&run.setup.corpus);
+    // Streamed: a large state's snapshot need not be held in memory whole.
+    crate::files::write_atomic_with(&target, |out| {
+        snapshot::dump_to(&run.scratch, "main", &name, out)
+    })?;
     let pending = snapshot::pending_for(&run.setup.corpus.eventlog);
     if pending.is_file() {
         let _ = std::fs::remove_file(&pending);
