@@ -328,6 +328,51 @@ fn load_rows(conn: &Connection, into: &str, path: &Path) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// A large state is written a piece at a time, never held whole.
+    #[test]
+    fn a_dump_is_written_as_it_is_made() {
+        struct Sink {
+            writes: usize,
+            largest: usize,
+            bytes: Vec<u8>,
+        }
+        impl std::io::Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.writes += 1;
+                self.largest = self.largest.max(b.len());
+                self.bytes.extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+             INSERT INTO t SELECT i, printf('row %d of the state', i) FROM n;",
+        )
+        .unwrap();
+        let mut sink = Sink {
+            writes: 0,
+            largest: 0,
+            bytes: Vec::new(),
+        };
+        dump_to(&conn, "main", "eventlog@6.db", &mut sink).unwrap();
+        assert!(sink.bytes.len() > 4 * DUMP_BUFFER);
+        assert!(sink.writes > 4, "{} writes", sink.writes);
+        assert!(
+            sink.largest < DUMP_BUFFER + 1024,
+            "a write of {} bytes",
+            sink.largest
+        );
+        assert_eq!(
+            String::from_utf8(sink.bytes).unwrap(),
+            dump(&conn, "main", "eventlog@6.db").unwrap()
+        );
+    }
+
     #[test]
     fn dump_and_load_round_trip_every_storage_class() {
         let conn = Connection::open_in_memory().unwrap();
