@@ -205,7 +205,8 @@ struct ReplayFlags {
 
     /// Put the scratch database's temporary file under DIR (removed afterwards) instead of the
     /// system's temporary directory: the replayed state is in that file, with at most a 32 MiB
-    /// page cache in memory however large it grows.
+    /// page cache in memory however large it grows. Findings and the index of row writers go
+    /// there too when they outgrow memory.
     #[arg(long, value_name = "DIR")]
     scratch_dir: Option<PathBuf>,
 }
