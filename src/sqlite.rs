@@ -194,6 +194,30 @@ pub const SCRATCH_CACHE_KIB: i64 = 32 * 1024;
 /// cache of 32 MiB would be a third of the memory `check` may take.
 pub const ATTACHED_CACHE_KIB: i64 = 8 * 1024;
 
+/// A SQLite file of rehearse's own, `name` in a new private directory `<prefix>…` under `dir`
+/// (the system's temporary directory when `None`), holding `schema`: where data that outgrew
+/// memory goes (the writer index, findings, cause maps). It never outlives the run, so it has
+/// no journal, no syncing and an exclusive lock; `cache_kib` of page cache is all the memory
+/// it takes. A real file: this build keeps even unnamed temporary databases in memory
+/// (`SQLITE_TEMP_STORE=3`). The connection must be dropped before the directory.
+pub(crate) fn private_file(
+    prefix: &str,
+    name: &str,
+    dir: Option<&Path>,
+    cache_kib: i64,
+    schema: &str,
+) -> Result<(Connection, crate::files::PrivateDir)> {
+    let dir = crate::files::private_dir(prefix, dir)?;
+    let path = dir.path().join(name);
+    let conn = Connection::open(&path).map_err(|e| Error::sqlite(&path, "create", e))?;
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA locking_mode=EXCLUSIVE;
+         PRAGMA cache_size=-{cache_kib}; {schema}"
+    ))
+    .map_err(|e| Error::sqlite(&path, "create its tables", e))?;
+    Ok((conn, dir))
+}
+
 /// A scratch database in a temporary file of its own private directory (removed afterwards,
 /// or by a later run when this one was killed), whose page cache bounds the memory a replay
 /// needs. It is never in memory: SQLite is built with `SQLITE_TEMP_STORE=3`, under which even

@@ -305,10 +305,7 @@ impl WriterIndex {
 /// The entries of a [`WriterIndex`] that outgrew its memory, in a SQLite file of a private
 /// temporary directory (removed with it).
 ///
-/// The file does not outlive the run, so nothing in it needs protecting: no journal and no
-/// syncing (a crash loses a run that is lost anyway), and a page cache of [`SPILL_CACHE_KIB`].
-/// A real file, not SQLite's unnamed temporary database, which this build (`SQLITE_TEMP_STORE`
-/// = 3) keeps in memory. Rows are
+/// A [`crate::sqlite::private_file`] with a page cache of [`SPILL_CACHE_KIB`]. Rows are
 /// `WITHOUT ROWID`, keyed by the table's id and the encoded key, so an entry is one B-tree
 /// cell; its writers are packed into a blob whose names are ids into [`Spill::names`], which
 /// holds each event name once, in memory (there are as many as event types, not events).
@@ -338,17 +335,16 @@ const PUT_INTENDED: &str = "INSERT OR IGNORE INTO intended (t, k, w) VALUES (?1,
 
 impl Spill {
     fn open(dir: Option<&Path>) -> Result<Spill> {
-        let tmp = crate::files::private_dir("rehearse-writers-", dir)?;
-        let failed = |e| Error::scratch("create the writer index file", e);
-        let conn = Connection::open(tmp.path().join("writers.db")).map_err(failed)?;
-        conn.execute_batch(&format!(
-            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA cache_size=-{SPILL_CACHE_KIB};
-             CREATE TABLE rows (t INTEGER NOT NULL, k BLOB NOT NULL, w BLOB NOT NULL,
+        let (conn, tmp) = crate::sqlite::private_file(
+            "rehearse-writers-",
+            "writers.db",
+            dir,
+            SPILL_CACHE_KIB,
+            "CREATE TABLE rows (t INTEGER NOT NULL, k BLOB NOT NULL, w BLOB NOT NULL,
                                 PRIMARY KEY (t, k)) WITHOUT ROWID;
              CREATE TABLE intended (t INTEGER NOT NULL, k BLOB NOT NULL, w BLOB NOT NULL,
-                                    PRIMARY KEY (t, k)) WITHOUT ROWID;"
-        ))
-        .map_err(failed)?;
+                                    PRIMARY KEY (t, k)) WITHOUT ROWID;",
+        )?;
         Ok(Spill {
             conn,
             names: Vec::new(),

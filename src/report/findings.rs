@@ -459,19 +459,15 @@ pub(crate) fn sort_in_memory(findings: &mut [Finding]) {
 
 impl Spill {
     fn create(dir: Option<&Path>) -> Result<Spill> {
-        let dir = crate::files::private_dir("rehearse-findings-", dir)?;
-        let path = dir.path().join("findings.db");
-        let conn = Connection::open(&path).map_err(|e| Error::sqlite(&path, "create", e))?;
-        // One transaction for the file's life, never committed: the file is the process's
-        // own and is removed with it, so nothing need survive a crash, and pages that leave
-        // the cache go to the file without a journal.
-        conn.execute_batch(&format!(
-            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA locking_mode=EXCLUSIVE;
-             PRAGMA cache_size=-{CACHE_KIB};
-             BEGIN;
-             CREATE TABLE finding(id INTEGER PRIMARY KEY, body BLOB NOT NULL);"
-        ))
-        .map_err(|e| Error::sqlite(&path, "create the findings table", e))?;
+        // One transaction for the file's life, never committed: nothing need survive a crash,
+        // and pages that leave the cache go to the file.
+        let (conn, dir) = crate::sqlite::private_file(
+            "rehearse-findings-",
+            "findings.db",
+            dir,
+            CACHE_KIB,
+            "BEGIN; CREATE TABLE finding(id INTEGER PRIMARY KEY, body BLOB NOT NULL);",
+        )?;
         Ok(Spill {
             conn: Mutex::new(conn),
             len: 0,
@@ -704,17 +700,13 @@ impl CauseMap {
     }
 
     fn create_disk(dir: Option<&Path>) -> Result<(Connection, PrivateDir)> {
-        let dir = crate::files::private_dir("rehearse-causes-", dir)?;
-        let path = dir.path().join("causes.db");
-        let conn = Connection::open(&path).map_err(|e| Error::sqlite(&path, "create", e))?;
-        conn.execute_batch(&format!(
-            "PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; PRAGMA locking_mode=EXCLUSIVE;
-             PRAGMA cache_size=-{CACHE_KIB};
-             BEGIN;
-             CREATE TABLE cause(class INTEGER NOT NULL, g INTEGER NOT NULL, c INTEGER NOT NULL, r INTEGER NOT NULL, name TEXT NOT NULL, v INTEGER NOT NULL, PRIMARY KEY (class, g, c, r, name)) WITHOUT ROWID;"
-        ))
-        .map_err(|e| Error::sqlite(&path, "create the causes table", e))?;
-        Ok((conn, dir))
+        crate::sqlite::private_file(
+            "rehearse-causes-",
+            "causes.db",
+            dir,
+            CACHE_KIB,
+            "BEGIN; CREATE TABLE cause(class INTEGER NOT NULL, g INTEGER NOT NULL, c INTEGER NOT NULL, r INTEGER NOT NULL, name TEXT NOT NULL, v INTEGER NOT NULL, PRIMARY KEY (class, g, c, r, name)) WITHOUT ROWID;",
+        )
     }
 
     fn insert_on_disk(conn: &Connection, cause: &Cause, v: u32) -> Result<()> {
