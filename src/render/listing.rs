@@ -9,7 +9,7 @@ use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::error::Result;
-use crate::report::{Cause, CorpusReport, Finding, RootCause};
+use crate::report::{Cause, CorpusReport, Finding, FindingClass, RootCause};
 
 /// One root cause's listing.
 pub(crate) struct CauseListing<'a> {
@@ -32,12 +32,7 @@ pub(crate) struct RootListing<'a> {
 /// The listing of every root cause of `c` (in `c.root_causes`' order), keeping the first `cap`
 /// roots of each and the first `cap` findings that follow from each kept root.
 pub(crate) fn listings(c: &CorpusReport, cap: usize) -> Result<Vec<CauseListing<'_>>> {
-    let group: HashMap<_, usize> = c
-        .root_causes
-        .iter()
-        .enumerate()
-        .map(|(i, cause)| (cause.key_of(), i))
-        .collect();
+    let group = groups(c);
     let mut out: Vec<CauseListing<'_>> = c
         .root_causes
         .iter()
@@ -48,7 +43,7 @@ pub(crate) fn listings(c: &CorpusReport, cap: usize) -> Result<Vec<CauseListing<
         .collect();
     // How many findings follow from each cause: one per root when every event is flagged,
     // so kept beside the findings.
-    let mut following = c.findings.cause_map()?;
+    let mut following = c.findings.cause_map();
     // The kept roots, by the cause they are.
     let mut kept: HashMap<Cause, Vec<(usize, usize)>> = HashMap::new();
     for f in &c.findings {
@@ -108,15 +103,19 @@ pub(crate) fn listings(c: &CorpusReport, cap: usize) -> Result<Vec<CauseListing<
     Ok(out)
 }
 
-/// The first root finding of each root cause of `c` (in `c.root_causes`' order), in one pass
-/// that ends once each cause has its own.
-pub(crate) fn first_roots(c: &CorpusReport) -> Vec<Option<Cow<'_, Finding>>> {
-    let group: HashMap<_, usize> = c
-        .root_causes
+/// Each root cause of `c` by its key, to its position in `c.root_causes`.
+fn groups(c: &CorpusReport) -> HashMap<(FindingClass, Option<String>, Option<String>), usize> {
+    c.root_causes
         .iter()
         .enumerate()
         .map(|(i, cause)| (cause.key_of(), i))
-        .collect();
+        .collect()
+}
+
+/// The first root finding of each root cause of `c` (in `c.root_causes`' order), in one pass
+/// that ends once each cause has its own.
+pub(crate) fn first_roots(c: &CorpusReport) -> Vec<Option<Cow<'_, Finding>>> {
+    let group = groups(c);
     let mut first: Vec<Option<Cow<'_, Finding>>> = c.root_causes.iter().map(|_| None).collect();
     let mut missing = first.len();
     for f in c.findings.iter().filter(|f| f.is_root()) {

@@ -421,8 +421,8 @@ impl Findings {
     }
 
     /// A map of causes for these findings.
-    pub(crate) fn cause_map(&self) -> Result<CauseMap> {
-        Ok(CauseMap::in_dir(self.dir.clone()))
+    pub(crate) fn cause_map(&self) -> CauseMap {
+        CauseMap::in_dir(self.dir.clone())
     }
 }
 

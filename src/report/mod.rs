@@ -639,7 +639,7 @@ impl CorpusReport {
     /// the root causes and sets the verdict: fail when any root cause is an error. Fails only
     /// when findings spilled to disk cannot be read back.
     pub fn finish(&mut self, severities: &Severities) -> crate::error::Result<()> {
-        let mut roots = self.findings.cause_map()?;
+        let mut roots = self.findings.cause_map();
         for f in self.findings.iter() {
             if f.is_root()
                 && severities.level(f.class) != Level::Off
@@ -668,7 +668,7 @@ impl CorpusReport {
     /// Sets the verdict and the root causes from the findings (after baselining, for
     /// instance): consequences share their root's baseline mark.
     pub fn settle(&mut self) -> crate::error::Result<()> {
-        let mut baselined = self.findings.cause_map()?;
+        let mut baselined = self.findings.cause_map();
         let mut marked = false;
         for f in self.findings.iter() {
             if f.is_root()
@@ -760,7 +760,7 @@ impl RootCause {
             usize,
         > = std::collections::HashMap::new();
         let mut causes: Vec<RootCause> = Vec::new();
-        let mut of_root = findings.cause_map()?;
+        let mut of_root = findings.cause_map();
         // Per cause: every one of its rows differs only in values no event wrote.
         let mut outside: Vec<bool> = Vec::new();
         for f in findings.iter().filter(|f| f.is_root()) {
