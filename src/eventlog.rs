@@ -122,7 +122,7 @@ impl EventLog {
         let mut stmt = self
             .db
             .conn
-            .prepare_cached(&event_at_sql())
+            .prepare_cached(event_at_sql())
             .map_err(failed)?;
         let mut rows = stmt.query([global, client]).map_err(failed)?;
         let mut lowest: Option<(SqlValue, LogRow)> = None;
@@ -184,11 +184,7 @@ fn stream(
 ) -> Result<()> {
     let sql = format!(
         "SELECT {} FROM eventlog ORDER BY seqNumGlobal, seqNumClient, seqNumRebaseGeneration",
-        EVENTLOG_COLUMNS
-            .iter()
-            .map(|c| sqlite::quote_ident(c))
-            .collect::<Vec<_>>()
-            .join(", ")
+        selected_columns()
     );
     let mut stmt = conn
         .prepare(&sql)
@@ -264,16 +260,25 @@ fn read_sync_status(db: &InputDb) -> Result<Option<SyncStatus>> {
     }
 }
 
+/// [`EVENTLOG_COLUMNS`] as a query selects them, in order (what [`decode_row`] reads).
+fn selected_columns() -> String {
+    EVENTLOG_COLUMNS
+        .iter()
+        .map(|c| sqlite::quote_ident(c))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The query behind [`EventLog::event_at`]: every column, then the rebase generation again.
-fn event_at_sql() -> String {
-    format!(
-        "SELECT {}, \"seqNumRebaseGeneration\" FROM eventlog WHERE seqNumGlobal = ?1 AND seqNumClient = ?2",
-        EVENTLOG_COLUMNS
-            .iter()
-            .map(|c| sqlite::quote_ident(c))
-            .collect::<Vec<_>>()
-            .join(", ")
-    )
+/// Made once: blame asks it for every divergent row.
+fn event_at_sql() -> &'static str {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SQL.get_or_init(|| {
+        format!(
+            "SELECT {}, \"seqNumRebaseGeneration\" FROM eventlog WHERE seqNumGlobal = ?1 AND seqNumClient = ?2",
+            selected_columns()
+        )
+    })
 }
 
 fn decode_row(row: &rusqlite::Row<'_>) -> LogRow {
@@ -394,7 +399,7 @@ mod tests {
             );
         }
         assert!(log.event_at(10_000, 0).unwrap().is_none());
-        let stmt = log.db.conn.prepare_cached(&event_at_sql()).unwrap();
+        let stmt = log.db.conn.prepare_cached(event_at_sql()).unwrap();
         let again = stmt.get_status(rusqlite::StatementStatus::RePrepare);
         assert!(again <= 2, "prepared again {again} times");
     }
