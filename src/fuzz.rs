@@ -342,18 +342,20 @@ fn mutate(mut input: Vec<u8>, other: &[u8], rng: &mut Rng) -> Vec<u8> {
     input
 }
 
-/// xorshift64*: small, fast, and the same sequence for the same seed on every machine.
-struct Rng(u64);
+/// xorshift64*: small, fast, and the same sequence for the same seed on every machine (the
+/// tests' generator too). A seed of 0 stays 0.
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
-    fn below(&mut self, n: usize) -> usize {
+    /// A number below `n` (0 when `n` is 0).
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         if n == 0 {
             0
         } else {

@@ -589,25 +589,12 @@ fn done(bytes: &[u8]) -> rusqlite::Result<()> {
 mod tests {
     use super::*;
 
-    /// A small deterministic generator (xorshift64*), so that a failing stream can be replayed.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 >> 12;
-            self.0 ^= self.0 << 25;
-            self.0 ^= self.0 >> 27;
-            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    // A deterministic generator, so that a failing stream can be replayed.
+    use crate::fuzz::Rng;
 
     const TABLES: [&str; 3] = ["todos", "users", "ui_state"];
     const NAMES: [&str; 4] = ["v1.TodoCreated", "v1.TodoCompleted", "v1.UserRenamed", "x"];
-    const KEYS: u64 = 12;
+    const KEYS: usize = 12;
     const COLUMNS: usize = 4;
 
     fn key(rng: &mut Rng, table: &str) -> Vec<SqlValue> {
@@ -615,7 +602,7 @@ mod tests {
     }
 
     /// Keys of every shape the encoding knows: text, composite, null and integer.
-    fn key_of(table: &str, k: u64) -> Vec<SqlValue> {
+    fn key_of(table: &str, k: usize) -> Vec<SqlValue> {
         match table {
             "todos" => vec![SqlValue::Text(format!("todo-{k}").into_bytes())],
             "users" => vec![
@@ -648,8 +635,8 @@ mod tests {
                     b.row(table, &key).unwrap().map(|r| normal(&r)),
                     "entry at {what}"
                 );
-                let mut columns: Vec<usize> = (0..rng.below(COLUMNS as u64 + 2))
-                    .map(|_| rng.below(COLUMNS as u64 + 1) as usize)
+                let mut columns: Vec<usize> = (0..rng.below(COLUMNS + 2))
+                    .map(|_| rng.below(COLUMNS + 1))
                     .collect();
                 columns.dedup();
                 assert_eq!(
@@ -677,14 +664,14 @@ mod tests {
         let mut rng = Rng(seed);
         let mut check = Rng(seed ^ 0x9e37_79b9_7f4a_7c15);
         for step in 0..steps {
-            let table = TABLES[rng.below(TABLES.len() as u64) as usize];
+            let table = TABLES[rng.below(TABLES.len())];
             let writer = Writer {
                 seq: SeqNum {
                     global: step as i64 / 3,
                     client: step as i64 % 3,
                     rebase_generation: rng.below(2) as i64,
                 },
-                name: Arc::from(NAMES[rng.below(NAMES.len() as u64) as usize]),
+                name: Arc::from(NAMES[rng.below(NAMES.len())]),
             };
             let k = key(&mut rng, table);
             let kind = rng.below(10);
@@ -702,9 +689,7 @@ mod tests {
             };
             let old_key = (op == ChangeOp::Update && kind == 8).then(|| key(&mut rng, table));
             let columns: Vec<usize> = match op {
-                ChangeOp::Update => (0..1 + rng.below(2))
-                    .map(|_| rng.below(COLUMNS as u64) as usize)
-                    .collect(),
+                ChangeOp::Update => (0..1 + rng.below(2)).map(|_| rng.below(COLUMNS)).collect(),
                 _ => (0..COLUMNS).collect(),
             };
             let change = RowChange {

@@ -803,27 +803,13 @@ pub(crate) mod tests {
     };
     use crate::value::SqlValue;
 
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self
-                .0
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            self.0 >> 33
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
+    use crate::fuzz::Rng;
 
     fn value(rng: &mut Rng) -> SqlValue {
         match rng.below(12) {
             0 => SqlValue::Null,
             1 | 2 => SqlValue::Integer(rng.below(7) as i64 - 3),
-            3 => SqlValue::Integer([i64::MIN, i64::MAX, 0][rng.below(3) as usize]),
+            3 => SqlValue::Integer([i64::MIN, i64::MAX, 0][rng.below(3)]),
             4 => SqlValue::Real(rng.below(7) as f64 - 3.0),
             5 => SqlValue::Real((rng.below(70) as f64 - 35.0) / 8.0),
             6 => SqlValue::Real(
@@ -836,14 +822,12 @@ pub(crate) mod tests {
                     f64::NEG_INFINITY,
                     -0.0,
                     1e-300,
-                ][rng.below(8) as usize],
+                ][rng.below(8)],
             ),
-            7..=9 => SqlValue::Text(
-                ["", "a", "a\0", "a\0b", "ab", "b", "\u{e9}"][rng.below(7) as usize].into(),
-            ),
-            _ => SqlValue::Blob(
-                [&b""[..], b"\0", b"\0\x01", b"\xff", b"a"][rng.below(5) as usize].to_vec(),
-            ),
+            7..=9 => {
+                SqlValue::Text(["", "a", "a\0", "a\0b", "ab", "b", "\u{e9}"][rng.below(7)].into())
+            }
+            _ => SqlValue::Blob([&b""[..], b"\0", b"\0\x01", b"\xff", b"a"][rng.below(5)].to_vec()),
         }
     }
 
@@ -877,9 +861,9 @@ pub(crate) mod tests {
                     ),
                 };
                 if f.class == FindingClass::StateDivergence {
-                    f.table = Some(["t", "u", "t\0"][rng.below(3) as usize].into());
+                    f.table = Some(["t", "u", "t\0"][rng.below(3)].into());
                     if rng.below(4) > 0 {
-                        let len = rng.below(3) as usize;
+                        let len = rng.below(3);
                         f.key = Some((0..len).map(|_| value(&mut rng)).collect());
                     }
                 }
@@ -977,7 +961,7 @@ pub(crate) mod tests {
         let mut rng = Rng(3);
         for _ in 0..2000 {
             let mut b = bytes.clone();
-            let i = rng.below(b.len() as u64) as usize;
+            let i = rng.below(b.len());
             b[i] = rng.below(256) as u8;
             let _ = codec::decode(&b);
         }
